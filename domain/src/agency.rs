@@ -1,0 +1,76 @@
+//! Agencies (cơ quan) that collect fees: their name, collection bank account, whether they may
+//! retain part of the phí they collect, and their counters. One stream per agency.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::codes::{AgencyCode, BankAccount, CounterId};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgencyConfigured {
+    pub agency_code: AgencyCode,
+    pub name: String,
+    pub bank_account: BankAccount,
+    /// Whether the agency is allowed to keep the retention share of the phí it collects
+    /// (Decree 120/2016, amended by Decree 82/2023). If not, everything goes to the budget.
+    pub retains_fees: bool,
+    pub counters: Vec<CounterId>,
+    pub configured_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgencyError {
+    #[error("agency name must be 1 to 200 characters")]
+    BadName,
+    #[error("bank account name must be 1 to 100 characters")]
+    BadAccountName,
+    #[error("an agency needs at least one counter")]
+    NoCounters,
+    #[error("counter {0} is listed twice")]
+    DuplicateCounter(CounterId),
+}
+
+/// An agency's current configuration: the latest AgencyConfigured event, if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Agency {
+    pub current: Option<AgencyConfigured>,
+}
+
+impl Agency {
+    pub fn evolve(self, event: &AgencyConfigured) -> Agency {
+        Agency { current: Some(event.clone()) }
+    }
+
+    pub fn has_counter(&self, counter: &CounterId) -> bool {
+        self.current.as_ref().is_some_and(|a| a.counters.contains(counter))
+    }
+
+    /// Validates a new configuration. Returns `None` when it changes nothing, so re-running
+    /// a set-up script appends no event.
+    pub fn decide_configure(&self, mut wanted: AgencyConfigured) -> Result<Option<AgencyConfigured>, AgencyError> {
+        wanted.name = wanted.name.trim().to_owned();
+        wanted.bank_account.name = wanted.bank_account.name.trim().to_owned();
+        if wanted.name.is_empty() || wanted.name.chars().count() > 200 {
+            return Err(AgencyError::BadName);
+        }
+        if wanted.bank_account.name.is_empty() || wanted.bank_account.name.chars().count() > 100 {
+            return Err(AgencyError::BadAccountName);
+        }
+        if wanted.counters.is_empty() {
+            return Err(AgencyError::NoCounters);
+        }
+        let mut seen = BTreeSet::new();
+        if let Some(dup) = wanted.counters.iter().find(|c| !seen.insert(*c)) {
+            return Err(AgencyError::DuplicateCounter(dup.clone()));
+        }
+        let unchanged = self.current.as_ref().is_some_and(|current| {
+            current.name == wanted.name
+                && current.bank_account == wanted.bank_account
+                && current.retains_fees == wanted.retains_fees
+                && current.counters == wanted.counters
+        });
+        Ok((!unchanged).then_some(wanted))
+    }
+}
