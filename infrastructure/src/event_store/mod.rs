@@ -1,0 +1,524 @@
+//! The event store: one contract, two backends.
+//!
+//! - **PostgreSQL** for a province or the country: many writers, readers on several nodes.
+//! - **SQLite** (the embedded default) for one office: one writer, WAL mode.
+//!
+//! Both keep the same row shape (`events`: stream id and version, event id, type, schema
+//! version, JSON payload and metadata, recording time, writing transaction, hash) and give the
+//! same guarantees:
+//! - appending with an expected version is atomic; a concurrent writer gets [`StoreError::Conflict`];
+//! - reading "all events" in commit-safe order, resuming from a [`Checkpoint`], never skips an
+//!   event that commits late (PostgreSQL: the `pg_snapshot_xmin` barrier; SQLite: single writer);
+//! - every event is chained to the previous one of its stream by SHA-256 ([`hash_chain`]);
+//! - command idempotency keys are stored in the same transaction as the events;
+//! - the database itself rejects UPDATE, DELETE and TRUNCATE of events (triggers);
+//! - after commit, the new position is announced on a bounded broadcast channel.
+
+pub mod hash_chain;
+mod postgres;
+mod sqlite;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+pub use postgres::PostgresEventStore;
+pub use sqlite::SqliteEventStore;
+
+/// How many announcements a slow listener may fall behind before it is told it lagged (it then
+/// re-reads from its checkpoint; nothing is lost, the channel only wakes readers up).
+pub const NOTICE_CAPACITY: usize = 1024;
+
+/// The most events one `read_all` call returns.
+pub const READ_BATCH_MAX: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("stream {stream_id} was changed concurrently (expected version {expected})")]
+    Conflict { stream_id: String, expected: ExpectedVersion },
+    #[error("idempotency key {key:?} was already used for a different request")]
+    IdempotencyKeyReused { key: String },
+    #[error("event id {0} already exists")]
+    DuplicateEventId(Uuid),
+    #[error("database URL {0:?} is not supported: use postgres://… or sqlite://…")]
+    UnsupportedUrl(String),
+    #[error("stored event at position {position} is unreadable: {reason}")]
+    Corrupt { position: i64, reason: String },
+    #[error("{context}: {source}")]
+    Database {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("migrating the database failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    pub(crate) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |source| StoreError::Database { context, source }
+    }
+
+    /// Whether the database could not be reached (as opposed to a rejected statement).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database {
+                source: sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+                ..
+            }
+        )
+    }
+}
+
+/// What the writer believes the stream's current version is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpectedVersion {
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream's last event must have exactly this version.
+    Exact(i64),
+    /// Append whatever the version (only for streams with a single writer by design).
+    Any,
+}
+
+impl ExpectedVersion {
+    /// From the version a writer last read (0 = the stream had no events).
+    pub fn from_read(version: i64) -> Self {
+        if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) }
+    }
+
+    fn accepts(self, actual: i64) -> bool {
+        match self {
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(v) => v == actual,
+            ExpectedVersion::Any => true,
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exact(v) => write!(f, "{v}"),
+            ExpectedVersion::Any => f.write_str("any"),
+        }
+    }
+}
+
+/// Who did what and why, stored beside each event (and covered by its hash).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// An event about to be appended.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: Value,
+    pub metadata: EventMetadata,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    pub position: i64,
+    pub transaction_id: i64,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+    #[serde(with = "hex_bytes")]
+    pub hash: Vec<u8>,
+}
+
+impl RecordedEvent {
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint { transaction_id: self.transaction_id, position: self.position }
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        hex::decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A place in the commit-safe order of all events: resume reading strictly after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub transaction_id: i64,
+    pub position: i64,
+}
+
+impl Checkpoint {
+    pub const START: Checkpoint = Checkpoint { transaction_id: 0, position: 0 };
+}
+
+impl fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transaction_id, self.position)
+    }
+}
+
+/// A client's idempotency key for one command, with a hash of the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: [u8; 32],
+}
+
+impl IdempotencyKey {
+    /// `scope` separates operations (a key reused for another mutation is another key).
+    pub fn new(scope: &str, key: &str, request: &impl Serialize) -> Self {
+        let canonical = serde_json::to_value(request).map(|v| hash_chain::canonical_json(&v)).unwrap_or_default();
+        IdempotencyKey { key: format!("{scope}:{key}"), request_hash: hash_chain::sha256(canonical.as_bytes()) }
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    Appended(Appended),
+    /// The idempotency key was seen before with the same request: nothing was appended, and
+    /// this is the stream version the first request produced.
+    AlreadyDone { stream_id: String, stream_version: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub stream_id: String,
+    pub first_version: i64,
+    pub last_version: i64,
+    pub last_position: i64,
+}
+
+impl AppendOutcome {
+    pub fn stream_version(&self) -> i64 {
+        match self {
+            AppendOutcome::Appended(a) => a.last_version,
+            AppendOutcome::AlreadyDone { stream_version, .. } => *stream_version,
+        }
+    }
+}
+
+/// Announced after every commit. Carries no events: listeners re-read from their checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreNotice {
+    pub stream_id: Arc<str>,
+    pub last_position: i64,
+}
+
+/// The newest event's place and how many events there are, for lag and progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreHead {
+    pub checkpoint: Checkpoint,
+    pub event_count: i64,
+}
+
+/// Which backend a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl FromStr for Backend {
+    type Err = StoreError;
+    fn from_str(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(StoreError::UnsupportedUrl(redact_url(url)))
+        }
+    }
+}
+
+/// A URL safe to log: any password is replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Pool sizes and timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { max_connections: 16, acquire_timeout_ms: 5_000 }
+    }
+}
+
+/// The event store, whichever backend holds it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub enum EventStore {
+    Postgres(PostgresEventStore),
+    Sqlite(SqliteEventStore),
+}
+
+/// Forwards a call to whichever backend holds the store.
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            EventStore::Postgres($store) => $call,
+            EventStore::Sqlite($store) => $call,
+        }
+    };
+}
+
+impl EventStore {
+    /// Connects to `postgres://…` or `sqlite://…` (the SQLite file is created if missing).
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<EventStore, StoreError> {
+        let (notices, _) = broadcast::channel(NOTICE_CAPACITY);
+        Ok(match url.parse::<Backend>()? {
+            Backend::Postgres => EventStore::Postgres(PostgresEventStore::connect(url, options, notices).await?),
+            Backend::Sqlite => EventStore::Sqlite(SqliteEventStore::connect(url, options, notices).await?),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            EventStore::Postgres(_) => Backend::Postgres,
+            EventStore::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Applies the migrations of migrations/postgres or migrations/sqlite.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    /// Appends `events` to `stream_id` atomically, if the stream is at `expected`.
+    /// With an idempotency key, a repeated request appends nothing and reports `AlreadyDone`.
+    pub async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let recorded_at = now_micros();
+        let outcome = dispatch!(self, s => s.append(stream_id, expected, &events, idempotency, recorded_at).await)?;
+        if let AppendOutcome::Appended(appended) = &outcome {
+            tracing::debug!(
+                stream.id = stream_id,
+                stream.version = appended.last_version,
+                event.position = appended.last_position,
+                event.count = events.len(),
+                "appended events"
+            );
+            // No receiver is fine: nobody is listening yet.
+            let _ = self.notices().send(StoreNotice {
+                stream_id: Arc::from(stream_id),
+                last_position: appended.last_position,
+            });
+        }
+        Ok(outcome)
+    }
+
+    /// The events of one stream in version order, optionally only up to a version.
+    pub async fn read_stream(&self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        dispatch!(self, s => s.read_stream(stream_id).await)
+    }
+
+    /// Up to `limit` events strictly after `after`, in commit-safe order. Reading again from
+    /// the last returned event's checkpoint never skips and never repeats an event.
+    pub async fn read_all(&self, after: Checkpoint, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let limit = limit.clamp(1, READ_BATCH_MAX);
+        dispatch!(self, s => s.read_all(after, limit).await)
+    }
+
+    /// The newest readable checkpoint and the number of events.
+    pub async fn head(&self) -> Result<StoreHead, StoreError> {
+        dispatch!(self, s => s.head().await)
+    }
+
+    /// Looks up an idempotency key without appending.
+    pub async fn idempotency_record(&self, key: &IdempotencyKey) -> Result<Option<(String, i64)>, StoreError> {
+        dispatch!(self, s => s.idempotency_record(key).await)
+    }
+
+    /// A named installation setting (e.g. the token signing key).
+    pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, s => s.setting(name).await)
+    }
+
+    /// Stores `value` under `name` unless a value is already there; returns the stored value.
+    pub async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        dispatch!(self, s => s.setting_or_insert(name, value).await)
+    }
+
+    /// Announcements of new events, sent after each commit in this process.
+    pub fn subscribe(&self) -> broadcast::Receiver<StoreNotice> {
+        self.notices().subscribe()
+    }
+
+    pub(crate) fn notices(&self) -> &broadcast::Sender<StoreNotice> {
+        dispatch!(self, s => s.notices())
+    }
+
+    /// Checks the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, s => s.close().await)
+    }
+}
+
+/// Recording times are kept to the microsecond, which both backends store exactly, so the hash
+/// computed before the insert matches the row read back.
+pub(crate) fn now_micros() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// The unique constraints of the event log, as both backends name them.
+pub(crate) enum Violation {
+    StreamVersion,
+    EventId,
+    IdempotencyKey,
+}
+
+/// The one place where a unique violation becomes a domain-level store error: PostgreSQL
+/// reports the constraint's name (SQLSTATE 23505), SQLite the columns in its message.
+pub(crate) fn unique_violation(error: &sqlx::Error) -> Option<Violation> {
+    let db = error.as_database_error()?;
+    if !matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation) {
+        return None;
+    }
+    let message = db.message();
+    match db.constraint() {
+        Some("events_stream_version_key") => Some(Violation::StreamVersion),
+        Some("events_event_id_key") => Some(Violation::EventId),
+        Some("command_idempotency_pkey") => Some(Violation::IdempotencyKey),
+        Some(_) => None,
+        None if message.contains("events.stream_id, events.stream_version") => Some(Violation::StreamVersion),
+        None if message.contains("events.event_id") => Some(Violation::EventId),
+        None if message.contains("command_idempotency.idempotency_key") => Some(Violation::IdempotencyKey),
+        None => None,
+    }
+}
+
+/// Turns a failed insert into the right error.
+pub(crate) fn map_append_error(
+    error: sqlx::Error,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+) -> StoreError {
+    match unique_violation(&error) {
+        Some(Violation::StreamVersion) => StoreError::Conflict { stream_id: stream_id.to_owned(), expected },
+        Some(Violation::EventId) => StoreError::DuplicateEventId(events.first().map(|e| e.event_id).unwrap_or_default()),
+        _ => StoreError::Database { context: "appending events", source: error },
+    }
+}
+
+/// Prepares the rows of an append: versions, hashes. Shared by both backends.
+pub(crate) fn chain_rows(
+    stream_id: &str,
+    current_version: i64,
+    previous_hash: &[u8],
+    events: &[NewEvent],
+    recorded_at: DateTime<Utc>,
+) -> Vec<PreparedRow> {
+    let mut previous = previous_hash.to_vec();
+    let mut rows = Vec::with_capacity(events.len());
+    for (offset, event) in (1i64..).zip(events) {
+        let metadata = serde_json::to_value(&event.metadata).unwrap_or(Value::Null);
+        let stream_version = current_version + offset;
+        let hash = hash_chain::event_hash(
+            &previous,
+            &hash_chain::EventFacts {
+                stream_id,
+                stream_version,
+                event_id: event.event_id,
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                payload: &event.payload,
+                metadata: &metadata,
+                recorded_at,
+            },
+        );
+        previous = hash.to_vec();
+        rows.push(PreparedRow { stream_version, metadata, hash: hash.to_vec() });
+    }
+    rows
+}
+
+pub(crate) struct PreparedRow {
+    pub stream_version: i64,
+    pub metadata: Value,
+    pub hash: Vec<u8>,
+}
+
+pub(crate) fn check_expected(stream_id: &str, expected: ExpectedVersion, actual: i64) -> Result<(), StoreError> {
+    if expected.accepts(actual) {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict { stream_id: stream_id.to_owned(), expected })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/feeledger"), "postgres://app:***@db:5432/feeledger");
+        assert_eq!(redact_url("postgres://db/feeledger"), "postgres://db/feeledger");
+        assert_eq!(redact_url("sqlite://feeledger.db"), "sqlite://feeledger.db");
+    }
+
+    #[test]
+    fn the_backend_follows_the_url_scheme() {
+        assert_eq!("postgres://x/y".parse::<Backend>().ok(), Some(Backend::Postgres));
+        assert_eq!("sqlite://feeledger.db".parse::<Backend>().ok(), Some(Backend::Sqlite));
+        assert!("mysql://x".parse::<Backend>().is_err());
+    }
+}

@@ -1,0 +1,253 @@
+//! The SQLite backend: the embedded default for one office. WAL mode lets readers run while
+//! the single writer appends; `BEGIN IMMEDIATE` takes the write lock up front so two writers
+//! (say, the server and a CLI command) queue on the busy timeout instead of failing.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::broadcast;
+
+use super::hash_chain::{GENESIS, timestamp_text};
+use super::{
+    AppendOutcome, Appended, Checkpoint, ExpectedVersion, IdempotencyKey, NewEvent, RecordedEvent, StoreError,
+    StoreHead, StoreNotice, StoreOptions, chain_rows, check_expected, map_append_error,
+};
+
+const EVENT_COLUMNS: &str = "global_position, transaction_id, stream_id, stream_version, event_id, event_type, \
+     schema_version, payload, metadata, recorded_at, hash";
+
+#[derive(Debug, Clone)]
+pub struct SqliteEventStore {
+    pool: SqlitePool,
+    notices: broadcast::Sender<StoreNotice>,
+}
+
+impl SqliteEventStore {
+    pub(super) async fn connect(
+        url: &str,
+        options: StoreOptions,
+        notices: broadcast::Sender<StoreNotice>,
+    ) -> Result<Self, StoreError> {
+        let connect_options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::db("parsing the SQLite URL"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed payment survives a power cut, not only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.clamp(1, 8))
+            .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms))
+            .connect_with(connect_options)
+            .await
+            .map_err(StoreError::db("opening the SQLite database"))?;
+        Ok(SqliteEventStore { pool, notices })
+    }
+
+    /// The pool, for the read models and other tables that live beside the event log.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// A write transaction holding SQLite's write lock from the start.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    pub(super) fn notices(&self) -> &broadcast::Sender<StoreNotice> {
+        &self.notices
+    }
+
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(StoreError::db("pinging SQLite"))?;
+        Ok(())
+    }
+
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(super) async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        idempotency: Option<&IdempotencyKey>,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let mut tx = self.begin_write().await.map_err(StoreError::db("starting an append"))?;
+        let head: Option<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1")
+                .bind(stream_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::db("reading the stream head"))?;
+        let (current_version, previous_hash) = head.unwrap_or((0, GENESIS.to_vec()));
+        check_expected(stream_id, expected, current_version)?;
+        let new_version = current_version + i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let recorded_text = timestamp_text(recorded_at);
+
+        if let Some(key) = idempotency {
+            let claimed = sqlx::query(
+                "INSERT INTO command_idempotency (idempotency_key, request_hash, stream_id, stream_version, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING",
+            )
+            .bind(&key.key)
+            .bind(key.request_hash.as_slice())
+            .bind(stream_id)
+            .bind(new_version)
+            .bind(&recorded_text)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("claiming the idempotency key"))?
+            .rows_affected();
+            if claimed == 0 {
+                tx.rollback().await.map_err(StoreError::db("rolling back a repeated request"))?;
+                return match self.idempotency_record(key).await? {
+                    Some((stream_id, stream_version)) => Ok(AppendOutcome::AlreadyDone { stream_id, stream_version }),
+                    None => Err(StoreError::IdempotencyKeyReused { key: key.key.clone() }),
+                };
+            }
+        }
+
+        // One writer at a time holds the lock, so "the last transaction id + 1" is this
+        // transaction's place in commit order.
+        let (transaction_id,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(transaction_id), 0) + 1 FROM events")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::db("numbering the transaction"))?;
+        let rows = chain_rows(stream_id, current_version, &previous_hash, events, recorded_at);
+        let mut last_position = 0;
+        for (event, row) in events.iter().zip(&rows) {
+            let result = sqlx::query(
+                "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, \
+                 metadata, recorded_at, transaction_id, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(stream_id)
+            .bind(row.stream_version)
+            .bind(event.event_id.to_string())
+            .bind(&event.event_type)
+            .bind(event.schema_version)
+            .bind(event.payload.to_string())
+            .bind(row.metadata.to_string())
+            .bind(&recorded_text)
+            .bind(transaction_id)
+            .bind(row.hash.as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_append_error(e, stream_id, expected, events))?;
+            last_position = result.last_insert_rowid();
+        }
+        tx.commit().await.map_err(|e| map_append_error(e, stream_id, expected, events))?;
+        Ok(AppendOutcome::Appended(Appended {
+            stream_id: stream_id.to_owned(),
+            first_version: current_version + 1,
+            last_version: new_version,
+            last_position,
+        }))
+    }
+
+    pub(super) async fn idempotency_record(&self, key: &IdempotencyKey) -> Result<Option<(String, i64)>, StoreError> {
+        let row: Option<(Vec<u8>, String, i64)> = sqlx::query_as(
+            "SELECT request_hash, stream_id, stream_version FROM command_idempotency WHERE idempotency_key = $1",
+        )
+        .bind(&key.key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::db("reading an idempotency key"))?;
+        match row {
+            None => Ok(None),
+            Some((hash, stream_id, version)) if hash == key.request_hash => Ok(Some((stream_id, version))),
+            Some(_) => Err(StoreError::IdempotencyKeyReused { key: key.key.clone() }),
+        }
+    }
+
+    pub(super) async fn read_stream(&self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version");
+        let rows = sqlx::query(&sql)
+            .bind(stream_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("reading a stream"))?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub(super) async fn read_all(&self, after: Checkpoint, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE (transaction_id, global_position) > ($1, $2) \
+             ORDER BY transaction_id, global_position LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after.transaction_id)
+            .bind(after.position)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("reading all events"))?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub(super) async fn head(&self) -> Result<StoreHead, StoreError> {
+        let last: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT transaction_id, global_position FROM events ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::db("reading the head of the log"))?;
+        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::db("counting events"))?;
+        let checkpoint = last.map_or(Checkpoint::START, |(transaction_id, position)| Checkpoint { transaction_id, position });
+        Ok(StoreHead { checkpoint, event_count: count })
+    }
+
+    pub(super) async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db("reading a setting"))
+    }
+
+    pub(super) async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::db("writing a setting"))?;
+        self.setting(name).await?.ok_or_else(|| StoreError::Corrupt { position: 0, reason: format!("setting {name} vanished") })
+    }
+}
+
+fn decode(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let position: i64 = row.try_get("global_position").map_err(StoreError::db("decoding an event"))?;
+    let corrupt = |reason: String| StoreError::Corrupt { position, reason };
+    let text = |column: &str| row.try_get::<String, _>(column).map_err(|e| corrupt(e.to_string()));
+    let json = |column: &str| serde_json::from_str(&text(column)?).map_err(|e| corrupt(format!("{column}: {e}")));
+    Ok(RecordedEvent {
+        position,
+        transaction_id: row.try_get("transaction_id").map_err(|e| corrupt(e.to_string()))?,
+        stream_id: text("stream_id")?,
+        stream_version: row.try_get("stream_version").map_err(|e| corrupt(e.to_string()))?,
+        event_id: text("event_id")?.parse().map_err(|e| corrupt(format!("event_id: {e}")))?,
+        event_type: text("event_type")?,
+        schema_version: row.try_get("schema_version").map_err(|e| corrupt(e.to_string()))?,
+        payload: json("payload")?,
+        metadata: json("metadata")?,
+        recorded_at: DateTime::parse_from_rfc3339(&text("recorded_at")?)
+            .map_err(|e| corrupt(format!("recorded_at: {e}")))?
+            .with_timezone(&Utc),
+        hash: row.try_get("hash").map_err(|e| corrupt(e.to_string()))?,
+    })
+}

@@ -1,0 +1,8 @@
+#![doc = include_str!("../README.md")]
+
+pub mod codec;
+pub mod event_store;
+pub mod ledger;
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;

@@ -1,0 +1,300 @@
+//! The event store contract, on real SQLite and real PostgreSQL.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use feeledger_infrastructure::event_store::hash_chain::{self, EventFacts, GENESIS};
+use feeledger_infrastructure::event_store::{
+    AppendOutcome, Checkpoint, EventMetadata, EventStore, ExpectedVersion, IdempotencyKey, NewEvent, StoreError,
+};
+use feeledger_infrastructure::test_support::TestDatabase;
+use serde_json::json;
+use uuid::Uuid;
+
+fn event(n: u32) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: "PaymentReceived".into(),
+        schema_version: 1,
+        payload: json!({ "amount": (n * 1000).to_string(), "note": "Lệ phí", "nested": { "b": 1, "a": [1, 2] } }),
+        metadata: EventMetadata { actor: Some("officer-1".into()), ..EventMetadata::default() },
+    }
+}
+
+/// Follows the log in small batches until `expected` events were read. On PostgreSQL the
+/// read barrier is cluster-wide: a transaction still open anywhere (another test) holds back
+/// events committed after it began, so readers wait rather than assume instant visibility.
+async fn read_everything(store: &EventStore, expected: usize) -> Vec<feeledger_infrastructure::event_store::RecordedEvent> {
+    let mut all = Vec::new();
+    let mut checkpoint = Checkpoint::START;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while all.len() < expected && tokio::time::Instant::now() < deadline {
+        let batch = store.read_all(checkpoint, 7).await.unwrap();
+        let Some(last) = batch.last() else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        checkpoint = last.checkpoint();
+        all.extend(batch);
+    }
+    all
+}
+
+#[tokio::test]
+async fn appended_events_read_back_in_version_order_with_a_verifiable_hash_chain() {
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        store.append("case-A", ExpectedVersion::NoStream, vec![event(1), event(2)], None).await.unwrap();
+        store.append("case-A", ExpectedVersion::Exact(2), vec![event(3)], None).await.unwrap();
+
+        let events = store.read_stream("case-A").await.unwrap();
+        assert_eq!(events.iter().map(|e| e.stream_version).collect::<Vec<_>>(), [1, 2, 3], "{}", db.backend_name);
+        assert_eq!(events[0].payload["note"], "Lệ phí");
+        assert_eq!(events[0].metadata["actor"], "officer-1");
+
+        let mut previous = GENESIS.to_vec();
+        for e in &events {
+            let expected = hash_chain::event_hash(
+                &previous,
+                &EventFacts {
+                    stream_id: &e.stream_id,
+                    stream_version: e.stream_version,
+                    event_id: e.event_id,
+                    event_type: &e.event_type,
+                    schema_version: e.schema_version,
+                    payload: &e.payload,
+                    metadata: &e.metadata,
+                    recorded_at: e.recorded_at,
+                },
+            );
+            assert_eq!(e.hash, expected.to_vec(), "{}: hash of version {} does not chain", db.backend_name, e.stream_version);
+            previous = e.hash.clone();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stale_expected_version_is_a_conflict_and_appends_nothing() {
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        store.append("case-A", ExpectedVersion::NoStream, vec![event(1)], None).await.unwrap();
+        let err = store.append("case-A", ExpectedVersion::NoStream, vec![event(2)], None).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{}: {err}", db.backend_name);
+        let err = store.append("case-A", ExpectedVersion::Exact(5), vec![event(2)], None).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{}: {err}", db.backend_name);
+        assert_eq!(store.read_stream("case-A").await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_many_concurrent_writers_expecting_the_same_version_exactly_one_wins() {
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        let writers = (0..16).map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append("case-race", ExpectedVersion::NoStream, vec![event(n)], None).await })
+        });
+        let results = futures::future::join_all(writers).await;
+        let wins = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+        let conflicts = results.iter().filter(|r| matches!(r, Ok(Err(StoreError::Conflict { .. })))).count();
+        assert_eq!((wins, conflicts), (1, 15), "{}", db.backend_name);
+        assert_eq!(store.read_stream("case-race").await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn event_ids_are_unique_across_the_log() {
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        let first = event(1);
+        let mut copy = event(2);
+        copy.event_id = first.event_id;
+        store.append("case-A", ExpectedVersion::Any, vec![first], None).await.unwrap();
+        let err = store.append("case-B", ExpectedVersion::Any, vec![copy], None).await.unwrap_err();
+        assert!(matches!(err, StoreError::DuplicateEventId(_)), "{}: {err}", db.backend_name);
+        assert!(store.read_stream("case-B").await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_first_result_and_a_different_request_is_refused() {
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        let key = IdempotencyKey::new("assessFees", "client-key-1", &json!({ "case": "A", "amount": 3000 }));
+        let first = store.append("case-A", ExpectedVersion::NoStream, vec![event(1)], Some(&key)).await.unwrap();
+        assert!(matches!(first, AppendOutcome::Appended(_)));
+
+        let again = store.append("case-A", ExpectedVersion::Any, vec![event(1)], Some(&key)).await.unwrap();
+        assert_eq!(again, AppendOutcome::AlreadyDone { stream_id: "case-A".into(), stream_version: 1 }, "{}", db.backend_name);
+
+        let other = IdempotencyKey::new("assessFees", "client-key-1", &json!({ "case": "A", "amount": 9999 }));
+        let err = store.append("case-A", ExpectedVersion::Any, vec![event(2)], Some(&other)).await.unwrap_err();
+        assert!(matches!(err, StoreError::IdempotencyKeyReused { .. }), "{}: {err}", db.backend_name);
+        assert_eq!(store.read_stream("case-A").await.unwrap().len(), 1, "nothing appended by the repeats");
+    }
+}
+
+#[tokio::test]
+async fn the_database_rejects_updates_and_deletes_of_events() {
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        store.append("case-A", ExpectedVersion::NoStream, vec![event(1)], None).await.unwrap();
+        let statements = ["UPDATE events SET event_type = 'Forged'", "DELETE FROM events"];
+        for sql in statements {
+            let result = match &store {
+                EventStore::Postgres(pg) => sqlx::query(sql).execute(pg.pool()).await.map(|_| ()),
+                EventStore::Sqlite(lite) => sqlx::query(sql).execute(lite.pool()).await.map(|_| ()),
+            };
+            let err = result.expect_err(sql);
+            assert!(err.to_string().contains("append-only"), "{}: {sql}: {err}", db.backend_name);
+        }
+        if let EventStore::Postgres(pg) = &store {
+            let err = sqlx::query("TRUNCATE events").execute(pg.pool()).await.expect_err("TRUNCATE");
+            assert!(err.to_string().contains("append-only"), "{err}");
+        }
+        assert_eq!(store.read_stream("case-A").await.unwrap()[0].event_type, "PaymentReceived");
+    }
+}
+
+#[tokio::test]
+async fn reading_all_from_a_checkpoint_pages_through_every_event_once() {
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        for n in 0..25 {
+            store.append(&format!("case-{}", n % 4), ExpectedVersion::Any, vec![event(n)], None).await.unwrap();
+        }
+        let all = read_everything(&store, 25).await;
+        assert_eq!(all.len(), 25, "{}", db.backend_name);
+        let unique: HashSet<_> = all.iter().map(|e| e.event_id).collect();
+        assert_eq!(unique.len(), 25);
+        let head = store.head().await.unwrap();
+        assert_eq!(head.event_count, 25);
+        assert_eq!(head.checkpoint, all.last().unwrap().checkpoint());
+        assert!(store.read_all(head.checkpoint, 100).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn listeners_are_told_after_each_commit() {
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        let mut notices = store.subscribe();
+        let outcome = store.append("case-A", ExpectedVersion::NoStream, vec![event(1)], None).await.unwrap();
+        let notice = tokio::time::timeout(Duration::from_secs(2), notices.recv()).await.unwrap().unwrap();
+        let AppendOutcome::Appended(appended) = outcome else { panic!() };
+        assert_eq!(&*notice.stream_id, "case-A");
+        assert_eq!(notice.last_position, appended.last_position);
+        // The announced position is committed: a reader woken by the notice finds it.
+        let read = read_everything(&store, 1).await;
+        assert_eq!(read.last().unwrap().position, notice.last_position);
+    }
+}
+
+/// The proof that the commit-safe read order never skips an event: writers commit out of
+/// position order (slow transactions hold early positions while fast ones commit later
+/// positions), some roll back, and readers following "all events" from their checkpoint must
+/// each see every committed event exactly once, in the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_slow_and_rolled_back_writers_never_make_a_reader_skip_or_repeat_an_event() {
+    let Some(db) = TestDatabase::postgres().await else { return };
+    let store = db.store().await;
+    let EventStore::Postgres(pg) = &store else { unreachable!() };
+    let pool = pg.pool().clone();
+
+    const FAST_WRITERS: usize = 6;
+    const SLOW_WRITERS: usize = 4;
+    const APPENDS_PER_WRITER: usize = 60;
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut writers = Vec::new();
+
+    // Fast writers: the store's own append path, many streams, one to three events each.
+    for w in 0..FAST_WRITERS {
+        let store = store.clone();
+        let done = done.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..APPENDS_PER_WRITER {
+                let stream = format!("case-fast-{w}-{}", i % 5);
+                let events = (0..=(i % 3) as u32).map(event).collect();
+                store.append(&stream, ExpectedVersion::Any, events, None).await.unwrap();
+            }
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+    }
+    // Slow writers: insert, hold the transaction open for a while, then commit or roll back.
+    for w in 0..SLOW_WRITERS {
+        let pool = pool.clone();
+        let done = done.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..APPENDS_PER_WRITER / 4 {
+                let mut tx = pool.begin().await.unwrap();
+                sqlx::query(
+                    "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash) \
+                     VALUES ($1, 1, $2, 'Slow', 1, '{}', '{}', now(), $3)",
+                )
+                .bind(format!("case-slow-{w}-{i}"))
+                .bind(Uuid::now_v7())
+                .bind(vec![0u8; 32])
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+                tokio::time::sleep(Duration::from_millis(20 + (i as u64 * 7 + w as u64 * 13) % 60)).await;
+                if i % 5 == 4 {
+                    tx.rollback().await.unwrap();
+                } else {
+                    tx.commit().await.unwrap();
+                }
+            }
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+    }
+
+    // Two readers follow the log concurrently with the writers, in small batches.
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let store = store.clone();
+        let done = done.clone();
+        readers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut checkpoint = Checkpoint::START;
+            loop {
+                let writers_finished = done.load(std::sync::atomic::Ordering::SeqCst) == FAST_WRITERS + SLOW_WRITERS;
+                let batch = store.read_all(checkpoint, 50).await.unwrap();
+                if batch.is_empty() {
+                    if writers_finished {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+                for e in &batch {
+                    assert!(e.checkpoint() > checkpoint, "order went backwards");
+                    checkpoint = e.checkpoint();
+                    seen.push(e.event_id);
+                }
+            }
+            seen
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let orders: Vec<Vec<Uuid>> = futures::future::join_all(readers).await.into_iter().map(Result::unwrap).collect();
+
+    let committed: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM events").fetch_all(&pool).await.unwrap();
+    let committed: HashSet<Uuid> = committed.into_iter().collect();
+    let expected_fast: usize = FAST_WRITERS * (0..APPENDS_PER_WRITER).map(|i| i % 3 + 1).sum::<usize>();
+    let expected_slow = SLOW_WRITERS * (APPENDS_PER_WRITER / 4) * 4 / 5;
+    assert_eq!(committed.len(), expected_fast + expected_slow, "every committed write is in the table");
+
+    for seen in &orders {
+        let mut counts: HashMap<Uuid, usize> = HashMap::new();
+        for id in seen {
+            *counts.entry(*id).or_default() += 1;
+        }
+        assert!(counts.values().all(|&n| n == 1), "a reader saw an event twice");
+        let seen_set: HashSet<Uuid> = seen.iter().copied().collect();
+        assert_eq!(seen_set, committed, "a reader missed a committed event or saw a rolled-back one");
+    }
+    assert_eq!(orders[0], orders[1], "two readers must see the same order");
+}
