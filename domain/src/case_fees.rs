@@ -487,7 +487,8 @@ fn assess(state: &CaseFees, c: AssessFees) -> Result<Vec<CaseEvent>, CaseError> 
         if !(1..=MAX_QUANTITY).contains(&request.quantity) {
             return Err(CaseError::BadQuantity(request.fee_code));
         }
-        let rule = c.schedule.rule(&request.fee_code).ok_or_else(|| CaseError::UnknownFeeCode(request.fee_code.clone()))?;
+        let rule =
+            c.schedule.rule(&request.fee_code).ok_or_else(|| CaseError::UnknownFeeCode(request.fee_code.clone()))?;
         lines.push(AssessedLine {
             fee_code: request.fee_code,
             name: rule.name.clone(),
@@ -590,7 +591,8 @@ fn record_payment(state: &CaseFees, c: RecordPayment) -> Result<Vec<CaseEvent>, 
         received_at: c.received_at,
     })];
     if paid_total < total {
-        events.push(CaseEvent::PartiallyPaid(PartiallyPaid { paid_total, outstanding: total.checked_sub(paid_total)? }));
+        events
+            .push(CaseEvent::PartiallyPaid(PartiallyPaid { paid_total, outstanding: total.checked_sub(paid_total)? }));
     } else {
         if paid_before < total {
             events.push(CaseEvent::FullyPaid(FullyPaid { paid_total, paid_at: c.received_at }));

@@ -103,10 +103,7 @@ impl FeeSchedule {
     /// The version in force on `date`: the greatest `effective_from` not after `date`; among
     /// versions with that same `effective_from`, the later publication (higher version) wins.
     pub fn in_force_on(&self, date: NaiveDate) -> Option<&FeeScheduleVersion> {
-        self.versions
-            .iter()
-            .filter(|v| v.effective_from <= date)
-            .max_by_key(|v| (v.effective_from, v.version))
+        self.versions.iter().filter(|v| v.effective_from <= date).max_by_key(|v| (v.effective_from, v.version))
     }
 
     pub fn decide_publish(&self, command: PublishFeeSchedule) -> Result<FeeSchedulePublished, FeeScheduleError> {
@@ -216,6 +213,9 @@ mod tests {
         };
         assert_eq!(FeeSchedule::default().decide_publish(command(vec![])), Err(FeeScheduleError::Empty));
         let dup = vec![rule("P-SAOY", FeeKind::Phi, 1, "0"), rule("P-SAOY", FeeKind::Phi, 2, "0")];
-        assert!(matches!(FeeSchedule::default().decide_publish(command(dup)), Err(FeeScheduleError::DuplicateFeeCode(_))));
+        assert!(matches!(
+            FeeSchedule::default().decide_publish(command(dup)),
+            Err(FeeScheduleError::DuplicateFeeCode(_))
+        ));
     }
 }

@@ -17,7 +17,10 @@ pub fn date_of(instant: DateTime<Utc>) -> NaiveDate {
 /// The first instant of a Vietnamese calendar day, in UTC.
 pub fn start_of(day: NaiveDate) -> DateTime<Utc> {
     let local = day.and_time(NaiveTime::MIN);
-    offset().from_local_datetime(&local).single().map_or_else(|| Utc.from_utc_datetime(&local), |t| t.with_timezone(&Utc))
+    offset()
+        .from_local_datetime(&local)
+        .single()
+        .map_or_else(|| Utc.from_utc_datetime(&local), |t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

@@ -173,11 +173,8 @@ impl Payload {
 /// Nested templates must themselves be well-formed; NAPAS's tag 38 is checked to depth two
 /// (38/01 holds the BIN and the account), which is where a wrong inner length hides.
 fn validate_template(object: &DataObject) -> Result<(), VietQrError> {
-    let bad = |id: &str, reason: String| VietQrError::BadTemplate {
-        template: object.id.clone(),
-        id: id.to_owned(),
-        reason,
-    };
+    let bad =
+        |id: &str, reason: String| VietQrError::BadTemplate { template: object.id.clone(), id: id.to_owned(), reason };
     let children = object.children().map_err(|e| bad("-", e.to_string()))?;
     let is_napas = children.iter().any(|c| c.id == "00" && c.value == NAPAS_GUID);
     if is_napas {
@@ -317,10 +314,7 @@ mod tests {
     const VECTORS: &str = include_str!("../tests/data/vietqr.txt");
 
     fn vectors() -> impl Iterator<Item = (&'static str, &'static str)> {
-        VECTORS
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .filter_map(|l| l.split_once('\t'))
+        VECTORS.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).filter_map(|l| l.split_once('\t'))
     }
 
     #[test]
@@ -336,7 +330,8 @@ mod tests {
 
     #[test]
     fn the_known_bad_payloads_are_rejected() {
-        let inner_length = "00020101021138570010A00000072701270006970403011200110123456780208QRIBFTTA53037045802VN6304F4E5";
+        let inner_length =
+            "00020101021138570010A00000072701270006970403011200110123456780208QRIBFTTA53037045802VN6304F4E5";
         assert!(matches!(Payload::parse(inner_length), Err(VietQrError::BadTemplate { .. })));
         let bad_crc = "00020101021138560010A0000007270138000697042201120123456789020208QRIBFTTA53037045802VN6304B682";
         assert!(matches!(

@@ -1,4 +1,5 @@
 //! The case-fees decider, rule by rule, as given / when / then.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 use chrono::{DateTime, Duration, Utc};
 use feeledger_domain::case_fees::*;
@@ -247,7 +248,10 @@ fn a_payment_with_an_already_seen_idempotency_key_changes_nothing() {
 #[test]
 fn the_same_idempotency_key_with_a_different_amount_is_an_error() {
     let history = then_apply(assessed_3000(), payment("txn-1", 2000));
-    assert_eq!(given(history).when(payment("txn-1", 999)).then_error(), CaseError::IdempotencyKeyReused("txn-1".into()));
+    assert_eq!(
+        given(history).when(payment("txn-1", 999)).then_error(),
+        CaseError::IdempotencyKeyReused("txn-1".into())
+    );
 }
 
 #[test]

@@ -44,7 +44,9 @@ pub enum LedgerEvent {
 pub enum CodecError {
     #[error("event at position {position} has unknown type {event_type:?}")]
     UnknownType { position: i64, event_type: String },
-    #[error("event at position {position} ({event_type} v{schema_version}) has a schema version this build cannot read")]
+    #[error(
+        "event at position {position} ({event_type} v{schema_version}) has a schema version this build cannot read"
+    )]
     UnknownSchemaVersion { position: i64, event_type: String, schema_version: i32 },
     #[error("event at position {position} ({event_type}) does not match its schema: {source}")]
     Payload {
@@ -69,7 +71,8 @@ impl LedgerEvent {
     /// Decodes a stored event, upcasting an older schema version first.
     pub fn decode(event: &RecordedEvent) -> Result<LedgerEvent, CodecError> {
         let payload = upcast(event)?;
-        let fail = |source| CodecError::Payload { position: event.position, event_type: event.event_type.clone(), source };
+        let fail =
+            |source| CodecError::Payload { position: event.position, event_type: event.event_type.clone(), source };
         let ty = event.event_type.as_str();
         if CaseEvent::TYPES.contains(&ty) {
             let tagged = json!({ "type": ty, "data": payload });
@@ -77,7 +80,9 @@ impl LedgerEvent {
         }
         match ty {
             "AgencyConfigured" => serde_json::from_value(payload).map(LedgerEvent::AgencyConfigured).map_err(fail),
-            "FeeSchedulePublished" => serde_json::from_value(payload).map(LedgerEvent::FeeSchedulePublished).map_err(fail),
+            "FeeSchedulePublished" => {
+                serde_json::from_value(payload).map(LedgerEvent::FeeSchedulePublished).map_err(fail)
+            }
             _ => Err(CodecError::UnknownType { position: event.position, event_type: event.event_type.clone() }),
         }
     }

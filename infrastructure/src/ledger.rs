@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use feeledger_domain::agency::{Agency, AgencyConfigured, AgencyError};
 use feeledger_domain::case_fees::{self, CaseError, CaseEvent, CaseFees, Command};
 use feeledger_domain::codes::{AgencyCode, CaseCode};
-use feeledger_domain::fee_schedule::{FeeSchedule, FeeSchedulePublished, FeeScheduleError, FeeScheduleVersion, PublishFeeSchedule};
+use feeledger_domain::fee_schedule::{
+    FeeSchedule, FeeScheduleError, FeeSchedulePublished, FeeScheduleVersion, PublishFeeSchedule,
+};
 use tracing::Instrument;
 
 use crate::codec::{self, CodecError, LedgerEvent};
@@ -109,7 +111,11 @@ impl Ledger {
     }
 
     /// Creates or updates an agency; re-sending the same configuration appends nothing.
-    pub async fn configure_agency(&self, wanted: AgencyConfigured, metadata: &EventMetadata) -> Result<AgencyConfigured, LedgerError> {
+    pub async fn configure_agency(
+        &self,
+        wanted: AgencyConfigured,
+        metadata: &EventMetadata,
+    ) -> Result<AgencyConfigured, LedgerError> {
         let stream = codec::agency_stream(&wanted.agency_code);
         for _ in 0..MAX_ATTEMPTS {
             let events = self.store.read_stream(&stream).await?;
@@ -168,7 +174,11 @@ impl Ledger {
     }
 
     /// The schedule version in force on the Vietnamese calendar day of `at`.
-    pub async fn schedule_in_force(&self, agency: &AgencyCode, at: DateTime<Utc>) -> Result<FeeScheduleVersion, LedgerError> {
+    pub async fn schedule_in_force(
+        &self,
+        agency: &AgencyCode,
+        at: DateTime<Utc>,
+    ) -> Result<FeeScheduleVersion, LedgerError> {
         let date = feeledger_domain::vietnam_time::date_of(at);
         self.fee_schedule(agency)
             .await?

@@ -3,6 +3,7 @@
 pub mod codec;
 pub mod event_store;
 pub mod ledger;
+pub mod settings;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;

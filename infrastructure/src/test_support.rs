@@ -24,12 +24,23 @@ pub fn postgres_server_url() -> Option<String> {
         _ => {
             let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
             assert!(!in_ci, "{TEST_DATABASE_URL_VAR} is not set under CI: PostgreSQL tests must run");
-            eprintln!(
-                "\n*** SKIPPED (PostgreSQL): set {TEST_DATABASE_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres to run it ***\n"
-            );
+            announce_skip();
             None
         }
     }
+}
+
+/// Says once per test binary, on the real stderr (the test harness captures `eprintln!` of
+/// passing tests), that the PostgreSQL half of the tests did not run.
+fn announce_skip() {
+    use std::io::Write as _;
+    static ANNOUNCED: std::sync::Once = std::sync::Once::new();
+    ANNOUNCED.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED: PostgreSQL tests did not run. Set {TEST_DATABASE_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres ***\n"
+        );
+    });
 }
 
 /// A database that exists for one test and is dropped after it.
@@ -46,8 +57,10 @@ impl TestDatabase {
     pub async fn postgres() -> Option<TestDatabase> {
         let server = postgres_server_url()?;
         let name = format!("feeledger_test_{}", uuid::Uuid::new_v4().simple());
-        let options = PgConnectOptions::from_str(&server).unwrap_or_else(|e| panic!("bad {TEST_DATABASE_URL_VAR}: {e}"));
-        let mut admin = options.connect().await.unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL server: {e}"));
+        let options =
+            PgConnectOptions::from_str(&server).unwrap_or_else(|e| panic!("bad {TEST_DATABASE_URL_VAR}: {e}"));
+        let mut admin =
+            options.connect().await.unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL server: {e}"));
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut admin)
             .await
@@ -78,7 +91,8 @@ impl TestDatabase {
     /// A migrated event store on this database.
     pub async fn store(&self) -> EventStore {
         let options = StoreOptions { max_connections: 40, ..StoreOptions::default() };
-        let store = EventStore::connect(&self.url, options).await.unwrap_or_else(|e| panic!("connect {}: {e}", self.url));
+        let store =
+            EventStore::connect(&self.url, options).await.unwrap_or_else(|e| panic!("connect {}: {e}", self.url));
         store.migrate().await.unwrap_or_else(|e| panic!("migrate {}: {e}", self.url));
         store
     }
@@ -94,7 +108,9 @@ impl Drop for TestDatabase {
             runtime.block_on(async move {
                 let Ok(options) = PgConnectOptions::from_str(&server) else { return };
                 if let Ok(mut admin) = options.connect().await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut admin).await;
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
                     let _ = admin.close().await;
                 }
             });

@@ -1,4 +1,5 @@
 //! The event store contract, on real SQLite and real PostgreSQL.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -24,7 +25,10 @@ fn event(n: u32) -> NewEvent {
 /// Follows the log in small batches until `expected` events were read. On PostgreSQL the
 /// read barrier is cluster-wide: a transaction still open anywhere (another test) holds back
 /// events committed after it began, so readers wait rather than assume instant visibility.
-async fn read_everything(store: &EventStore, expected: usize) -> Vec<feeledger_infrastructure::event_store::RecordedEvent> {
+async fn read_everything(
+    store: &EventStore,
+    expected: usize,
+) -> Vec<feeledger_infrastructure::event_store::RecordedEvent> {
     let mut all = Vec::new();
     let mut checkpoint = Checkpoint::START;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -67,7 +71,13 @@ async fn appended_events_read_back_in_version_order_with_a_verifiable_hash_chain
                     recorded_at: e.recorded_at,
                 },
             );
-            assert_eq!(e.hash, expected.to_vec(), "{}: hash of version {} does not chain", db.backend_name, e.stream_version);
+            assert_eq!(
+                e.hash,
+                expected.to_vec(),
+                "{}: hash of version {} does not chain",
+                db.backend_name,
+                e.stream_version
+            );
             previous = e.hash.clone();
         }
     }
@@ -92,7 +102,9 @@ async fn of_many_concurrent_writers_expecting_the_same_version_exactly_one_wins(
         let store = db.store().await;
         let writers = (0..16).map(|n| {
             let store = store.clone();
-            tokio::spawn(async move { store.append("case-race", ExpectedVersion::NoStream, vec![event(n)], None).await })
+            tokio::spawn(
+                async move { store.append("case-race", ExpectedVersion::NoStream, vec![event(n)], None).await },
+            )
         });
         let results = futures::future::join_all(writers).await;
         let wins = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
@@ -125,7 +137,12 @@ async fn a_repeated_idempotency_key_returns_the_first_result_and_a_different_req
         assert!(matches!(first, AppendOutcome::Appended(_)));
 
         let again = store.append("case-A", ExpectedVersion::Any, vec![event(1)], Some(&key)).await.unwrap();
-        assert_eq!(again, AppendOutcome::AlreadyDone { stream_id: "case-A".into(), stream_version: 1 }, "{}", db.backend_name);
+        assert_eq!(
+            again,
+            AppendOutcome::AlreadyDone { stream_id: "case-A".into(), stream_version: 1 },
+            "{}",
+            db.backend_name
+        );
 
         let other = IdempotencyKey::new("assessFees", "client-key-1", &json!({ "case": "A", "amount": 9999 }));
         let err = store.append("case-A", ExpectedVersion::Any, vec![event(2)], Some(&other)).await.unwrap_err();
@@ -297,4 +314,38 @@ async fn concurrent_slow_and_rolled_back_writers_never_make_a_reader_skip_or_rep
         assert_eq!(seen_set, committed, "a reader missed a committed event or saw a rolled-back one");
     }
     assert_eq!(orders[0], orders[1], "two readers must see the same order");
+}
+
+#[tokio::test]
+async fn other_nodes_are_woken_by_a_notify_after_commit() {
+    let Some(db) = TestDatabase::postgres().await else { return };
+    let store = db.store().await;
+    let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+    listener.listen("feeledger_events").await.unwrap();
+    let outcome = store.append("case-A", ExpectedVersion::NoStream, vec![event(1)], None).await.unwrap();
+    let AppendOutcome::Appended(appended) = outcome else { panic!() };
+    let notification = tokio::time::timeout(Duration::from_secs(5), listener.recv()).await.unwrap().unwrap();
+    assert_eq!(notification.payload(), appended.last_position.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_with_one_idempotency_key_append_once_and_all_get_the_first_result() {
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        let key = IdempotencyKey::new("recordPayment", "storm", &json!({ "amount": 3000 }));
+        let requests = (0..20).map(|n| {
+            let store = store.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                store.append(&format!("case-{}", n % 2), ExpectedVersion::Any, vec![event(1)], Some(&key)).await
+            })
+        });
+        let outcomes: Vec<AppendOutcome> =
+            futures::future::join_all(requests).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+        let appended = outcomes.iter().filter(|o| matches!(o, AppendOutcome::Appended(_))).count();
+        assert_eq!(appended, 1, "{}", db.backend_name);
+        let versions: HashSet<i64> = outcomes.iter().map(AppendOutcome::stream_version).collect();
+        assert_eq!(versions, HashSet::from([1]), "{}: every repeat reports the first result", db.backend_name);
+        assert_eq!(store.head().await.unwrap().event_count, 1, "{}", db.backend_name);
+    }
 }

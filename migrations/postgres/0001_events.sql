@@ -46,18 +46,9 @@ CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
     FOR EACH STATEMENT EXECUTE FUNCTION events_reject_mutation();
 
--- Wake up readers on every node after commit (NOTIFY is delivered at commit, and several
--- notifications of one transaction collapse into one). Readers still re-read through the
--- barrier and poll on a timer, so a lost notification only delays.
-CREATE FUNCTION events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('feeledger_events', '');
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER events_notify_after_insert AFTER INSERT ON events
-    FOR EACH STATEMENT EXECUTE FUNCTION events_notify();
+-- Readers on other nodes are woken by NOTIFY feeledger_events, sent by the writing process
+-- after commit and coalesced (see event_store/postgres.rs): a NOTIFY inside the append
+-- transaction would serialise every commit on PostgreSQL's global notify lock.
 
 -- Client idempotency keys of commands: a retry returns the first result; the same key with a
 -- different request is an error. Written in the same transaction as the events it produced.

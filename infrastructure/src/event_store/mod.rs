@@ -212,7 +212,10 @@ pub enum AppendOutcome {
     Appended(Appended),
     /// The idempotency key was seen before with the same request: nothing was appended, and
     /// this is the stream version the first request produced.
-    AlreadyDone { stream_id: String, stream_version: i64 },
+    AlreadyDone {
+        stream_id: String,
+        stream_version: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -352,10 +355,9 @@ impl EventStore {
                 "appended events"
             );
             // No receiver is fine: nobody is listening yet.
-            let _ = self.notices().send(StoreNotice {
-                stream_id: Arc::from(stream_id),
-                last_position: appended.last_position,
-            });
+            let _ = self
+                .notices()
+                .send(StoreNotice { stream_id: Arc::from(stream_id), last_position: appended.last_position });
         }
         Ok(outcome)
     }
@@ -453,7 +455,9 @@ pub(crate) fn map_append_error(
 ) -> StoreError {
     match unique_violation(&error) {
         Some(Violation::StreamVersion) => StoreError::Conflict { stream_id: stream_id.to_owned(), expected },
-        Some(Violation::EventId) => StoreError::DuplicateEventId(events.first().map(|e| e.event_id).unwrap_or_default()),
+        Some(Violation::EventId) => {
+            StoreError::DuplicateEventId(events.first().map(|e| e.event_id).unwrap_or_default())
+        }
         _ => StoreError::Database { context: "appending events", source: error },
     }
 }

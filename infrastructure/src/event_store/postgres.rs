@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::broadcast;
 
 use super::hash_chain::GENESIS;
@@ -44,6 +44,7 @@ impl PostgresEventStore {
             .connect_with(connect_options)
             .await
             .map_err(StoreError::db("connecting to PostgreSQL"))?;
+        tokio::spawn(notify_other_nodes(pool.clone(), notices.subscribe()));
         Ok(PostgresEventStore { pool, notices })
     }
 
@@ -70,6 +71,12 @@ impl PostgresEventStore {
         self.pool.close().await;
     }
 
+    /// At most two round trips and no explicit transaction: the head is read (skipped for a new
+    /// stream, whose head is known), then one statement inserts the events and claims the
+    /// idempotency key atomically. The unique `(stream_id, stream_version)` constraint is what
+    /// makes this safe: if another writer appended after the head was read, the insert fails
+    /// as a whole and becomes a `Conflict`; and since rows never change, the previous hash read
+    /// is still the hash of the row the new events follow.
     pub(super) async fn append(
         &self,
         stream_id: &str,
@@ -78,48 +85,37 @@ impl PostgresEventStore {
         idempotency: Option<&IdempotencyKey>,
         recorded_at: DateTime<Utc>,
     ) -> Result<AppendOutcome, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::db("starting an append"))?;
-        let head: Option<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1")
-                .bind(stream_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(StoreError::db("reading the stream head"))?;
-        let (current_version, previous_hash) = head.unwrap_or((0, GENESIS.to_vec()));
+        let (current_version, previous_hash) = if expected == ExpectedVersion::NoStream {
+            (0, GENESIS.to_vec())
+        } else {
+            let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
+            )
+            .bind(stream_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db("reading the stream head"))?;
+            head.unwrap_or((0, GENESIS.to_vec()))
+        };
         check_expected(stream_id, expected, current_version)?;
         let new_version = current_version + i64::try_from(events.len()).unwrap_or(i64::MAX);
 
-        if let Some(key) = idempotency {
-            let claimed = sqlx::query(
-                "INSERT INTO command_idempotency (idempotency_key, request_hash, stream_id, stream_version, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING",
-            )
-            .bind(&key.key)
-            .bind(key.request_hash.as_slice())
-            .bind(stream_id)
-            .bind(new_version)
-            .bind(recorded_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::db("claiming the idempotency key"))?
-            .rows_affected();
-            if claimed == 0 {
-                tx.rollback().await.map_err(StoreError::db("rolling back a repeated request"))?;
-                return self.repeated_request(key).await;
-            }
-        }
-
         let rows = chain_rows(stream_id, current_version, &previous_hash, events, recorded_at);
-        let last_position = insert_events(&mut tx, stream_id, events, &rows, recorded_at)
+        let positions = insert_events(&self.pool, stream_id, events, &rows, recorded_at, idempotency, new_version)
             .await
             .map_err(|e| map_append_error(e, stream_id, expected, events))?;
-        tx.commit().await.map_err(|e| map_append_error(e, stream_id, expected, events))?;
-        Ok(AppendOutcome::Appended(Appended {
-            stream_id: stream_id.to_owned(),
-            first_version: current_version + 1,
-            last_version: new_version,
-            last_position,
-        }))
+        match (positions.into_iter().max(), idempotency) {
+            (Some(last_position), _) => Ok(AppendOutcome::Appended(Appended {
+                stream_id: stream_id.to_owned(),
+                first_version: current_version + 1,
+                last_version: new_version,
+                last_position,
+            })),
+            // Nothing inserted: the key was already claimed (by this same request before, or
+            // by a different one).
+            (None, Some(key)) => self.repeated_request(key).await,
+            (None, None) => Err(StoreError::Corrupt { position: 0, reason: "an append inserted no rows".into() }),
+        }
     }
 
     async fn repeated_request(&self, key: &IdempotencyKey) -> Result<AppendOutcome, StoreError> {
@@ -188,7 +184,8 @@ impl PostgresEventStore {
             .fetch_one(&self.pool)
             .await
             .map_err(StoreError::db("counting events"))?;
-        let checkpoint = last.map_or(Checkpoint::START, |(transaction_id, position)| Checkpoint { transaction_id, position });
+        let checkpoint =
+            last.map_or(Checkpoint::START, |(transaction_id, position)| Checkpoint { transaction_id, position });
         Ok(StoreHead { checkpoint, event_count: count })
     }
 
@@ -207,18 +204,49 @@ impl PostgresEventStore {
             .execute(&self.pool)
             .await
             .map_err(StoreError::db("writing a setting"))?;
-        self.setting(name).await?.ok_or_else(|| StoreError::Corrupt { position: 0, reason: format!("setting {name} vanished") })
+        self.setting(name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt { position: 0, reason: format!("setting {name} vanished") })
     }
 }
 
-/// One round trip for all the events of an append; returns the last global position.
+/// Tells every node that new events were committed: `NOTIFY feeledger_events`, sent after
+/// commit, outside the append transaction (a transaction that notifies takes PostgreSQL's global
+/// notify lock at commit, which would serialise all appends). Announcements that arrive while
+/// one NOTIFY is in flight are folded into the next, so the rate of NOTIFYs is bounded by one
+/// round trip however fast events are appended. Listeners also poll, so a NOTIFY lost in a
+/// crash only delays them. Ends when the store is dropped.
+async fn notify_other_nodes(pool: PgPool, mut notices: broadcast::Receiver<StoreNotice>) {
+    loop {
+        let last_position = match notices.recv().await {
+            Ok(notice) => notice.last_position,
+            Err(broadcast::error::RecvError::Lagged(_)) => 0,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let mut newest = last_position;
+        while let Ok(notice) = notices.try_recv() {
+            newest = newest.max(notice.last_position);
+        }
+        if let Err(error) =
+            sqlx::query("SELECT pg_notify('feeledger_events', $1)").bind(newest.to_string()).execute(&pool).await
+        {
+            tracing::warn!(%error, "could not notify other nodes; they will find the events by polling");
+        }
+    }
+}
+
+/// One statement, one round trip: claims the idempotency key (if any) and inserts all the
+/// events of the append only if the claim succeeded. Returns the new global positions (none
+/// when the key was already claimed).
 async fn insert_events(
-    tx: &mut Transaction<'static, Postgres>,
+    pool: &PgPool,
     stream_id: &str,
     events: &[NewEvent],
     rows: &[super::PreparedRow],
     recorded_at: DateTime<Utc>,
-) -> Result<i64, sqlx::Error> {
+    idempotency: Option<&IdempotencyKey>,
+    new_version: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
     let versions: Vec<i64> = rows.iter().map(|r| r.stream_version).collect();
     let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.event_id).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
@@ -226,11 +254,18 @@ async fn insert_events(
     let payloads: Vec<Value> = events.iter().map(|e| e.payload.clone()).collect();
     let metadata: Vec<Value> = rows.iter().map(|r| r.metadata.clone()).collect();
     let hashes: Vec<Vec<u8>> = rows.iter().map(|r| r.hash.clone()).collect();
-    let positions: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash) \
+    sqlx::query_scalar(
+        "WITH claim AS ( \
+             INSERT INTO command_idempotency (idempotency_key, request_hash, stream_id, stream_version, recorded_at) \
+             SELECT $10, $11, $1, $12, $2 WHERE $10::text IS NOT NULL \
+             ON CONFLICT (idempotency_key) DO NOTHING \
+             RETURNING 1 \
+         ) \
+         INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash) \
          SELECT $1, v, id, t, sv, p, m, $2, h \
          FROM UNNEST($3::bigint[], $4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[], $9::bytea[]) \
               AS x(v, id, t, sv, p, m, h) \
+         WHERE $10::text IS NULL OR EXISTS (SELECT 1 FROM claim) \
          RETURNING global_position",
     )
     .bind(stream_id)
@@ -242,9 +277,11 @@ async fn insert_events(
     .bind(payloads)
     .bind(metadata)
     .bind(hashes)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(positions.into_iter().max().unwrap_or_default())
+    .bind(idempotency.map(|k| k.key.as_str()))
+    .bind(idempotency.map(|k| k.request_hash.to_vec()))
+    .bind(new_version)
+    .fetch_all(pool)
+    .await
 }
 
 fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {

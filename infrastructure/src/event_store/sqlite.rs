@@ -6,7 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::broadcast;
 
@@ -85,12 +87,13 @@ impl SqliteEventStore {
         recorded_at: DateTime<Utc>,
     ) -> Result<AppendOutcome, StoreError> {
         let mut tx = self.begin_write().await.map_err(StoreError::db("starting an append"))?;
-        let head: Option<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1")
-                .bind(stream_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(StoreError::db("reading the stream head"))?;
+        let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
+        )
+        .bind(stream_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::db("reading the stream head"))?;
         let (current_version, previous_hash) = head.unwrap_or((0, GENESIS.to_vec()));
         check_expected(stream_id, expected, current_version)?;
         let new_version = current_version + i64::try_from(events.len()).unwrap_or(i64::MAX);
@@ -207,7 +210,8 @@ impl SqliteEventStore {
             .fetch_one(&self.pool)
             .await
             .map_err(StoreError::db("counting events"))?;
-        let checkpoint = last.map_or(Checkpoint::START, |(transaction_id, position)| Checkpoint { transaction_id, position });
+        let checkpoint =
+            last.map_or(Checkpoint::START, |(transaction_id, position)| Checkpoint { transaction_id, position });
         Ok(StoreHead { checkpoint, event_count: count })
     }
 
@@ -226,7 +230,9 @@ impl SqliteEventStore {
             .execute(&self.pool)
             .await
             .map_err(StoreError::db("writing a setting"))?;
-        self.setting(name).await?.ok_or_else(|| StoreError::Corrupt { position: 0, reason: format!("setting {name} vanished") })
+        self.setting(name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt { position: 0, reason: format!("setting {name} vanished") })
     }
 }
 

@@ -1,0 +1,78 @@
+//! Typed settings, read once at start-up. Secrets are wrapped in [`Secret`] so that printing a
+//! settings value (a log line, a panic message) never shows them.
+
+use std::fmt;
+
+/// A secret string: `Debug` and `Display` print `***`. Read it with [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The default database: a SQLite file in the working directory, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://feeledger.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// How long a payment QR stays valid (the Hà Nội guidance shows it for the counter visit).
+pub const DEFAULT_QR_TTL_MINUTES: u32 = 15;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub database_url: String,
+    pub listen: String,
+    /// Signs bearer tokens. When absent, a random key is generated once and kept in the
+    /// database, so every node and CLI command on the same database agrees on it.
+    pub token_secret: Option<Secret>,
+    pub qr_ttl_minutes: u32,
+    /// The address people use to reach the service, for links printed by the CLI.
+    pub public_base_url: Option<String>,
+    pub database_max_connections: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            listen: DEFAULT_LISTEN.to_owned(),
+            token_secret: None,
+            qr_ttl_minutes: DEFAULT_QR_TTL_MINUTES,
+            public_base_url: None,
+            database_max_connections: 16,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let settings = Settings { token_secret: Some(Secret::new("hunter2")), ..Settings::default() };
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        assert_eq!(Secret::new("x").to_string(), "***");
+    }
+}
