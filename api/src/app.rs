@@ -1,0 +1,96 @@
+//! Building and running the service: `Application::build(settings)` connects and migrates the
+//! database, prepares tokens and the GraphQL schema, and binds the listener (port 0 in tests).
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use feeledger_infrastructure::event_store::{EventStore, StoreError, StoreOptions, redact_url};
+use feeledger_infrastructure::ledger::Ledger;
+use feeledger_infrastructure::settings::Settings;
+
+use crate::auth::{AuthError, TokenService};
+use crate::clock::Clock;
+use crate::graphql::{ApiContext, FeeledgerSchema, build_schema};
+use crate::http;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database {url}: {source}")]
+    Database {
+        url: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("cannot prepare bearer tokens: {0}")]
+    Tokens(#[from] AuthError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What every request handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: FeeledgerSchema,
+    pub tokens: TokenService,
+    pub ledger: Ledger,
+    pub clock: Clock,
+}
+
+/// Connects to the database named in `settings` and applies the migrations.
+pub async fn open_store(settings: &Settings) -> Result<EventStore, StartError> {
+    let url = redact_url(&settings.database_url);
+    let options = StoreOptions { max_connections: settings.database_max_connections, ..StoreOptions::default() };
+    let store = EventStore::connect(&settings.database_url, options)
+        .await
+        .map_err(|source| StartError::Database { url: url.clone(), source })?;
+    store.migrate().await.map_err(|source| StartError::Database { url, source })?;
+    Ok(store)
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("ledger", &self.ledger).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> Result<Application, StartError> {
+        let store = open_store(settings).await?;
+        let tokens = TokenService::load(settings.token_secret.as_ref(), &store).await?;
+        let ledger = Ledger::new(store);
+        let clock = Clock::system();
+        let schema = build_schema(ApiContext {
+            ledger: ledger.clone(),
+            clock: clock.clone(),
+            qr_ttl_minutes: settings.qr_ttl_minutes,
+        });
+        let listener = tokio::net::TcpListener::bind(&settings.listen)
+            .await
+            .map_err(|source| StartError::Listen { address: settings.listen.clone(), source })?;
+        Ok(Application { listener, state: AppState { schema, tokens, ledger, clock } })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let router = http::router(self.state);
+        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await
+    }
+}

@@ -1,0 +1,358 @@
+//! The `feeledger` command line. Every command reads the same settings as the server
+//! (`--database-url` / `FEELEDGER_DATABASE_URL`, default `sqlite://feeledger.db`), prints its
+//! result on stdout and its errors on stderr, and exits non-zero on failure.
+#![allow(clippy::print_stdout, reason = "a CLI prints its results")]
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use feeledger_domain::codes::{AgencyCode, CaseCode, CounterId};
+use feeledger_infrastructure::event_store::{Checkpoint, RecordedEvent, redact_url};
+use feeledger_infrastructure::ledger::{CaseRecord, Ledger};
+use feeledger_infrastructure::settings::{
+    DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_QR_TTL_MINUTES, Secret, Settings,
+};
+
+use crate::app::{Application, open_store};
+use crate::auth::{Role, TokenRequest, TokenService};
+use crate::graphql::scalars::DateTimeScalar;
+use crate::telemetry::{self, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(name = "feeledger", version, about = "Cashless fee collection ledger for one-stop counters")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "human", env = "FEELEDGER_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (GraphQL, webhooks, screens).
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(DatabaseArgs),
+    /// Bearer tokens for people and screens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Replay and check the event history.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Export data.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Debug, Args)]
+struct DatabaseArgs {
+    /// postgres://… or sqlite://… (the SQLite file is created if missing).
+    #[arg(long, env = "FEELEDGER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
+    /// Signing key for bearer tokens (at least 32 characters). Default: a key generated once
+    /// and kept in the database.
+    #[arg(long, env = "FEELEDGER_TOKEN_SECRET", hide_env_values = true)]
+    token_secret: Option<String>,
+}
+
+impl DatabaseArgs {
+    fn settings(&self) -> Settings {
+        Settings {
+            database_url: self.database_url.clone(),
+            token_secret: self.token_secret.clone().map(Secret::new),
+            ..Settings::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FEELEDGER_LISTEN", default_value = DEFAULT_LISTEN)]
+    listen: String,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Load the demo agency, counters, account and fee schedule, and print tokens and URLs.
+    #[arg(long)]
+    demo: bool,
+    /// How long a payment QR stays valid.
+    #[arg(long, env = "FEELEDGER_QR_TTL_MINUTES", default_value_t = DEFAULT_QR_TTL_MINUTES)]
+    qr_ttl_minutes: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokensCommand {
+    /// Issue a token and print it alone on stdout.
+    Issue {
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The agency the token acts for (required for officer and display).
+        #[arg(long)]
+        agency: Option<String>,
+        /// The counter (required for display; optional for officer).
+        #[arg(long)]
+        counter: Option<String>,
+        /// Who the token is for, recorded as the actor of what it does.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Validity in hours (default: 30 days; 365 days for displays).
+        #[arg(long)]
+        ttl_hours: Option<i64>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    Json,
+    Table,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Every event of a case and its state as of an instant, replayed from the log.
+    History {
+        case_code: String,
+        /// RFC 3339 instant (default: now).
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ExportCommand {
+    /// All events in commit order as JSON lines on stdout.
+    Events {
+        /// Start after this global position (default: from the beginning).
+        #[arg(long, default_value_t = 0)]
+        from: i64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(database) => {
+            let settings = database.settings();
+            open_store(&settings).await?;
+            eprintln!("database {} is migrated", redact_url(&settings.database_url));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tokens(TokensCommand::Issue { role, agency, counter, subject, ttl_hours, database }) => {
+            let agency = agency.as_deref().map(AgencyCode::parse).transpose()?;
+            let counter = counter.as_deref().map(CounterId::parse).transpose()?;
+            let settings = database.settings();
+            let store = open_store(&settings).await?;
+            let tokens = TokenService::load(settings.token_secret.as_ref(), &store).await?;
+            let mut request = TokenRequest::new(role, agency, counter);
+            request.subject = subject;
+            if let Some(hours) = ttl_hours {
+                if hours <= 0 {
+                    bail!("--ttl-hours must be positive");
+                }
+                request.ttl = chrono::Duration::hours(hours);
+            }
+            println!("{}", tokens.issue(&request, Utc::now())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCommand::History { case_code, as_of, format, database }) => {
+            audit_history(&case_code, as_of.as_deref(), format, &database).await
+        }
+        Command::Export(ExportCommand::Events { from, database }) => export_events(from, &database).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = Settings { listen: args.listen, qr_ttl_minutes: args.qr_ttl_minutes, ..args.database.settings() };
+    let app = Application::build(&settings).await?;
+    let address = app.local_addr()?;
+    tracing::info!(listen = %address, database = %redact_url(&settings.database_url), "feeledger is serving");
+    if args.demo {
+        let tokens = crate::demo::load(app.state()).await.context("loading the demo data")?;
+        print_demo(&format!("http://{address}"), &tokens);
+    }
+    app.run_until_stopped(shutdown_signal()).await?;
+    tracing::info!("feeledger stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_demo(base: &str, tokens: &crate::demo::DemoTokens) {
+    println!();
+    println!("feeledger demo — agency {} ({})", crate::demo::AGENCY, crate::demo::AGENCY_NAME);
+    println!("  GraphiQL:        {base}/graphql");
+    println!();
+    println!("  Tokens (Authorization: Bearer <token>):");
+    println!("    officer  {}", tokens.officer);
+    println!("    display  {}", tokens.display);
+    println!("    finance  {}", tokens.finance);
+    println!("    auditor  {}", tokens.auditor);
+    println!("    admin    {}", tokens.admin);
+    println!();
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish what is in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+async fn open_ledger(database: &DatabaseArgs) -> anyhow::Result<Ledger> {
+    Ok(Ledger::new(open_store(&database.settings()).await?))
+}
+
+async fn audit_history(
+    code: &str,
+    as_of: Option<&str>,
+    format: OutputFormat,
+    database: &DatabaseArgs,
+) -> anyhow::Result<ExitCode> {
+    let code = CaseCode::parse(code)?;
+    let as_of = match as_of {
+        Some(text) => DateTime::parse_from_rfc3339(text)
+            .with_context(|| format!("--as-of {text:?} is not RFC 3339"))?
+            .with_timezone(&Utc),
+        None => Utc::now(),
+    };
+    let ledger = open_ledger(database).await?;
+    let record = ledger.load_case_as_of(&code, as_of).await?;
+    if !record.exists() {
+        bail!("case {code} has no events at or before {as_of}");
+    }
+    match format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&history_json(&record, as_of))?),
+        OutputFormat::Table => print_history_table(&record, as_of),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn history_json(record: &CaseRecord, as_of: DateTime<Utc>) -> serde_json::Value {
+    let state = &record.state;
+    serde_json::json!({
+        "case": record.code.to_string(),
+        "as_of": DateTimeScalar(as_of).0.to_rfc3339(),
+        "state": {
+            "status": format!("{:?}", state.status),
+            "total": state.total().to_string(),
+            "paid": state.paid.to_string(),
+            "outstanding": state.outstanding().to_string(),
+            "overpaid": state.overpaid().to_string(),
+            "qr": state.qr.as_ref().map(|q| serde_json::json!({
+                "id": q.qr.qr_id, "amount": q.qr.amount.to_string(), "status": format!("{:?}", q.status)
+            })),
+        },
+        "events": record.events.iter().map(event_json).collect::<Vec<_>>(),
+    })
+}
+
+fn event_json(event: &RecordedEvent) -> serde_json::Value {
+    let mut data = event.payload.clone();
+    crate::graphql::mask_personal_data(&mut data);
+    serde_json::json!({
+        "position": event.position,
+        "stream_version": event.stream_version,
+        "type": event.event_type,
+        "recorded_at": event.recorded_at.to_rfc3339(),
+        "actor": event.metadata.get("actor"),
+        "data": data,
+    })
+}
+
+fn print_history_table(record: &CaseRecord, as_of: DateTime<Utc>) {
+    let state = &record.state;
+    println!("Case {} as of {}", record.code, as_of.to_rfc3339());
+    println!(
+        "  status {:?}  total {}  paid {}  outstanding {}  overpaid {}",
+        state.status,
+        state.total().grouped(),
+        state.paid.grouped(),
+        state.outstanding().grouped(),
+        state.overpaid().grouped()
+    );
+    println!();
+    println!("{:>10}  {:>4}  {:<20}  {:<27}  ACTOR", "POSITION", "VER", "TYPE", "RECORDED AT");
+    for event in &record.events {
+        let actor = event.metadata.get("actor").and_then(|a| a.as_str()).unwrap_or("-");
+        println!(
+            "{:>10}  {:>4}  {:<20}  {:<27}  {}",
+            event.position,
+            event.stream_version,
+            event.event_type,
+            event.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            actor
+        );
+    }
+}
+
+async fn export_events(from: i64, database: &DatabaseArgs) -> anyhow::Result<ExitCode> {
+    let ledger = open_ledger(database).await?;
+    let store = ledger.store();
+    let mut checkpoint = Checkpoint::START;
+    let mut exported = 0u64;
+    loop {
+        let batch = store.read_all(checkpoint, 1_000).await?;
+        let Some(last) = batch.last() else { break };
+        checkpoint = last.checkpoint();
+        for event in batch.iter().filter(|e| e.position > from) {
+            println!("{}", serde_json::to_string(event)?);
+            exported += 1;
+        }
+    }
+    eprintln!("exported {exported} events");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,105 @@
+//! The one boundary error of the API and its exhaustive mapping to machine-readable codes.
+//! Internal detail is logged, never returned.
+//!
+//! `ApiError` deliberately does not implement `Display`: async-graphql converts any `Display`
+//! error into a GraphQL error *without* a code, so a `?` on an `ApiError` would silently drop
+//! `extensions.code`. Without `Display`, only the conversion below applies.
+
+use async_graphql::ErrorExtensions;
+use feeledger_domain::case_fees::CaseError;
+use feeledger_infrastructure::ledger::LedgerError;
+
+#[derive(Debug, Clone)]
+pub enum ApiError {
+    Validation(String),
+    NotFound(String),
+    Conflict(String),
+    Forbidden(String),
+    Unauthenticated(String),
+    Unavailable,
+    Internal,
+}
+
+impl ApiError {
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Validation(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::Forbidden(m)
+            | ApiError::Unauthenticated(m) => m.clone(),
+            ApiError::Unavailable => "the database is unavailable; try again shortly".into(),
+            ApiError::Internal => "internal error (see the server log for this request id)".into(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Validation(_) => "VALIDATION",
+            ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::Conflict(_) => "CONFLICT",
+            ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
+            ApiError::Unavailable => "UNAVAILABLE",
+            ApiError::Internal => "INTERNAL",
+        }
+    }
+
+    pub fn validation(error: impl std::fmt::Display) -> Self {
+        ApiError::Validation(error.to_string())
+    }
+
+    pub fn forbidden() -> Self {
+        ApiError::Forbidden("your token does not allow this operation here".into())
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(error: ApiError) -> Self {
+        let code = error.code();
+        async_graphql::Error::new(error.message()).extend_with(|_, extensions| extensions.set("code", code))
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(error: LedgerError) -> Self {
+        match error {
+            LedgerError::Rejected(rejected) => match rejected {
+                CaseError::NotAssessed | CaseError::UnknownPayment(_) => ApiError::NotFound(rejected.to_string()),
+                CaseError::AlreadyAssessed
+                | CaseError::AlreadyCancelled
+                | CaseError::PaymentsRecorded
+                | CaseError::NothingOutstanding
+                | CaseError::IdempotencyKeyReused(_)
+                | CaseError::AlreadyReconciled { .. } => ApiError::Conflict(rejected.to_string()),
+                CaseError::AgencyMismatch { .. }
+                | CaseError::BadLineCount
+                | CaseError::BadQuantity(_)
+                | CaseError::DuplicateFeeLine(_)
+                | CaseError::UnknownFeeCode(_)
+                | CaseError::BadProcedureName
+                | CaseError::AboveTransferLimit(_)
+                | CaseError::BadExpiry
+                | CaseError::BadIdempotencyKey
+                | CaseError::MissingReason
+                | CaseError::Money(_)
+                | CaseError::VietQr(_) => ApiError::Validation(rejected.to_string()),
+            },
+            LedgerError::AgencyRejected(e) => ApiError::validation(e),
+            LedgerError::ScheduleRejected(e) => ApiError::validation(e),
+            LedgerError::NoScheduleInForce { .. } | LedgerError::Invalid(_) => ApiError::validation(error),
+            LedgerError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            LedgerError::Contended(_) | LedgerError::IdempotencyKeyReused(_) => ApiError::Conflict(error.to_string()),
+            LedgerError::Store(store) if store.is_unavailable() => {
+                tracing::warn!(error = %store, "database unavailable");
+                ApiError::Unavailable
+            }
+            LedgerError::Store(_) | LedgerError::Codec(_) => {
+                tracing::error!(error = %error, "command failed inside the ledger");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,116 @@
+//! The GraphQL API, composed per capability. Names follow the public contract of
+//! docs/API.md (DESIGN §5): keep them stable, extend rather than rename.
+
+mod agencies;
+mod cases;
+pub mod errors;
+pub mod scalars;
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
+use async_graphql::{Context, EmptySubscription, MergedObject, Response, Schema, ServerError};
+use chrono::{DateTime, Utc};
+use feeledger_infrastructure::event_store::EventMetadata;
+use feeledger_infrastructure::ledger::Ledger;
+
+use crate::auth::{Authentication, Principal};
+use crate::clock::Clock;
+use errors::ApiError;
+
+pub use agencies::{AgencyMutations, AgencyQueries};
+pub use cases::{CaseMutations, CaseQueries, mask_personal_data};
+
+#[derive(MergedObject, Default, Debug)]
+pub struct QueryRoot(CaseQueries, AgencyQueries);
+
+#[derive(MergedObject, Default, Debug)]
+pub struct MutationRoot(CaseMutations, AgencyMutations);
+
+pub type FeeledgerSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Everything resolvers need, passed as schema data (never a global).
+#[derive(Debug, Clone)]
+pub struct ApiContext {
+    pub ledger: Ledger,
+    pub clock: Clock,
+    pub qr_ttl_minutes: u32,
+}
+
+pub fn build_schema(context: ApiContext) -> FeeledgerSchema {
+    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+        .data(context)
+        .extension(ErrorCodes)
+        .limit_depth(16)
+        .limit_complexity(2_000)
+        .finish()
+}
+
+/// The request id of the HTTP request, for event metadata and logs.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub(crate) fn api<'a>(ctx: &'a Context<'_>) -> &'a ApiContext {
+    // Always inserted by build_schema.
+    ctx.data_unchecked::<ApiContext>()
+}
+
+pub(crate) fn ledger<'a>(ctx: &'a Context<'_>) -> &'a Ledger {
+    &api(ctx).ledger
+}
+
+pub(crate) fn now(ctx: &Context<'_>) -> DateTime<Utc> {
+    api(ctx).clock.now()
+}
+
+/// The caller, or UNAUTHENTICATED.
+pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal, ApiError> {
+    match ctx.data_opt::<Authentication>() {
+        Some(Authentication::Authenticated(principal)) => Ok(principal),
+        Some(Authentication::Invalid(reason)) => Err(ApiError::Unauthenticated(reason.clone())),
+        Some(Authentication::Anonymous) | None => {
+            Err(ApiError::Unauthenticated("a bearer token is required (Authorization: Bearer <token>)".into()))
+        }
+    }
+}
+
+/// Who is acting, recorded with every event the request appends.
+pub(crate) fn metadata(ctx: &Context<'_>, principal: &Principal) -> EventMetadata {
+    EventMetadata {
+        actor: Some(principal.subject.clone()),
+        role: Some(principal.role.to_string()),
+        request_id: ctx.data_opt::<RequestId>().map(|r| r.0.clone()),
+        ..EventMetadata::default()
+    }
+}
+
+/// Gives every error a machine-readable `extensions.code`. Resolver errors carry theirs; the
+/// ones without a code come from async-graphql rejecting the request itself (syntax, unknown
+/// fields, a `Vnd` that is a float) and are VALIDATION errors.
+struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodesExtension)
+    }
+}
+
+struct ErrorCodesExtension;
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ErrorCodesExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        for error in &mut response.errors {
+            add_missing_code(error);
+        }
+        response
+    }
+}
+
+fn add_missing_code(error: &mut ServerError) {
+    let has_code = error.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
+    if !has_code {
+        error.extensions.get_or_insert_with(Default::default).set("code", "VALIDATION");
+    }
+}

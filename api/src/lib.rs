@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod demo;
+pub mod graphql;
+pub mod http;
+pub mod telemetry;

@@ -1,0 +1,188 @@
+//! The `feeledger` binary as people run it.
+#![allow(clippy::unwrap_used, clippy::zombie_processes, reason = "tests fail loudly; servers are killed and reaped on drop")]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use feeledger_infrastructure::test_support::TestDatabase;
+use serde_json::{Value, json};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_feeledger");
+
+/// `feeledger` with no FEELEDGER_* settings inherited from the environment.
+fn feeledger(dir: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command.current_dir(dir);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("FEELEDGER_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `feeledger serve --listen 127.0.0.1:0` and reads the bound address from its JSON log.
+fn start(mut command: Command) -> Server {
+    let mut child = command
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if let Ok(log) = serde_json::from_str::<Value>(&line)
+            && log["message"] == "feeledger is serving"
+        {
+            let base = format!("http://{}", log["listen"].as_str().unwrap());
+            return Server { child, base };
+        }
+        assert!(Instant::now() < deadline, "the server did not start in time");
+    }
+    panic!("the server exited before serving");
+}
+
+fn issue_token(dir: &Path, args: &[&str], database_url: Option<&str>) -> std::process::Output {
+    let mut command = feeledger(dir);
+    command.args(["tokens", "issue"]).args(args);
+    if let Some(url) = database_url {
+        command.env("FEELEDGER_DATABASE_URL", url);
+    }
+    command.output().unwrap()
+}
+
+async fn graphql(base: &str, token: &str, query: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn serve_with_no_settings_creates_feeledger_db_and_accepts_tokens_issued_by_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(feeledger(dir.path()));
+    assert!(dir.path().join("feeledger.db").exists(), "the embedded default is a SQLite file in the working directory");
+
+    let ready = reqwest::get(format!("{}/readyz", server.base)).await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let output = issue_token(dir.path(), &["--role", "admin"], None);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(token.lines().count(), 1, "the token alone on stdout");
+    let body = graphql(
+        &server.base,
+        token.trim(),
+        "mutation { configureAgency(input: { code: \"H34.22.6\", name: \"UBND\", bankBin: \"970415\", accountNumber: \"1133\", accountName: \"UBND\", retainsFees: false, counters: [\"quay-1\"] }) { code } }",
+    )
+    .await;
+    assert_eq!(body["data"]["configureAgency"]["code"], "H34.22.6", "{body:#}");
+}
+
+#[tokio::test]
+async fn a_token_for_a_role_without_its_scope_is_refused_with_a_message_and_a_failure_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = issue_token(dir.path(), &["--role", "officer"], None);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--agency"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = issue_token(dir.path(), &["--role", "officer", "--agency", "not an agency"], None);
+    assert!(!output.status.success());
+}
+
+#[tokio::test]
+async fn the_database_url_switches_the_service_to_postgresql() {
+    let Some(db) = TestDatabase::postgres().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = feeledger(dir.path());
+    command.env("FEELEDGER_DATABASE_URL", &db.url);
+    let server = start(command);
+    assert!(!dir.path().join("feeledger.db").exists(), "no SQLite file when PostgreSQL is configured");
+    let output = issue_token(dir.path(), &["--role", "admin"], Some(&db.url));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8(output.stdout).unwrap();
+    let body = graphql(
+        &server.base,
+        token.trim(),
+        "mutation { configureAgency(input: { code: \"H34.22.6\", name: \"UBND\", bankBin: \"970415\", accountNumber: \"1133\", accountName: \"UBND\", retainsFees: false, counters: [\"quay-1\"] }) { code } }",
+    )
+    .await;
+    assert!(body["errors"].is_null(), "{body:#}");
+    let options: sqlx::postgres::PgConnectOptions = db.url.parse().unwrap();
+    let pool = sqlx::PgPool::connect_with(options).await.unwrap();
+    let (events,): (i64,) = sqlx::query_as("SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 1, "the agency was recorded in PostgreSQL");
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn serve_demo_loads_the_demo_agency_once_and_prints_working_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    for run in 0..2 {
+        let mut command = feeledger(dir.path());
+        let mut child = command
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--demo"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut admin = None;
+        let mut graphiql = None;
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.trim().strip_prefix("GraphiQL:") {
+                graphiql = Some(rest.trim().trim_end_matches("/graphql").to_owned());
+            }
+            if let Some(rest) = line.trim().strip_prefix("admin ") {
+                admin = Some(rest.trim().to_owned());
+                break;
+            }
+        }
+        let server = Server { child, base: graphiql.expect("the demo prints the GraphiQL URL") };
+        let admin = admin.expect("the demo prints an admin token");
+        let body = graphql(
+            &server.base,
+            &admin,
+            "query { feeSchedules(agencyCode: \"H34.22.6\") { version fees { kind } } agency(code: \"H34.22.6\") { name bankBin counters } }",
+        )
+        .await;
+        assert_eq!(body["data"]["agency"]["bankBin"], "970415", "run {run}: {body:#}");
+        let versions = body["data"]["feeSchedules"].as_array().unwrap();
+        assert_eq!(versions.len(), 1, "run {run}: loading the demo twice publishes nothing new");
+        let kinds: Vec<&str> =
+            versions[0]["fees"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+        assert!(kinds.contains(&"PHI") && kinds.contains(&"LE_PHI"));
+        drop(server);
+    }
+}

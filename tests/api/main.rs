@@ -1,0 +1,6 @@
+//! Black-box tests of the whole service over HTTP, on SQLite and (when configured) PostgreSQL.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
+mod bad_input;
+mod case_flow;
+mod health;

@@ -1,0 +1,116 @@
+//! `spawn_app()`: the whole feeledger service on a random port, on a fresh SQLite file or a
+//! fresh PostgreSQL database, with a small GraphQL client and tokens for every role.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc, reason = "test support fails loudly")]
+
+use feeledger_api::app::{AppState, Application};
+use feeledger_api::auth::{Role, TokenRequest};
+use feeledger_domain::codes::{AgencyCode, CounterId};
+use feeledger_infrastructure::settings::Settings;
+pub use feeledger_infrastructure::test_support::TestDatabase;
+use serde_json::{Value, json};
+
+#[derive(Debug)]
+pub struct TestApp {
+    pub address: String,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    pub database: TestDatabase,
+}
+
+/// Starts the service on `database` (migrated on start) and returns once it listens.
+pub async fn spawn_app(database: TestDatabase) -> TestApp {
+    let settings = Settings { database_url: database.url.clone(), listen: "127.0.0.1:0".into(), ..Settings::default() };
+    let app = Application::build(&settings).await.unwrap_or_else(|e| panic!("building the app failed: {e}"));
+    let address = format!("http://{}", app.local_addr().unwrap());
+    let state = app.state().clone();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp { address, state, client: reqwest::Client::new(), database }
+}
+
+/// The app on SQLite, then (when configured) on PostgreSQL.
+pub async fn spawn_each_backend() -> Vec<TestApp> {
+    let mut apps = Vec::new();
+    for database in TestDatabase::each_backend().await {
+        apps.push(spawn_app(database).await);
+    }
+    apps
+}
+
+impl TestApp {
+    pub fn backend(&self) -> &'static str {
+        self.database.backend_name
+    }
+
+    pub fn token(&self, role: Role, agency: Option<&str>, counter: Option<&str>) -> String {
+        let request = TokenRequest::new(
+            role,
+            agency.map(|a| AgencyCode::parse(a).unwrap()),
+            counter.map(|c| CounterId::parse(c).unwrap()),
+        );
+        self.state.tokens.issue(&request, chrono::Utc::now()).unwrap()
+    }
+
+    pub fn admin(&self) -> String {
+        self.token(Role::Admin, None, None)
+    }
+
+    pub fn officer(&self, agency: &str) -> String {
+        self.token(Role::Officer, Some(agency), Some("quay-1"))
+    }
+
+    /// POSTs a GraphQL document and returns the whole response body.
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self.client.post(format!("{}/graphql", self.address)).json(&json!({
+            "query": query,
+            "variables": variables,
+        }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// Like [`TestApp::graphql`] but fails the test on any GraphQL error; returns `data`.
+    pub async fn graphql_ok(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = self.graphql(Some(token), query, variables).await;
+        assert!(body.get("errors").is_none(), "[{}] unexpected errors: {body:#}", self.backend());
+        body["data"].clone()
+    }
+
+    /// The `extensions.code` of the first error, failing the test when there is none.
+    pub async fn graphql_error_code(&self, token: Option<&str>, query: &str, variables: Value) -> String {
+        let body = self.graphql(token, query, variables).await;
+        let code = body["errors"][0]["extensions"]["code"].as_str();
+        assert!(code.is_some(), "[{}] expected an error with a code, got {body:#}", self.backend());
+        code.unwrap_or_default().to_owned()
+    }
+
+    /// Sets up agency `code` with the demo-like schedule used by the tests.
+    pub async fn configure_agency(&self, code: &str) {
+        let admin = self.admin();
+        self.graphql_ok(
+            &admin,
+            "mutation($input: ConfigureAgencyInput!) { configureAgency(input: $input) { code } }",
+            json!({ "input": {
+                "code": code, "name": format!("UBND {code}"), "bankBin": "970415",
+                "accountNumber": "113366668888", "accountName": "UBND PHUONG TRAN HUNG DAO",
+                "retainsFees": true, "counters": ["quay-1", "quay-2"]
+            }}),
+        )
+        .await;
+        self.graphql_ok(
+            &admin,
+            "mutation($input: FeeScheduleInput!) { publishFeeSchedule(input: $input) { version } }",
+            json!({ "input": { "agencyCode": code, "effectiveFrom": "2024-01-01", "fees": [
+                { "feeCode": "P-SAOY", "name": "Phí chứng thực bản sao", "kind": "PHI", "unitAmount": "1000", "retentionPercent": "90" },
+                { "feeCode": "LP-TRICHLUC", "name": "Lệ phí trích lục hộ tịch", "kind": "LE_PHI", "unitAmount": 8000, "retentionPercent": "0" }
+            ]}}),
+        )
+        .await;
+    }
+}
+
+pub const CASE_FIELDS: &str = "code agencyCode status total paid outstanding overpaid version \
+    lines { feeCode kind quantity unitAmount amount } payer { name maskedId } \
+    events { position streamVersion type recordedAt actor data }";
