@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Store appends (1 event per transaction) at 1 and 32 clients, against pgbench inserting rows of
+# the same shape into a scratch table in the same run, on the same server. Prints a Markdown
+# table for docs/BENCHMARKS.md.
+#
+#   scripts/bench-appends.sh [postgres://postgres@127.0.0.1:5432] [seconds]
+set -euo pipefail
+server=${1:-postgres://postgres@127.0.0.1:5432}
+seconds=${2:-15}
+db=feeledger_bench
+url="$server/$db"
+
+psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+cargo build --release -q -p feeledger-api --bin feeledger --bin feeledger-bench
+target/release/feeledger migrate --database-url "$url" 2>/dev/null
+
+# The scratch table: the columns, defaults, constraints and indexes of `events`, no triggers.
+psql "$url" -q <<'SQL'
+CREATE TABLE bench_events (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
+ALTER TABLE bench_events ALTER COLUMN global_position ADD GENERATED ALWAYS AS IDENTITY;
+SQL
+script=$(mktemp)
+cat > "$script" <<'SQL'
+INSERT INTO bench_events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash)
+VALUES ('bench-' || gen_random_uuid(), 1, gen_random_uuid(), 'PaymentReceived', 1,
+  '{"payment_id":"0190f3a4-0000-7000-8000-000000000000","idempotency_key":"bench-1","amount":"3000","channel":"VIETQR","reference":"H34.22.6-240426-0002","provider":"sepay","bank_reference":"MBVCB.3278907687","qr_id":null,"payer_account":null,"received_at":"2024-04-26T02:18:00Z"}',
+  '{"actor":"bench"}', now(), sha256('x'::bytea));
+SQL
+
+tps() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1; }
+rate() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["events_per_sec"])'; }
+
+echo "| clients | pgbench rows/s | feeledger appends/s | ratio | feeledger p50 / p99 |"
+echo "| ---: | ---: | ---: | ---: | ---: |"
+for clients in 1 32; do
+  base=$(pgbench -n -c "$clients" -j "$([ "$clients" -gt 2 ] && echo 2 || echo 1)" -T "$seconds" -f "$script" "$url" 2>/dev/null | tps)
+  result=$(target/release/feeledger-bench appends --database-url "$url" --clients "$clients" --seconds "$seconds")
+  ours=$(echo "$result" | rate)
+  lat=$(echo "$result" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("%.2f ms / %.2f ms" % (r["p50_us"]/1000, r["p99_us"]/1000))')
+  ratio=$(python3 -c "print(f'{$ours/$base:.2f}')")
+  echo "| $clients | ${base%.*} | ${ours%.*} | $ratio | $lat |"
+done
+rm -f "$script"
+psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
