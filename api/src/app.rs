@@ -3,9 +3,11 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use feeledger_infrastructure::event_store::{EventStore, StoreError, StoreOptions, redact_url};
 use feeledger_infrastructure::ledger::Ledger;
+use feeledger_infrastructure::live_feed::LiveFeed;
 use feeledger_infrastructure::settings::Settings;
 
 use crate::auth::{AuthError, TokenService};
@@ -37,6 +39,7 @@ pub struct AppState {
     pub schema: FeeledgerSchema,
     pub tokens: TokenService,
     pub ledger: Ledger,
+    pub live: LiveFeed,
     pub clock: Clock,
 }
 
@@ -67,17 +70,20 @@ impl Application {
     pub async fn build(settings: &Settings) -> Result<Application, StartError> {
         let store = open_store(settings).await?;
         let tokens = TokenService::load(settings.token_secret.as_ref(), &store).await?;
+        let live = LiveFeed::start(store.clone(), Duration::from_millis(settings.live_poll_ms.max(10)));
         let ledger = Ledger::new(store);
         let clock = Clock::system();
+        crate::qr_expiry::start(ledger.clone(), &live, clock.clone());
         let schema = build_schema(ApiContext {
             ledger: ledger.clone(),
+            live: live.clone(),
             clock: clock.clone(),
-            qr_ttl_minutes: settings.qr_ttl_minutes,
+            qr_ttl_seconds: settings.qr_ttl_seconds,
         });
         let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await
             .map_err(|source| StartError::Listen { address: settings.listen.clone(), source })?;
-        Ok(Application { listener, state: AppState { schema, tokens, ledger, clock } })
+        Ok(Application { listener, state: AppState { schema, tokens, ledger, live, clock } })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -192,7 +192,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let settings = Settings { listen: args.listen, qr_ttl_minutes: args.qr_ttl_minutes, ..args.database.settings() };
+    let settings = Settings {
+        listen: args.listen,
+        qr_ttl_seconds: args.qr_ttl_minutes.max(1).saturating_mul(60),
+        ..args.database.settings()
+    };
     let app = Application::build(&settings).await?;
     let address = app.local_addr()?;
     tracing::info!(listen = %address, database = %redact_url(&settings.database_url), "feeledger is serving");

@@ -1,13 +1,15 @@
-//! The HTTP surface: GraphQL, health checks. Each route states who may call it.
+//! The HTTP surface: GraphQL (HTTP and WebSocket), QR images, health checks. Each route states
+//! who may call it.
 
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Json};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -24,6 +26,8 @@ pub fn router(state: AppState) -> Router {
     let request_id = header::HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/qr/{file}", get(qr_image))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(GRAPHQL_BODY_LIMIT_BYTES))
@@ -46,6 +50,70 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, request: Gra
     let request_id = headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let request = request.into_inner().data(authentication).data(RequestId(request_id));
     state.schema.execute(request).await.into()
+}
+
+/// GraphQL subscriptions over WebSocket (graphql-transport-ws, and the legacy
+/// subscriptions-transport-ws). The token comes in the `connection_init` payload as
+/// `{"authorization": "Bearer <token>"}`; resolvers answer UNAUTHENTICATED without one.
+async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+    let tokens = state.tokens.clone();
+    let schema = state.schema.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let authorization = ["authorization", "Authorization"]
+                        .iter()
+                        .find_map(|key| payload.get(*key).and_then(|v| v.as_str()));
+                    let mut data = async_graphql::Data::default();
+                    data.insert(tokens.authenticate(authorization));
+                    Ok(data)
+                })
+                .serve()
+        })
+        .into_response()
+}
+
+/// `GET /qr/{qr_id}.svg` and `.png`. Unauthenticated on purpose: the citizen's screen shows the
+/// image with a plain `<img>`, and the id is a random UUID, known only to whoever saw the QR.
+/// A QR never changes, so it may be cached for its whole life.
+async fn qr_image(State(state): State<AppState>, Path(file): Path<String>) -> Response {
+    let not_found =
+        || (StatusCode::NOT_FOUND, Json(json!({ "error": "not_found", "message": "no such QR" }))).into_response();
+    let Some((id, extension)) = file.rsplit_once('.') else { return not_found() };
+    let Ok(qr_id) = id.parse::<uuid::Uuid>() else { return not_found() };
+    let event = match state.ledger.store().qr_issued(qr_id).await {
+        Ok(Some(event)) => event,
+        Ok(None) => return not_found(),
+        Err(error) => {
+            tracing::warn!(%error, qr.id = %qr_id, "QR lookup failed");
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": "unavailable" }))).into_response();
+        }
+    };
+    let Some(payload) = event.payload.get("payload").and_then(|p| p.as_str()) else { return not_found() };
+    let rendered = match extension {
+        "svg" => crate::qr_image::svg(payload).map(|svg| ("image/svg+xml", svg.into_bytes())),
+        "png" => crate::qr_image::png(payload, 8).map(|png| ("image/png", png)),
+        _ => return not_found(),
+    };
+    match rendered {
+        Ok((content_type, body)) => {
+            let mut response = body.into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400, immutable"));
+            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            if let Ok(etag) = HeaderValue::from_str(&format!("\"{qr_id}-{extension}\"")) {
+                headers.insert(header::ETAG, etag);
+            }
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, qr.id = %qr_id, "QR rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "internal" }))).into_response()
+        }
+    }
 }
 
 /// Liveness: the process answers.

@@ -7,4 +7,6 @@ pub mod clock;
 pub mod demo;
 pub mod graphql;
 pub mod http;
+pub mod qr_expiry;
+pub mod qr_image;
 pub mod telemetry;

@@ -1,5 +1,9 @@
 //! The `feeledger` binary as people run it.
-#![allow(clippy::unwrap_used, clippy::zombie_processes, reason = "tests fail loudly; servers are killed and reaped on drop")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::zombie_processes,
+    reason = "tests fail loudly; servers are killed and reaped on drop"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -93,6 +93,8 @@ pub struct FeeAssessed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QrIssued {
     pub qr_id: Uuid,
+    /// The agency and counter whose screens show this QR (the counter display is found by them).
+    pub agency_code: AgencyCode,
     pub reference: PaymentReference,
     /// The outstanding amount when the QR was issued; the payload asks for exactly this.
     pub amount: Vnd,
@@ -547,6 +549,7 @@ fn issue_qr(state: &CaseFees, c: IssueQr) -> Result<Vec<CaseEvent>, CaseError> {
     }
     events.push(CaseEvent::QrIssued(QrIssued {
         qr_id: c.qr_id,
+        agency_code: assessed.agency_code.clone(),
         reference,
         amount,
         payload,

@@ -38,6 +38,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://feeledger.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// How long a payment QR stays valid (the Hà Nội guidance shows it for the counter visit).
 pub const DEFAULT_QR_TTL_MINUTES: u32 = 15;
+/// How often live subscribers look for events committed by other nodes when no notification
+/// arrived (a lost notification only delays them this much).
+pub const DEFAULT_LIVE_POLL_MS: u64 = 1_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -46,7 +49,8 @@ pub struct Settings {
     /// Signs bearer tokens. When absent, a random key is generated once and kept in the
     /// database, so every node and CLI command on the same database agrees on it.
     pub token_secret: Option<Secret>,
-    pub qr_ttl_minutes: u32,
+    pub qr_ttl_seconds: u32,
+    pub live_poll_ms: u64,
     /// The address people use to reach the service, for links printed by the CLI.
     pub public_base_url: Option<String>,
     pub database_max_connections: u32,
@@ -58,7 +62,8 @@ impl Default for Settings {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             listen: DEFAULT_LISTEN.to_owned(),
             token_secret: None,
-            qr_ttl_minutes: DEFAULT_QR_TTL_MINUTES,
+            qr_ttl_seconds: DEFAULT_QR_TTL_MINUTES * 60,
+            live_poll_ms: DEFAULT_LIVE_POLL_MS,
             public_base_url: None,
             database_max_connections: 16,
         }

@@ -3,4 +3,5 @@
 
 mod bad_input;
 mod case_flow;
+mod counter;
 mod health;

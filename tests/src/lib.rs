@@ -114,3 +114,91 @@ impl TestApp {
 pub const CASE_FIELDS: &str = "code agencyCode status total paid outstanding overpaid version \
     lines { feeCode kind quantity unitAmount amount } payer { name maskedId } \
     events { position streamVersion type recordedAt actor data }";
+
+/// Starts the service with settings adjusted by `adjust` (e.g. a short QR lifetime).
+pub async fn spawn_app_with(database: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings =
+        Settings { database_url: database.url.clone(), listen: "127.0.0.1:0".into(), ..Settings::default() };
+    adjust(&mut settings);
+    let app = Application::build(&settings).await.unwrap_or_else(|e| panic!("building the app failed: {e}"));
+    let address = format!("http://{}", app.local_addr().unwrap());
+    let state = app.state().clone();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp { address, state, client: reqwest::Client::new(), database }
+}
+
+/// A GraphQL-over-WebSocket (graphql-transport-ws) client for tests: one subscription per
+/// connection, enough to watch what a screen would see.
+pub mod ws {
+    use futures::{SinkExt, StreamExt};
+    use serde_json::{Value, json};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+    #[derive(Debug)]
+    pub struct Subscription {
+        socket: Socket,
+    }
+
+    impl Subscription {
+        /// Connects with `token`, subscribes with `query`, and returns once acknowledged.
+        pub async fn start(address: &str, token: &str, query: &str, variables: Value) -> Subscription {
+            let url = format!("{}/graphql/ws", address.replacen("http", "ws", 1));
+            let mut request = url.into_client_request().unwrap();
+            request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+            let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+            let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
+            socket.send(Message::text(init.to_string())).await.unwrap();
+            loop {
+                let message = next_json(&mut socket).await.expect("connection_ack");
+                if message["type"] == "connection_ack" {
+                    break;
+                }
+            }
+            let subscribe =
+                json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } });
+            socket.send(Message::text(subscribe.to_string())).await.unwrap();
+            Subscription { socket }
+        }
+
+        /// The next `next` or `error` payload, or `None` after `timeout`.
+        pub async fn next(&mut self, timeout: std::time::Duration) -> Option<Value> {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let message = tokio::time::timeout_at(deadline, next_json(&mut self.socket)).await.ok()??;
+                match message["type"].as_str() {
+                    Some("next") => return Some(message["payload"].clone()),
+                    Some("error") => return Some(json!({ "errors": message["payload"] })),
+                    Some("ping") => {
+                        let _ = self.socket.send(Message::text(json!({ "type": "pong" }).to_string())).await;
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        /// Waits (up to `timeout`) for a payload satisfying `wanted`.
+        pub async fn until(&mut self, timeout: std::time::Duration, wanted: impl Fn(&Value) -> bool) -> Value {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let payload = self.next(left).await.expect("the awaited update did not arrive");
+                if wanted(&payload) {
+                    return payload;
+                }
+            }
+        }
+    }
+
+    async fn next_json(socket: &mut Socket) -> Option<Value> {
+        loop {
+            match socket.next().await? {
+                Ok(Message::Text(text)) => return serde_json::from_str(&text).ok(),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+}

@@ -48,7 +48,7 @@ pub enum CaseStatusGql {
 }
 
 impl CaseStatusGql {
-    fn of(state: &CaseFees) -> CaseStatusGql {
+    pub fn of(state: &CaseFees) -> CaseStatusGql {
         match state.status {
             case_fees::CaseStatus::New | case_fees::CaseStatus::Assessed => CaseStatusGql::Assessed,
             case_fees::CaseStatus::AwaitingPayment => CaseStatusGql::AwaitingPayment,
@@ -96,6 +96,33 @@ pub struct PayerView {
     name: String,
     /// e.g. `******8870`; the full number is never returned.
     masked_id: Option<String>,
+}
+
+impl FeeLineView {
+    pub fn of(state: &CaseFees) -> Vec<FeeLineView> {
+        let Some(assessed) = &state.assessment else { return Vec::new() };
+        assessed
+            .lines
+            .iter()
+            .map(|line| FeeLineView {
+                fee_code: line.fee_code.to_string(),
+                name: line.name.clone(),
+                kind: line.kind.into(),
+                quantity: i32::try_from(line.quantity).unwrap_or(i32::MAX),
+                unit_amount: line.unit_amount.into(),
+                amount: line.amount.into(),
+            })
+            .collect()
+    }
+}
+
+impl PayerView {
+    pub fn of(payer: Option<&Payer>) -> PayerView {
+        match payer {
+            Some(payer) => PayerView { name: payer.name.clone(), masked_id: payer.masked_id() },
+            None => PayerView { name: String::new(), masked_id: None },
+        }
+    }
 }
 
 #[derive(SimpleObject)]
@@ -207,26 +234,11 @@ impl CaseView {
     }
 
     async fn lines(&self) -> Vec<FeeLineView> {
-        let Some(assessed) = &self.state().assessment else { return Vec::new() };
-        assessed
-            .lines
-            .iter()
-            .map(|line| FeeLineView {
-                fee_code: line.fee_code.to_string(),
-                name: line.name.clone(),
-                kind: line.kind.into(),
-                quantity: i32::try_from(line.quantity).unwrap_or(i32::MAX),
-                unit_amount: line.unit_amount.into(),
-                amount: line.amount.into(),
-            })
-            .collect()
+        FeeLineView::of(self.state())
     }
 
     async fn payer(&self) -> PayerView {
-        match &self.state().assessment {
-            Some(assessed) => PayerView { name: assessed.payer.name.clone(), masked_id: assessed.payer.masked_id() },
-            None => PayerView { name: String::new(), masked_id: None },
-        }
+        PayerView::of(self.state().assessment.as_ref().map(|a| &a.payer))
     }
 
     /// The latest QR of the case (superseded ones are in the history).

@@ -3,16 +3,20 @@
 
 mod agencies;
 mod cases;
+mod counter;
 pub mod errors;
 pub mod scalars;
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
-use async_graphql::{Context, EmptySubscription, MergedObject, Response, Schema, ServerError};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe};
+use async_graphql::{Context, MergedObject, MergedSubscription, Response, Schema, ServerError};
 use chrono::{DateTime, Utc};
 use feeledger_infrastructure::event_store::EventMetadata;
 use feeledger_infrastructure::ledger::Ledger;
+use feeledger_infrastructure::live_feed::LiveFeed;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use crate::auth::{Authentication, Principal};
 use crate::clock::Clock;
@@ -20,25 +24,31 @@ use errors::ApiError;
 
 pub use agencies::{AgencyMutations, AgencyQueries};
 pub use cases::{CaseMutations, CaseQueries, mask_personal_data};
+pub use counter::{CounterMutations, CounterQueries, CounterSubscriptions};
 
 #[derive(MergedObject, Default, Debug)]
-pub struct QueryRoot(CaseQueries, AgencyQueries);
+pub struct QueryRoot(CaseQueries, CounterQueries, AgencyQueries);
 
 #[derive(MergedObject, Default, Debug)]
-pub struct MutationRoot(CaseMutations, AgencyMutations);
+pub struct MutationRoot(CaseMutations, CounterMutations, AgencyMutations);
 
-pub type FeeledgerSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+#[derive(MergedSubscription, Default, Debug)]
+pub struct SubscriptionRoot(CounterSubscriptions);
+
+pub type FeeledgerSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Everything resolvers need, passed as schema data (never a global).
 #[derive(Debug, Clone)]
 pub struct ApiContext {
     pub ledger: Ledger,
+    /// New events as they commit, for subscriptions.
+    pub live: LiveFeed,
     pub clock: Clock,
-    pub qr_ttl_minutes: u32,
+    pub qr_ttl_seconds: u32,
 }
 
 pub fn build_schema(context: ApiContext) -> FeeledgerSchema {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+    Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default())
         .data(context)
         .extension(ErrorCodes)
         .limit_depth(16)
@@ -100,12 +110,24 @@ struct ErrorCodesExtension;
 #[async_graphql::async_trait::async_trait]
 impl Extension for ErrorCodesExtension {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        for error in &mut response.errors {
-            add_missing_code(error);
-        }
-        response
+        with_codes(next.run(ctx).await)
     }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream).map(with_codes).boxed()
+    }
+}
+
+fn with_codes(mut response: Response) -> Response {
+    for error in &mut response.errors {
+        add_missing_code(error);
+    }
+    response
 }
 
 fn add_missing_code(error: &mut ServerError) {

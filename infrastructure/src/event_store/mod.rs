@@ -374,6 +374,11 @@ impl EventStore {
         dispatch!(self, s => s.read_all(after, limit).await)
     }
 
+    /// The newest readable checkpoint.
+    pub async fn last_checkpoint(&self) -> Result<Checkpoint, StoreError> {
+        dispatch!(self, s => s.last_checkpoint().await)
+    }
+
     /// The newest readable checkpoint and the number of events.
     pub async fn head(&self) -> Result<StoreHead, StoreError> {
         dispatch!(self, s => s.head().await)
@@ -382,6 +387,26 @@ impl EventStore {
     /// Looks up an idempotency key without appending.
     pub async fn idempotency_record(&self, key: &IdempotencyKey) -> Result<Option<(String, i64)>, StoreError> {
         dispatch!(self, s => s.idempotency_record(key).await)
+    }
+
+    /// The QrIssued event of a QR id (index `events_qr_id_idx`).
+    pub async fn qr_issued(&self, qr_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        dispatch!(self, s => s.qr_issued(qr_id).await)
+    }
+
+    /// QrIssued events recorded since an instant.
+    pub async fn qr_issued_since(&self, since: DateTime<Utc>) -> Result<Vec<RecordedEvent>, StoreError> {
+        dispatch!(self, s => s.qr_issued_since(since).await)
+    }
+
+    /// The stream of the case most recently assessed or given a QR at an agency's counter.
+    pub async fn latest_counter_activation(&self, agency: &str, counter: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, s => s.latest_counter_activation(agency, counter).await)
+    }
+
+    /// The case streams that issued a QR with this payment reference.
+    pub async fn streams_with_qr_reference(&self, reference: &str) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => s.streams_with_qr_reference(reference).await)
     }
 
     /// A named installation setting (e.g. the token signing key).

@@ -171,7 +171,7 @@ impl PostgresEventStore {
         rows.iter().map(decode).collect()
     }
 
-    pub(super) async fn head(&self) -> Result<StoreHead, StoreError> {
+    pub(super) async fn last_checkpoint(&self) -> Result<Checkpoint, StoreError> {
         let last: Option<(i64, i64)> = sqlx::query_as(
             "SELECT transaction_id::text::bigint, global_position FROM events \
              WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
@@ -180,13 +180,74 @@ impl PostgresEventStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::db("reading the head of the log"))?;
+        Ok(last.map_or(Checkpoint::START, |(transaction_id, position)| Checkpoint { transaction_id, position }))
+    }
+
+    pub(super) async fn head(&self) -> Result<StoreHead, StoreError> {
+        let checkpoint = self.last_checkpoint().await?;
         let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM events")
             .fetch_one(&self.pool)
             .await
             .map_err(StoreError::db("counting events"))?;
-        let checkpoint =
-            last.map_or(Checkpoint::START, |(transaction_id, position)| Checkpoint { transaction_id, position });
         Ok(StoreHead { checkpoint, event_count: count })
+    }
+
+    /// A connection listening for `NOTIFY feeledger_events` from every node.
+    pub async fn listen(&self) -> Result<sqlx::postgres::PgListener, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(StoreError::db("opening a LISTEN connection"))?;
+        listener.listen("feeledger_events").await.map_err(StoreError::db("LISTEN feeledger_events"))?;
+        Ok(listener)
+    }
+
+    pub(super) async fn qr_issued(&self, qr_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE event_type = 'QrIssued' AND payload->>'qr_id' = $1 LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(qr_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db("looking up a QR"))?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    pub(super) async fn qr_issued_since(&self, since: DateTime<Utc>) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE event_type = 'QrIssued' AND recorded_at >= $1 ORDER BY global_position"
+        );
+        let rows =
+            sqlx::query(&sql).bind(since).fetch_all(&self.pool).await.map_err(StoreError::db("reading recent QRs"))?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub(super) async fn latest_counter_activation(
+        &self,
+        agency: &str,
+        counter: &str,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT stream_id FROM events \
+             WHERE event_type IN ('FeeAssessed', 'QrIssued') \
+               AND payload->>'agency_code' = $1 AND payload->>'counter_id' = $2 \
+             ORDER BY global_position DESC LIMIT 1",
+        )
+        .bind(agency)
+        .bind(counter)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::db("looking up a counter's case"))
+    }
+
+    pub(super) async fn streams_with_qr_reference(&self, reference: &str) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT stream_id FROM events WHERE event_type = 'QrIssued' AND payload->>'reference' = $1",
+        )
+        .bind(reference)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db("looking up a payment reference"))
     }
 
     pub(super) async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {

@@ -1,0 +1,397 @@
+//! The counter: issuing the payment QR, and the live display both screens show.
+//!
+//! A counter's display is the state of the case most recently assessed or given a QR at that
+//! counter, replayed from the case's stream. Which case that is comes from an index on the log
+//! (`events_counter_activation_idx`), so it is exact the moment an append commits.
+//!
+//! Subscriptions subscribe to the process's live feed *before* reading the state they send, and
+//! re-read the state when an event concerns them or when they lagged, so no update is missed.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, Object, Subscription};
+use chrono::Duration;
+use feeledger_domain::case_fees::{CaseFees, CaseStatus, Command, IssueQr, QrStatus};
+use feeledger_domain::codes::{AgencyCode, CaseCode, CounterId};
+use feeledger_infrastructure::codec::{self, CASE_STREAM_PREFIX};
+use feeledger_infrastructure::event_store::RecordedEvent;
+use feeledger_infrastructure::ledger::{CaseRecord, Ledger};
+use futures::Stream;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::cases::{CaseStatusGql, CaseView, FeeLineView, PayerView, QrView, parse_case_code, qr_view};
+use super::errors::{ApiError, ApiResult};
+use super::scalars::{DateTimeScalar, VndScalar};
+use super::{api, ledger, metadata, now, principal};
+use crate::auth::Principal;
+
+/// What a counter's screens show, in the words of the screens.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum DisplayState {
+    /// Fees assessed, no QR to pay yet.
+    Assessed,
+    /// A QR is shown, nothing paid yet.
+    Waiting,
+    /// Part paid; a new QR for the remainder can be issued.
+    PartiallyPaid,
+    /// Paid in full ("Thanh toán thành công").
+    Paid,
+    /// The QR expired before it was paid.
+    Expired,
+    Cancelled,
+}
+
+impl DisplayState {
+    fn of(state: &CaseFees) -> DisplayState {
+        let qr_expired = state.qr.as_ref().is_some_and(|q| q.status == QrStatus::Expired);
+        match state.status {
+            CaseStatus::Cancelled => DisplayState::Cancelled,
+            CaseStatus::Paid | CaseStatus::Overpaid => DisplayState::Paid,
+            _ if qr_expired && !state.outstanding().is_zero() => DisplayState::Expired,
+            CaseStatus::PartiallyPaid => DisplayState::PartiallyPaid,
+            CaseStatus::AwaitingPayment => DisplayState::Waiting,
+            CaseStatus::New | CaseStatus::Assessed => DisplayState::Assessed,
+        }
+    }
+
+    /// The sentence the citizen's screen shows.
+    fn message_vi(self) -> &'static str {
+        match self {
+            DisplayState::Assessed => "Hồ sơ đã được tính phí, lệ phí. Vui lòng chờ mã QR thanh toán.",
+            DisplayState::Waiting => "Mở ứng dụng ngân hàng hoặc ví điện tử, quét mã QR để thanh toán.",
+            DisplayState::PartiallyPaid => "Đã nhận một phần. Vui lòng thanh toán số tiền còn lại.",
+            DisplayState::Paid => "Thanh toán thành công",
+            DisplayState::Expired => "Mã QR đã hết hạn. Vui lòng đề nghị cán bộ tạo mã mới.",
+            DisplayState::Cancelled => "Hồ sơ đã hủy thu phí.",
+        }
+    }
+}
+
+/// The display of one counter.
+pub struct CounterDisplayView {
+    agency_code: AgencyCode,
+    agency_name: String,
+    counter_id: CounterId,
+    record: CaseRecord,
+}
+
+#[Object(name = "CounterDisplay")]
+impl CounterDisplayView {
+    async fn agency_code(&self) -> String {
+        self.agency_code.to_string()
+    }
+
+    async fn agency_name(&self) -> &str {
+        &self.agency_name
+    }
+
+    async fn counter_id(&self) -> String {
+        self.counter_id.to_string()
+    }
+
+    async fn case_code(&self) -> String {
+        self.record.code.to_string()
+    }
+
+    async fn procedure_name(&self) -> Option<&str> {
+        self.record.state.assessment.as_ref().map(|a| a.procedure_name.as_str())
+    }
+
+    async fn payer(&self) -> PayerView {
+        let payer = self.record.state.assessment.as_ref().map(|a| &a.payer);
+        PayerView::of(payer)
+    }
+
+    async fn lines(&self) -> Vec<FeeLineView> {
+        FeeLineView::of(&self.record.state)
+    }
+
+    async fn status(&self) -> CaseStatusGql {
+        CaseStatusGql::of(&self.record.state)
+    }
+
+    async fn state(&self) -> DisplayState {
+        DisplayState::of(&self.record.state)
+    }
+
+    /// What to tell the citizen, in Vietnamese.
+    async fn message(&self) -> &'static str {
+        DisplayState::of(&self.record.state).message_vi()
+    }
+
+    async fn total(&self) -> VndScalar {
+        self.record.state.total().into()
+    }
+
+    async fn paid(&self) -> VndScalar {
+        self.record.state.paid.into()
+    }
+
+    async fn outstanding(&self) -> VndScalar {
+        self.record.state.outstanding().into()
+    }
+
+    async fn overpaid(&self) -> VndScalar {
+        self.record.state.overpaid().into()
+    }
+
+    /// The QR to scan, while it can be paid (or to show as expired).
+    async fn qr(&self) -> Option<QrView> {
+        let state = &self.record.state;
+        let current = state.qr.as_ref()?;
+        let payable = state.payable_qr().is_some();
+        let expired = current.status == QrStatus::Expired;
+        (payable || expired).then(|| qr_view(&current.qr, payable, expired))
+    }
+
+    async fn updated_at(&self) -> Option<DateTimeScalar> {
+        self.record.events.last().map(|e| DateTimeScalar(e.recorded_at))
+    }
+
+    /// The case stream version shown; grows with every change.
+    async fn version(&self) -> i32 {
+        i32::try_from(self.record.version).unwrap_or(i32::MAX)
+    }
+}
+
+/// Which counter a request is about: the agency is the argument, or the token's own.
+fn counter_scope(
+    principal: &Principal,
+    agency_code: Option<&str>,
+    counter_id: &str,
+) -> ApiResult<(AgencyCode, CounterId)> {
+    let agency = match agency_code {
+        Some(code) => AgencyCode::parse(code.trim()).map_err(ApiError::validation)?,
+        None => principal
+            .agency
+            .clone()
+            .ok_or_else(|| ApiError::Validation("agencyCode is required for a token not scoped to an agency".into()))?,
+    };
+    let counter = CounterId::parse(counter_id.trim()).map_err(ApiError::validation)?;
+    if principal.can_watch_counter(&agency, &counter) { Ok((agency, counter)) } else { Err(ApiError::forbidden()) }
+}
+
+/// The display of a counter now, or `None` when no case was ever shown there.
+async fn load_display(
+    ledger: &Ledger,
+    agency: &AgencyCode,
+    counter: &CounterId,
+) -> ApiResult<Option<CounterDisplayView>> {
+    let Some(stream) = ledger
+        .store()
+        .latest_counter_activation(agency.as_str(), counter.as_str())
+        .await
+        .map_err(|e| ApiError::from(feeledger_infrastructure::ledger::LedgerError::from(e)))?
+    else {
+        return Ok(None);
+    };
+    let code =
+        stream.strip_prefix(CASE_STREAM_PREFIX).and_then(|c| CaseCode::parse(c).ok()).ok_or(ApiError::Internal)?;
+    let record = ledger.load_case(&code).await?;
+    let agency_name = ledger.agency(agency).await?.current.map(|a| a.name).unwrap_or_default();
+    Ok(Some(CounterDisplayView { agency_code: agency.clone(), agency_name, counter_id: counter.clone(), record }))
+}
+
+/// Does this event change what the counter shows?
+fn concerns_counter(
+    event: &RecordedEvent,
+    agency: &AgencyCode,
+    counter: &CounterId,
+    shown_stream: Option<&str>,
+) -> bool {
+    if Some(event.stream_id.as_str()) == shown_stream {
+        return true;
+    }
+    matches!(event.event_type.as_str(), "FeeAssessed" | "QrIssued")
+        && event.payload.get("agency_code").and_then(|v| v.as_str()) == Some(agency.as_str())
+        && event.payload.get("counter_id").and_then(|v| v.as_str()) == Some(counter.as_str())
+}
+
+#[derive(Default, Debug)]
+pub struct CounterQueries;
+
+#[Object]
+impl CounterQueries {
+    /// What counter `counterId` shows now; null when no case was ever shown there.
+    async fn counter_display(
+        &self,
+        ctx: &Context<'_>,
+        counter_id: String,
+        agency_code: Option<String>,
+    ) -> ApiResult<Option<CounterDisplayView>> {
+        let (agency, counter) = counter_scope(principal(ctx)?, agency_code.as_deref(), &counter_id)?;
+        load_display(ledger(ctx), &agency, &counter).await
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct CounterMutations;
+
+#[Object]
+impl CounterMutations {
+    /// A dynamic VietQR for exactly what the case still owes, shown on the counter's two
+    /// screens. Supersedes the case's earlier QR; refused when nothing is outstanding.
+    async fn issue_qr(&self, ctx: &Context<'_>, case_code: String, counter_id: String) -> ApiResult<QrView> {
+        let case_code = parse_case_code(&case_code)?;
+        let agency_code = case_code.agency();
+        let principal = principal(ctx)?.clone();
+        if !principal.can_operate_in(&agency_code) {
+            return Err(ApiError::forbidden());
+        }
+        let counter = CounterId::parse(counter_id.trim()).map_err(ApiError::validation)?;
+        if principal.counter.as_ref().is_some_and(|own| *own != counter) {
+            return Err(ApiError::Forbidden(format!(
+                "your token is for counter {}",
+                principal.counter.as_ref().map_or("", |c| c.as_str())
+            )));
+        }
+        let agency = ledger(ctx)
+            .agency(&agency_code)
+            .await?
+            .current
+            .ok_or_else(|| ApiError::NotFound(format!("agency {agency_code} is not configured")))?;
+        if !agency.counters.contains(&counter) {
+            return Err(ApiError::Validation(format!("counter {counter} is not a counter of agency {agency_code}")));
+        }
+        let at = now(ctx);
+        let ttl = Duration::seconds(i64::from(api(ctx).qr_ttl_seconds.max(1)));
+        let command = Command::IssueQr(IssueQr {
+            // Random, not time-ordered: the id is the capability to fetch the QR image.
+            qr_id: Uuid::new_v4(),
+            counter_id: counter,
+            beneficiary: agency.bank_account,
+            now: at,
+            expires_at: at + ttl,
+        });
+        let record = ledger(ctx).execute(&case_code, command, &metadata(ctx, &principal), None).await?;
+        let current = record.state.qr.as_ref().ok_or(ApiError::Internal)?;
+        Ok(qr_view(&current.qr, record.state.payable_qr().is_some(), current.status == QrStatus::Expired))
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct CounterSubscriptions;
+
+struct DisplayWatch {
+    events: broadcast::Receiver<Arc<RecordedEvent>>,
+    ledger: Ledger,
+    agency: AgencyCode,
+    counter: CounterId,
+    shown_stream: Option<String>,
+    sent_version: Option<(String, i64)>,
+    fresh: bool,
+}
+
+impl DisplayWatch {
+    /// The next display that differs from the last one sent.
+    async fn next(mut self) -> Option<(CounterDisplayView, DisplayWatch)> {
+        loop {
+            if !self.fresh {
+                match self.events.recv().await {
+                    Ok(event) => {
+                        if !concerns_counter(&event, &self.agency, &self.counter, self.shown_stream.as_deref()) {
+                            continue;
+                        }
+                    }
+                    // Missed some events: re-read the truth.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+            self.fresh = false;
+            match load_display(&self.ledger, &self.agency, &self.counter).await {
+                Ok(Some(display)) => {
+                    let key = (codec::case_stream(&display.record.code), display.record.version);
+                    if self.sent_version.as_ref() == Some(&key) {
+                        continue;
+                    }
+                    self.shown_stream = Some(key.0.clone());
+                    self.sent_version = Some(key);
+                    return Some((display, self));
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(?error, counter.id = %self.counter, "counter display refresh failed"),
+            }
+        }
+    }
+}
+
+struct CaseWatch {
+    events: broadcast::Receiver<Arc<RecordedEvent>>,
+    ledger: Ledger,
+    code: CaseCode,
+    stream: String,
+    viewer: Principal,
+    sent_version: Option<i64>,
+    fresh: bool,
+}
+
+impl CaseWatch {
+    async fn next(mut self) -> Option<(CaseView, CaseWatch)> {
+        loop {
+            if !self.fresh {
+                match self.events.recv().await {
+                    Ok(event) if event.stream_id != self.stream => continue,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+            self.fresh = false;
+            match self.ledger.load_case(&self.code).await {
+                Ok(record) if record.exists() && self.sent_version != Some(record.version) => {
+                    self.sent_version = Some(record.version);
+                    return Some((CaseView::new(record, &self.viewer), self));
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(?error, case.code = %self.code, "case status refresh failed"),
+            }
+        }
+    }
+}
+
+#[Subscription]
+impl CounterSubscriptions {
+    /// The counter's display now (if any) and again after every change.
+    async fn counter_display(
+        &self,
+        ctx: &Context<'_>,
+        counter_id: String,
+        agency_code: Option<String>,
+    ) -> Result<impl Stream<Item = CounterDisplayView> + use<>, ApiError> {
+        let (agency, counter) = counter_scope(principal(ctx)?, agency_code.as_deref(), &counter_id)?;
+        let watch = DisplayWatch {
+            events: api(ctx).live.subscribe(),
+            ledger: ledger(ctx).clone(),
+            agency,
+            counter,
+            shown_stream: None,
+            sent_version: None,
+            fresh: true,
+        };
+        Ok(futures::stream::unfold(watch, DisplayWatch::next))
+    }
+
+    /// A case now and again after every change.
+    async fn case_status(
+        &self,
+        ctx: &Context<'_>,
+        code: String,
+    ) -> Result<impl Stream<Item = CaseView> + use<>, ApiError> {
+        let viewer = principal(ctx)?.clone();
+        let code = parse_case_code(&code)?;
+        if !viewer.can_read_agency(&code.agency()) {
+            return Err(ApiError::forbidden());
+        }
+        let watch = CaseWatch {
+            events: api(ctx).live.subscribe(),
+            ledger: ledger(ctx).clone(),
+            stream: codec::case_stream(&code),
+            code,
+            viewer,
+            sent_version: None,
+            fresh: true,
+        };
+        Ok(futures::stream::unfold(watch, CaseWatch::next))
+    }
+}
