@@ -6,9 +6,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use feeledger_infrastructure::event_store::{EventStore, StoreError, StoreOptions, redact_url};
+use feeledger_infrastructure::inbox::Inbox;
 use feeledger_infrastructure::ledger::Ledger;
 use feeledger_infrastructure::live_feed::LiveFeed;
-use feeledger_infrastructure::settings::Settings;
+use feeledger_infrastructure::payment_intake::PaymentIntake;
+use feeledger_infrastructure::settings::{ProviderSecrets, Settings};
 
 use crate::auth::{AuthError, TokenService};
 use crate::clock::Clock;
@@ -41,6 +43,10 @@ pub struct AppState {
     pub ledger: Ledger,
     pub live: LiveFeed,
     pub clock: Clock,
+    pub intake: PaymentIntake,
+    pub inbox: Inbox,
+    /// The intermediaries' signing keys.
+    pub providers: ProviderSecrets,
 }
 
 /// Connects to the database named in `settings` and applies the migrations.
@@ -71,11 +77,14 @@ impl Application {
         let store = open_store(settings).await?;
         let tokens = TokenService::load(settings.token_secret.as_ref(), &store).await?;
         let live = LiveFeed::start(store.clone(), Duration::from_millis(settings.live_poll_ms.max(10)));
+        let inbox = Inbox::new(store.clone());
         let ledger = Ledger::new(store);
         let clock = Clock::system();
         crate::qr_expiry::start(ledger.clone(), &live, clock.clone());
+        let intake = PaymentIntake::new(ledger.clone());
         let schema = build_schema(ApiContext {
             ledger: ledger.clone(),
+            intake: intake.clone(),
             live: live.clone(),
             clock: clock.clone(),
             qr_ttl_seconds: settings.qr_ttl_seconds,
@@ -83,7 +92,9 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await
             .map_err(|source| StartError::Listen { address: settings.listen.clone(), source })?;
-        Ok(Application { listener, state: AppState { schema, tokens, ledger, live, clock } })
+        let providers = settings.providers.clone();
+        let state = AppState { schema, tokens, ledger, live, clock, intake, inbox, providers };
+        Ok(Application { listener, state })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -12,7 +12,7 @@ use feeledger_domain::codes::{AgencyCode, CaseCode, CounterId};
 use feeledger_infrastructure::event_store::{Checkpoint, RecordedEvent, redact_url};
 use feeledger_infrastructure::ledger::{CaseRecord, Ledger};
 use feeledger_infrastructure::settings::{
-    DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_QR_TTL_MINUTES, Secret, Settings,
+    DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_QR_TTL_MINUTES, ProviderSecrets, Secret, Settings,
 };
 
 use crate::app::{Application, open_store};
@@ -81,6 +81,37 @@ struct ServeArgs {
     /// How long a payment QR stays valid.
     #[arg(long, env = "FEELEDGER_QR_TTL_MINUTES", default_value_t = DEFAULT_QR_TTL_MINUTES)]
     qr_ttl_minutes: u32,
+    #[command(flatten)]
+    providers: ProviderArgs,
+}
+
+/// The payment intermediaries' keys: from the environment only (a command line is visible to
+/// every user of the machine).
+#[derive(Debug, Args)]
+struct ProviderArgs {
+    #[arg(long, hide = true, env = "FEELEDGER_SEPAY_API_KEY", hide_env_values = true)]
+    sepay_api_key: Option<String>,
+    #[arg(long, hide = true, env = "FEELEDGER_SEPAY_HMAC_SECRET", hide_env_values = true)]
+    sepay_hmac_secret: Option<String>,
+    #[arg(long, hide = true, env = "FEELEDGER_CASSO_CHECKSUM_KEY", hide_env_values = true)]
+    casso_checksum_key: Option<String>,
+    #[arg(long, hide = true, env = "FEELEDGER_PAYOS_CHECKSUM_KEY", hide_env_values = true)]
+    payos_checksum_key: Option<String>,
+    #[arg(long, hide = true, env = "FEELEDGER_VNPAY_HASH_SECRET", hide_env_values = true)]
+    vnpay_hash_secret: Option<String>,
+}
+
+impl ProviderArgs {
+    fn secrets(&self) -> ProviderSecrets {
+        let secret = |value: &Option<String>| value.as_ref().filter(|v| !v.is_empty()).map(Secret::new);
+        ProviderSecrets {
+            sepay_api_key: secret(&self.sepay_api_key),
+            sepay_hmac_secret: secret(&self.sepay_hmac_secret),
+            casso_checksum_key: secret(&self.casso_checksum_key),
+            payos_checksum_key: secret(&self.payos_checksum_key),
+            vnpay_hash_secret: secret(&self.vnpay_hash_secret),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +226,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         listen: args.listen,
         qr_ttl_seconds: args.qr_ttl_minutes.max(1).saturating_mul(60),
+        providers: args.providers.secrets(),
         ..args.database.settings()
     };
     let app = Application::build(&settings).await?;
@@ -209,18 +241,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints the demo banner. Write errors are ignored: a server must not stop because whoever
+/// started it closed its standard output (`println!` would panic on a broken pipe).
 fn print_demo(base: &str, tokens: &crate::demo::DemoTokens) {
-    println!();
-    println!("feeledger demo — agency {} ({})", crate::demo::AGENCY, crate::demo::AGENCY_NAME);
-    println!("  GraphiQL:        {base}/graphql");
-    println!();
-    println!("  Tokens (Authorization: Bearer <token>):");
-    println!("    officer  {}", tokens.officer);
-    println!("    display  {}", tokens.display);
-    println!("    finance  {}", tokens.finance);
-    println!("    auditor  {}", tokens.auditor);
-    println!("    admin    {}", tokens.admin);
-    println!();
+    use std::io::Write as _;
+    let banner = format!(
+        "\nfeeledger demo — agency {agency} ({name})\n  GraphiQL:        {base}/graphql\n\n  Tokens (Authorization: Bearer <token>):\n    officer  {officer}\n    display  {display}\n    finance  {finance}\n    auditor  {auditor}\n    admin    {admin}\n\n",
+        agency = crate::demo::AGENCY,
+        name = crate::demo::AGENCY_NAME,
+        officer = tokens.officer,
+        display = tokens.display,
+        finance = tokens.finance,
+        auditor = tokens.auditor,
+        admin = tokens.admin,
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish what is in flight.

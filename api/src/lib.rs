@@ -9,4 +9,6 @@ pub mod graphql;
 pub mod http;
 pub mod qr_expiry;
 pub mod qr_image;
+pub mod screens;
 pub mod telemetry;
+pub mod webhooks;

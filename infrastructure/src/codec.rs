@@ -2,6 +2,7 @@
 //! versions, and the upcasting of old payloads when they are read.
 
 use feeledger_domain::agency::AgencyConfigured;
+use feeledger_domain::bank_credit::CreditEvent;
 use feeledger_domain::case_fees::CaseEvent;
 use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::fee_schedule::FeeSchedulePublished;
@@ -19,6 +20,7 @@ pub const CURRENT_SCHEMA_VERSION: i32 = 1;
 pub const CASE_STREAM_PREFIX: &str = "case-";
 pub const AGENCY_STREAM_PREFIX: &str = "agency-";
 pub const FEE_SCHEDULE_STREAM_PREFIX: &str = "fee-schedule-";
+pub const BANK_CREDIT_STREAM_PREFIX: &str = "bank-credit-";
 
 pub fn case_stream(code: &CaseCode) -> String {
     format!("{CASE_STREAM_PREFIX}{code}")
@@ -32,10 +34,16 @@ pub fn fee_schedule_stream(agency: &AgencyCode) -> String {
     format!("{FEE_SCHEDULE_STREAM_PREFIX}{agency}")
 }
 
+/// `bank-credit-sepay:92704`: one stream per credit, keyed by the provider's duplicate key.
+pub fn bank_credit_stream(credit_id: &str) -> String {
+    format!("{BANK_CREDIT_STREAM_PREFIX}{credit_id}")
+}
+
 /// Any event of the ledger, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedgerEvent {
     Case(CaseEvent),
+    Credit(CreditEvent),
     AgencyConfigured(AgencyConfigured),
     FeeSchedulePublished(FeeSchedulePublished),
 }
@@ -63,6 +71,7 @@ impl LedgerEvent {
     pub fn event_type(&self) -> &'static str {
         match self {
             LedgerEvent::Case(event) => event.event_type(),
+            LedgerEvent::Credit(event) => event.event_type(),
             LedgerEvent::AgencyConfigured(_) => "AgencyConfigured",
             LedgerEvent::FeeSchedulePublished(_) => "FeeSchedulePublished",
         }
@@ -78,6 +87,10 @@ impl LedgerEvent {
             let tagged = json!({ "type": ty, "data": payload });
             return serde_json::from_value(tagged).map(LedgerEvent::Case).map_err(fail);
         }
+        if CreditEvent::TYPES.contains(&ty) {
+            let tagged = json!({ "type": ty, "data": payload });
+            return serde_json::from_value(tagged).map(LedgerEvent::Credit).map_err(fail);
+        }
         match ty {
             "AgencyConfigured" => serde_json::from_value(payload).map(LedgerEvent::AgencyConfigured).map_err(fail),
             "FeeSchedulePublished" => {
@@ -90,11 +103,9 @@ impl LedgerEvent {
     /// The row to append for this event.
     pub fn to_new_event(&self, metadata: &EventMetadata) -> Result<NewEvent, CodecError> {
         let payload = match self {
-            LedgerEvent::Case(event) => {
-                // Adjacently tagged: {"type": ..., "data": {...}}; the store keeps the two apart.
-                let mut tagged = serde_json::to_value(event)?;
-                tagged.get_mut("data").map(Value::take).unwrap_or(Value::Null)
-            }
+            // Adjacently tagged: {"type": ..., "data": {...}}; the store keeps the two apart.
+            LedgerEvent::Case(event) => untag(serde_json::to_value(event)?),
+            LedgerEvent::Credit(event) => untag(serde_json::to_value(event)?),
             LedgerEvent::AgencyConfigured(event) => to_payload(event)?,
             LedgerEvent::FeeSchedulePublished(event) => to_payload(event)?,
         };
@@ -106,6 +117,10 @@ impl LedgerEvent {
             metadata: metadata.clone(),
         })
     }
+}
+
+fn untag(mut tagged: Value) -> Value {
+    tagged.get_mut("data").map(Value::take).unwrap_or(Value::Null)
 }
 
 fn to_payload(event: &impl Serialize) -> Result<Value, CodecError> {

@@ -1,9 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+pub mod bank_feed;
 pub mod codec;
 pub mod event_store;
+pub mod inbox;
 pub mod ledger;
 pub mod live_feed;
+pub mod payment_intake;
 pub mod settings;
 
 #[cfg(any(test, feature = "test-support"))]

@@ -42,6 +42,22 @@ pub const DEFAULT_QR_TTL_MINUTES: u32 = 15;
 /// arrived (a lost notification only delays them this much).
 pub const DEFAULT_LIVE_POLL_MS: u64 = 1_000;
 
+/// The keys each payment intermediary signs its notifications with. A provider without its key
+/// answers 503 and accepts nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderSecrets {
+    /// `Authorization: Apikey <key>` (FEELEDGER_SEPAY_API_KEY).
+    pub sepay_api_key: Option<Secret>,
+    /// The HMAC-SHA256 variant (FEELEDGER_SEPAY_HMAC_SECRET).
+    pub sepay_hmac_secret: Option<Secret>,
+    /// FEELEDGER_CASSO_CHECKSUM_KEY.
+    pub casso_checksum_key: Option<Secret>,
+    /// FEELEDGER_PAYOS_CHECKSUM_KEY.
+    pub payos_checksum_key: Option<Secret>,
+    /// FEELEDGER_VNPAY_HASH_SECRET.
+    pub vnpay_hash_secret: Option<Secret>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub database_url: String,
@@ -54,6 +70,7 @@ pub struct Settings {
     /// The address people use to reach the service, for links printed by the CLI.
     pub public_base_url: Option<String>,
     pub database_max_connections: u32,
+    pub providers: ProviderSecrets,
 }
 
 impl Default for Settings {
@@ -66,6 +83,7 @@ impl Default for Settings {
             live_poll_ms: DEFAULT_LIVE_POLL_MS,
             public_base_url: None,
             database_max_connections: 16,
+            providers: ProviderSecrets::default(),
         }
     }
 }

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod bad_input;
+mod browser;
 mod case_flow;
 mod counter;
 mod health;
+mod webhooks;

@@ -124,11 +124,33 @@ fn readable_agency(ctx: &Context<'_>, code: &str) -> ApiResult<AgencyCode> {
     }
 }
 
+/// The caller, as their token says.
+#[derive(SimpleObject)]
+#[graphql(name = "Viewer")]
+pub struct ViewerView {
+    subject: String,
+    /// `officer`, `display`, `finance`, `auditor` or `admin`.
+    role: String,
+    agency_code: Option<String>,
+    counter_id: Option<String>,
+}
+
 #[derive(Default, Debug)]
 pub struct AgencyQueries;
 
 #[Object]
 impl AgencyQueries {
+    /// Who the token belongs to and what it is scoped to (screens use it to know their agency).
+    async fn me(&self, ctx: &Context<'_>) -> ApiResult<ViewerView> {
+        let principal = principal(ctx)?;
+        Ok(ViewerView {
+            subject: principal.subject.clone(),
+            role: principal.role.to_string(),
+            agency_code: principal.agency.as_ref().map(ToString::to_string),
+            counter_id: principal.counter.as_ref().map(ToString::to_string),
+        })
+    }
+
     async fn agency(&self, ctx: &Context<'_>, code: String) -> ApiResult<Option<AgencyView>> {
         let code = readable_agency(ctx, &code)?;
         Ok(ledger(ctx).agency(&code).await?.current.map(AgencyView::from))

@@ -4,6 +4,7 @@
 mod agencies;
 mod cases;
 mod counter;
+mod credits;
 pub mod errors;
 pub mod scalars;
 
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 use feeledger_infrastructure::event_store::EventMetadata;
 use feeledger_infrastructure::ledger::Ledger;
 use feeledger_infrastructure::live_feed::LiveFeed;
+use feeledger_infrastructure::payment_intake::PaymentIntake;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
@@ -25,12 +27,13 @@ use errors::ApiError;
 pub use agencies::{AgencyMutations, AgencyQueries};
 pub use cases::{CaseMutations, CaseQueries, mask_personal_data};
 pub use counter::{CounterMutations, CounterQueries, CounterSubscriptions};
+pub use credits::{CreditMutations, CreditQueries};
 
 #[derive(MergedObject, Default, Debug)]
-pub struct QueryRoot(CaseQueries, CounterQueries, AgencyQueries);
+pub struct QueryRoot(CaseQueries, CounterQueries, CreditQueries, AgencyQueries);
 
 #[derive(MergedObject, Default, Debug)]
-pub struct MutationRoot(CaseMutations, CounterMutations, AgencyMutations);
+pub struct MutationRoot(CaseMutations, CounterMutations, CreditMutations, AgencyMutations);
 
 #[derive(MergedSubscription, Default, Debug)]
 pub struct SubscriptionRoot(CounterSubscriptions);
@@ -41,6 +44,7 @@ pub type FeeledgerSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 #[derive(Debug, Clone)]
 pub struct ApiContext {
     pub ledger: Ledger,
+    pub intake: PaymentIntake,
     /// New events as they commit, for subscriptions.
     pub live: LiveFeed,
     pub clock: Clock,

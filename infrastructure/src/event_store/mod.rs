@@ -394,6 +394,16 @@ impl EventStore {
         dispatch!(self, s => s.qr_issued(qr_id).await)
     }
 
+    /// Every event of one type, in position order (agencies, schedules: short lists).
+    pub async fn events_of_type(&self, event_type: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        dispatch!(self, s => s.events_of_type(event_type).await)
+    }
+
+    /// Credit streams left unmatched for an agency (`None`: agency unknown) and not resolved since.
+    pub async fn unresolved_unmatched_credits(&self, agency: Option<&str>) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => s.unresolved_unmatched_credits(agency).await)
+    }
+
     /// QrIssued events recorded since an instant.
     pub async fn qr_issued_since(&self, since: DateTime<Utc>) -> Result<Vec<RecordedEvent>, StoreError> {
         dispatch!(self, s => s.qr_issued_since(since).await)

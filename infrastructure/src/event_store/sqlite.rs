@@ -231,6 +231,30 @@ impl SqliteEventStore {
         row.as_ref().map(decode).transpose()
     }
 
+    pub(super) async fn events_of_type(&self, event_type: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_type = $1 ORDER BY global_position");
+        let rows = sqlx::query(&sql)
+            .bind(event_type)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("reading events of a type"))?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub(super) async fn unresolved_unmatched_credits(&self, agency: Option<&str>) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT u.stream_id FROM events u \
+             WHERE u.event_type = 'CreditUnmatched' AND json_extract(u.payload, '$.agency_code') IS $1 \
+               AND NOT EXISTS (SELECT 1 FROM events r WHERE r.stream_id = u.stream_id \
+                               AND r.event_type IN ('CreditMatched', 'CreditRefundRequested')) \
+             ORDER BY u.global_position",
+        )
+        .bind(agency)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db("listing unmatched credits"))
+    }
+
     pub(super) async fn qr_issued_since(&self, since: DateTime<Utc>) -> Result<Vec<RecordedEvent>, StoreError> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE event_type = 'QrIssued' AND recorded_at >= $1 ORDER BY global_position"

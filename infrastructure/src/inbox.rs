@@ -1,0 +1,181 @@
+//! The raw inbox of bank notifications: every request to `/webhooks/*` is stored before it is
+//! parsed, then marked with what became of it. Nothing a bank sent is lost, even when it is
+//! malformed, forged or about money that matches no case.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::event_store::hash_chain::timestamp_text;
+use crate::event_store::{EventStore, StoreError};
+
+/// What became of a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxOutcome {
+    /// A payment was recorded on a case.
+    Recorded,
+    /// Money arrived but matched no case: it waits in the unmatched queue.
+    Unmatched,
+    /// The same notification was already handled.
+    Duplicate,
+    /// Verified, but not a credit (money going out, a failed payment).
+    Ignored,
+    /// Refused: bad signature, malformed, not configured, unknown account.
+    Rejected,
+    /// Handling failed on our side; the provider will retry.
+    Failed,
+}
+
+impl InboxOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboxOutcome::Recorded => "recorded",
+            InboxOutcome::Unmatched => "unmatched",
+            InboxOutcome::Duplicate => "duplicate",
+            InboxOutcome::Ignored => "ignored",
+            InboxOutcome::Rejected => "rejected",
+            InboxOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// A request as it arrived.
+#[derive(Debug, Clone)]
+pub struct ReceivedRequest {
+    pub provider: &'static str,
+    pub method: String,
+    pub uri: String,
+    /// Only the headers that matter, with secrets redacted.
+    pub headers: Value,
+    pub body: Vec<u8>,
+    pub body_truncated: bool,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A stored request and its outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxEntry {
+    pub id: i64,
+    pub provider: String,
+    pub body: Vec<u8>,
+    pub outcome: String,
+    pub outcome_detail: Option<String>,
+    pub credit_id: Option<String>,
+    pub http_status: Option<i32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    store: EventStore,
+}
+
+type EntryRow = (i64, String, Vec<u8>, String, Option<String>, Option<String>, Option<i32>);
+
+const ENTRY_COLUMNS: &str = "id, provider, body, outcome, outcome_detail, credit_id, http_status";
+
+impl Inbox {
+    pub fn new(store: EventStore) -> Self {
+        Inbox { store }
+    }
+
+    /// Stores the request and returns its id. Call before anything else looks at it.
+    pub async fn record(&self, request: &ReceivedRequest) -> Result<i64, StoreError> {
+        const SQL: &str = "INSERT INTO bank_notifications (provider, received_at, method, uri, headers, body, body_truncated) \
+                           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+        let context = "storing a bank notification";
+        match &self.store {
+            EventStore::Postgres(pg) => sqlx::query_scalar(SQL)
+                .bind(request.provider)
+                .bind(request.received_at)
+                .bind(&request.method)
+                .bind(&request.uri)
+                .bind(&request.headers)
+                .bind(&request.body)
+                .bind(request.body_truncated)
+                .fetch_one(pg.pool())
+                .await
+                .map_err(StoreError::db(context)),
+            EventStore::Sqlite(lite) => sqlx::query_scalar(SQL)
+                .bind(request.provider)
+                .bind(timestamp_text(request.received_at))
+                .bind(&request.method)
+                .bind(&request.uri)
+                .bind(request.headers.to_string())
+                .bind(&request.body)
+                .bind(request.body_truncated)
+                .fetch_one(lite.pool())
+                .await
+                .map_err(StoreError::db(context)),
+        }
+    }
+
+    /// Records what became of request `id`.
+    pub async fn resolve(
+        &self,
+        id: i64,
+        outcome: InboxOutcome,
+        detail: Option<&str>,
+        credit_id: Option<&str>,
+        http_status: u16,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE bank_notifications SET outcome = $1, outcome_detail = $2, credit_id = $3, \
+                           http_status = $4, processed_at = $5 WHERE id = $6";
+        let context = "recording a notification's outcome";
+        let status = i32::from(http_status);
+        match &self.store {
+            EventStore::Postgres(pg) => sqlx::query(SQL)
+                .bind(outcome.as_str())
+                .bind(detail)
+                .bind(credit_id)
+                .bind(status)
+                .bind(at)
+                .bind(id)
+                .execute(pg.pool())
+                .await
+                .map(|_| ())
+                .map_err(StoreError::db(context))?,
+            EventStore::Sqlite(lite) => sqlx::query(SQL)
+                .bind(outcome.as_str())
+                .bind(detail)
+                .bind(credit_id)
+                .bind(status)
+                .bind(timestamp_text(at))
+                .bind(id)
+                .execute(lite.pool())
+                .await
+                .map(|_| ())
+                .map_err(StoreError::db(context))?,
+        };
+        Ok(())
+    }
+
+    /// The newest requests of a provider (all providers when `None`), newest first.
+    pub async fn recent(&self, provider: Option<&str>, limit: i64) -> Result<Vec<InboxEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM bank_notifications WHERE ($1 IS NULL OR provider = $1) ORDER BY id DESC LIMIT $2"
+        );
+        let rows: Vec<EntryRow> = match &self.store {
+            EventStore::Postgres(pg) => {
+                sqlx::query_as(&sql.replace("$1 IS NULL", "$1::text IS NULL"))
+                    .bind(provider)
+                    .bind(limit)
+                    .fetch_all(pg.pool())
+                    .await
+            }
+            EventStore::Sqlite(lite) => sqlx::query_as(&sql).bind(provider).bind(limit).fetch_all(lite.pool()).await,
+        }
+        .map_err(StoreError::db("reading the notification inbox"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, provider, body, outcome, outcome_detail, credit_id, http_status)| InboxEntry {
+                id,
+                provider,
+                body,
+                outcome,
+                outcome_detail,
+                credit_id,
+                http_status,
+            })
+            .collect())
+    }
+}

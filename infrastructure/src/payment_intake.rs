@@ -1,0 +1,377 @@
+//! Payment intake: from a verified bank credit to a case payment, exactly once.
+//!
+//! 1. The credit's own stream (`bank-credit-<provider>:<id>`) is created with "no stream"
+//!    expected: of any number of concurrent copies of one notification, exactly one creates it.
+//!    The others find it; if it is already resolved they are duplicates, otherwise they carry on
+//!    (the first copy may have crashed half-way) — every later step is idempotent.
+//! 2. The case is found: an exact payment reference first, then a case code anywhere in the
+//!    transfer text (see `feeledger_domain::bank_credit`). Several candidates, none, or a case of
+//!    another agency than the receiving account's: the credit is left unmatched for a person.
+//! 3. The payment is recorded on the case under the key `<provider>:<id>`, which the case
+//!    accepts once (a retry finds the payment already there).
+//! 4. The credit is marked matched (or unmatched) — once, by optimistic concurrency.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use feeledger_domain::agency::AgencyConfigured;
+use feeledger_domain::bank_credit::{
+    self, BankCredit, BankCreditObserved, CreditError, CreditEvent, CreditMatched, CreditRefundRequested, CreditState,
+    CreditStatus, CreditUnmatched, MatchMethod,
+};
+use feeledger_domain::case_fees::{Command, QrStatus, RecordPayment};
+use feeledger_domain::codes::{AgencyCode, CaseCode, PaymentReference};
+use uuid::Uuid;
+
+use crate::codec::{self, CASE_STREAM_PREFIX, LedgerEvent};
+use crate::event_store::{EventMetadata, ExpectedVersion, StoreError};
+use crate::ledger::{CaseRecord, Ledger, LedgerError};
+
+/// What happened to a credit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intake {
+    Recorded {
+        credit_id: String,
+        case_code: CaseCode,
+        payment_id: Uuid,
+        method: MatchMethod,
+    },
+    Unmatched {
+        credit_id: String,
+        reason: String,
+    },
+    /// This notification was already handled; nothing changed.
+    Duplicate {
+        credit_id: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("account {0} is not the collection account of any configured agency")]
+    UnknownAccount(String),
+    #[error("credit {0} not found")]
+    CreditNotFound(String),
+    #[error(transparent)]
+    Credit(#[from] CreditError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl From<StoreError> for IntakeError {
+    fn from(error: StoreError) -> Self {
+        IntakeError::Ledger(error.into())
+    }
+}
+
+impl From<codec::CodecError> for IntakeError {
+    fn from(error: codec::CodecError) -> Self {
+        IntakeError::Ledger(error.into())
+    }
+}
+
+enum CaseSearch {
+    Found { case_code: CaseCode, method: MatchMethod, reference: String },
+    NotFound(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct PaymentIntake {
+    ledger: Ledger,
+}
+
+impl PaymentIntake {
+    pub fn new(ledger: Ledger) -> Self {
+        PaymentIntake { ledger }
+    }
+
+    /// The current configuration of every agency.
+    pub async fn agencies(&self) -> Result<Vec<AgencyConfigured>, IntakeError> {
+        let mut latest: BTreeMap<String, AgencyConfigured> = BTreeMap::new();
+        for event in self.ledger.store().events_of_type("AgencyConfigured").await? {
+            let agency: AgencyConfigured = codec::decode_as(&event)?;
+            latest.insert(agency.agency_code.to_string(), agency);
+        }
+        Ok(latest.into_values().collect())
+    }
+
+    /// A credit's state and stream version (`None`, 0 before it was observed).
+    pub async fn credit(&self, credit_id: &str) -> Result<(Option<CreditState>, i64), IntakeError> {
+        let events = self.ledger.store().read_stream(&codec::bank_credit_stream(credit_id)).await?;
+        let mut decoded = Vec::with_capacity(events.len());
+        for event in &events {
+            if let LedgerEvent::Credit(credit_event) = LedgerEvent::decode(event)? {
+                decoded.push(credit_event);
+            }
+        }
+        Ok((CreditState::fold(&decoded), events.last().map_or(0, |e| e.stream_version)))
+    }
+
+    async fn append(
+        &self,
+        credit_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<CreditEvent>,
+        metadata: &EventMetadata,
+    ) -> Result<(), StoreError> {
+        let rows = events
+            .into_iter()
+            .map(|event| LedgerEvent::Credit(event).to_new_event(metadata))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Corrupt { position: 0, reason: e.to_string() })?;
+        self.ledger.store().append(&codec::bank_credit_stream(credit_id), expected, rows, None).await.map(|_| ())
+    }
+
+    /// Handles one verified credit: records it, finds its case, records the payment.
+    pub async fn receive(&self, credit: BankCredit, now: DateTime<Utc>) -> Result<Intake, IntakeError> {
+        let agencies = self.agencies().await?;
+        let agency = match credit.account_number.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            Some(account) => Some(
+                agencies
+                    .iter()
+                    .find(|a| a.bank_account.number.as_str() == account)
+                    .map(|a| a.agency_code.clone())
+                    .ok_or_else(|| IntakeError::UnknownAccount(account.to_owned()))?,
+            ),
+            None => None,
+        };
+        let credit_id = credit.credit_id();
+        let metadata = EventMetadata { actor: Some(format!("bank:{}", credit.provider)), ..EventMetadata::default() };
+        let observed = BankCreditObserved { credit, agency_code: agency, observed_at: now };
+        let first = self
+            .append(&credit_id, ExpectedVersion::NoStream, vec![CreditEvent::BankCreditObserved(observed)], &metadata)
+            .await;
+        match first {
+            Ok(()) | Err(StoreError::Conflict { .. }) => {}
+            Err(other) => return Err(other.into()),
+        }
+        let (state, version) = self.credit(&credit_id).await?;
+        let state = state.ok_or_else(|| IntakeError::CreditNotFound(credit_id.clone()))?;
+        if state.status != CreditStatus::Observed {
+            return Ok(Intake::Duplicate { credit_id });
+        }
+        self.resolve(&state, version, &agencies, &metadata, now).await
+    }
+
+    async fn resolve(
+        &self,
+        state: &CreditState,
+        version: i64,
+        agencies: &[AgencyConfigured],
+        metadata: &EventMetadata,
+        now: DateTime<Utc>,
+    ) -> Result<Intake, IntakeError> {
+        let credit_id = state.credit_id();
+        let search = self.find_case(&state.observed, agencies).await?;
+        let (events, outcome) = match search {
+            CaseSearch::Found { case_code, method, reference } => {
+                match self.record_payment(&case_code, &state.observed.credit, &reference, metadata).await {
+                    Ok(payment_id) => (
+                        vec![CreditEvent::CreditMatched(CreditMatched {
+                            case_code: case_code.clone(),
+                            payment_id,
+                            method,
+                            matched_at: now,
+                        })],
+                        Intake::Recorded { credit_id: credit_id.clone(), case_code, payment_id, method },
+                    ),
+                    Err(IntakeError::Ledger(LedgerError::Rejected(rejected))) => {
+                        let reason = format!("case {case_code} refused the payment: {rejected}");
+                        (
+                            self.unmatched_events(state, &reason, now),
+                            Intake::Unmatched { credit_id: credit_id.clone(), reason },
+                        )
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            CaseSearch::NotFound(reason) => {
+                (self.unmatched_events(state, &reason, now), Intake::Unmatched { credit_id: credit_id.clone(), reason })
+            }
+        };
+        match self.append(&credit_id, ExpectedVersion::Exact(version), events, metadata).await {
+            Ok(()) => {
+                tracing::info!(credit.id = %credit_id, outcome = ?outcome, "bank credit handled");
+                Ok(outcome)
+            }
+            // A concurrent copy of the same notification resolved it first, identically.
+            Err(StoreError::Conflict { .. }) => Ok(Intake::Duplicate { credit_id }),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    fn unmatched_events(&self, state: &CreditState, reason: &str, now: DateTime<Utc>) -> Vec<CreditEvent> {
+        state.decide_unmatched(CreditUnmatched {
+            agency_code: state.observed.agency_code.clone(),
+            reason: reason.to_owned(),
+            at: now,
+        })
+    }
+
+    async fn find_case(
+        &self,
+        observed: &BankCreditObserved,
+        agencies: &[AgencyConfigured],
+    ) -> Result<CaseSearch, IntakeError> {
+        let credit = &observed.credit;
+        let texts = bank_credit::reference_texts(credit);
+
+        // 1. A text that is exactly a QR's payment reference (as issued, or upper-cased).
+        for text in &texts {
+            let text = text.trim();
+            for candidate in [text.to_owned(), text.to_uppercase()] {
+                if PaymentReference::parse(&candidate).is_err() {
+                    continue;
+                }
+                let streams = self.ledger.store().streams_with_qr_reference(&candidate).await?;
+                if let [stream] = streams.as_slice()
+                    && let Some(code) = stream.strip_prefix(CASE_STREAM_PREFIX).and_then(|c| CaseCode::parse(c).ok())
+                {
+                    return Ok(self.check_agency(observed, code, MatchMethod::ExactReference, candidate));
+                }
+            }
+        }
+
+        // 2. A case code anywhere in the texts, of the receiving agency if known.
+        let scope: Vec<AgencyCode> = match &observed.agency_code {
+            Some(agency) => vec![agency.clone()],
+            None => agencies.iter().map(|a| a.agency_code.clone()).collect(),
+        };
+        let mut existing: Vec<CaseCode> = Vec::new();
+        for text in &texts {
+            for code in bank_credit::case_codes_in(text, &scope) {
+                if !existing.contains(&code) && self.ledger.load_case(&code).await?.exists() {
+                    existing.push(code);
+                }
+            }
+        }
+        Ok(match existing.as_slice() {
+            [code] => {
+                let reference = code.to_string();
+                self.check_agency(observed, code.clone(), MatchMethod::CaseCodeInContent, reference)
+            }
+            [] => CaseSearch::NotFound("no known case or payment reference in the transfer content".into()),
+            several => CaseSearch::NotFound(format!(
+                "the transfer names several cases ({}); a person must choose",
+                several.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            )),
+        })
+    }
+
+    /// Money that landed on one agency's account but names another agency's case is not moved
+    /// between agencies automatically.
+    fn check_agency(
+        &self,
+        observed: &BankCreditObserved,
+        code: CaseCode,
+        method: MatchMethod,
+        reference: String,
+    ) -> CaseSearch {
+        match &observed.agency_code {
+            Some(agency) if code.agency() != *agency => CaseSearch::NotFound(format!(
+                "the transfer names case {code} of agency {}, but arrived on the account of agency {agency}",
+                code.agency()
+            )),
+            _ => CaseSearch::Found { case_code: code, method, reference },
+        }
+    }
+
+    /// Records the credit as a payment of the case (once, by its key); returns the payment id.
+    async fn record_payment(
+        &self,
+        case_code: &CaseCode,
+        credit: &BankCredit,
+        reference: &str,
+        metadata: &EventMetadata,
+    ) -> Result<Uuid, IntakeError> {
+        let key = credit.payment_key();
+        let current = self.ledger.load_case(case_code).await?;
+        let qr_id = current.state.qr.as_ref().filter(|q| q.status == QrStatus::Active).map(|q| q.qr.qr_id);
+        let command = Command::RecordPayment(RecordPayment {
+            payment_id: Uuid::now_v7(),
+            idempotency_key: key.clone(),
+            amount: credit.amount,
+            channel: credit.provider.channel(),
+            reference: reference.to_owned(),
+            provider: Some(credit.provider.as_str().to_owned()),
+            bank_reference: credit.bank_reference.clone(),
+            qr_id,
+            payer_account: credit.payer_account.clone(),
+            received_at: credit.credited_at,
+        });
+        let record: CaseRecord = self.ledger.execute(case_code, command, metadata, None).await?;
+        record
+            .state
+            .payments
+            .iter()
+            .find(|p| p.idempotency_key == key)
+            .map(|p| p.payment_id)
+            .ok_or_else(|| IntakeError::CreditNotFound(credit.credit_id()))
+    }
+
+    /// A person decides an unmatched credit pays `case_code`.
+    pub async fn assign(
+        &self,
+        credit_id: &str,
+        case_code: &CaseCode,
+        metadata: &EventMetadata,
+        now: DateTime<Utc>,
+    ) -> Result<(CaseRecord, CreditState), IntakeError> {
+        let (state, version) = self.credit(credit_id).await?;
+        let state = state.ok_or_else(|| IntakeError::CreditNotFound(credit_id.to_owned()))?;
+        // Refuse early (matched elsewhere, marked for refund) before touching the case.
+        let probe = CreditMatched {
+            case_code: case_code.clone(),
+            payment_id: Uuid::nil(),
+            method: MatchMethod::Manual,
+            matched_at: now,
+        };
+        if state.decide_match(probe)?.is_empty() {
+            return Ok((self.ledger.load_case(case_code).await?, state));
+        }
+        let payment_id = self.record_payment(case_code, &state.observed.credit, &state.credit_id(), metadata).await?;
+        let events = state.decide_match(CreditMatched {
+            case_code: case_code.clone(),
+            payment_id,
+            method: MatchMethod::Manual,
+            matched_at: now,
+        })?;
+        self.append(credit_id, ExpectedVersion::Exact(version), events, metadata).await?;
+        let (state, _) = self.credit(credit_id).await?;
+        let state = state.ok_or_else(|| IntakeError::CreditNotFound(credit_id.to_owned()))?;
+        Ok((self.ledger.load_case(case_code).await?, state))
+    }
+
+    /// A person decides an unmatched credit is to be returned to the payer.
+    pub async fn request_refund(
+        &self,
+        credit_id: &str,
+        reason: &str,
+        metadata: &EventMetadata,
+        now: DateTime<Utc>,
+    ) -> Result<CreditState, IntakeError> {
+        let (state, version) = self.credit(credit_id).await?;
+        let state = state.ok_or_else(|| IntakeError::CreditNotFound(credit_id.to_owned()))?;
+        let requested_by = metadata.actor.clone().unwrap_or_default();
+        let events =
+            state.decide_refund(CreditRefundRequested { reason: reason.trim().to_owned(), requested_by, at: now })?;
+        self.append(credit_id, ExpectedVersion::Exact(version), events, metadata).await?;
+        let (state, _) = self.credit(credit_id).await?;
+        state.ok_or_else(|| IntakeError::CreditNotFound(credit_id.to_owned()))
+    }
+
+    /// Credits waiting for a person: of an agency, or of no known agency (`None`).
+    pub async fn unmatched(&self, agency: Option<&AgencyCode>) -> Result<Vec<CreditState>, IntakeError> {
+        let streams = self.ledger.store().unresolved_unmatched_credits(agency.map(AgencyCode::as_str)).await?;
+        let mut credits = Vec::with_capacity(streams.len());
+        for stream in streams {
+            let Some(credit_id) = stream.strip_prefix(codec::BANK_CREDIT_STREAM_PREFIX) else { continue };
+            if let (Some(state), _) = self.credit(credit_id).await?
+                && state.awaits_decision()
+            {
+                credits.push(state);
+            }
+        }
+        Ok(credits)
+    }
+}

@@ -1,0 +1,465 @@
+//! Payment notifications from SePay, Casso, payOS and VNPAY, end to end.
+
+use std::time::Duration;
+
+use feeledger_api::auth::Role;
+use feeledger_infrastructure::bank_feed::{self, Secret};
+use feeledger_infrastructure::settings::ProviderSecrets;
+use feeledger_tests::{TestApp, TestDatabase, spawn_app_with};
+use serde_json::{Value, json};
+
+const AGENCY: &str = "H34.22.6";
+const ACCOUNT: &str = "113366668888";
+const CASE: &str = "H34.22.6-240426-0002";
+const SEPAY_KEY: &str = "sepay-test-api-key-2026";
+const SEPAY_HMAC: &str = "sepay-test-hmac-secret-2026";
+const VNPAY_SECRET: &str = "VNPAYTESTHASHSECRET0123456789ABCD";
+/// Published sample keys (vectors/webhooks.md), not secrets.
+const CASSO_KEY: &str = "mgExMrjj4i7a1p8Cs6LmFbpCd8lbw4sSX4LZXPag7TKazeIogtR90tvWYTkwQbvs";
+const PAYOS_KEY: &str = "1a54716c8f0efb2744fb28b6e38b25da7f67a925d98bc1c18bd8faaecadd7675";
+
+fn secrets() -> ProviderSecrets {
+    ProviderSecrets {
+        sepay_api_key: Some(Secret::new(SEPAY_KEY)),
+        sepay_hmac_secret: Some(Secret::new(SEPAY_HMAC)),
+        casso_checksum_key: Some(Secret::new(CASSO_KEY)),
+        payos_checksum_key: Some(Secret::new(PAYOS_KEY)),
+        vnpay_hash_secret: Some(Secret::new(VNPAY_SECRET)),
+    }
+}
+
+async fn apps() -> Vec<TestApp> {
+    let mut apps = Vec::new();
+    for database in TestDatabase::each_backend().await {
+        let app = spawn_app_with(database, |s| s.providers = secrets()).await;
+        app.configure_agency(AGENCY).await;
+        apps.push(app);
+    }
+    apps
+}
+
+async fn assess(app: &TestApp, case: &str, quantity: i32) {
+    app.graphql_ok(
+        &app.officer(AGENCY),
+        "mutation($input: AssessFeesInput!) { assessFees(input: $input) { code } }",
+        json!({ "input": {
+            "caseCode": case, "agencyCode": AGENCY, "procedureName": "Chứng thực",
+            "payer": { "name": "VÕ ĐẶNG NGỌC GIÀ", "idNumber": "079201008870" },
+            "lines": [{ "feeCode": "P-SAOY", "quantity": quantity }]
+        }}),
+    )
+    .await;
+}
+
+async fn case(app: &TestApp, code: &str) -> Value {
+    let data = app
+        .graphql_ok(
+            &app.officer(AGENCY),
+            "query($code: String!) { case(code: $code) { status paid outstanding overpaid payments { amount channel provider reference } } }",
+            json!({ "code": code }),
+        )
+        .await;
+    data["case"].clone()
+}
+
+fn sepay_body(id: u64, amount: Value, content: &str) -> String {
+    json!({
+        "id": id, "gateway": "VietinBank", "transactionDate": "2026-11-22 09:15:00", "accountNumber": ACCOUNT,
+        "code": null, "content": content, "transferType": "in", "transferAmount": amount,
+        "accumulated": 19077000, "subAccount": null, "referenceCode": format!("FT{id}")
+    })
+    .to_string()
+}
+
+async fn post_sepay(app: &TestApp, body: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .post(format!("{}/webhooks/sepay", app.address))
+        .header("Content-Type", "application/json")
+        .header("Authorization", format!("Apikey {SEPAY_KEY}"))
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+fn casso_body(id: u64, amount: u64, description: &str) -> String {
+    json!({ "error": 0, "data": {
+        "id": id, "reference": format!("CS{id}"), "description": description, "amount": amount,
+        "runningBalance": 25000000, "transactionDateTime": "2026-11-22 09:20:00", "accountNumber": ACCOUNT,
+        "bankName": "VietinBank", "bankAbbreviation": "ICB", "virtualAccountNumber": "", "virtualAccountName": "",
+        "counterAccountName": "NGUYEN VAN A", "counterAccountNumber": "8888888888", "counterAccountBankId": "970415",
+        "counterAccountBankName": "VietinBank"
+    }})
+    .to_string()
+}
+
+async fn post_casso(app: &TestApp, body: &str) -> (u16, Value) {
+    let header = bank_feed::casso::sign(body.as_bytes(), 1_763_780_400_000, &Secret::new(CASSO_KEY)).unwrap();
+    let response = app
+        .client
+        .post(format!("{}/webhooks/casso", app.address))
+        .header("Content-Type", "application/json")
+        .header(bank_feed::casso::SIGNATURE_HEADER, header)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+fn vnpay_query(txn: &str, amount_x100: &str, txn_ref: &str) -> String {
+    let params = [
+        ("vnp_Amount", amount_x100),
+        ("vnp_BankCode", "NCB"),
+        ("vnp_BankTranNo", "VNP14422574"),
+        ("vnp_CardType", "ATM"),
+        ("vnp_OrderInfo", "Thanh toan le phi ho so"),
+        ("vnp_PayDate", "20261122091500"),
+        ("vnp_ResponseCode", "00"),
+        ("vnp_TmnCode", "FEELEDG1"),
+        ("vnp_TransactionNo", txn),
+        ("vnp_TransactionStatus", "00"),
+        ("vnp_TxnRef", txn_ref),
+    ];
+    bank_feed::vnpay::sign(&params, &Secret::new(VNPAY_SECRET))
+}
+
+async fn get_vnpay(app: &TestApp, query: &str) -> Value {
+    let response = app.client.get(format!("{}/webhooks/vnpay?{query}", app.address)).send().await.unwrap();
+    assert_eq!(response.status(), 200, "VNPAY always gets HTTP 200");
+    response.json().await.unwrap()
+}
+
+async fn payment_count(app: &TestApp) -> usize {
+    app.state.ledger.store().events_of_type("PaymentReceived").await.unwrap().len()
+}
+
+#[tokio::test]
+async fn a_sepay_transfer_naming_the_case_pays_it_and_the_counter_display_follows() {
+    for app in apps().await {
+        assess(&app, CASE, 3).await;
+        let (status, body) =
+            post_sepay(&app, &sepay_body(92704, json!(3000), "MBVCB.3278907687.H34.22.6-240426-0002.CT tu 0123")).await;
+        assert_eq!((status, body), (200, json!({ "success": true })), "[{}]", app.backend());
+        let paid = case(&app, CASE).await;
+        assert_eq!(paid["status"], "PAID");
+        assert_eq!(paid["payments"][0]["channel"], "VIETQR");
+        assert_eq!(paid["payments"][0]["provider"], "sepay");
+
+        let display = app.token(Role::Display, Some(AGENCY), Some("quay-1"));
+        let shown =
+            app.graphql_ok(&display, "query { counterDisplay(counterId: \"quay-1\") { state } }", json!({})).await;
+        assert_eq!(shown["counterDisplay"]["state"], "PAID");
+        let inbox = app.state.inbox.recent(Some("sepay"), 1).await.unwrap();
+        assert_eq!(inbox[0].outcome, "recorded");
+        assert_eq!(inbox[0].credit_id.as_deref(), Some("sepay:92704"));
+    }
+}
+
+#[tokio::test]
+async fn fifty_concurrent_copies_of_one_notification_count_once() {
+    for app in apps().await {
+        assess(&app, CASE, 3).await;
+        let body = sepay_body(555, json!(3000), "thanh toan h34 22 6 240426 0002");
+        let copies = (0..50).map(|_| {
+            let app = &app;
+            let body = body.clone();
+            async move { post_sepay(app, &body).await }
+        });
+        let answers = futures::future::join_all(copies).await;
+        assert!(answers.iter().all(|(status, body)| *status == 200 && body["success"] == true), "{answers:?}");
+        assert_eq!(payment_count(&app).await, 1, "[{}] one payment, however many copies", app.backend());
+        assert_eq!(case(&app, CASE).await["paid"], "3000");
+
+        // And hours later: still the idempotent answer, still one payment.
+        let (status, _) = post_sepay(&app, &body).await;
+        assert_eq!(status, 200);
+        assert_eq!(payment_count(&app).await, 1);
+        let outcomes: Vec<String> =
+            app.state.inbox.recent(Some("sepay"), 100).await.unwrap().into_iter().map(|e| e.outcome).collect();
+        assert_eq!(outcomes.iter().filter(|o| *o == "recorded").count(), 1, "{outcomes:?}");
+        assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 50);
+    }
+}
+
+#[tokio::test]
+async fn a_case_paid_in_two_parts_through_two_providers_is_paid_once_in_full() {
+    for app in apps().await {
+        assess(&app, CASE, 3).await;
+        post_sepay(&app, &sepay_body(1, json!(2000), "H34.22.6-240426-0002")).await;
+        assert_eq!(case(&app, CASE).await["outstanding"], "1000");
+        let (status, _) = post_casso(&app, &casso_body(77, 1000, "IBFT H34.22.6 240426 0002")).await;
+        assert_eq!(status, 200);
+        let paid = case(&app, CASE).await;
+        assert_eq!(paid["status"], "PAID", "[{}] {paid:#}", app.backend());
+        let providers: Vec<&str> =
+            paid["payments"].as_array().unwrap().iter().map(|p| p["provider"].as_str().unwrap()).collect();
+        assert_eq!(providers, ["sepay", "casso"]);
+    }
+}
+
+#[tokio::test]
+async fn a_second_payment_of_the_same_qr_is_kept_as_an_overpayment() {
+    for app in apps().await {
+        assess(&app, CASE, 3).await;
+        post_sepay(&app, &sepay_body(10, json!(3000), CASE)).await;
+        post_sepay(&app, &sepay_body(11, json!(3000), CASE)).await;
+        let overpaid = case(&app, CASE).await;
+        assert_eq!(
+            (overpaid["status"].as_str(), overpaid["overpaid"].as_str()),
+            (Some("OVERPAID"), Some("3000")),
+            "[{}]",
+            app.backend()
+        );
+    }
+}
+
+#[tokio::test]
+async fn vnpay_answers_in_its_own_codes() {
+    for app in apps().await {
+        assess(&app, CASE, 3).await;
+        let query = vnpay_query("14422574", "300000", CASE);
+        assert_eq!(get_vnpay(&app, &query).await["RspCode"], "00", "[{}]", app.backend());
+        assert_eq!(get_vnpay(&app, &query).await["RspCode"], "02", "a repeated IPN is 'already confirmed'");
+        let paid = case(&app, CASE).await;
+        assert_eq!(paid["payments"][0]["channel"], "PAYMENT_PLATFORM");
+        assert_eq!(paid["paid"], "3000");
+
+        let tampered = query.replacen("vnp_Amount=300000", "vnp_Amount=900000", 1);
+        assert_eq!(get_vnpay(&app, &tampered).await["RspCode"], "97");
+        assert_eq!(get_vnpay(&app, &vnpay_query("2", "300050", CASE)).await["RspCode"], "04");
+        assert_eq!(get_vnpay(&app, &vnpay_query("3", "300000", "NO-SUCH-ORDER")).await["RspCode"], "01");
+        assert_eq!(payment_count(&app).await, 1);
+    }
+}
+
+#[tokio::test]
+async fn the_published_casso_and_payos_samples_verify_and_their_money_waits_in_the_queue() {
+    for database in TestDatabase::each_backend().await {
+        let app = spawn_app_with(database, |s| s.providers = secrets()).await;
+        let admin = app.admin();
+        // The samples' own accounts (88888888 at Casso, 12345678 at payOS) belong to two agencies.
+        for (code, account) in [("H34.22.8", "88888888"), ("H34.22.9", "12345678")] {
+            app.graphql_ok(
+                &admin,
+                "mutation($input: ConfigureAgencyInput!) { configureAgency(input: $input) { code } }",
+                json!({ "input": { "code": code, "name": code, "bankBin": "970415", "accountNumber": account,
+                    "accountName": "UBND", "retainsFees": false, "counters": ["quay-1"] } }),
+            )
+            .await;
+        }
+        let casso = r#"{"error":0,"data":{"id":0,"reference":"MA_GIAO_DICH_THU_NGHIEM","description":"giao dich thu nghiem","amount":599000,"runningBalance":25000000,"transactionDateTime":"2024-10-03 15:06:37","accountNumber":"88888888","bankName":"VPBank","bankAbbreviation":"VPB","virtualAccountNumber":"","virtualAccountName":"","counterAccountName":"NGUYEN VAN A","counterAccountNumber":"8888888888","counterAccountBankId":"970415","counterAccountBankName":"VietinBank"}}"#;
+        let response = app
+            .client
+            .post(format!("{}/webhooks/casso", app.address))
+            .header("Content-Type", "application/json")
+            .header("X-Casso-Signature", "t=1727948258788,v1=ed0a4bd2e826d5cb69988cdb141e6c1a080e21f3b57eb72cd78192220042b9e7dde0868fc667faea8e224900fa7904e7c88dfa098032fb2d6b6996856e8b7ff3")
+            .body(casso)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "[{}]", app.backend());
+
+        let payos = r#"{"code":"00","desc":"success","success":true,"data":{"orderCode":123,"amount":3000,"description":"VQRIO123","accountNumber":"12345678","reference":"TF230204212323","transactionDateTime":"2023-02-04 18:25:00","currency":"VND","paymentLinkId":"124c33293c43417ab7879e14c8d9eb18","code":"00","desc":"Thành công","counterAccountBankId":"","counterAccountBankName":"","counterAccountName":"","counterAccountNumber":"","virtualAccountName":"","virtualAccountNumber":""},"signature":"412e915d2871504ed31be63c8f62a149a4410d34c4c42affc9006ef9917eaa03"}"#;
+        let response = app
+            .client
+            .post(format!("{}/webhooks/payos", app.address))
+            .header("Content-Type", "application/json")
+            .body(payos)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+
+        let finance = app.token(Role::Finance, None, None);
+        let query = "query($a: String!) { unmatchedCredits(agencyCode: $a) { id provider amount content reason } }";
+        let casso_queue = app.graphql_ok(&finance, query, json!({ "a": "H34.22.8" })).await;
+        assert_eq!(casso_queue["unmatchedCredits"][0]["id"], "casso:0");
+        assert_eq!(casso_queue["unmatchedCredits"][0]["amount"], "599000");
+        let payos_queue = app.graphql_ok(&finance, query, json!({ "a": "H34.22.9" })).await;
+        assert_eq!(payos_queue["unmatchedCredits"][0]["id"], "payos:124c33293c43417ab7879e14c8d9eb18:TF230204212323");
+
+        // A changed byte fails the signature and records nothing.
+        let changed = casso.replace("599000", "599001");
+        let response = app
+            .client
+            .post(format!("{}/webhooks/casso", app.address))
+            .header("Content-Type", "application/json")
+            .header("X-Casso-Signature", "t=1727948258788,v1=ed0a4bd2e826d5cb69988cdb141e6c1a080e21f3b57eb72cd78192220042b9e7dde0868fc667faea8e224900fa7904e7c88dfa098032fb2d6b6996856e8b7ff3")
+            .body(changed)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(app.state.inbox.recent(Some("casso"), 1).await.unwrap()[0].outcome, "rejected");
+    }
+}
+
+#[tokio::test]
+async fn unmatched_money_is_visible_and_a_person_assigns_it_or_marks_it_for_refund() {
+    for app in apps().await {
+        assess(&app, CASE, 3).await;
+        post_sepay(&app, &sepay_body(900, json!(3000), "chuyen tien le phi")).await;
+        post_sepay(&app, &sepay_body(901, json!(50000), "nham tai khoan")).await;
+        let officer = app.officer(AGENCY);
+        let queue = app
+            .graphql_ok(
+                &officer,
+                "query { unmatchedCredits(agencyCode: \"H34.22.6\") { id amount content reason status } }",
+                json!({}),
+            )
+            .await;
+        let ids: Vec<&str> =
+            queue["unmatchedCredits"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["sepay:900", "sepay:901"], "[{}]", app.backend());
+        assert_eq!(payment_count(&app).await, 0);
+
+        let assigned = app
+            .graphql_ok(&officer, "mutation { assignCredit(creditId: \"sepay:900\", caseCode: \"H34.22.6-240426-0002\") { status paid } }", json!({}))
+            .await;
+        assert_eq!(assigned["assignCredit"]["status"], "PAID");
+        let again = app
+            .graphql(
+                Some(&officer),
+                "mutation { assignCredit(creditId: \"sepay:900\", caseCode: \"H34.22.6-240426-0003\") { status } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(again["errors"][0]["extensions"]["code"], "CONFLICT", "{again:#}");
+
+        let refund = app
+            .graphql_ok(
+                &officer,
+                "mutation { markCreditForRefund(creditId: \"sepay:901\", reason: \"chuyển nhầm\") { status } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(refund["markCreditForRefund"]["status"], "REFUND_REQUESTED");
+        let queue =
+            app.graphql_ok(&officer, "query { unmatchedCredits(agencyCode: \"H34.22.6\") { id } }", json!({})).await;
+        assert!(queue["unmatchedCredits"].as_array().unwrap().is_empty(), "both left the queue");
+
+        let other = app.officer("H34.22.7");
+        let body =
+            app.graphql(Some(&other), "query { unmatchedCredits(agencyCode: \"H34.22.6\") { id } }", json!({})).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_4xx_in_the_providers_format_are_kept_and_pay_nothing() {
+    for app in apps().await {
+        assess(&app, CASE, 3).await;
+        let post = |path: &'static str, content_type: &'static str, auth: Option<String>, body: Vec<u8>| {
+            let app = &app;
+            async move {
+                let mut request =
+                    app.client.post(format!("{}/webhooks/{path}", app.address)).header("Content-Type", content_type);
+                if let Some(auth) = auth {
+                    request = request.header("Authorization", auth);
+                }
+                let response = request.body(body).send().await.unwrap();
+                (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let key = Some(format!("Apikey {SEPAY_KEY}"));
+        let cases: Vec<(&str, (u16, Value), u16)> = vec![
+            ("malformed JSON", post("sepay", "application/json", key.clone(), b"{\"id\": 1,".to_vec()).await, 400),
+            (
+                "missing amount",
+                post("sepay", "application/json", key.clone(), br#"{"id":2,"transferType":"in"}"#.to_vec()).await,
+                400,
+            ),
+            (
+                "float amount",
+                post("sepay", "application/json", key.clone(), sepay_body(3, json!(2000.5), CASE).into_bytes()).await,
+                400,
+            ),
+            (
+                "negative amount",
+                post("sepay", "application/json", key.clone(), sepay_body(4, json!(-3000), CASE).into_bytes()).await,
+                400,
+            ),
+            (
+                "wrong content type",
+                post("sepay", "text/plain", key.clone(), sepay_body(5, json!(3000), CASE).into_bytes()).await,
+                415,
+            ),
+            ("huge body", post("sepay", "application/json", key.clone(), vec![b' '; 200 * 1024]).await, 413),
+            (
+                "no key",
+                post("sepay", "application/json", None, sepay_body(6, json!(3000), CASE).into_bytes()).await,
+                401,
+            ),
+            (
+                "wrong key",
+                post(
+                    "sepay",
+                    "application/json",
+                    Some("Apikey nope".into()),
+                    sepay_body(7, json!(3000), CASE).into_bytes(),
+                )
+                .await,
+                401,
+            ),
+        ];
+        for (what, (status, body), expected) in &cases {
+            assert_eq!(status, expected, "[{}] {what}: {body}", app.backend());
+            assert_eq!(body["success"], false, "{what}: SePay's own format");
+        }
+        let unknown_account = sepay_body(8, json!(3000), CASE).replace(ACCOUNT, "999999999");
+        let (status, _) = post("sepay", "application/json", key.clone(), unknown_account.into_bytes()).await;
+        assert_eq!(status, 400, "unknown account");
+
+        // A replayed SePay HMAC request with an old timestamp.
+        let body = sepay_body(9, json!(3000), CASE);
+        let old = chrono::Utc::now().timestamp() - 3600;
+        let signature = bank_feed::sepay::sign(body.as_bytes(), old, &Secret::new(SEPAY_HMAC));
+        let response = app
+            .client
+            .post(format!("{}/webhooks/sepay", app.address))
+            .header("Content-Type", "application/json")
+            .header(bank_feed::sepay::SIGNATURE_HEADER, signature)
+            .header(bank_feed::sepay::TIMESTAMP_HEADER, old.to_string())
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "a replayed timestamp");
+
+        assert_eq!(payment_count(&app).await, 0, "[{}] nothing was paid", app.backend());
+        let inbox = app.state.inbox.recent(Some("sepay"), 100).await.unwrap();
+        assert_eq!(inbox.len(), 10, "every request is kept");
+        assert!(inbox.iter().all(|e| e.outcome == "rejected"), "{inbox:?}");
+        let huge = inbox.iter().find(|e| e.http_status == Some(413)).unwrap();
+        assert_eq!(
+            huge.body.len(),
+            feeledger_api::webhooks::BODY_LIMIT_BYTES,
+            "the first bytes of a huge body are kept"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_provider_without_a_configured_key_answers_503_and_accepts_nothing() {
+    for database in TestDatabase::each_backend().await {
+        let app = spawn_app_with(database, |s| s.providers = ProviderSecrets::default()).await;
+        app.configure_agency(AGENCY).await;
+        assess(&app, CASE, 3).await;
+        let (status, _) = post_sepay(&app, &sepay_body(1, json!(3000), CASE)).await;
+        assert_eq!(status, 503);
+        let (status, _) = post_casso(&app, &casso_body(1, 3000, CASE)).await;
+        assert_eq!(status, 503);
+        let vnpay = app
+            .client
+            .get(format!("{}/webhooks/vnpay?{}", app.address, vnpay_query("1", "300000", CASE)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(vnpay.status(), 503);
+        assert_eq!(payment_count(&app).await, 0, "[{}]", app.backend());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
