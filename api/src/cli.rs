@@ -246,9 +246,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 fn print_demo(base: &str, tokens: &crate::demo::DemoTokens) {
     use std::io::Write as _;
     let banner = format!(
-        "\nfeeledger demo — agency {agency} ({name})\n  GraphiQL:        {base}/graphql\n\n  Tokens (Authorization: Bearer <token>):\n    officer  {officer}\n    display  {display}\n    finance  {finance}\n    auditor  {auditor}\n    admin    {admin}\n\n",
+        "\nfeeledger demo — agency {agency} ({name})\n  Officer screen:  {base}/counter/{counter}?token={officer}\n  Citizen screen:  {base}/display/{counter}?token={display}\n  GraphiQL:        {base}/graphql\n\n  Tokens (Authorization: Bearer <token>):\n    officer  {officer}\n    display  {display}\n    finance  {finance}\n    auditor  {auditor}\n    admin    {admin}\n\n",
         agency = crate::demo::AGENCY,
         name = crate::demo::AGENCY_NAME,
+        counter = crate::demo::COUNTERS[0],
         officer = tokens.officer,
         display = tokens.display,
         finance = tokens.finance,

@@ -31,14 +31,12 @@ async fn assess(app: &TestApp, case: &str, quantity: i32) {
 }
 
 async fn issue_qr(app: &TestApp, case: &str) -> Value {
-    let body = app
-        .graphql(
-            Some(&app.officer(AGENCY)),
-            "mutation($case: String!) { issueQr(caseCode: $case, counterId: \"quay-1\") { id payload amount reference svgUrl pngUrl expiresAt payable } }",
-            json!({ "case": case }),
-        )
-        .await;
-    body
+    app.graphql(
+        Some(&app.officer(AGENCY)),
+        "mutation($case: String!) { issueQr(caseCode: $case, counterId: \"quay-1\") { id payload amount reference svgUrl pngUrl expiresAt payable } }",
+        json!({ "case": case }),
+    )
+    .await
 }
 
 async fn pay(app: &TestApp, amount: &str, key: &str) {

@@ -1,0 +1,54 @@
+//! The two screens of a counter, served by the binary itself (assets embedded at compile time):
+//! `/counter/{counter_id}` for the officer and `/display/{counter_id}` facing the citizen. Both
+//! take their token from `?token=…` once, keep it in the tab's session storage, and talk to the
+//! GraphQL API like any other client.
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::AppState;
+
+const COUNTER_HTML: &str = include_str!("../web/counter.html");
+const DISPLAY_HTML: &str = include_str!("../web/display.html");
+const SCREENS_JS: &str = include_str!("../web/screens.js");
+const SCREENS_CSS: &str = include_str!("../web/screens.css");
+/// Empty when `npm ci --prefix api/web` was not run before building (see build.rs).
+const GRAPHQL_WS_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/graphql-ws.min.js"));
+
+/// Scripts only from here (and the pinned CDN fallback of the GraphQL client); images only from
+/// here, so the QR a citizen scans can only be one this service rendered.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; \
+    connect-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/counter/{counter_id}", get(|| async { page(COUNTER_HTML) }))
+        .route("/display/{counter_id}", get(|| async { page(DISPLAY_HTML) }))
+        .route("/assets/screens.js", get(|| async { asset("text/javascript; charset=utf-8", SCREENS_JS.as_bytes()) }))
+        .route("/assets/screens.css", get(|| async { asset("text/css; charset=utf-8", SCREENS_CSS.as_bytes()) }))
+        .route("/assets/graphql-ws.min.js", get(|| async { asset("text/javascript; charset=utf-8", GRAPHQL_WS_JS) }))
+}
+
+fn page(html: &'static str) -> Response {
+    let mut response = html.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
+    if body.is_empty() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}

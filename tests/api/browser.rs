@@ -1,0 +1,153 @@
+//! Both counter screens in a real headless Chromium (tests/browser/screens.mjs, driven by
+//! playwright-core): the officer assesses a case and creates the QR, payments arrive through the
+//! API, and the citizen's screen follows them live over WebSocket, without a reload.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use feeledger_tests::{TestDatabase, spawn_app};
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// A bound on a broken run (the script gives up by itself after 100 s), not a performance target.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the repository").to_path_buf()
+}
+
+/// What the browser test needs and this machine lacks.
+fn missing_prerequisites(root: &Path) -> Vec<String> {
+    let mut missing = Vec::new();
+    if !Path::new(CHROMIUM).exists() {
+        missing.push(format!("{CHROMIUM} (apt-get install chromium)"));
+    }
+    if !root.join("api/web/node_modules/playwright-core/index.mjs").exists() {
+        missing.push("api/web/node_modules/playwright-core (npm ci --prefix api/web)".into());
+    }
+    let node = std::process::Command::new("node").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if !node.is_ok_and(|status| status.success()) {
+        missing.push("node (Node.js 20 or later)".into());
+    }
+    missing
+}
+
+/// The screenshot as greyscale pixels, whatever colour type the browser wrote.
+fn greyscale(path: &Path) -> (usize, usize, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap();
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buffer = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buffer).unwrap();
+    let samples = info.color_type.samples();
+    let grey = buffer[..info.buffer_size()]
+        .chunks_exact(samples)
+        .map(|pixel| match pixel {
+            [r, g, b, ..] if samples >= 3 => {
+                let luma = (u32::from(*r) * 299 + u32::from(*g) * 587 + u32::from(*b) * 114) / 1000;
+                u8::try_from(luma).unwrap_or(u8::MAX)
+            }
+            [y, ..] => *y,
+            [] => u8::MAX,
+        })
+        .collect();
+    (info.width as usize, info.height as usize, grey)
+}
+
+fn decode_qr(path: &Path) -> String {
+    let (w, h, pixels) = greyscale(path);
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| pixels[y * w + x]);
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "exactly one QR code in the screenshot {}", path.display());
+    let (_, decoded) = grids[0].decode().unwrap();
+    decoded
+}
+
+#[tokio::test]
+async fn both_screens_follow_a_qr_payment_live_in_a_real_browser() {
+    let root = repo_root();
+    let missing = missing_prerequisites(&root);
+    if !missing.is_empty() {
+        let what = missing.join(", ");
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "the browser test cannot run in CI without: {what}");
+        // Printed on the real stderr: the harness captures eprintln! of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED both_screens_follow_a_qr_payment_live_in_a_real_browser: missing {what} ***\n"
+        );
+        return;
+    }
+
+    let app = spawn_app(TestDatabase::sqlite()).await;
+    let tokens = feeledger_api::demo::load(&app.state).await.unwrap();
+    let out = std::env::temp_dir().join(format!("feeledger-browser-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&out).unwrap();
+    // The README's screenshots are refreshed on request only, so a test run leaves the tree clean.
+    let screenshots = if std::env::var_os("FEELEDGER_UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/screenshots")
+    } else {
+        out.join("screenshots")
+    };
+    std::fs::create_dir_all(&screenshots).unwrap();
+
+    let mut node = tokio::process::Command::new("node");
+    node.arg(root.join("tests/browser/screens.mjs"))
+        .current_dir(&root)
+        .env("FEELEDGER_BASE_URL", &app.address)
+        .env("FEELEDGER_OFFICER_TOKEN", &tokens.officer)
+        .env("FEELEDGER_DISPLAY_TOKEN", &tokens.display)
+        .env("FEELEDGER_OUT_DIR", &out)
+        .env("FEELEDGER_SCREENSHOT_DIR", &screenshots)
+        .env("FEELEDGER_CHROMIUM", CHROMIUM)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let run = tokio::time::timeout(PATIENCE, node.output()).await;
+    let output = run.unwrap_or_else(|_| panic!("the browser test took more than {PATIENCE:?}")).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the browser test failed ({}); screenshots in {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status,
+        out.display()
+    );
+
+    let report: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no JSON report on stdout:\n{stdout}"));
+    let payload = report["payload"].as_str().unwrap();
+    let case_code = report["caseCode"].as_str().unwrap();
+
+    // The QR the citizen's screen showed, read back from its pixels, is the one the API issued.
+    let decoded = decode_qr(Path::new(report["qrPng"].as_str().unwrap()));
+    assert_eq!(decoded, payload, "the image on the citizen's screen carries the payload byte for byte");
+    let case = app
+        .graphql_ok(
+            &tokens.officer,
+            "query($code: String!) { case(code: $code) { status total paid outstanding qr { payload amount } \
+             payments { amount channel } } }",
+            json!({ "code": case_code }),
+        )
+        .await;
+    let case = &case["case"];
+    assert_eq!(case["qr"]["payload"], payload, "{case:#}");
+    assert_eq!(case["qr"]["amount"], "3000");
+    assert_eq!(case["status"], "PAID");
+    assert_eq!((&case["total"], &case["paid"], &case["outstanding"]), (&json!("3000"), &json!("3000"), &json!("0")));
+    let amounts: Vec<&str> =
+        case["payments"].as_array().unwrap().iter().map(|p| p["amount"].as_str().unwrap()).collect();
+    assert_eq!(amounts, ["2000", "1000"]);
+
+    for name in ["counter.png", "display.png"] {
+        let size = std::fs::metadata(screenshots.join(name)).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 10_000, "screenshot {name} was written ({size} bytes)");
+    }
+    let steps = report["steps"].as_array().map_or(0, Vec::len);
+    let _ = writeln!(std::io::stderr(), "browser test: {steps} steps in {} ms", report["totalMs"]);
+    let _ = std::fs::remove_dir_all(&out);
+}
