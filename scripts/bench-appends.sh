@@ -11,7 +11,7 @@ db=feeledger_bench
 url="$server/$db"
 
 psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
-cargo build --release -q -p feeledger-api --bin feeledger --bin feeledger-bench
+cargo build --release -q -p feeledger-api --bin feeledger && cargo build --release -q -p feeledger-tests --bin feeledger-bench
 target/release/feeledger migrate --database-url "$url" 2>/dev/null
 
 # The scratch table: the columns, defaults, constraints and indexes of `events`, no triggers.
