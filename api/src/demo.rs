@@ -4,9 +4,11 @@
 
 use chrono::NaiveDate;
 use feeledger_domain::agency::AgencyConfigured;
-use feeledger_domain::codes::{AccountNumber, AgencyCode, BankAccount, BankBin, CounterId, FeeCode};
+use feeledger_domain::case_fees::{AssessFees, Command, FeeLineRequest, IssueQr};
+use feeledger_domain::codes::{AccountNumber, AgencyCode, BankAccount, BankBin, CaseCode, CounterId, FeeCode};
 use feeledger_domain::fee_schedule::{FeeKind, FeeRule, PublishFeeSchedule};
 use feeledger_domain::money::{Percent, Vnd};
+use feeledger_domain::payer::Payer;
 use feeledger_infrastructure::event_store::EventMetadata;
 use feeledger_infrastructure::ledger::LedgerError;
 
@@ -62,6 +64,49 @@ fn demo_fees() -> Result<Vec<FeeRule>, DemoError> {
     ])
 }
 
+/// Today's sample case at the first counter, with a fresh QR, so the citizen's screen shows a QR
+/// the moment it is opened: the Kon Tum example, a certified copy of three pages (3,000 đ).
+/// Skipped when today's sample case already exists.
+async fn sample_case(
+    state: &AppState,
+    agency: &AgencyCode,
+    counters: &[CounterId],
+    metadata: &EventMetadata,
+) -> Result<(), DemoError> {
+    let now = state.clock.now();
+    let today = feeledger_domain::vietnam_time::date_of(now).format("%y%m%d");
+    let code = CaseCode::parse(&format!("{agency}-{today}-0001")).map_err(|e| DemoError::Data(e.to_string()))?;
+    if state.ledger.load_case(&code).await?.exists() {
+        return Ok(());
+    }
+    let Some(counter) = counters.first() else { return Ok(()) };
+    let data = |e: &dyn std::fmt::Display| DemoError::Data(e.to_string());
+    let line = |fee: &str| -> Result<FeeLineRequest, DemoError> {
+        Ok(FeeLineRequest { fee_code: FeeCode::parse(fee).map_err(|e| data(&e))?, quantity: 1 })
+    };
+    let assess = Command::AssessFees(AssessFees {
+        case_code: code.clone(),
+        agency_code: agency.clone(),
+        procedure_name: "Chứng thực bản sao từ bản chính".into(),
+        payer: Payer::new("VÕ ĐẶNG NGỌC GIÀ", Some("079201008870")).map_err(|e| data(&e))?,
+        lines: vec![line("P-SAOY-2TRANG")?, line("P-SAOY-TRANGTHEM")?],
+        schedule: state.ledger.schedule_in_force(agency, now).await?,
+        counter_id: Some(counter.clone()),
+        now,
+    });
+    state.ledger.execute(&code, assess, metadata, None).await?;
+    let bank = state.ledger.agency(agency).await?.current.map(|a| a.bank_account).ok_or_else(|| data(&"no agency"))?;
+    let issue = Command::IssueQr(IssueQr {
+        qr_id: uuid::Uuid::new_v4(),
+        counter_id: counter.clone(),
+        beneficiary: bank,
+        now,
+        expires_at: now + chrono::Duration::minutes(15),
+    });
+    state.ledger.execute(&code, issue, metadata, None).await?;
+    Ok(())
+}
+
 /// Configures the demo agency and its schedule (once) and issues a token per role.
 pub async fn load(state: &AppState) -> Result<DemoTokens, DemoError> {
     let parse_err = |e: feeledger_domain::codes::CodeError| DemoError::Data(e.to_string());
@@ -104,6 +149,8 @@ pub async fn load(state: &AppState) -> Result<DemoTokens, DemoError> {
             )
             .await?;
     }
+
+    sample_case(state, &agency, &counters, &metadata).await?;
 
     let token = |role, counter: Option<&CounterId>| {
         let scoped_agency =

@@ -52,6 +52,8 @@ function todayCode() {
 }
 
 const CASE = `${AGENCY}-${todayCode()}-0002`;
+/** The sample case `serve --demo` leaves at quay-1 with a fresh QR. */
+const DEMO_CASE = `${AGENCY}-${todayCode()}-0001`;
 
 async function graphql(token, query, variables) {
   const response = await fetch(`${config.baseUrl}/graphql`, {
@@ -163,7 +165,9 @@ async function main() {
       });
       check(typeof markers[name] === "number", `${name} sets window.__loadedAt`);
     }
-    await waitForText(display, "Xin kính chào quý khách");
+    // The demo left today's sample case at this counter: the citizen sees its QR straight away.
+    await waitForText(display, DEMO_CASE);
+    await display.locator("#qr-image").waitFor({ state: "visible" });
     await officer.waitForFunction(() => document.getElementById("officer-name").textContent.includes("officer"));
     step("both screens open, live over WebSocket");
 
