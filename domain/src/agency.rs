@@ -17,6 +17,12 @@ pub struct AgencyConfigured {
     /// (Decree 120/2016, amended by Decree 82/2023). If not, everything goes to the budget.
     pub retains_fees: bool,
     pub counters: Vec<CounterId>,
+    /// The receipt template registered with the tax authority (default `01BLP0-001`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_template_symbol: Option<String>,
+    /// The receipt serial (default `AA-<YY>E` for the year of issue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_serial: Option<String>,
     pub configured_at: DateTime<Utc>,
 }
 
@@ -30,6 +36,8 @@ pub enum AgencyError {
     NoCounters,
     #[error("counter {0} is listed twice")]
     DuplicateCounter(CounterId),
+    #[error("receipt template symbols and serials are 1 to 20 letters, digits, '-' or '/'")]
+    BadReceiptSeries,
 }
 
 /// An agency's current configuration: the latest AgencyConfigured event, if any.
@@ -61,6 +69,14 @@ impl Agency {
         if wanted.counters.is_empty() {
             return Err(AgencyError::NoCounters);
         }
+        let series_ok = |text: &Option<String>| {
+            text.as_deref().is_none_or(|t| {
+                !t.is_empty() && t.len() <= 20 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'/')
+            })
+        };
+        if !series_ok(&wanted.receipt_template_symbol) || !series_ok(&wanted.receipt_serial) {
+            return Err(AgencyError::BadReceiptSeries);
+        }
         let mut seen = BTreeSet::new();
         if let Some(dup) = wanted.counters.iter().find(|c| !seen.insert(*c)) {
             return Err(AgencyError::DuplicateCounter(dup.clone()));
@@ -70,6 +86,8 @@ impl Agency {
                 && current.bank_account == wanted.bank_account
                 && current.retains_fees == wanted.retains_fees
                 && current.counters == wanted.counters
+                && current.receipt_template_symbol == wanted.receipt_template_symbol
+                && current.receipt_serial == wanted.receipt_serial
         });
         Ok((!unchanged).then_some(wanted))
     }

@@ -17,6 +17,7 @@ use crate::codes::{AgencyCode, BankAccount, CaseCode, CounterId, FeeCode, Paymen
 use crate::fee_schedule::{FeeKind, FeeScheduleVersion};
 use crate::money::{MoneyError, NAPAS_TRANSFER_LIMIT, Vnd};
 use crate::payer::Payer;
+use crate::receipt::{ReceiptCancelled, ReceiptIssued};
 use crate::vietqr;
 
 /// Limits on one assessment, so a typing error cannot produce an absurd bill.
@@ -173,12 +174,25 @@ pub struct Reconciled {
     pub reconciled_at: DateTime<Utc>,
 }
 
+/// The part of one day's collection for one fee line that a remittance covered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemittedLine {
+    pub collected_on: NaiveDate,
+    pub fee_code: FeeCode,
+    pub kind: FeeKind,
+    pub to_budget: Vnd,
+    pub retained: Vnd,
+}
+
 /// The case's collected money was accounted for in a deposit to the State Treasury (KBNN).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemittedToTreasury {
     pub remittance_id: Uuid,
     pub voucher_number: String,
     pub remitted_on: NaiveDate,
+    /// Collections up to and including this day were covered.
+    pub up_to: NaiveDate,
+    pub lines: Vec<RemittedLine>,
     /// The state budget's share of this case's collections covered by the batch.
     pub to_budget: Vnd,
     /// The share the agency keeps (zero for lệ phí or when the agency may not retain).
@@ -200,6 +214,8 @@ pub enum CaseEvent {
     AssessmentCancelled(AssessmentCancelled),
     Reconciled(Reconciled),
     RemittedToTreasury(RemittedToTreasury),
+    ReceiptIssued(ReceiptIssued),
+    ReceiptCancelled(ReceiptCancelled),
 }
 
 impl CaseEvent {
@@ -215,6 +231,8 @@ impl CaseEvent {
         "AssessmentCancelled",
         "Reconciled",
         "RemittedToTreasury",
+        "ReceiptIssued",
+        "ReceiptCancelled",
     ];
 
     pub fn event_type(&self) -> &'static str {
@@ -230,6 +248,8 @@ impl CaseEvent {
             CaseEvent::AssessmentCancelled(_) => "AssessmentCancelled",
             CaseEvent::Reconciled(_) => "Reconciled",
             CaseEvent::RemittedToTreasury(_) => "RemittedToTreasury",
+            CaseEvent::ReceiptIssued(_) => "ReceiptIssued",
+            CaseEvent::ReceiptCancelled(_) => "ReceiptCancelled",
         }
     }
 }
@@ -305,8 +325,26 @@ pub struct RecordRemittance {
     pub remittance_id: Uuid,
     pub voucher_number: String,
     pub remitted_on: NaiveDate,
-    pub to_budget: Vnd,
-    pub retained: Vnd,
+    pub up_to: NaiveDate,
+    pub lines: Vec<RemittedLine>,
+}
+
+/// Issues the receipt of a fully paid case. The number is allocated by the caller from the
+/// series stream and appended in the same transaction (see `crate::receipt`).
+#[derive(Debug, Clone)]
+pub struct IssueReceipt {
+    pub receipt_id: Uuid,
+    pub template_symbol: String,
+    pub serial: String,
+    pub number: u32,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CancelReceipt {
+    pub receipt_id: Uuid,
+    pub reason: String,
+    pub now: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -318,6 +356,8 @@ pub enum Command {
     ExpireQr(ExpireQr),
     RecordReconciliation(RecordReconciliation),
     RecordRemittance(RecordRemittance),
+    IssueReceipt(IssueReceipt),
+    CancelReceipt(CancelReceipt),
 }
 
 /// Why a command was rejected. Nothing is appended when a command is rejected.
@@ -359,6 +399,12 @@ pub enum CaseError {
     AlreadyReconciled { payment_id: Uuid, statement_line_id: String },
     #[error("a cancellation needs a reason")]
     MissingReason,
+    #[error("a receipt is issued only once the case is paid in full")]
+    NotPaidInFull,
+    #[error("receipt {0} is already issued for this case; cancel it to issue a new one")]
+    ReceiptAlreadyIssued(Uuid),
+    #[error("receipt {0} is not an active receipt of this case")]
+    UnknownReceipt(Uuid),
     #[error(transparent)]
     Money(#[from] MoneyError),
     #[error(transparent)]
@@ -393,6 +439,9 @@ pub struct CaseFees {
     /// payment id → statement line id.
     pub reconciled: BTreeMap<Uuid, String>,
     pub remittances: Vec<RemittedToTreasury>,
+    /// Every receipt issued, cancelled ones included, in order.
+    pub receipts: Vec<ReceiptIssued>,
+    pub cancelled_receipts: Vec<ReceiptCancelled>,
     pub cancelled: Option<AssessmentCancelled>,
     pub last_changed_at: Option<DateTime<Utc>>,
 }
@@ -407,6 +456,8 @@ impl Default for CaseFees {
             qr: None,
             reconciled: BTreeMap::new(),
             remittances: Vec::new(),
+            receipts: Vec::new(),
+            cancelled_receipts: Vec::new(),
             cancelled: None,
             last_changed_at: None,
         }
@@ -435,6 +486,11 @@ impl CaseFees {
         self.paid.excess_over(self.total())
     }
 
+    /// The receipt in force: the last issued one, unless it was cancelled.
+    pub fn active_receipt(&self) -> Option<&ReceiptIssued> {
+        self.receipts.last().filter(|r| !self.cancelled_receipts.iter().any(|c| c.receipt_id == r.receipt_id))
+    }
+
     /// The QR a citizen may still pay: active and asking for exactly what is outstanding.
     pub fn payable_qr(&self) -> Option<&QrIssued> {
         self.qr
@@ -457,6 +513,8 @@ pub fn decide(state: &CaseFees, command: Command) -> Result<Vec<CaseEvent>, Case
         Command::ExpireQr(c) => expire_qr(state, c),
         Command::RecordReconciliation(c) => reconcile(state, c),
         Command::RecordRemittance(c) => remit(state, c),
+        Command::IssueReceipt(c) => issue_receipt(state, c),
+        Command::CancelReceipt(c) => cancel_receipt(state, c),
     }
 }
 
@@ -656,12 +714,57 @@ fn remit(state: &CaseFees, c: RecordRemittance) -> Result<Vec<CaseEvent>, CaseEr
     if state.remittances.iter().any(|r| r.remittance_id == c.remittance_id) {
         return Ok(Vec::new());
     }
+    let to_budget = Vnd::sum(c.lines.iter().map(|l| l.to_budget))?;
+    let retained = Vnd::sum(c.lines.iter().map(|l| l.retained))?;
     Ok(vec![CaseEvent::RemittedToTreasury(RemittedToTreasury {
         remittance_id: c.remittance_id,
         voucher_number: c.voucher_number,
         remitted_on: c.remitted_on,
-        to_budget: c.to_budget,
-        retained: c.retained,
+        up_to: c.up_to,
+        lines: c.lines,
+        to_budget,
+        retained,
+    })])
+}
+
+fn issue_receipt(state: &CaseFees, c: IssueReceipt) -> Result<Vec<CaseEvent>, CaseError> {
+    let assessed = require_assessed(state)?;
+    if !matches!(state.status, CaseStatus::Paid | CaseStatus::Overpaid) {
+        return Err(CaseError::NotPaidInFull);
+    }
+    if let Some(active) = state.active_receipt() {
+        return Err(CaseError::ReceiptAlreadyIssued(active.receipt_id));
+    }
+    let amount = assessed.total;
+    Ok(vec![CaseEvent::ReceiptIssued(ReceiptIssued {
+        receipt_id: c.receipt_id,
+        agency_code: assessed.agency_code.clone(),
+        template_symbol: c.template_symbol,
+        serial: c.serial,
+        number: c.number,
+        payer_name: assessed.payer.name.clone(),
+        payer_masked_id: assessed.payer.masked_id(),
+        lines: assessed.lines.clone(),
+        amount,
+        amount_in_words: crate::amount_in_words::vietnamese(amount),
+        issued_at: c.now,
+        replaces: state.receipts.last().map(|r| r.receipt_id),
+    })])
+}
+
+fn cancel_receipt(state: &CaseFees, c: CancelReceipt) -> Result<Vec<CaseEvent>, CaseError> {
+    match state.active_receipt() {
+        Some(active) if active.receipt_id == c.receipt_id => {}
+        _ => return Err(CaseError::UnknownReceipt(c.receipt_id)),
+    }
+    let reason = c.reason.trim();
+    if reason.is_empty() {
+        return Err(CaseError::MissingReason);
+    }
+    Ok(vec![CaseEvent::ReceiptCancelled(ReceiptCancelled {
+        receipt_id: c.receipt_id,
+        reason: reason.to_owned(),
+        cancelled_at: c.now,
     })])
 }
 
@@ -732,6 +835,12 @@ pub fn evolve(mut state: CaseFees, event: &CaseEvent) -> CaseFees {
         }
         CaseEvent::RemittedToTreasury(e) => {
             state.remittances.push(e.clone());
+        }
+        CaseEvent::ReceiptIssued(e) => {
+            state.receipts.push(e.clone());
+        }
+        CaseEvent::ReceiptCancelled(e) => {
+            state.cancelled_receipts.push(e.clone());
         }
     }
     state

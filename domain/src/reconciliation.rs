@@ -1,0 +1,517 @@
+//! Daily reconciliation (đối soát): the payments the ledger recorded for an agency's collection
+//! account on a Vietnamese calendar day, against the credits on the bank statement.
+//!
+//! Matching is 1:1, in two passes:
+//! 1. **by reference**: the statement line carries the payment's bank reference (as its line id or
+//!    its own reference), or names the payment's case in its description;
+//! 2. **by amount**: what is left is paired by equal amount within [`DATE_WINDOW_DAYS`] days
+//!    (transfers made late in the evening are often booked the next day).
+//!
+//! Everything else is an exception, on the side it was found: LEDGER_ONLY, BANK_ONLY,
+//! AMOUNT_MISMATCH (a reference match whose amounts differ: an entry on each side), DUPLICATE (a
+//! second payment or line claiming the same reference). So that finance can trust it, two
+//! invariants hold exactly and are checked on every run:
+//! `Σ ledger payments = Σ matched + Σ ledger-side exceptions`, and likewise for the bank side.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::bank_credit::case_codes_in;
+use crate::case_fees::PaymentChannel;
+use crate::codes::{AgencyCode, CaseCode, match_key};
+use crate::money::Vnd;
+
+/// How far apart a payment's day and a line's booking day may be to pair them by amount.
+pub const DATE_WINDOW_DAYS: i64 = 1;
+
+/// A payment as the ledger recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerPayment {
+    pub payment_id: Uuid,
+    pub case_code: CaseCode,
+    pub amount: Vnd,
+    pub channel: PaymentChannel,
+    /// The Vietnamese day it was received.
+    pub received_on: NaiveDate,
+    pub reference: String,
+    pub bank_reference: Option<String>,
+    /// The statement line an earlier reconciliation paired it with (a Reconciled event).
+    pub reconciled_line_id: Option<String>,
+}
+
+impl LedgerPayment {
+    /// Money that lands on the collection account one transfer at a time, and so appears on
+    /// the bank statement line by line. Cash and card (POS) payments are deposited or settled
+    /// in batches and are reported, not matched 1:1.
+    pub fn credits_the_account(&self) -> bool {
+        matches!(self.channel, PaymentChannel::Vietqr | PaymentChannel::Ewallet | PaymentChannel::PaymentPlatform)
+    }
+}
+
+/// A credit on the bank statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementCredit {
+    pub line_id: String,
+    pub booked_on: NaiveDate,
+    pub amount: Vnd,
+    pub description: String,
+    pub bank_reference: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExceptionKind {
+    LedgerOnly,
+    BankOnly,
+    AmountMismatch,
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Side {
+    Ledger,
+    Bank,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconciliationException {
+    pub kind: ExceptionKind,
+    pub side: Side,
+    pub amount: Vnd,
+    pub reference: Option<String>,
+    pub case_code: Option<CaseCode>,
+    pub payment_id: Option<Uuid>,
+    pub line_id: Option<String>,
+    /// The day of the payment (ledger side) or the booking day (bank side).
+    pub on: NaiveDate,
+    /// Days from `on` to the day the report was made.
+    pub age_days: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Match {
+    pub payment_id: Uuid,
+    pub case_code: CaseCode,
+    pub line_id: String,
+    pub booked_on: NaiveDate,
+    pub amount: Vnd,
+    pub by_reference: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelTotal {
+    pub channel: PaymentChannel,
+    pub count: u32,
+    pub total: Vnd,
+}
+
+/// The reconciliation of one agency's account for one day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayReconciliation {
+    pub agency_code: AgencyCode,
+    pub date: NaiveDate,
+    /// Every payment received that day, per channel (including cash and POS).
+    pub per_channel: Vec<ChannelTotal>,
+    /// The payments that should be on the statement (see [`LedgerPayment::credits_the_account`]).
+    pub ledger_total: Vnd,
+    /// The statement's credits attributed to the day: booked that day and not paired with a
+    /// payment of another day, or paired with one of this day's payments.
+    pub bank_total: Vnd,
+    pub matches: Vec<Match>,
+    pub matched_total: Vnd,
+    pub exceptions: Vec<ReconciliationException>,
+}
+
+impl DayReconciliation {
+    pub fn exceptions_total(&self, side: Side) -> Vnd {
+        Vnd::sum(self.exceptions.iter().filter(|e| e.side == side).map(|e| e.amount)).unwrap_or(Vnd::ZERO)
+    }
+
+    /// `Σ side = Σ matched + Σ that side's exceptions`, for both sides.
+    pub fn invariants_hold(&self) -> bool {
+        let add = |a: Vnd, b: Vnd| a.checked_add(b).ok();
+        add(self.matched_total, self.exceptions_total(Side::Ledger)) == Some(self.ledger_total)
+            && add(self.matched_total, self.exceptions_total(Side::Bank)) == Some(self.bank_total)
+    }
+}
+
+/// Reconciles `date`.
+///
+/// `payments` and `statement` should cover the date window around `date` (a day either side),
+/// so that a transfer booked the next morning still meets its payment. Payments already
+/// reconciled by an earlier run (`reconciled_line_id`) keep their line. The rest is matched over
+/// the whole window — same-day pairs before cross-day ones, references before amounts — and
+/// then reported for `date`:
+/// - the ledger side is the payments received on `date` that credit the account;
+/// - the bank side is the statement's credits *attributed* to `date`: a credit paired with a
+///   payment belongs to that payment's day, an unpaired credit to its booking day.
+pub fn reconcile(
+    agency: &AgencyCode,
+    date: NaiveDate,
+    payments: &[LedgerPayment],
+    statement: &[StatementCredit],
+    today: NaiveDate,
+) -> DayReconciliation {
+    let agencies = [agency.clone()];
+    let per_channel = totals_per_channel(payments, date);
+    let payments: Vec<&LedgerPayment> = payments.iter().filter(|p| p.credits_the_account()).collect();
+    let lines: Vec<&StatementCredit> = statement.iter().collect();
+    let window = |a: NaiveDate, b: NaiveDate| (a - b).num_days().abs();
+
+    // payment index → line index, for pairs of equal amounts (matches) or not (mismatches).
+    let mut paired: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut line_taken: BTreeSet<usize> = BTreeSet::new();
+    let mut duplicate_payments: BTreeSet<usize> = BTreeSet::new();
+
+    // 0. Pairs recorded by earlier runs.
+    for (pi, payment) in payments.iter().enumerate() {
+        let Some(line_id) = &payment.reconciled_line_id else { continue };
+        if let Some(li) = lines.iter().position(|l| &l.line_id == line_id)
+            && line_taken.insert(li)
+        {
+            paired.insert(pi, li);
+        }
+    }
+
+    // 1a. By the bank's own reference, same day first. A second payment carrying the reference
+    //     of a line already taken is the same transfer recorded twice: a duplicate.
+    // 1b. By a weaker reference (the case code, or the bank reference inside the description):
+    //     only lines nothing has claimed.
+    for strength in [Strength::Exact, Strength::Mentioned] {
+        for distance in 0..=DATE_WINDOW_DAYS {
+            for (pi, payment) in payments.iter().enumerate() {
+                if paired.contains_key(&pi) || duplicate_payments.contains(&pi) {
+                    continue;
+                }
+                let referenced: Vec<usize> = (0..lines.len())
+                    .filter(|&li| window(lines[li].booked_on, payment.received_on) == distance)
+                    .filter(|&li| reference_strength(lines[li], payment, &agencies) == Some(strength))
+                    .collect();
+                if let Some(&li) = referenced.iter().find(|li| !line_taken.contains(li)) {
+                    line_taken.insert(li);
+                    paired.insert(pi, li);
+                } else if strength == Strength::Exact && !referenced.is_empty() {
+                    duplicate_payments.insert(pi);
+                }
+            }
+        }
+    }
+
+    // 2. By equal amount, closest day first.
+    for distance in 0..=DATE_WINDOW_DAYS {
+        for (pi, payment) in payments.iter().enumerate() {
+            if paired.contains_key(&pi) || duplicate_payments.contains(&pi) {
+                continue;
+            }
+            let candidate = (0..lines.len()).find(|&li| {
+                !line_taken.contains(&li)
+                    && lines[li].amount == payment.amount
+                    && window(lines[li].booked_on, payment.received_on) == distance
+            });
+            if let Some(li) = candidate {
+                line_taken.insert(li);
+                paired.insert(pi, li);
+            }
+        }
+    }
+
+    // The report for `date`.
+    let mut matches = Vec::new();
+    let mut exceptions = Vec::new();
+    let mut attributed_lines: BTreeSet<usize> = BTreeSet::new();
+    let mut ledger_total = Vnd::ZERO;
+    for (pi, payment) in payments.iter().enumerate().filter(|(_, p)| p.received_on == date) {
+        ledger_total = ledger_total.checked_add(payment.amount).unwrap_or(ledger_total);
+        match paired.get(&pi) {
+            Some(&li) => {
+                let line = lines[li];
+                attributed_lines.insert(li);
+                if line.amount == payment.amount {
+                    matches.push(Match {
+                        payment_id: payment.payment_id,
+                        case_code: payment.case_code.clone(),
+                        line_id: line.line_id.clone(),
+                        booked_on: line.booked_on,
+                        amount: line.amount,
+                        by_reference: refers_to(line, payment, &agencies),
+                    });
+                } else {
+                    exceptions.push(ledger_exception(ExceptionKind::AmountMismatch, payment, today));
+                    exceptions.push(bank_exception(ExceptionKind::AmountMismatch, line, today));
+                }
+            }
+            None if duplicate_payments.contains(&pi) => {
+                exceptions.push(ledger_exception(ExceptionKind::Duplicate, payment, today));
+            }
+            None => exceptions.push(ledger_exception(ExceptionKind::LedgerOnly, payment, today)),
+        }
+    }
+    // Unpaired credits booked on `date`: a repeat of a paired credit's reference is a duplicate.
+    let paired_references: BTreeSet<String> = line_taken.iter().filter_map(|&li| line_reference(lines[li])).collect();
+    for (li, line) in lines.iter().enumerate() {
+        if line_taken.contains(&li) || line.booked_on != date {
+            continue;
+        }
+        attributed_lines.insert(li);
+        let kind = match line_reference(line) {
+            Some(reference) if paired_references.contains(&reference) => ExceptionKind::Duplicate,
+            _ => ExceptionKind::BankOnly,
+        };
+        exceptions.push(bank_exception(kind, line, today));
+    }
+    let bank_total = Vnd::sum(attributed_lines.iter().map(|&li| lines[li].amount)).unwrap_or(Vnd::ZERO);
+    let matched_total = Vnd::sum(matches.iter().map(|m| m.amount)).unwrap_or(Vnd::ZERO);
+    let report = DayReconciliation {
+        agency_code: agency.clone(),
+        date,
+        per_channel,
+        ledger_total,
+        bank_total,
+        matches,
+        matched_total,
+        exceptions,
+    };
+    debug_assert!(report.invariants_hold(), "reconciliation invariants broken: {report:?}");
+    report
+}
+
+/// Every payment received on `date`, per channel (cash and POS included), for the report.
+pub fn totals_per_channel(payments: &[LedgerPayment], date: NaiveDate) -> Vec<ChannelTotal> {
+    let mut per_channel: BTreeMap<PaymentChannel, (u32, Vnd)> = BTreeMap::new();
+    for payment in payments.iter().filter(|p| p.received_on == date) {
+        let entry = per_channel.entry(payment.channel).or_insert((0, Vnd::ZERO));
+        entry.0 += 1;
+        entry.1 = entry.1.checked_add(payment.amount).unwrap_or(entry.1);
+    }
+    per_channel.into_iter().map(|(channel, (count, total))| ChannelTotal { channel, count, total }).collect()
+}
+
+fn line_reference(line: &StatementCredit) -> Option<String> {
+    line.bank_reference.as_deref().map(match_key).filter(|r| !r.is_empty())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strength {
+    /// The line's id or reference is the payment's bank reference.
+    Exact,
+    /// The description mentions the payment's bank reference or case code.
+    Mentioned,
+}
+
+fn reference_strength(line: &StatementCredit, payment: &LedgerPayment, agencies: &[AgencyCode]) -> Option<Strength> {
+    let bank_reference = payment.bank_reference.as_deref().map(match_key).filter(|r| !r.is_empty());
+    if let Some(reference) = &bank_reference {
+        let line_keys = [Some(match_key(&line.line_id)), line.bank_reference.as_deref().map(match_key)];
+        if line_keys.iter().flatten().any(|k| k == reference) {
+            return Some(Strength::Exact);
+        }
+        if match_key(&line.description).contains(reference.as_str()) {
+            return Some(Strength::Mentioned);
+        }
+    }
+    case_codes_in(&line.description, agencies).contains(&payment.case_code).then_some(Strength::Mentioned)
+}
+
+/// Does the statement line carry this payment's reference at all?
+fn refers_to(line: &StatementCredit, payment: &LedgerPayment, agencies: &[AgencyCode]) -> bool {
+    reference_strength(line, payment, agencies).is_some()
+}
+
+fn ledger_exception(kind: ExceptionKind, payment: &LedgerPayment, today: NaiveDate) -> ReconciliationException {
+    ReconciliationException {
+        kind,
+        side: Side::Ledger,
+        amount: payment.amount,
+        reference: payment.bank_reference.clone().or_else(|| Some(payment.reference.clone())),
+        case_code: Some(payment.case_code.clone()),
+        payment_id: Some(payment.payment_id),
+        line_id: None,
+        on: payment.received_on,
+        age_days: (today - payment.received_on).num_days().max(0),
+    }
+}
+
+fn bank_exception(kind: ExceptionKind, line: &StatementCredit, today: NaiveDate) -> ReconciliationException {
+    ReconciliationException {
+        kind,
+        side: Side::Bank,
+        amount: line.amount,
+        reference: line.bank_reference.clone().or_else(|| Some(line.line_id.clone())),
+        case_code: None,
+        payment_id: None,
+        line_id: Some(line.line_id.clone()),
+        on: line.booked_on,
+        age_days: (today - line.booked_on).num_days().max(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agency() -> AgencyCode {
+        AgencyCode::parse("H34.22.6").unwrap()
+    }
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+    }
+
+    fn payment(n: u128, case: &str, amount: i64, on: u32, bank_reference: Option<&str>) -> LedgerPayment {
+        LedgerPayment {
+            payment_id: Uuid::from_u128(n),
+            case_code: CaseCode::parse(case).unwrap(),
+            amount: Vnd::new(amount).unwrap(),
+            channel: PaymentChannel::Vietqr,
+            received_on: day(on),
+            reference: case.into(),
+            bank_reference: bank_reference.map(str::to_owned),
+            reconciled_line_id: None,
+        }
+    }
+
+    fn line(id: &str, amount: i64, on: u32, description: &str, bank_reference: Option<&str>) -> StatementCredit {
+        StatementCredit {
+            line_id: id.into(),
+            booked_on: day(on),
+            amount: Vnd::new(amount).unwrap(),
+            description: description.into(),
+            bank_reference: bank_reference.map(str::to_owned),
+        }
+    }
+
+    fn kinds(report: &DayReconciliation) -> Vec<(ExceptionKind, Side)> {
+        report.exceptions.iter().map(|e| (e.kind, e.side)).collect()
+    }
+
+    #[test]
+    fn payments_match_their_lines_by_bank_reference_or_case_code_and_the_rest_are_exceptions() {
+        let payments = [
+            payment(1, "H34.22.6-261120-0001", 3000, 20, Some("FT001")),
+            payment(2, "H34.22.6-261120-0002", 8000, 20, None),
+            payment(3, "H34.22.6-261120-0003", 5000, 20, None),
+        ];
+        let statement = [
+            line("L1", 3000, 20, "CT DEN FT001", Some("FT001")),
+            line("L2", 8000, 20, "MBVCB.99.H34.22.6-261120-0002.Thanh toan", None),
+            line("L3", 120000, 20, "nop tien", None),
+        ];
+        let report = reconcile(&agency(), day(20), &payments, &statement, day(22));
+        assert_eq!(report.matches.len(), 2);
+        assert!(report.matches.iter().all(|m| m.by_reference));
+        assert_eq!(kinds(&report), [(ExceptionKind::LedgerOnly, Side::Ledger), (ExceptionKind::BankOnly, Side::Bank)]);
+        assert_eq!(report.exceptions[0].age_days, 2);
+        assert!(report.invariants_hold());
+        assert_eq!(report.ledger_total, Vnd::new(16_000).unwrap());
+        assert_eq!(report.bank_total, Vnd::new(131_000).unwrap());
+    }
+
+    #[test]
+    fn a_reference_match_with_a_different_amount_is_an_exception_on_both_sides() {
+        let payments = [payment(1, "H34.22.6-261120-0001", 3000, 20, Some("FT001"))];
+        let statement = [line("L1", 2500, 20, "FT001", Some("FT001"))];
+        let report = reconcile(&agency(), day(20), &payments, &statement, day(20));
+        assert_eq!(
+            kinds(&report),
+            [(ExceptionKind::AmountMismatch, Side::Ledger), (ExceptionKind::AmountMismatch, Side::Bank)]
+        );
+        assert!(report.matches.is_empty());
+        assert!(report.invariants_hold());
+    }
+
+    #[test]
+    fn one_transfer_recorded_twice_in_the_ledger_is_a_ledger_side_duplicate() {
+        let payments = [
+            payment(1, "H34.22.6-261120-0001", 3000, 20, Some("FT001")),
+            payment(2, "H34.22.6-261120-0001", 3000, 20, Some("FT001")),
+        ];
+        let statement = [line("L1", 3000, 20, "x", Some("FT001"))];
+        let report = reconcile(&agency(), day(20), &payments, &statement, day(20));
+        assert_eq!(report.matches.len(), 1);
+        assert_eq!(kinds(&report), [(ExceptionKind::Duplicate, Side::Ledger)]);
+        assert!(report.invariants_hold());
+    }
+
+    #[test]
+    fn a_payment_whose_line_is_missing_does_not_take_the_line_of_another_payment_of_its_case() {
+        // Two transfers for one case; the bank's statement lost the first.
+        let payments = [
+            payment(1, "H34.22.6-261120-0001", 1000, 20, Some("FT001")),
+            payment(2, "H34.22.6-261120-0001", 2000, 20, Some("FT002")),
+        ];
+        let statement = [line("L2", 2000, 20, "IBFT H34.22.6-261120-0001", Some("FT002"))];
+        let report = reconcile(&agency(), day(20), &payments, &statement, day(20));
+        assert_eq!(report.matches.len(), 1);
+        assert_eq!(report.matches[0].payment_id, Uuid::from_u128(2));
+        assert_eq!(kinds(&report), [(ExceptionKind::LedgerOnly, Side::Ledger)]);
+    }
+
+    #[test]
+    fn a_credit_repeated_on_the_statement_is_a_bank_side_duplicate() {
+        let payments = [payment(1, "H34.22.6-261120-0001", 3000, 20, Some("FT001"))];
+        let statement = [line("L1", 3000, 20, "x", Some("FT001")), line("L1b", 3000, 20, "x", Some("FT001"))];
+        let report = reconcile(&agency(), day(20), &payments, &statement, day(20));
+        assert_eq!(report.matches.len(), 1);
+        assert_eq!(kinds(&report), [(ExceptionKind::Duplicate, Side::Bank)]);
+        assert!(report.invariants_hold());
+    }
+
+    #[test]
+    fn a_late_evening_transfer_booked_the_next_morning_matches_by_amount_and_counts_for_the_payments_day() {
+        let payments = [payment(1, "H34.22.6-261120-0001", 3000, 20, None)];
+        let statement = [line("L9", 3000, 21, "chuyen tien", None)];
+        let on_20 = reconcile(&agency(), day(20), &payments, &statement, day(21));
+        assert_eq!(on_20.matches.len(), 1);
+        assert!(!on_20.matches[0].by_reference);
+        assert_eq!(on_20.bank_total, Vnd::new(3000).unwrap(), "the credit is attributed to its payment's day");
+        let on_21 = reconcile(&agency(), day(21), &payments, &statement, day(21));
+        assert!(on_21.exceptions.is_empty() && on_21.bank_total.is_zero(), "and not counted again the next day");
+        assert!(on_20.invariants_hold() && on_21.invariants_hold());
+    }
+
+    #[test]
+    fn cash_and_pos_are_reported_per_channel_but_not_matched() {
+        let mut cash = payment(1, "H34.22.6-261120-0001", 3000, 20, None);
+        cash.channel = PaymentChannel::Cash;
+        let report = reconcile(&agency(), day(20), &[cash], &[], day(20));
+        assert!(report.exceptions.is_empty());
+        assert_eq!(
+            report.per_channel,
+            [ChannelTotal { channel: PaymentChannel::Cash, count: 1, total: Vnd::new(3000).unwrap() }]
+        );
+    }
+
+    #[test]
+    fn a_pair_recorded_earlier_is_kept() {
+        let mut p = payment(1, "H34.22.6-261120-0001", 3000, 20, None);
+        p.reconciled_line_id = Some("L2".into());
+        let statement = [line("L1", 3000, 20, "", None), line("L2", 3000, 20, "", None)];
+        let report = reconcile(&agency(), day(20), &[p], &statement, day(20));
+        assert_eq!(report.matches[0].line_id, "L2");
+        assert_eq!(kinds(&report), [(ExceptionKind::BankOnly, Side::Bank)]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_invariants_hold_for_any_day(
+            payments in proptest::collection::vec((1i64..5, 19u32..22, proptest::option::of(0u8..6)), 0..12),
+            lines in proptest::collection::vec((1i64..5, 19u32..22, proptest::option::of(0u8..6)), 0..12),
+        ) {
+            let payments: Vec<LedgerPayment> = payments.iter().enumerate().map(|(i, (a, d, r))| {
+                payment(i as u128, &format!("H34.22.6-261120-{:04}", i % 5), a * 1000, *d, r.map(|r| format!("FT{r}")).as_deref())
+            }).collect();
+            let lines: Vec<StatementCredit> = lines.iter().enumerate().map(|(i, (a, d, r))| {
+                let reference = r.map(|r| format!("FT{r}"));
+                line(&format!("L{i}"), a * 1000, *d, "", reference.as_deref())
+            }).collect();
+            for d in 19..22 {
+                let report = reconcile(&agency(), day(d), &payments, &lines, day(25));
+                proptest::prop_assert!(report.invariants_hold(), "{report:?}");
+            }
+        }
+    }
+}
