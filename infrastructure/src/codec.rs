@@ -6,6 +6,7 @@ use feeledger_domain::bank_credit::CreditEvent;
 use feeledger_domain::case_fees::CaseEvent;
 use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::fee_schedule::FeeSchedulePublished;
+use feeledger_domain::receipt::ReceiptNumberAssigned;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -46,6 +47,7 @@ pub enum LedgerEvent {
     Credit(CreditEvent),
     AgencyConfigured(AgencyConfigured),
     FeeSchedulePublished(FeeSchedulePublished),
+    ReceiptNumberAssigned(ReceiptNumberAssigned),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +76,7 @@ impl LedgerEvent {
             LedgerEvent::Credit(event) => event.event_type(),
             LedgerEvent::AgencyConfigured(_) => "AgencyConfigured",
             LedgerEvent::FeeSchedulePublished(_) => "FeeSchedulePublished",
+            LedgerEvent::ReceiptNumberAssigned(_) => "ReceiptNumberAssigned",
         }
     }
 
@@ -108,6 +111,7 @@ impl LedgerEvent {
             LedgerEvent::Credit(event) => untag(serde_json::to_value(event)?),
             LedgerEvent::AgencyConfigured(event) => to_payload(event)?,
             LedgerEvent::FeeSchedulePublished(event) => to_payload(event)?,
+            LedgerEvent::ReceiptNumberAssigned(event) => to_payload(event)?,
         };
         Ok(NewEvent {
             event_id: Uuid::now_v7(),

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::codec::{self, CodecError, LedgerEvent};
 use crate::event_store::{
-    AppendOutcome, EventMetadata, EventStore, ExpectedVersion, IdempotencyKey, RecordedEvent, StoreError,
+    AppendOutcome, EventMetadata, EventStore, ExpectedVersion, IdempotencyKey, RecordedEvent, StoreError, StreamAppend,
 };
 
 /// How often a command is re-decided after losing a race for its stream before giving up.
@@ -254,6 +254,84 @@ impl Ledger {
     }
 }
 
+/// How often a receipt is retried when other receipts of the same series take the next number
+/// first. Each retry waits a little longer, with jitter, so a burst at the counter drains.
+const RECEIPT_ATTEMPTS: u32 = 64;
+
+impl Ledger {
+    /// Issues the receipt of a fully paid case, numbered within its template and serial.
+    ///
+    /// The number is the next version of the series stream, appended in the same transaction as
+    /// the case's ReceiptIssued: two receipts can never share a number, and since a failed
+    /// transaction appends neither, no number is ever skipped.
+    pub async fn issue_receipt(
+        &self,
+        code: &CaseCode,
+        metadata: &EventMetadata,
+        now: DateTime<Utc>,
+    ) -> Result<CaseRecord, LedgerError> {
+        let agency_config = self.require_agency(&code.agency()).await?;
+        let template = agency_config
+            .receipt_template_symbol
+            .clone()
+            .unwrap_or_else(|| feeledger_domain::receipt::DEFAULT_TEMPLATE_SYMBOL.to_owned());
+        let year = chrono::Datelike::year(&feeledger_domain::vietnam_time::date_of(now));
+        let serial =
+            agency_config.receipt_serial.clone().unwrap_or_else(|| feeledger_domain::receipt::default_serial(year));
+        let series = feeledger_domain::receipt::series_stream(&code.agency(), &template, &serial);
+        for attempt in 0..RECEIPT_ATTEMPTS {
+            let record = self.load_case(code).await?;
+            let series_version = self.store.stream_version(&series).await?;
+            let number =
+                u32::try_from(series_version + 1).map_err(|_| LedgerError::Invalid("receipt series is full".into()))?;
+            let receipt_id = uuid::Uuid::new_v4();
+            let issue = Command::IssueReceipt(feeledger_domain::case_fees::IssueReceipt {
+                receipt_id,
+                template_symbol: template.clone(),
+                serial: serial.clone(),
+                number,
+                now,
+            });
+            let case_events = case_fees::decide(&record.state, issue)?
+                .into_iter()
+                .map(|event| LedgerEvent::Case(event).to_new_event(metadata))
+                .collect::<Result<Vec<_>, _>>()?;
+            let assigned = LedgerEvent::ReceiptNumberAssigned(feeledger_domain::receipt::ReceiptNumberAssigned {
+                number,
+                receipt_id,
+                case_code: code.clone(),
+                agency_code: code.agency(),
+                assigned_at: now,
+            })
+            .to_new_event(metadata)?;
+            let appends = vec![
+                StreamAppend {
+                    stream_id: codec::case_stream(code),
+                    expected: ExpectedVersion::from_read(record.version),
+                    events: case_events,
+                },
+                StreamAppend {
+                    stream_id: series.clone(),
+                    expected: ExpectedVersion::from_read(series_version),
+                    events: vec![assigned],
+                },
+            ];
+            match self.store.append_together(appends).await {
+                Ok(_) => {
+                    tracing::info!(case.code = %code, receipt.number = number, receipt.serial = %serial, "receipt issued");
+                    return self.load_case(code).await;
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    let jitter = u64::from(receipt_id.as_bytes()[0]) % 8;
+                    tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt.min(20)) + jitter)).await;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(LedgerError::Contended(series))
+    }
+}
+
 fn command_name(command: &Command) -> &'static str {
     match command {
         Command::AssessFees(_) => "AssessFees",
@@ -263,5 +341,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::ExpireQr(_) => "ExpireQr",
         Command::RecordReconciliation(_) => "RecordReconciliation",
         Command::RecordRemittance(_) => "RecordRemittance",
+        Command::IssueReceipt(_) => "IssueReceipt",
+        Command::CancelReceipt(_) => "CancelReceipt",
     }
 }

@@ -8,6 +8,8 @@ pub mod ledger;
 pub mod live_feed;
 pub mod payment_intake;
 pub mod settings;
+pub mod statement;
+pub mod statement_store;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;

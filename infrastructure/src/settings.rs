@@ -71,6 +71,10 @@ pub struct Settings {
     pub public_base_url: Option<String>,
     pub database_max_connections: u32,
     pub providers: ProviderSecrets,
+    /// The share of cases to be paid without cash (Bắc Giang: 80%, then 100%).
+    pub cashless_target_percent: feeledger_domain::money::Percent,
+    /// Whether this process keeps the read models up to date (one node of several may suffice).
+    pub run_projections: bool,
 }
 
 impl Default for Settings {
@@ -84,6 +88,9 @@ impl Default for Settings {
             public_base_url: None,
             database_max_connections: 16,
             providers: ProviderSecrets::default(),
+            cashless_target_percent: feeledger_domain::money::Percent::from_decimal(rust_decimal::Decimal::from(80))
+                .unwrap_or(feeledger_domain::money::Percent::ZERO),
+            run_projections: true,
         }
     }
 }

@@ -61,7 +61,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    pub fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
         move |source| StoreError::Database { context, source }
     }
 
@@ -235,6 +235,14 @@ impl AppendOutcome {
     }
 }
 
+/// One stream's part of a multi-stream append.
+#[derive(Debug, Clone)]
+pub struct StreamAppend {
+    pub stream_id: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+}
+
 /// Announced after every commit. Carries no events: listeners re-read from their checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreNotice {
@@ -362,6 +370,19 @@ impl EventStore {
         Ok(outcome)
     }
 
+    /// Appends to several streams atomically (each at its expected version): all or nothing.
+    pub async fn append_together(&self, appends: Vec<StreamAppend>) -> Result<Vec<Appended>, StoreError> {
+        let recorded_at = now_micros();
+        let done = dispatch!(self, s => s.append_together(&appends, recorded_at).await)?;
+        for appended in &done {
+            let _ = self.notices().send(StoreNotice {
+                stream_id: Arc::from(appended.stream_id.as_str()),
+                last_position: appended.last_position,
+            });
+        }
+        Ok(done)
+    }
+
     /// The events of one stream in version order, optionally only up to a version.
     pub async fn read_stream(&self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
         dispatch!(self, s => s.read_stream(stream_id).await)
@@ -377,6 +398,13 @@ impl EventStore {
     /// The newest readable checkpoint.
     pub async fn last_checkpoint(&self) -> Result<Checkpoint, StoreError> {
         dispatch!(self, s => s.last_checkpoint().await)
+    }
+
+    /// The newest *committed* event's checkpoint, even if a reader cannot read it yet (on
+    /// PostgreSQL it may still be behind the barrier). A reader that has reached it has seen
+    /// every write committed before this call: read-your-writes.
+    pub async fn committed_checkpoint(&self) -> Result<Checkpoint, StoreError> {
+        dispatch!(self, s => s.committed_checkpoint().await)
     }
 
     /// The newest readable checkpoint and the number of events.
@@ -402,6 +430,21 @@ impl EventStore {
     /// Credit streams left unmatched for an agency (`None`: agency unknown) and not resolved since.
     pub async fn unresolved_unmatched_credits(&self, agency: Option<&str>) -> Result<Vec<String>, StoreError> {
         dispatch!(self, s => s.unresolved_unmatched_credits(agency).await)
+    }
+
+    /// The version a stream has reached (0 when it has no events).
+    pub async fn stream_version(&self, stream_id: &str) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.stream_version(stream_id).await)
+    }
+
+    /// The ReceiptIssued event of a receipt id (index `events_receipt_id_idx`).
+    pub async fn receipt_issued(&self, receipt_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        dispatch!(self, s => s.receipt_issued(receipt_id).await)
+    }
+
+    /// How many readable events come after `after` (a reader's lag).
+    pub async fn count_after(&self, after: Checkpoint) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.count_after(after).await)
     }
 
     /// QrIssued events recorded since an instant.

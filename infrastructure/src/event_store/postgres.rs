@@ -118,6 +118,41 @@ impl PostgresEventStore {
         }
     }
 
+    /// Appends to several streams in one transaction: all or nothing.
+    pub(super) async fn append_together(
+        &self,
+        appends: &[super::StreamAppend],
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::db("starting a multi-stream append"))?;
+        let mut done = Vec::with_capacity(appends.len());
+        for append in appends {
+            let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
+            )
+            .bind(&append.stream_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::db("reading the stream head"))?;
+            let (current_version, previous_hash) = head.unwrap_or((0, GENESIS.to_vec()));
+            check_expected(&append.stream_id, append.expected, current_version)?;
+            let rows = chain_rows(&append.stream_id, current_version, &previous_hash, &append.events, recorded_at);
+            let new_version = current_version + i64::try_from(append.events.len()).unwrap_or(i64::MAX);
+            let positions =
+                insert_events(&mut *tx, &append.stream_id, &append.events, &rows, recorded_at, None, new_version)
+                    .await
+                    .map_err(|e| map_append_error(e, &append.stream_id, append.expected, &append.events))?;
+            done.push(Appended {
+                stream_id: append.stream_id.clone(),
+                first_version: current_version + 1,
+                last_version: new_version,
+                last_position: positions.into_iter().max().unwrap_or_default(),
+            });
+        }
+        tx.commit().await.map_err(StoreError::db("committing a multi-stream append"))?;
+        Ok(done)
+    }
+
     async fn repeated_request(&self, key: &IdempotencyKey) -> Result<AppendOutcome, StoreError> {
         match self.idempotency_record(key).await? {
             Some((stream_id, stream_version)) => Ok(AppendOutcome::AlreadyDone { stream_id, stream_version }),
@@ -183,6 +218,18 @@ impl PostgresEventStore {
         Ok(last.map_or(Checkpoint::START, |(transaction_id, position)| Checkpoint { transaction_id, position }))
     }
 
+    /// The newest committed event, readable or not yet (still behind the barrier).
+    pub(super) async fn committed_checkpoint(&self) -> Result<Checkpoint, StoreError> {
+        let last: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT transaction_id::text::bigint, global_position FROM events \
+             ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::db("reading the newest committed event"))?;
+        Ok(last.map_or(Checkpoint::START, |(transaction_id, position)| Checkpoint { transaction_id, position }))
+    }
+
     pub(super) async fn head(&self) -> Result<StoreHead, StoreError> {
         let checkpoint = self.last_checkpoint().await?;
         let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM events")
@@ -235,6 +282,35 @@ impl PostgresEventStore {
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::db("listing unmatched credits"))
+    }
+
+    pub(super) async fn stream_version(&self, stream_id: &str) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = $1")
+            .bind(stream_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::db("reading a stream's version"))
+    }
+
+    pub(super) async fn receipt_issued(&self, receipt_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE event_type = 'ReceiptIssued' AND payload->>'receipt_id' = $1 LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(receipt_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db("looking up a receipt"))?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    pub(super) async fn count_after(&self, after: Checkpoint) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE (transaction_id, global_position) > ($1::text::xid8, $2) AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())")
+            .bind(after.transaction_id.to_string())
+            .bind(after.position)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::db("counting events after a checkpoint"))
     }
 
     pub(super) async fn qr_issued_since(&self, since: DateTime<Utc>) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -323,8 +399,8 @@ async fn notify_other_nodes(pool: PgPool, mut notices: broadcast::Receiver<Store
 /// One statement, one round trip: claims the idempotency key (if any) and inserts all the
 /// events of the append only if the claim succeeded. Returns the new global positions (none
 /// when the key was already claimed).
-async fn insert_events(
-    pool: &PgPool,
+async fn insert_events<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     stream_id: &str,
     events: &[NewEvent],
     rows: &[super::PreparedRow],
@@ -365,7 +441,7 @@ async fn insert_events(
     .bind(idempotency.map(|k| k.key.as_str()))
     .bind(idempotency.map(|k| k.request_hash.to_vec()))
     .bind(new_version)
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
 }
 

@@ -122,34 +122,11 @@ impl SqliteEventStore {
             }
         }
 
-        // One writer at a time holds the lock, so "the last transaction id + 1" is this
-        // transaction's place in commit order.
-        let (transaction_id,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(transaction_id), 0) + 1 FROM events")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(StoreError::db("numbering the transaction"))?;
+        let transaction_id = next_transaction_id(&mut tx).await?;
         let rows = chain_rows(stream_id, current_version, &previous_hash, events, recorded_at);
-        let mut last_position = 0;
-        for (event, row) in events.iter().zip(&rows) {
-            let result = sqlx::query(
-                "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, \
-                 metadata, recorded_at, transaction_id, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(stream_id)
-            .bind(row.stream_version)
-            .bind(event.event_id.to_string())
-            .bind(&event.event_type)
-            .bind(event.schema_version)
-            .bind(event.payload.to_string())
-            .bind(row.metadata.to_string())
-            .bind(&recorded_text)
-            .bind(transaction_id)
-            .bind(row.hash.as_slice())
-            .execute(&mut *tx)
+        let last_position = insert_events(&mut tx, stream_id, events, &rows, &recorded_text, transaction_id)
             .await
             .map_err(|e| map_append_error(e, stream_id, expected, events))?;
-            last_position = result.last_insert_rowid();
-        }
         tx.commit().await.map_err(|e| map_append_error(e, stream_id, expected, events))?;
         Ok(AppendOutcome::Appended(Appended {
             stream_id: stream_id.to_owned(),
@@ -157,6 +134,42 @@ impl SqliteEventStore {
             last_version: new_version,
             last_position,
         }))
+    }
+
+    /// Appends to several streams in one transaction: all or nothing.
+    pub(super) async fn append_together(
+        &self,
+        appends: &[super::StreamAppend],
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let mut tx = self.begin_write().await.map_err(StoreError::db("starting a multi-stream append"))?;
+        let recorded_text = timestamp_text(recorded_at);
+        let transaction_id = next_transaction_id(&mut tx).await?;
+        let mut done = Vec::with_capacity(appends.len());
+        for append in appends {
+            let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
+            )
+            .bind(&append.stream_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::db("reading the stream head"))?;
+            let (current_version, previous_hash) = head.unwrap_or((0, GENESIS.to_vec()));
+            check_expected(&append.stream_id, append.expected, current_version)?;
+            let rows = chain_rows(&append.stream_id, current_version, &previous_hash, &append.events, recorded_at);
+            let last_position =
+                insert_events(&mut tx, &append.stream_id, &append.events, &rows, &recorded_text, transaction_id)
+                    .await
+                    .map_err(|e| map_append_error(e, &append.stream_id, append.expected, &append.events))?;
+            done.push(Appended {
+                stream_id: append.stream_id.clone(),
+                first_version: current_version + 1,
+                last_version: current_version + i64::try_from(append.events.len()).unwrap_or(i64::MAX),
+                last_position,
+            });
+        }
+        tx.commit().await.map_err(StoreError::db("committing a multi-stream append"))?;
+        Ok(done)
     }
 
     pub(super) async fn idempotency_record(&self, key: &IdempotencyKey) -> Result<Option<(String, i64)>, StoreError> {
@@ -209,6 +222,11 @@ impl SqliteEventStore {
         Ok(last.map_or(Checkpoint::START, |(transaction_id, position)| Checkpoint { transaction_id, position }))
     }
 
+    /// One writer: what is committed is readable.
+    pub(super) async fn committed_checkpoint(&self) -> Result<Checkpoint, StoreError> {
+        self.last_checkpoint().await
+    }
+
     pub(super) async fn head(&self) -> Result<StoreHead, StoreError> {
         let checkpoint = self.last_checkpoint().await?;
         let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM events")
@@ -253,6 +271,35 @@ impl SqliteEventStore {
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::db("listing unmatched credits"))
+    }
+
+    pub(super) async fn stream_version(&self, stream_id: &str) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = $1")
+            .bind(stream_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::db("reading a stream's version"))
+    }
+
+    pub(super) async fn receipt_issued(&self, receipt_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE event_type = 'ReceiptIssued' AND json_extract(payload, '$.receipt_id') = $1 LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(receipt_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db("looking up a receipt"))?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    pub(super) async fn count_after(&self, after: Checkpoint) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE (transaction_id, global_position) > ($1, $2)")
+            .bind(after.transaction_id)
+            .bind(after.position)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::db("counting events after a checkpoint"))
     }
 
     pub(super) async fn qr_issued_since(&self, since: DateTime<Utc>) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -315,6 +362,48 @@ impl SqliteEventStore {
             .await?
             .ok_or_else(|| StoreError::Corrupt { position: 0, reason: format!("setting {name} vanished") })
     }
+}
+
+/// One writer at a time holds the lock, so "the last transaction id + 1" is this transaction's
+/// place in commit order.
+async fn next_transaction_id(tx: &mut Transaction<'static, Sqlite>) -> Result<i64, StoreError> {
+    let (transaction_id,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(transaction_id), 0) + 1 FROM events")
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(StoreError::db("numbering the transaction"))?;
+    Ok(transaction_id)
+}
+
+/// Inserts the rows of one stream's append; returns the last global position.
+async fn insert_events(
+    tx: &mut Transaction<'static, Sqlite>,
+    stream_id: &str,
+    events: &[NewEvent],
+    rows: &[super::PreparedRow],
+    recorded_text: &str,
+    transaction_id: i64,
+) -> Result<i64, sqlx::Error> {
+    let mut last_position = 0;
+    for (event, row) in events.iter().zip(rows) {
+        let result = sqlx::query(
+            "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, \
+             metadata, recorded_at, transaction_id, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(stream_id)
+        .bind(row.stream_version)
+        .bind(event.event_id.to_string())
+        .bind(&event.event_type)
+        .bind(event.schema_version)
+        .bind(event.payload.to_string())
+        .bind(row.metadata.to_string())
+        .bind(recorded_text)
+        .bind(transaction_id)
+        .bind(row.hash.as_slice())
+        .execute(&mut **tx)
+        .await?;
+        last_position = result.last_insert_rowid();
+    }
+    Ok(last_position)
 }
 
 fn decode(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
