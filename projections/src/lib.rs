@@ -1,1 +1,9 @@
 #![doc = include_str!("../README.md")]
+
+pub mod cashless;
+pub mod documents;
+pub mod payments;
+pub mod receipts;
+pub mod reconciliation;
+pub mod runner;
+pub mod treasury;

@@ -1,0 +1,474 @@
+//! The projection runner: follows the log in commit-safe order and keeps every read model up to
+//! date, one transaction per batch that writes the documents *and* the checkpoint (a crash
+//! never applies a batch twice or skips one).
+//!
+//! Rebuild is blue/green: the next generation is built from position zero in large batches
+//! while the active one keeps answering queries and keeps following new events; when the new
+//! generation has caught up, one UPDATE makes it the active one and the old one is dropped.
+//! A projection whose code version changed is rebuilt the same way when the runner starts.
+//!
+//! Several runners (nodes, or a CLI rebuild beside a server) may follow the same generation:
+//! the checkpoint moves only if it is still where the batch started, so exactly one of them
+//! applies each batch.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use feeledger_infrastructure::codec::{CodecError, LedgerEvent};
+use feeledger_infrastructure::event_store::{Checkpoint, EventStore, RecordedEvent, StoreError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{Notify, broadcast};
+
+use crate::documents::{Advance, Changes, DocumentStore};
+
+/// Events per batch while following the log.
+pub const LIVE_BATCH: usize = 500;
+/// Events per batch while rebuilding (fewer, larger transactions).
+pub const REBUILD_BATCH: usize = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error("document {key} of projection {projection} is unreadable: {reason}")]
+    Document { projection: &'static str, key: String, reason: String },
+    #[error("unknown projection {0:?}")]
+    Unknown(String),
+    #[error("projection {0} did not catch up with the log in time")]
+    Lagging(&'static str),
+}
+
+/// A read model: a name, a code version, and how each event changes its documents.
+pub trait Projection: Send + Sync + 'static {
+    /// Stable: the CLI, GraphQL and the tables use it.
+    const NAME: &'static str;
+    /// Bump when `apply` changes meaning: the runner then rebuilds the projection.
+    const VERSION: u32;
+
+    /// Event types worth decoding; the others only move the checkpoint.
+    fn wants(event_type: &str) -> bool;
+
+    fn apply(
+        &self,
+        docs: &mut Documents,
+        event: &RecordedEvent,
+        decoded: &LedgerEvent,
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+
+    /// Called once before a generation is built from position zero: loads what must be known
+    /// as of *now* rather than as of each replayed event (e.g. the fee rules in force, so a
+    /// corrected rule applies to past payments after a rebuild).
+    fn prepare(
+        &self,
+        docs: &mut Documents,
+        store: &EventStore,
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send {
+        let _ = (docs, store);
+        async { Ok(()) }
+    }
+}
+
+/// A batch's working set of documents: read through to the database once per key, changed in
+/// memory, written back with the checkpoint.
+#[derive(Debug)]
+pub struct Documents {
+    store: DocumentStore,
+    projection: &'static str,
+    generation: i32,
+    /// `None`: known not to exist.
+    cache: HashMap<String, Option<Value>>,
+    dirty: BTreeSet<String>,
+    /// The cache holds every document of the generation (it was built here from position
+    /// zero): a miss means "absent", no query needed.
+    complete: bool,
+}
+
+impl Documents {
+    fn new(store: DocumentStore, projection: &'static str, generation: i32, complete: bool) -> Self {
+        Documents { store, projection, generation, cache: HashMap::new(), dirty: BTreeSet::new(), complete }
+    }
+
+    async fn raw(&mut self, key: &str) -> Result<Option<&Value>, ProjectionError> {
+        if !self.cache.contains_key(key) {
+            let loaded = if self.complete {
+                None
+            } else {
+                self.store.load(self.projection, self.generation, &[key.to_owned()]).await?.remove(key)
+            };
+            self.cache.insert(key.to_owned(), loaded);
+        }
+        Ok(self.cache.get(key).and_then(Option::as_ref))
+    }
+
+    /// The document at `key`, if any.
+    pub async fn get<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, ProjectionError> {
+        let projection = self.projection;
+        match self.raw(key).await? {
+            None => Ok(None),
+            Some(value) => serde_json::from_value(value.clone()).map(Some).map_err(|e| ProjectionError::Document {
+                projection,
+                key: key.to_owned(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn put<T: Serialize>(&mut self, key: &str, doc: &T) -> Result<(), ProjectionError> {
+        let value = serde_json::to_value(doc).map_err(|e| ProjectionError::Document {
+            projection: self.projection,
+            key: key.to_owned(),
+            reason: e.to_string(),
+        })?;
+        self.cache.insert(key.to_owned(), Some(value));
+        self.dirty.insert(key.to_owned());
+        Ok(())
+    }
+
+    pub fn delete(&mut self, key: &str) {
+        self.cache.insert(key.to_owned(), None);
+        self.dirty.insert(key.to_owned());
+    }
+
+    fn take_changes(&mut self) -> Changes {
+        let mut changes = Changes::default();
+        for key in std::mem::take(&mut self.dirty) {
+            match self.cache.get(&key).cloned().flatten() {
+                Some(doc) => changes.upserts.push((key, doc)),
+                None => changes.deletes.push(key),
+            }
+        }
+        changes
+    }
+}
+
+/// What a projection is doing, for the CLI, GraphQL and metrics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProjectionStatus {
+    pub name: &'static str,
+    pub version: u32,
+    pub generation: i32,
+    pub checkpoint: Checkpoint,
+    /// Events after the checkpoint of the active generation.
+    pub lag: i64,
+    pub rebuild: Option<RebuildProgress>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RebuildProgress {
+    pub generation: i32,
+    pub done: i64,
+    pub total: i64,
+    pub events_per_second: i64,
+    pub eta_seconds: Option<i64>,
+    /// True once the new generation answers queries.
+    pub finished: bool,
+}
+
+/// A progress announcement.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Progress {
+    pub name: &'static str,
+    pub rebuild: RebuildProgress,
+}
+
+/// The projections of feeledger.
+pub const NAMES: [&str; 4] = [
+    crate::treasury::TreasuryProjection::NAME,
+    crate::payments::PaymentsProjection::NAME,
+    crate::cashless::CashlessProjection::NAME,
+    crate::receipts::ReceiptsProjection::NAME,
+];
+
+fn version_of(name: &str) -> Option<u32> {
+    match name {
+        crate::treasury::TreasuryProjection::NAME => Some(crate::treasury::TreasuryProjection::VERSION),
+        crate::payments::PaymentsProjection::NAME => Some(crate::payments::PaymentsProjection::VERSION),
+        crate::cashless::CashlessProjection::NAME => Some(crate::cashless::CashlessProjection::VERSION),
+        crate::receipts::ReceiptsProjection::NAME => Some(crate::receipts::ReceiptsProjection::VERSION),
+        _ => None,
+    }
+}
+
+fn canonical_name(name: &str) -> Option<&'static str> {
+    NAMES.iter().copied().find(|n| *n == name)
+}
+
+#[derive(Debug, Clone)]
+pub struct Runner {
+    docs: DocumentStore,
+    poll: Duration,
+    wake: Arc<Notify>,
+    progress: broadcast::Sender<Progress>,
+}
+
+impl Runner {
+    pub fn new(store: EventStore, poll: Duration) -> Self {
+        let (progress, _) = broadcast::channel(256);
+        Runner { docs: DocumentStore::new(store), poll, wake: Arc::new(Notify::new()), progress }
+    }
+
+    pub fn documents(&self) -> &DocumentStore {
+        &self.docs
+    }
+
+    pub fn store(&self) -> &EventStore {
+        self.docs.events()
+    }
+
+    pub fn subscribe_progress(&self) -> broadcast::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// Follows the log with every projection, each in its own task, until the process ends.
+    pub fn spawn_all(&self) {
+        self.spawn(crate::treasury::TreasuryProjection);
+        self.spawn(crate::payments::PaymentsProjection);
+        self.spawn(crate::cashless::CashlessProjection);
+        self.spawn(crate::receipts::ReceiptsProjection);
+    }
+
+    fn spawn<P: Projection>(&self, projection: P) {
+        let runner = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match runner.follow(&projection, None).await {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::error!(projection = P::NAME, %error, "projection failed; restarting");
+                        tokio::time::sleep(runner.poll).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Follows the log with one projection. With `until_switched`, returns once that rebuild
+    /// generation became the active one (the CLI's `projections rebuild`); otherwise runs on.
+    pub async fn follow<P: Projection>(
+        &self,
+        projection: &P,
+        until_switched: Option<i32>,
+    ) -> Result<(), ProjectionError> {
+        let mut notices = self.store().subscribe();
+        let state = self.docs.ensure(P::NAME, P::VERSION, Utc::now()).await?;
+        if let Some(active) = self.docs.checkpoint(P::NAME, state.active).await?
+            && active.code_version != i32::try_from(P::VERSION).unwrap_or(i32::MAX)
+            && state.building.is_none()
+        {
+            tracing::info!(
+                projection = P::NAME,
+                from = active.code_version,
+                to = P::VERSION,
+                "code changed: rebuilding"
+            );
+            self.docs.start_rebuild(P::NAME, P::VERSION, Utc::now()).await?;
+        }
+        // The building generation's documents, kept across batches while it is built here.
+        let mut building: Option<(i32, Documents, Instant, i64)> = None;
+        loop {
+            let Some(state) = self.docs.state(P::NAME).await? else { return Ok(()) };
+            if let Some(target) = until_switched
+                && state.active == target
+            {
+                return Ok(());
+            }
+            let mut live = Documents::new(self.docs.clone(), P::NAME, state.active, false);
+            if self.docs.checkpoint(P::NAME, state.active).await?.is_some_and(|c| c.events_seen == 0) {
+                projection.prepare(&mut live, self.store()).await?;
+            }
+            let (live_applied, _) = self.step(projection, &mut live, LIVE_BATCH).await?;
+
+            let mut rebuilt = 0;
+            if let Some(generation) = state.building {
+                if building.as_ref().is_none_or(|(g, ..)| *g != generation) {
+                    let fresh = self.docs.checkpoint(P::NAME, generation).await?.is_some_and(|c| c.events_seen == 0);
+                    let total = self.store().head().await?.event_count;
+                    let mut docs = Documents::new(self.docs.clone(), P::NAME, generation, fresh);
+                    if fresh {
+                        projection.prepare(&mut docs, self.store()).await?;
+                    }
+                    building = Some((generation, docs, Instant::now(), total));
+                }
+                if let Some((generation, docs, started, total)) = building.as_mut() {
+                    let (applied, caught_up) = self.step(projection, docs, REBUILD_BATCH).await?;
+                    rebuilt = applied;
+                    let done = self.docs.checkpoint(P::NAME, *generation).await?.map_or(0, |c| c.events_seen);
+                    *total = (*total).max(done);
+                    if caught_up {
+                        self.docs.switch(P::NAME, *generation, Utc::now()).await?;
+                        tracing::info!(
+                            projection = P::NAME,
+                            generation = *generation,
+                            events = done,
+                            "rebuild finished"
+                        );
+                    }
+                    let _ = self.progress.send(Progress {
+                        name: P::NAME,
+                        rebuild: progress(*generation, done, *total, *started, caught_up),
+                    });
+                    if caught_up {
+                        building = None;
+                    }
+                }
+            }
+            if live_applied == 0 && rebuilt == 0 {
+                tokio::select! {
+                    _ = notices.recv() => {}
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(self.poll) => {}
+                }
+            }
+        }
+    }
+
+    /// Applies one batch to a generation. Returns how many events it read and whether it reached
+    /// the end of the readable log.
+    async fn step<P: Projection>(
+        &self,
+        projection: &P,
+        docs: &mut Documents,
+        batch: usize,
+    ) -> Result<(usize, bool), ProjectionError> {
+        let Some(from) = self.docs.checkpoint(P::NAME, docs.generation).await? else { return Ok((0, true)) };
+        let events = self.store().read_all(from.checkpoint, batch).await?;
+        let Some(last) = events.last() else { return Ok((0, true)) };
+        let to = last.checkpoint();
+        for event in events.iter().filter(|e| P::wants(&e.event_type)) {
+            let decoded = LedgerEvent::decode(event)?;
+            projection.apply(docs, event, &decoded).await?;
+        }
+        let changes = docs.take_changes();
+        let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let advance = Advance { from: from.checkpoint, to, events: count, now: Utc::now() };
+        let committed = self.docs.commit(P::NAME, docs.generation, advance, &changes).await?;
+        if !committed {
+            // Another runner applied this batch: forget what this one cached.
+            docs.cache.clear();
+            docs.complete = false;
+            return Ok((0, false));
+        }
+        Ok((events.len(), events.len() < batch))
+    }
+
+    /// Asks for a rebuild of `name` (this process's runner starts it at once; others within a
+    /// poll interval).
+    pub async fn request_rebuild(&self, name: &str) -> Result<(&'static str, i32), ProjectionError> {
+        let name = canonical_name(name).ok_or_else(|| ProjectionError::Unknown(name.to_owned()))?;
+        let version = version_of(name).ok_or_else(|| ProjectionError::Unknown(name.to_owned()))?;
+        self.docs.ensure(name, version, Utc::now()).await?;
+        let generation = self.docs.start_rebuild(name, version, Utc::now()).await?;
+        self.wake.notify_waiters();
+        Ok((name, generation))
+    }
+
+    /// Runs a requested rebuild of `name` in this process until it is switched in.
+    pub async fn rebuild_here(&self, name: &str) -> Result<i32, ProjectionError> {
+        let (name, generation) = self.request_rebuild(name).await?;
+        match name {
+            crate::treasury::TreasuryProjection::NAME => {
+                self.follow(&crate::treasury::TreasuryProjection, Some(generation)).await?
+            }
+            crate::payments::PaymentsProjection::NAME => {
+                self.follow(&crate::payments::PaymentsProjection, Some(generation)).await?
+            }
+            crate::cashless::CashlessProjection::NAME => {
+                self.follow(&crate::cashless::CashlessProjection, Some(generation)).await?
+            }
+            _ => self.follow(&crate::receipts::ReceiptsProjection, Some(generation)).await?,
+        }
+        Ok(generation)
+    }
+
+    pub async fn status(&self, name: &str) -> Result<ProjectionStatus, ProjectionError> {
+        let name = canonical_name(name).ok_or_else(|| ProjectionError::Unknown(name.to_owned()))?;
+        let version = version_of(name).unwrap_or_default();
+        let state = self.docs.ensure(name, version, Utc::now()).await?;
+        let active = self.docs.checkpoint(name, state.active).await?;
+        let checkpoint = active.as_ref().map_or(Checkpoint::START, |c| c.checkpoint);
+        let lag = self.store().count_after(checkpoint).await?;
+        let rebuild = match state.building {
+            None => None,
+            Some(generation) => {
+                let built = self.docs.checkpoint(name, generation).await?;
+                let total = self.store().head().await?.event_count;
+                built.map(|c| {
+                    let elapsed = (c.updated_at - c.started_at).num_milliseconds().max(1);
+                    let rate = c.events_seen * 1000 / elapsed;
+                    RebuildProgress {
+                        generation,
+                        done: c.events_seen,
+                        total,
+                        events_per_second: rate,
+                        eta_seconds: (rate > 0).then(|| (total - c.events_seen).max(0) / rate),
+                        finished: false,
+                    }
+                })
+            }
+        };
+        Ok(ProjectionStatus { name, version, generation: state.active, checkpoint, lag, rebuild })
+    }
+
+    pub async fn statuses(&self) -> Result<Vec<ProjectionStatus>, ProjectionError> {
+        let mut all = Vec::with_capacity(NAMES.len());
+        for name in NAMES {
+            all.push(self.status(name).await?);
+        }
+        Ok(all)
+    }
+
+    /// Like [`Runner::caught_up`], for reads: waits up to `timeout`, then answers whether the
+    /// read model has caught up (a report may then be served slightly behind).
+    pub async fn wait_for(&self, name: &'static str, timeout: Duration) -> bool {
+        match self.caught_up(name, timeout).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(projection = name, %error, "serving a read model that is behind the log");
+                false
+            }
+        }
+    }
+
+    /// Waits until `name` has applied every readable event (a command about to rely on a read
+    /// model calls this first).
+    pub async fn caught_up(&self, name: &'static str, timeout: Duration) -> Result<(), ProjectionError> {
+        let deadline = Instant::now() + timeout;
+        // Every write committed before this call, readable or not yet.
+        let target = self.store().committed_checkpoint().await?;
+        loop {
+            let state = self.docs.state(name).await?;
+            let at = match state {
+                Some(state) => self.docs.checkpoint(name, state.active).await?.map(|c| c.checkpoint),
+                None => None,
+            };
+            if at.is_some_and(|c| c >= target) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(ProjectionError::Lagging(name));
+            }
+            self.wake.notify_waiters();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn progress(generation: i32, done: i64, total: i64, started: Instant, finished: bool) -> RebuildProgress {
+    let elapsed_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX).max(1);
+    let rate = done * 1000 / elapsed_ms;
+    RebuildProgress {
+        generation,
+        done,
+        total,
+        events_per_second: rate,
+        eta_seconds: (rate > 0 && !finished).then(|| (total - done).max(0) / rate),
+        finished,
+    }
+}
