@@ -11,6 +11,10 @@ use feeledger_infrastructure::ledger::Ledger;
 use feeledger_infrastructure::live_feed::LiveFeed;
 use feeledger_infrastructure::payment_intake::PaymentIntake;
 use feeledger_infrastructure::settings::{ProviderSecrets, Settings};
+use feeledger_infrastructure::statement_store::StatementStore;
+use feeledger_projections::reconciliation::Reconciliations;
+use feeledger_projections::runner::Runner;
+use feeledger_projections::treasury::TreasuryReports;
 
 use crate::auth::{AuthError, TokenService};
 use crate::clock::Clock;
@@ -47,6 +51,9 @@ pub struct AppState {
     pub inbox: Inbox,
     /// The intermediaries' signing keys.
     pub providers: ProviderSecrets,
+    pub runner: Runner,
+    /// The services behind GraphQL, also used by the download routes.
+    pub context: ApiContext,
 }
 
 /// Connects to the database named in `settings` and applies the migrations.
@@ -82,18 +89,29 @@ impl Application {
         let clock = Clock::system();
         crate::qr_expiry::start(ledger.clone(), &live, clock.clone());
         let intake = PaymentIntake::new(ledger.clone());
-        let schema = build_schema(ApiContext {
+        let runner = Runner::new(ledger.store().clone(), Duration::from_millis(settings.live_poll_ms.max(10)));
+        if settings.run_projections {
+            runner.spawn_all();
+        }
+        let statements = StatementStore::new(ledger.store().clone());
+        let context = ApiContext {
             ledger: ledger.clone(),
             intake: intake.clone(),
+            runner: runner.clone(),
+            treasury: TreasuryReports::new(runner.documents().clone()),
+            reconciliations: Reconciliations::new(ledger.clone(), runner.clone(), statements.clone()),
+            statements,
+            cashless_target_percent: settings.cashless_target_percent,
             live: live.clone(),
             clock: clock.clone(),
             qr_ttl_seconds: settings.qr_ttl_seconds,
-        });
+        };
+        let schema = build_schema(context.clone());
         let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await
             .map_err(|source| StartError::Listen { address: settings.listen.clone(), source })?;
         let providers = settings.providers.clone();
-        let state = AppState { schema, tokens, ledger, live, clock, intake, inbox, providers };
+        let state = AppState { schema, tokens, ledger, live, clock, intake, inbox, providers, runner, context };
         Ok(Application { listener, state })
     }
 

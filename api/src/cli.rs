@@ -45,6 +45,42 @@ enum Command {
     /// Export data.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// The read models behind the reports.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+    /// Bank statements.
+    #[command(subcommand)]
+    Statements(StatementsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionsCommand {
+    /// Each projection: version, generation, checkpoint, lag, rebuild in progress.
+    Status {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Rebuilds a projection from position zero into a new generation (the current one keeps
+    /// answering), with a progress bar, and switches when caught up.
+    Rebuild {
+        /// treasury, payments, cashless or receipts.
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StatementsCommand {
+    /// Imports a statement file; lines already imported are left as they are.
+    Import {
+        file: std::path::PathBuf,
+        /// csv or camt053 (default: from the file name's extension).
+        #[arg(long)]
+        format: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -219,7 +255,101 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             audit_history(&case_code, as_of.as_deref(), format, &database).await
         }
         Command::Export(ExportCommand::Events { from, database }) => export_events(from, &database).await,
+        Command::Projections(ProjectionsCommand::Status { database }) => projections_status(&database).await,
+        Command::Projections(ProjectionsCommand::Rebuild { name, database }) => {
+            projections_rebuild(&name, &database).await
+        }
+        Command::Statements(StatementsCommand::Import { file, format, database }) => {
+            statements_import(&file, format.as_deref(), &database).await
+        }
     }
+}
+
+async fn projections_status(database: &DatabaseArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(&database.settings()).await?;
+    let runner = feeledger_projections::runner::Runner::new(store, std::time::Duration::from_secs(1));
+    println!("{:<10} {:>7} {:>10} {:>22} {:>10}  REBUILD", "NAME", "VERSION", "GENERATION", "CHECKPOINT", "LAG");
+    for status in runner.statuses().await? {
+        let rebuild = status.rebuild.map_or_else(
+            || "-".to_owned(),
+            |r| format!("generation {}: {}/{} events, {}/s", r.generation, r.done, r.total, r.events_per_second),
+        );
+        println!(
+            "{:<10} {:>7} {:>10} {:>22} {:>10}  {rebuild}",
+            status.name,
+            status.version,
+            status.generation,
+            status.checkpoint.to_string(),
+            status.lag
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn projections_rebuild(name: &str, database: &DatabaseArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(&database.settings()).await?;
+    let runner = feeledger_projections::runner::Runner::new(store, std::time::Duration::from_millis(200));
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} events  {msg}  ETA {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_owned());
+    let mut updates = runner.subscribe_progress();
+    let watcher = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            while let Ok(progress) = updates.recv().await {
+                let p = progress.rebuild;
+                bar.set_length(u64::try_from(p.total).unwrap_or(0));
+                bar.set_position(u64::try_from(p.done).unwrap_or(0));
+                bar.set_message(format!("{} events/s", p.events_per_second));
+                if p.finished {
+                    break;
+                }
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    let generation = runner.rebuild_here(name).await?;
+    let _ = watcher.await;
+    bar.finish();
+    let status = runner.status(name).await?;
+    eprintln!(
+        "rebuilt {} into generation {generation} in {:.1} s; now answering from it (lag {})",
+        status.name,
+        started.elapsed().as_secs_f64(),
+        status.lag
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn statements_import(
+    file: &std::path::Path,
+    format: Option<&str>,
+    database: &DatabaseArgs,
+) -> anyhow::Result<ExitCode> {
+    use feeledger_infrastructure::statement::StatementFormat;
+    let format: StatementFormat = match format {
+        Some(text) => text.parse()?,
+        None => match file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("csv") => StatementFormat::Csv,
+            Some("xml") => StatementFormat::Camt053,
+            _ => bail!("cannot tell the format of {}: pass --format csv|camt053", file.display()),
+        },
+    };
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let statement = feeledger_infrastructure::statement::parse(format, &bytes)
+        .with_context(|| format!("parsing {}", file.display()))?;
+    let store = open_store(&database.settings()).await?;
+    let summary =
+        feeledger_infrastructure::statement_store::StatementStore::new(store).import(&statement, Utc::now()).await?;
+    println!(
+        "account {}: {} lines, {} new, {} already imported",
+        statement.account_number, summary.lines, summary.inserted, summary.already_known
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {

@@ -128,6 +128,8 @@ pub async fn load(state: &AppState) -> Result<DemoTokens, DemoError> {
                 },
                 retains_fees: true,
                 counters: counters.clone(),
+                receipt_template_symbol: None,
+                receipt_serial: None,
                 configured_at: now,
             },
             &metadata,

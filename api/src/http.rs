@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(crate::screens::routes())
         .merge(crate::webhooks::routes())
+        .merge(crate::downloads::routes())
         .layer(DefaultBodyLimit::max(GRAPHQL_BODY_LIMIT_BYTES))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {

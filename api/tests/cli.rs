@@ -190,3 +190,40 @@ async fn serve_demo_loads_the_demo_agency_once_and_prints_working_tokens() {
         drop(server);
     }
 }
+
+#[tokio::test]
+async fn statements_import_once_and_projections_rebuild_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "account_number,booked_on,amount,direction,description,bank_reference,transaction_id\n\
+               113366668888,2026-10-01,3000,credit,\"IBFT H34.22.6-261001-0001\",FT1,FT1\n\
+               113366668888,2026-10-01,8000,credit,chuyen tien,FT2,FT2\n";
+    std::fs::write(dir.path().join("sao-ke.csv"), csv).unwrap();
+    let import = |args: &[&str]| feeledger(dir.path()).args(["statements", "import"]).args(args).output().unwrap();
+    let first = import(&["sao-ke.csv"]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout).trim(),
+        "account 113366668888: 2 lines, 2 new, 0 already imported"
+    );
+    let again = import(&["sao-ke.csv", "--format", "csv"]);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "account 113366668888: 2 lines, 0 new, 2 already imported"
+    );
+    std::fs::write(dir.path().join("bad.csv"), "account_number,booked_on,amount,direction\n1,2026-10-01,12.5,credit\n")
+        .unwrap();
+    let bad = import(&["bad.csv"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("12.5"), "{}", String::from_utf8_lossy(&bad.stderr));
+
+    let rebuild = feeledger(dir.path()).args(["projections", "rebuild", "treasury"]).output().unwrap();
+    assert!(rebuild.status.success(), "{}", String::from_utf8_lossy(&rebuild.stderr));
+    assert!(String::from_utf8_lossy(&rebuild.stderr).contains("rebuilt treasury into generation 2"));
+    let status = feeledger(dir.path()).args(["projections", "status"]).output().unwrap();
+    let table = String::from_utf8_lossy(&status.stdout);
+    for name in ["treasury", "payments", "cashless", "receipts"] {
+        assert!(table.contains(name), "{table}");
+    }
+    let unknown = feeledger(dir.path()).args(["projections", "rebuild", "nope"]).output().unwrap();
+    assert!(!unknown.status.success());
+}

@@ -5,5 +5,6 @@ mod bad_input;
 mod browser;
 mod case_flow;
 mod counter;
+mod finance;
 mod health;
 mod webhooks;

@@ -2,6 +2,8 @@
 //! fresh PostgreSQL database, with a small GraphQL client and tokens for every role.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc, reason = "test support fails loudly")]
 
+pub mod traffic;
+
 use feeledger_api::app::{AppState, Application};
 use feeledger_api::auth::{Role, TokenRequest};
 use feeledger_domain::codes::{AgencyCode, CounterId};

@@ -22,6 +22,10 @@ pub struct ConfigureAgencyInput {
     /// Whether the agency may keep the retention share of the phí it collects.
     retains_fees: bool,
     counters: Vec<String>,
+    /// The receipt template registered with the tax authority (default `01BLP0-001`).
+    receipt_template_symbol: Option<String>,
+    /// The receipt serial (default `AA-<YY>E` for the year of issue).
+    receipt_serial: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -199,6 +203,8 @@ impl AgencyMutations {
             },
             retains_fees: input.retains_fees,
             counters,
+            receipt_template_symbol: input.receipt_template_symbol.map(|t| t.trim().to_owned()),
+            receipt_serial: input.receipt_serial.map(|t| t.trim().to_owned()),
             configured_at: now(ctx),
         };
         let configured = ledger(ctx).configure_agency(wanted, &metadata(ctx, &principal)).await?;

@@ -71,7 +71,10 @@ impl From<LedgerError> for ApiError {
                 | CaseError::PaymentsRecorded
                 | CaseError::NothingOutstanding
                 | CaseError::IdempotencyKeyReused(_)
-                | CaseError::AlreadyReconciled { .. } => ApiError::Conflict(rejected.to_string()),
+                | CaseError::AlreadyReconciled { .. }
+                | CaseError::NotPaidInFull
+                | CaseError::ReceiptAlreadyIssued(_) => ApiError::Conflict(rejected.to_string()),
+                CaseError::UnknownReceipt(_) => ApiError::NotFound(rejected.to_string()),
                 CaseError::AgencyMismatch { .. }
                 | CaseError::BadLineCount
                 | CaseError::BadQuantity(_)

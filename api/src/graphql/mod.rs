@@ -6,6 +6,7 @@ mod cases;
 mod counter;
 mod credits;
 pub mod errors;
+mod finance;
 pub mod scalars;
 
 use std::sync::Arc;
@@ -17,6 +18,10 @@ use feeledger_infrastructure::event_store::EventMetadata;
 use feeledger_infrastructure::ledger::Ledger;
 use feeledger_infrastructure::live_feed::LiveFeed;
 use feeledger_infrastructure::payment_intake::PaymentIntake;
+use feeledger_infrastructure::statement_store::StatementStore;
+use feeledger_projections::reconciliation::Reconciliations;
+use feeledger_projections::runner::Runner;
+use feeledger_projections::treasury::TreasuryReports;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
@@ -28,15 +33,16 @@ pub use agencies::{AgencyMutations, AgencyQueries};
 pub use cases::{CaseMutations, CaseQueries, mask_personal_data};
 pub use counter::{CounterMutations, CounterQueries, CounterSubscriptions};
 pub use credits::{CreditMutations, CreditQueries};
+pub use finance::{FinanceMutations, FinanceQueries, FinanceSubscriptions};
 
 #[derive(MergedObject, Default, Debug)]
-pub struct QueryRoot(CaseQueries, CounterQueries, CreditQueries, AgencyQueries);
+pub struct QueryRoot(CaseQueries, CounterQueries, CreditQueries, FinanceQueries, AgencyQueries);
 
 #[derive(MergedObject, Default, Debug)]
-pub struct MutationRoot(CaseMutations, CounterMutations, CreditMutations, AgencyMutations);
+pub struct MutationRoot(CaseMutations, CounterMutations, CreditMutations, FinanceMutations, AgencyMutations);
 
 #[derive(MergedSubscription, Default, Debug)]
-pub struct SubscriptionRoot(CounterSubscriptions);
+pub struct SubscriptionRoot(CounterSubscriptions, FinanceSubscriptions);
 
 pub type FeeledgerSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -45,6 +51,11 @@ pub type FeeledgerSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 pub struct ApiContext {
     pub ledger: Ledger,
     pub intake: PaymentIntake,
+    pub runner: Runner,
+    pub treasury: TreasuryReports,
+    pub reconciliations: Reconciliations,
+    pub statements: StatementStore,
+    pub cashless_target_percent: feeledger_domain::money::Percent,
     /// New events as they commit, for subscriptions.
     pub live: LiveFeed,
     pub clock: Clock,

@@ -1,0 +1,169 @@
+//! Files people download: the treasury and reconciliation reports as CSV and XLSX (finance
+//! staff, auditors, admins), and the printable page of a receipt.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use chrono::NaiveDate;
+use feeledger_domain::codes::AgencyCode;
+use feeledger_domain::vietnam_time;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::auth::{Authentication, Role};
+use crate::exports;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/reports/{file}", get(report)).route("/receipts/{receipt_id}", get(receipt))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    agency: String,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    date: Option<NaiveDate>,
+    /// For a browser download: the token as a query parameter.
+    token: Option<String>,
+}
+
+fn problem(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": code, "message": message.into() }))).into_response()
+}
+
+fn file(content_type: &'static str, name: String, body: Vec<u8>) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+const CSV: &str = "text/csv; charset=utf-8";
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// `GET /reports/treasury.{csv,xlsx}?agency=A&from=D&to=D` and
+/// `GET /reports/reconciliation.{csv,xlsx}?agency=A&date=D`.
+async fn report(
+    State(state): State<AppState>,
+    Path(file_name): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<ReportQuery>,
+) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let authorization = authorization.or_else(|| query.token.clone().map(|t| format!("Bearer {t}")));
+    let principal = match state.tokens.authenticate(authorization.as_deref()) {
+        Authentication::Authenticated(principal) => principal,
+        Authentication::Invalid(reason) => return problem(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", reason),
+        Authentication::Anonymous => {
+            return problem(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "a bearer token is required");
+        }
+    };
+    let Ok(agency) = AgencyCode::parse(query.agency.trim()) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION",
+            format!("agency {:?} is not an agency code", query.agency),
+        );
+    };
+    if !matches!(principal.role, Role::Finance | Role::Auditor | Role::Admin) || !principal.can_read_agency(&agency) {
+        return problem(StatusCode::FORBIDDEN, "FORBIDDEN", "your token does not allow this report");
+    }
+    let today = vietnam_time::date_of(state.clock.now());
+    let context = &state.context;
+    let rendered = match file_name.as_str() {
+        "treasury.csv" | "treasury.xlsx" => {
+            let (Some(from), Some(to)) = (query.from, query.to) else {
+                return problem(StatusCode::BAD_REQUEST, "VALIDATION", "from and to (YYYY-MM-DD) are required");
+            };
+            state.runner.wait_for("treasury", std::time::Duration::from_secs(2)).await;
+            let report = match context.treasury.report(&agency, from, to, today).await {
+                Ok(report) => report,
+                Err(error) => {
+                    tracing::error!(%error, "treasury report failed");
+                    return problem(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "UNAVAILABLE",
+                        "the report cannot be produced now",
+                    );
+                }
+            };
+            let name = format!("bao-cao-nop-kbnn-{agency}-{from}-{to}");
+            if file_name.ends_with(".csv") {
+                exports::treasury_csv(&report).map(|b| file(CSV, format!("{name}.csv"), b))
+            } else {
+                exports::treasury_xlsx(&report).map(|b| file(XLSX, format!("{name}.xlsx"), b))
+            }
+        }
+        "reconciliation.csv" | "reconciliation.xlsx" => {
+            let Some(date) = query.date else {
+                return problem(StatusCode::BAD_REQUEST, "VALIDATION", "date (YYYY-MM-DD) is required");
+            };
+            let report = match context.reconciliations.report(&agency, date, today).await {
+                Ok(report) => report,
+                Err(error) => {
+                    tracing::error!(%error, "reconciliation report failed");
+                    return problem(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "UNAVAILABLE",
+                        "the report cannot be produced now",
+                    );
+                }
+            };
+            let agency_name =
+                state.ledger.agency(&agency).await.ok().and_then(|a| a.current).map(|a| a.name).unwrap_or_default();
+            let name = format!("doi-soat-{agency}-{date}");
+            if file_name.ends_with(".csv") {
+                exports::reconciliation_csv(&report, &agency_name).map(|b| file(CSV, format!("{name}.csv"), b))
+            } else {
+                exports::reconciliation_xlsx(&report, &agency_name).map(|b| file(XLSX, format!("{name}.xlsx"), b))
+            }
+        }
+        _ => return problem(StatusCode::NOT_FOUND, "NOT_FOUND", "no such report"),
+    };
+    rendered.unwrap_or_else(|error| {
+        tracing::error!(%error, "export failed");
+        problem(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "the file could not be produced")
+    })
+}
+
+/// `GET /receipts/{receipt_id}`: the printable receipt. Like a QR image, the random id is the
+/// capability to see it (the page shows the payer's name and masked id only).
+async fn receipt(State(state): State<AppState>, Path(receipt_id): Path<String>) -> Response {
+    let not_found = || problem(StatusCode::NOT_FOUND, "NOT_FOUND", "no such receipt");
+    let Ok(receipt_id) = receipt_id.parse::<uuid::Uuid>() else { return not_found() };
+    let Ok(Some(event)) = state.ledger.store().receipt_issued(receipt_id).await else { return not_found() };
+    let code = event.stream_id.trim_start_matches(feeledger_infrastructure::codec::CASE_STREAM_PREFIX);
+    let Ok(code) = feeledger_domain::codes::CaseCode::parse(code) else { return not_found() };
+    let Ok(record) = state.ledger.load_case(&code).await else {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "try again shortly");
+    };
+    let Some(issued) = record.state.receipts.iter().find(|r| r.receipt_id == receipt_id) else { return not_found() };
+    let cancelled = record.state.cancelled_receipts.iter().find(|c| c.receipt_id == receipt_id);
+    let replaced_number =
+        issued.replaces.and_then(|old| record.state.receipts.iter().find(|r| r.receipt_id == old)).map(|r| r.number);
+    let agency_name =
+        state.ledger.agency(&code.agency()).await.ok().and_then(|a| a.current).map(|a| a.name).unwrap_or_default();
+    let html = crate::receipt_page::render(&crate::receipt_page::ReceiptPage {
+        receipt: issued,
+        agency_name: &agency_name,
+        case_code: code.as_str(),
+        cancelled,
+        replaced_number,
+    });
+    let mut response = html.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}

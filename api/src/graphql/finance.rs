@@ -1,0 +1,793 @@
+//! What finance staff, auditors and admins use every day: the bank statement import, the daily
+//! reconciliation, the treasury report and remittances, the cashless rate, receipts, and the
+//! projections behind the reports (status, rebuild, progress).
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, Subscription};
+use chrono::{Datelike, NaiveDate};
+use feeledger_domain::codes::AgencyCode;
+use feeledger_domain::money::Percent;
+use feeledger_domain::reconciliation::{DayReconciliation, ExceptionKind, Side};
+use feeledger_domain::treasury::{TreasuryReport, TreasuryRow};
+use feeledger_domain::vietnam_time;
+use feeledger_infrastructure::statement::{StatementFormat, parse as parse_statement};
+use feeledger_projections::reconciliation::ReconciliationError;
+use feeledger_projections::runner::{Projection, ProjectionError, ProjectionStatus, RebuildProgress};
+use feeledger_projections::treasury::{self, RemitError};
+use futures::Stream;
+use rust_decimal::Decimal;
+use tokio::sync::broadcast;
+
+use super::cases::{FeeKindGql, PaymentChannelGql, parse_case_code};
+use super::errors::{ApiError, ApiResult};
+use super::scalars::{DateScalar, DateTimeScalar, VndScalar};
+use super::{api, ledger, metadata, now, principal};
+use crate::auth::{Principal, Role};
+
+/// How long a report waits for its read model to apply the latest events before answering
+/// (a user who has just paid or issued a receipt sees it in the report).
+const READ_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+// --- access -----------------------------------------------------------------------------------
+
+/// Finance staff, auditors and admins read reports of the agencies their token covers.
+fn report_reader(ctx: &Context<'_>, agency: &str) -> ApiResult<(Principal, AgencyCode)> {
+    let principal = principal(ctx)?.clone();
+    let agency = AgencyCode::parse(agency.trim()).map_err(ApiError::validation)?;
+    let may =
+        matches!(principal.role, Role::Finance | Role::Auditor | Role::Admin) && principal.can_read_agency(&agency);
+    if may { Ok((principal, agency)) } else { Err(ApiError::forbidden()) }
+}
+
+/// Finance staff act on the money of the agencies their token covers.
+fn finance_actor(ctx: &Context<'_>, agency: &AgencyCode) -> ApiResult<Principal> {
+    let principal = principal(ctx)?.clone();
+    if principal.role == Role::Finance && principal.can_read_agency(agency) {
+        Ok(principal)
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
+fn today(ctx: &Context<'_>) -> NaiveDate {
+    vietnam_time::date_of(now(ctx))
+}
+
+fn projection_error(error: ProjectionError) -> ApiError {
+    match error {
+        ProjectionError::Unknown(name) => ApiError::NotFound(format!("no projection named {name:?}")),
+        ProjectionError::Lagging(name) => {
+            ApiError::Conflict(format!("projection {name} is catching up; try again in a moment"))
+        }
+        ProjectionError::Store(store) => feeledger_infrastructure::ledger::LedgerError::from(store).into(),
+        ProjectionError::Codec(codec) => feeledger_infrastructure::ledger::LedgerError::from(codec).into(),
+        ProjectionError::Document { .. } => {
+            tracing::error!(%error, "a read model document is unreadable");
+            ApiError::Internal
+        }
+    }
+}
+
+fn reconciliation_error(error: ReconciliationError) -> ApiError {
+    match error {
+        ReconciliationError::UnknownAgency(agency) => ApiError::NotFound(format!("agency {agency} is not configured")),
+        ReconciliationError::Projection(e) => projection_error(e),
+        ReconciliationError::Ledger(e) => e.into(),
+    }
+}
+
+// --- reconciliation ---------------------------------------------------------------------------
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "ReconciliationExceptionKind", remote = "feeledger_domain::reconciliation::ExceptionKind")]
+pub enum ExceptionKindGql {
+    LedgerOnly,
+    BankOnly,
+    AmountMismatch,
+    Duplicate,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "ReconciliationSide", remote = "feeledger_domain::reconciliation::Side")]
+pub enum SideGql {
+    Ledger,
+    Bank,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "ReconciliationException")]
+pub struct ExceptionView {
+    kind: ExceptionKindGql,
+    /// Which side it was found on: the ledger (a payment) or the bank statement (a credit).
+    side: SideGql,
+    amount: VndScalar,
+    reference: Option<String>,
+    case_code: Option<String>,
+    statement_line_id: Option<String>,
+    on: DateScalar,
+    age_days: i32,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "ReconciliationMatch")]
+pub struct MatchView {
+    payment_id: ID,
+    case_code: String,
+    statement_line_id: String,
+    booked_on: DateScalar,
+    amount: VndScalar,
+    by_reference: bool,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "ChannelTotal")]
+pub struct ChannelTotalView {
+    channel: PaymentChannelGql,
+    count: i32,
+    total: VndScalar,
+}
+
+pub struct ReconciliationView(DayReconciliation);
+
+#[Object(name = "DailyReconciliation")]
+impl ReconciliationView {
+    async fn agency_code(&self) -> String {
+        self.0.agency_code.to_string()
+    }
+    async fn date(&self) -> DateScalar {
+        DateScalar(self.0.date)
+    }
+    /// The day's payments that credit the account (bank transfers, e-wallets, the portal).
+    async fn ledger_total(&self) -> VndScalar {
+        self.0.ledger_total.into()
+    }
+    /// The statement's credits attributed to the day.
+    async fn bank_total(&self) -> VndScalar {
+        self.0.bank_total.into()
+    }
+    async fn matched_count(&self) -> i32 {
+        i32::try_from(self.0.matches.len()).unwrap_or(i32::MAX)
+    }
+    async fn matched_total(&self) -> VndScalar {
+        self.0.matched_total.into()
+    }
+    async fn exceptions(&self) -> Vec<ExceptionView> {
+        self.0
+            .exceptions
+            .iter()
+            .map(|e| ExceptionView {
+                kind: e.kind.into(),
+                side: e.side.into(),
+                amount: e.amount.into(),
+                reference: e.reference.clone(),
+                case_code: e.case_code.as_ref().map(ToString::to_string),
+                statement_line_id: e.line_id.clone(),
+                on: DateScalar(e.on),
+                age_days: i32::try_from(e.age_days).unwrap_or(i32::MAX),
+            })
+            .collect()
+    }
+    async fn matches(&self) -> Vec<MatchView> {
+        self.0
+            .matches
+            .iter()
+            .map(|m| MatchView {
+                payment_id: ID(m.payment_id.to_string()),
+                case_code: m.case_code.to_string(),
+                statement_line_id: m.line_id.clone(),
+                booked_on: DateScalar(m.booked_on),
+                amount: m.amount.into(),
+                by_reference: m.by_reference,
+            })
+            .collect()
+    }
+    /// Every payment of the day per channel, cash and card included.
+    async fn per_channel(&self) -> Vec<ChannelTotalView> {
+        self.0
+            .per_channel
+            .iter()
+            .map(|c| ChannelTotalView {
+                channel: c.channel.into(),
+                count: i32::try_from(c.count).unwrap_or(i32::MAX),
+                total: c.total.into(),
+            })
+            .collect()
+    }
+    /// Σ ledger = Σ matched + Σ ledger-side exceptions, and likewise for the bank side.
+    async fn balanced(&self) -> bool {
+        self.0.invariants_hold()
+    }
+    /// The ledger-side exceptions' total.
+    async fn ledger_exceptions_total(&self) -> VndScalar {
+        self.0.exceptions_total(Side::Ledger).into()
+    }
+    async fn bank_exceptions_total(&self) -> VndScalar {
+        self.0.exceptions_total(Side::Bank).into()
+    }
+    async fn oldest_exception_age_days(&self) -> Option<i32> {
+        self.0
+            .exceptions
+            .iter()
+            .filter(|e| e.kind != ExceptionKind::Duplicate)
+            .map(|e| i32::try_from(e.age_days).unwrap_or(i32::MAX))
+            .max()
+    }
+}
+
+// --- treasury -------------------------------------------------------------------------------
+
+#[derive(SimpleObject)]
+#[graphql(name = "TreasuryRow")]
+pub struct TreasuryRowView {
+    fee_code: String,
+    name: String,
+    kind: FeeKindGql,
+    collected: VndScalar,
+    retained: VndScalar,
+    payable_to_budget: VndScalar,
+    remitted: VndScalar,
+    outstanding: VndScalar,
+    over_remitted: VndScalar,
+}
+
+impl From<&TreasuryRow> for TreasuryRowView {
+    fn from(r: &TreasuryRow) -> Self {
+        TreasuryRowView {
+            fee_code: r.fee_code.to_string(),
+            name: r.fee_name.clone(),
+            kind: r.kind.into(),
+            collected: r.collected.into(),
+            retained: r.retained.into(),
+            payable_to_budget: r.payable_to_budget.into(),
+            remitted: r.remitted.into(),
+            outstanding: r.outstanding.into(),
+            over_remitted: r.over_remitted.into(),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "OldestUnremitted")]
+pub struct OldestUnremittedView {
+    collected_on: DateScalar,
+    /// The 5th of the month after collection.
+    due_on: DateScalar,
+    overdue_days: i32,
+    amount: VndScalar,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "Remittance")]
+pub struct RemittanceView {
+    id: ID,
+    voucher_number: String,
+    amount: VndScalar,
+    cases: i32,
+    remitted_on: Option<DateScalar>,
+    up_to: Option<DateScalar>,
+}
+
+pub struct TreasuryView(TreasuryReport);
+
+#[Object(name = "TreasuryReport")]
+impl TreasuryView {
+    async fn agency_code(&self) -> String {
+        self.0.agency_code.to_string()
+    }
+    async fn agency_name(&self) -> &str {
+        &self.0.agency_name
+    }
+    async fn from(&self) -> DateScalar {
+        DateScalar(self.0.from)
+    }
+    async fn to(&self) -> DateScalar {
+        DateScalar(self.0.to)
+    }
+    async fn rows(&self) -> Vec<TreasuryRowView> {
+        self.0.rows.iter().map(TreasuryRowView::from).collect()
+    }
+    async fn collected(&self) -> VndScalar {
+        self.0.total.collected.into()
+    }
+    async fn retained(&self) -> VndScalar {
+        self.0.total.retained.into()
+    }
+    async fn payable_to_budget(&self) -> VndScalar {
+        self.0.total.payable_to_budget.into()
+    }
+    async fn remitted(&self) -> VndScalar {
+        self.0.total.remitted.into()
+    }
+    async fn outstanding(&self) -> VndScalar {
+        self.0.total.outstanding.into()
+    }
+    async fn over_remitted(&self) -> VndScalar {
+        self.0.total.over_remitted.into()
+    }
+    /// The oldest collection still owed to the budget (up to `to`), against its deadline.
+    async fn oldest_unremitted(&self) -> Option<OldestUnremittedView> {
+        self.0.oldest_unremitted.as_ref().map(|o| OldestUnremittedView {
+            collected_on: DateScalar(o.collected_on),
+            due_on: DateScalar(o.due_on),
+            overdue_days: i32::try_from(o.overdue_days).unwrap_or(i32::MAX),
+            amount: o.amount.into(),
+        })
+    }
+    async fn remittances(&self) -> Vec<RemittanceView> {
+        self.0
+            .remittances
+            .iter()
+            .map(|r| RemittanceView {
+                id: ID(r.remittance_id.to_string()),
+                voucher_number: r.voucher_number.clone(),
+                amount: r.amount.into(),
+                cases: i32::try_from(r.cases).unwrap_or(i32::MAX),
+                remitted_on: Some(DateScalar(r.remitted_on)),
+                up_to: Some(DateScalar(r.up_to)),
+            })
+            .collect()
+    }
+    /// collected = retained + payable for every row and the total, to the đồng.
+    async fn balanced(&self) -> bool {
+        self.0.invariants_hold()
+    }
+}
+
+#[derive(InputObject)]
+pub struct RemitInput {
+    agency_code: String,
+    /// Every payable, unremitted amount collected up to and including this day is remitted.
+    up_to: DateScalar,
+    voucher_number: String,
+    /// Must equal that sum (a check against typing errors).
+    amount: VndScalar,
+    /// The deposit's date (default: today).
+    remitted_on: Option<DateScalar>,
+}
+
+// --- cashless, receipts, statements, projections -----------------------------------------------
+
+#[derive(SimpleObject)]
+#[graphql(name = "CashlessRate")]
+pub struct CashlessRateView {
+    agency_code: String,
+    month: String,
+    /// Cases paid in full in the month.
+    cases: i32,
+    cashless: i32,
+    online: i32,
+    /// Percent of cases paid without cash, e.g. "66.67".
+    rate: String,
+    online_rate: String,
+    target: Option<String>,
+    meets_target: bool,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "Receipt")]
+pub struct ReceiptView {
+    id: ID,
+    case_code: String,
+    template_symbol: String,
+    serial: String,
+    number: i32,
+    amount: VndScalar,
+    amount_in_words: String,
+    payer_name: String,
+    issued_at: DateTimeScalar,
+    cancelled: bool,
+    /// The printable receipt.
+    url: String,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "ReceiptUsage")]
+pub struct ReceiptUsageView {
+    template_symbol: String,
+    serial: String,
+    first_number: i32,
+    last_number: i32,
+    used: i32,
+    cancelled: i32,
+    total: VndScalar,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "StatementFormat")]
+pub enum StatementFormatGql {
+    Csv,
+    Camt053,
+}
+
+#[derive(InputObject)]
+pub struct StatementInput {
+    format: StatementFormatGql,
+    /// The file's text (CSV or camt.053 XML, UTF-8).
+    content: String,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "StatementImport")]
+pub struct StatementImportView {
+    account_number: String,
+    lines: i32,
+    /// New lines stored.
+    inserted: i32,
+    /// Lines already imported before (left as they were).
+    already_known: i32,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "RebuildProgress")]
+pub struct RebuildProgressView {
+    generation: i32,
+    done: String,
+    total: String,
+    events_per_second: String,
+    eta_seconds: Option<String>,
+    finished: bool,
+}
+
+impl From<&RebuildProgress> for RebuildProgressView {
+    fn from(p: &RebuildProgress) -> Self {
+        RebuildProgressView {
+            generation: p.generation,
+            done: p.done.to_string(),
+            total: p.total.to_string(),
+            events_per_second: p.events_per_second.to_string(),
+            eta_seconds: p.eta_seconds.map(|s| s.to_string()),
+            finished: p.finished,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "ProjectionStatus")]
+pub struct ProjectionStatusView {
+    name: String,
+    version: i32,
+    generation: i32,
+    /// The checkpoint: transaction id and global position.
+    checkpoint: String,
+    /// Events after the checkpoint (not yet applied).
+    lag: String,
+    rebuilding: bool,
+    progress: Option<RebuildProgressView>,
+}
+
+impl From<ProjectionStatus> for ProjectionStatusView {
+    fn from(s: ProjectionStatus) -> Self {
+        ProjectionStatusView {
+            name: s.name.to_owned(),
+            version: i32::try_from(s.version).unwrap_or(i32::MAX),
+            generation: s.generation,
+            checkpoint: s.checkpoint.to_string(),
+            lag: s.lag.to_string(),
+            rebuilding: s.rebuild.is_some(),
+            progress: s.rebuild.as_ref().map(RebuildProgressView::from),
+        }
+    }
+}
+
+fn receipt_view(
+    record: &feeledger_infrastructure::ledger::CaseRecord,
+    receipt_id: Option<uuid::Uuid>,
+) -> ApiResult<ReceiptView> {
+    let state = &record.state;
+    let receipt = match receipt_id {
+        Some(id) => state.receipts.iter().find(|r| r.receipt_id == id),
+        None => state.receipts.last(),
+    }
+    .ok_or_else(|| ApiError::NotFound("no such receipt".into()))?;
+    Ok(ReceiptView {
+        id: ID(receipt.receipt_id.to_string()),
+        case_code: record.code.to_string(),
+        template_symbol: receipt.template_symbol.clone(),
+        serial: receipt.serial.clone(),
+        number: i32::try_from(receipt.number).unwrap_or(i32::MAX),
+        amount: receipt.amount.into(),
+        amount_in_words: receipt.amount_in_words.clone(),
+        payer_name: receipt.payer_name.clone(),
+        issued_at: DateTimeScalar(receipt.issued_at),
+        cancelled: state.cancelled_receipts.iter().any(|c| c.receipt_id == receipt.receipt_id),
+        url: format!("/receipts/{}", receipt.receipt_id),
+    })
+}
+
+fn parse_month(month: &str) -> ApiResult<NaiveDate> {
+    NaiveDate::parse_from_str(&format!("{}-01", month.trim()), "%Y-%m-%d")
+        .map_err(|_| ApiError::Validation(format!("month {month:?} must be YYYY-MM")))
+}
+
+#[derive(Default, Debug)]
+pub struct FinanceQueries;
+
+#[Object]
+impl FinanceQueries {
+    /// An agency's collection account for a Vietnamese calendar day: the ledger against the
+    /// imported bank statement, every exception with its age.
+    async fn daily_reconciliation(
+        &self,
+        ctx: &Context<'_>,
+        agency_code: String,
+        date: DateScalar,
+    ) -> ApiResult<ReconciliationView> {
+        let (_, agency) = report_reader(ctx, &agency_code)?;
+        let report =
+            api(ctx).reconciliations.report(&agency, date.0, today(ctx)).await.map_err(reconciliation_error)?;
+        Ok(ReconciliationView(report))
+    }
+
+    /// Collected, retained, payable to the budget, remitted and outstanding per fee code, for
+    /// collections from `from` to `to`.
+    async fn treasury_report(
+        &self,
+        ctx: &Context<'_>,
+        agency_code: String,
+        from: DateScalar,
+        to: DateScalar,
+    ) -> ApiResult<TreasuryView> {
+        let (_, agency) = report_reader(ctx, &agency_code)?;
+        if from.0 > to.0 {
+            return Err(ApiError::Validation("from must not be after to".into()));
+        }
+        api(ctx).runner.wait_for(treasury::TreasuryProjection::NAME, READ_PATIENCE).await;
+        let report = api(ctx).treasury.report(&agency, from.0, to.0, today(ctx)).await.map_err(projection_error)?;
+        Ok(TreasuryView(report))
+    }
+
+    /// Of the cases paid in full in `month` ("YYYY-MM"), the share paid without cash and online.
+    async fn cashless_rate(
+        &self,
+        ctx: &Context<'_>,
+        agency_code: String,
+        month: String,
+    ) -> ApiResult<CashlessRateView> {
+        let (_, agency) = report_reader(ctx, &agency_code)?;
+        let first = parse_month(&month)?;
+        let key = format!("{:04}-{:02}", first.year(), first.month());
+        api(ctx).runner.wait_for(feeledger_projections::cashless::CashlessProjection::NAME, READ_PATIENCE).await;
+        let counts = feeledger_projections::cashless::month(api(ctx).runner.documents(), &agency, &key)
+            .await
+            .map_err(projection_error)?;
+        let rate = feeledger_projections::cashless::MonthCounts::percent(counts.cashless, counts.cases);
+        let target: Percent = api(ctx).cashless_target_percent;
+        Ok(CashlessRateView {
+            agency_code: agency.to_string(),
+            month: key,
+            cases: i32::try_from(counts.cases).unwrap_or(i32::MAX),
+            cashless: i32::try_from(counts.cashless).unwrap_or(i32::MAX),
+            online: i32::try_from(counts.online).unwrap_or(i32::MAX),
+            rate: format!("{rate:.2}"),
+            online_rate: format!(
+                "{:.2}",
+                feeledger_projections::cashless::MonthCounts::percent(counts.online, counts.cases)
+            ),
+            target: Some(format!("{:.2}", target.as_decimal())),
+            meets_target: counts.cases > 0 && rate >= target.as_decimal().max(Decimal::ZERO),
+        })
+    }
+
+    /// Receipts issued from `from` to `to` per template and serial, for the tax authority.
+    async fn receipt_usage(
+        &self,
+        ctx: &Context<'_>,
+        agency_code: String,
+        from: DateScalar,
+        to: DateScalar,
+    ) -> ApiResult<Vec<ReceiptUsageView>> {
+        let (_, agency) = report_reader(ctx, &agency_code)?;
+        api(ctx).runner.wait_for(feeledger_projections::receipts::ReceiptsProjection::NAME, READ_PATIENCE).await;
+        let usage = feeledger_projections::receipts::usage(api(ctx).runner.documents(), &agency, from.0, to.0)
+            .await
+            .map_err(projection_error)?;
+        Ok(usage
+            .into_iter()
+            .map(|u| ReceiptUsageView {
+                template_symbol: u.template_symbol,
+                serial: u.serial,
+                first_number: i32::try_from(u.first_number).unwrap_or(i32::MAX),
+                last_number: i32::try_from(u.last_number).unwrap_or(i32::MAX),
+                used: i32::try_from(u.used).unwrap_or(i32::MAX),
+                cancelled: i32::try_from(u.cancelled).unwrap_or(i32::MAX),
+                total: u.total.into(),
+            })
+            .collect())
+    }
+
+    /// Every read model, its checkpoint, lag, and any rebuild in progress.
+    async fn projections(&self, ctx: &Context<'_>) -> ApiResult<Vec<ProjectionStatusView>> {
+        let principal = principal(ctx)?;
+        if !matches!(principal.role, Role::Admin | Role::Auditor | Role::Finance) {
+            return Err(ApiError::forbidden());
+        }
+        let statuses = api(ctx).runner.statuses().await.map_err(projection_error)?;
+        Ok(statuses.into_iter().map(ProjectionStatusView::from).collect())
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct FinanceMutations;
+
+#[Object]
+impl FinanceMutations {
+    /// Imports a bank statement (CSV or camt.053). A line already imported is left as it is.
+    async fn import_bank_statement(&self, ctx: &Context<'_>, input: StatementInput) -> ApiResult<StatementImportView> {
+        let principal = principal(ctx)?.clone();
+        if principal.role != Role::Finance {
+            return Err(ApiError::forbidden());
+        }
+        let format = match input.format {
+            StatementFormatGql::Csv => StatementFormat::Csv,
+            StatementFormatGql::Camt053 => StatementFormat::Camt053,
+        };
+        let statement = parse_statement(format, input.content.as_bytes()).map_err(ApiError::validation)?;
+        // A scoped finance user imports only their own agency's account.
+        if let Some(own) = &principal.agency {
+            let account = ledger(ctx).agency(own).await?.current.map(|a| a.bank_account.number.to_string());
+            if !statement.lines.is_empty() && account.as_deref() != Some(statement.account_number.as_str()) {
+                return Err(ApiError::Forbidden(format!(
+                    "account {} is not your agency's collection account",
+                    statement.account_number
+                )));
+            }
+        }
+        let summary = api(ctx)
+            .statements
+            .import(&statement, now(ctx))
+            .await
+            .map_err(|e| ApiError::from(feeledger_infrastructure::ledger::LedgerError::from(e)))?;
+        Ok(StatementImportView {
+            account_number: statement.account_number.clone(),
+            lines: i32::try_from(summary.lines).unwrap_or(i32::MAX),
+            inserted: i32::try_from(summary.inserted).unwrap_or(i32::MAX),
+            already_known: i32::try_from(summary.already_known).unwrap_or(i32::MAX),
+        })
+    }
+
+    /// Reconciles a day and records each new match on its case (Reconciled).
+    async fn reconcile_day(
+        &self,
+        ctx: &Context<'_>,
+        agency_code: String,
+        date: DateScalar,
+    ) -> ApiResult<ReconciliationView> {
+        let agency = AgencyCode::parse(agency_code.trim()).map_err(ApiError::validation)?;
+        let principal = finance_actor(ctx, &agency)?;
+        let report = api(ctx)
+            .reconciliations
+            .reconcile_day(&agency, date.0, today(ctx), &metadata(ctx, &principal), now(ctx))
+            .await
+            .map_err(reconciliation_error)?;
+        Ok(ReconciliationView(report))
+    }
+
+    /// Records a deposit to the State Treasury of everything payable up to `upTo`.
+    async fn remit_to_treasury(&self, ctx: &Context<'_>, input: RemitInput) -> ApiResult<RemittanceView> {
+        let agency = AgencyCode::parse(input.agency_code.trim()).map_err(ApiError::validation)?;
+        let principal = finance_actor(ctx, &agency)?;
+        let runner = &api(ctx).runner;
+        runner
+            .caught_up(treasury::TreasuryProjection::NAME, std::time::Duration::from_secs(10))
+            .await
+            .map_err(projection_error)?;
+        let remitted_on = input.remitted_on.map_or_else(|| today(ctx), |d| d.0);
+        let request = treasury::RemitRequest {
+            agency,
+            up_to: input.up_to.0,
+            voucher_number: input.voucher_number.clone(),
+            amount: input.amount.0,
+            remitted_on,
+        };
+        let remittance = treasury::remit(ledger(ctx), &api(ctx).treasury, &request, &metadata(ctx, &principal))
+            .await
+            .map_err(|e| match e {
+            RemitError::AmountMismatch { .. } | RemitError::BadVoucher | RemitError::NothingPayable(_) => {
+                ApiError::Validation(e.to_string())
+            }
+            RemitError::Projection(p) => projection_error(p),
+            RemitError::Ledger(l) => l.into(),
+        })?;
+        Ok(RemittanceView {
+            id: ID(remittance.remittance_id.to_string()),
+            voucher_number: remittance.voucher_number,
+            amount: remittance.amount.into(),
+            cases: i32::try_from(remittance.cases).unwrap_or(i32::MAX),
+            remitted_on: Some(DateScalar(remitted_on)),
+            up_to: Some(input.up_to),
+        })
+    }
+
+    /// Issues the electronic receipt of a case paid in full, numbered without gaps.
+    async fn issue_receipt(&self, ctx: &Context<'_>, case_code: String) -> ApiResult<ReceiptView> {
+        let code = parse_case_code(&case_code)?;
+        let principal = principal(ctx)?.clone();
+        let may = principal.can_operate_in(&code.agency())
+            || (principal.role == Role::Finance && principal.can_read_agency(&code.agency()));
+        if !may {
+            return Err(ApiError::forbidden());
+        }
+        let record = ledger(ctx).issue_receipt(&code, &metadata(ctx, &principal), now(ctx)).await?;
+        receipt_view(&record, None)
+    }
+
+    /// Cancels a receipt (to correct it, issue a new one).
+    async fn cancel_receipt(&self, ctx: &Context<'_>, receipt_id: ID, reason: String) -> ApiResult<ReceiptView> {
+        let principal = principal(ctx)?.clone();
+        let receipt_id: uuid::Uuid =
+            receipt_id.parse().map_err(|_| ApiError::Validation("receiptId must be a UUID".into()))?;
+        let event = ledger(ctx)
+            .store()
+            .receipt_issued(receipt_id)
+            .await
+            .map_err(|e| ApiError::from(feeledger_infrastructure::ledger::LedgerError::from(e)))?
+            .ok_or_else(|| ApiError::NotFound(format!("receipt {receipt_id} not found")))?;
+        let code =
+            parse_case_code(event.stream_id.trim_start_matches(feeledger_infrastructure::codec::CASE_STREAM_PREFIX))?;
+        let may = principal.can_operate_in(&code.agency())
+            || (principal.role == Role::Finance && principal.can_read_agency(&code.agency()));
+        if !may {
+            return Err(ApiError::forbidden());
+        }
+        let command = feeledger_domain::case_fees::Command::CancelReceipt(feeledger_domain::case_fees::CancelReceipt {
+            receipt_id,
+            reason,
+            now: now(ctx),
+        });
+        let record = ledger(ctx).execute(&code, command, &metadata(ctx, &principal), None).await?;
+        receipt_view(&record, Some(receipt_id))
+    }
+
+    /// Rebuilds a read model into a new generation from position zero, while the current one
+    /// keeps answering; switches when caught up. Follow it with `projectionProgress`.
+    async fn rebuild_projection(&self, ctx: &Context<'_>, name: String) -> ApiResult<ProjectionStatusView> {
+        let principal = principal(ctx)?;
+        if principal.role != Role::Admin {
+            return Err(ApiError::forbidden());
+        }
+        let runner = &api(ctx).runner;
+        let (name, _) = runner.request_rebuild(&name).await.map_err(projection_error)?;
+        Ok(runner.status(name).await.map_err(projection_error)?.into())
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct FinanceSubscriptions;
+
+#[Subscription]
+impl FinanceSubscriptions {
+    /// A projection's status now and after every rebuild batch (done, total, events/s, ETA).
+    async fn projection_progress(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> Result<impl Stream<Item = ProjectionStatusView> + use<>, ApiError> {
+        let principal = principal(ctx)?;
+        if !matches!(principal.role, Role::Admin | Role::Auditor | Role::Finance) {
+            return Err(ApiError::forbidden());
+        }
+        let runner = api(ctx).runner.clone();
+        let updates = runner.subscribe_progress();
+        let first = runner.status(&name).await.map_err(projection_error)?;
+        let name = first.name;
+        let stream =
+            futures::stream::unfold((Some(first), updates, runner), move |(first, mut updates, runner)| async move {
+                if let Some(first) = first {
+                    return Some((ProjectionStatusView::from(first), (None, updates, runner)));
+                }
+                loop {
+                    match updates.recv().await {
+                        Ok(progress) if progress.name == name => {
+                            let mut status = runner.status(name).await.ok()?;
+                            if status.rebuild.is_none() || progress.rebuild.finished {
+                                status.rebuild = Some(progress.rebuild);
+                            }
+                            return Some((ProjectionStatusView::from(status), (None, updates, runner)));
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            });
+        Ok(stream)
+    }
+}
