@@ -12,7 +12,7 @@ ulimit -n 65536 2>/dev/null || true
 
 cargo build --release -q -p feeledger-api --bin feeledger
 cargo build --release -q -p feeledger-tests --bin feeledger-bench
-bin=$PWD/target/release
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 

@@ -135,6 +135,23 @@ pub struct PaymentReceived {
     pub qr_id: Option<Uuid>,
     pub payer_account: Option<String>,
     pub received_at: DateTime<Utc>,
+    /// Which fee lines this payment paid (lệ phí first; see `crate::allocation`). Empty on a
+    /// cancelled case, where everything is to be refunded.
+    #[serde(default)]
+    pub allocation: Vec<PaidLine>,
+    /// The part beyond what was owed.
+    #[serde(default)]
+    pub excess: Vnd,
+}
+
+/// The part of a payment that went to one fee line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaidLine {
+    /// The line's index in the assessment.
+    pub line: usize,
+    pub fee_code: FeeCode,
+    pub kind: FeeKind,
+    pub amount: Vnd,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +164,9 @@ pub struct PartiallyPaid {
 pub struct FullyPaid {
     pub paid_total: Vnd,
     pub paid_at: DateTime<Utc>,
+    /// How the case was paid (for the cashless rate: without cash, online).
+    #[serde(default)]
+    pub channels: Vec<PaymentChannel>,
 }
 
 /// Money received beyond what the case owes: kept, visible, and to be refunded.
@@ -435,6 +455,8 @@ pub struct CaseFees {
     pub assessment: Option<FeeAssessed>,
     pub payments: Vec<PaymentReceived>,
     pub paid: Vnd,
+    /// What each assessed line has received (by the payments' allocations).
+    pub paid_per_line: Vec<Vnd>,
     pub qr: Option<CurrentQr>,
     /// payment id → statement line id.
     pub reconciled: BTreeMap<Uuid, String>,
@@ -453,6 +475,7 @@ impl Default for CaseFees {
             assessment: None,
             payments: Vec::new(),
             paid: Vnd::ZERO,
+            paid_per_line: Vec::new(),
             qr: None,
             reconciled: BTreeMap::new(),
             remittances: Vec::new(),
@@ -639,6 +662,28 @@ fn record_payment(state: &CaseFees, c: RecordPayment) -> Result<Vec<CaseEvent>, 
     let total = state.total();
     let paid_before = state.paid;
     let paid_total = paid_before.checked_add(amount)?;
+    let (allocation, excess) = match (&state.assessment, state.status) {
+        (Some(assessed), status) if status != CaseStatus::Cancelled => {
+            let mut paid_lines = state.paid_per_line.clone();
+            paid_lines.resize(assessed.lines.len(), Vnd::ZERO);
+            let divided = crate::allocation::allocate(&assessed.lines, &mut paid_lines, amount);
+            let shares = divided
+                .shares
+                .iter()
+                .filter_map(|share| {
+                    let line = assessed.lines.get(share.line)?;
+                    Some(PaidLine {
+                        line: share.line,
+                        fee_code: line.fee_code.clone(),
+                        kind: line.kind,
+                        amount: share.amount,
+                    })
+                })
+                .collect();
+            (shares, divided.excess)
+        }
+        _ => (Vec::new(), amount),
+    };
     let mut events = vec![CaseEvent::PaymentReceived(PaymentReceived {
         payment_id: c.payment_id,
         idempotency_key: key.to_owned(),
@@ -650,13 +695,19 @@ fn record_payment(state: &CaseFees, c: RecordPayment) -> Result<Vec<CaseEvent>, 
         qr_id: c.qr_id,
         payer_account: c.payer_account,
         received_at: c.received_at,
+        allocation,
+        excess,
     })];
     if paid_total < total {
         events
             .push(CaseEvent::PartiallyPaid(PartiallyPaid { paid_total, outstanding: total.checked_sub(paid_total)? }));
     } else {
         if paid_before < total {
-            events.push(CaseEvent::FullyPaid(FullyPaid { paid_total, paid_at: c.received_at }));
+            let mut channels: Vec<PaymentChannel> = state.payments.iter().map(|p| p.channel).collect();
+            channels.push(c.channel);
+            channels.sort_unstable();
+            channels.dedup();
+            events.push(CaseEvent::FullyPaid(FullyPaid { paid_total, paid_at: c.received_at, channels }));
         }
         let excess = paid_total.excess_over(total).checked_sub(paid_before.excess_over(total))?;
         if !excess.is_zero() {
@@ -775,6 +826,7 @@ fn cancel_receipt(state: &CaseFees, c: CancelReceipt) -> Result<Vec<CaseEvent>, 
 pub fn evolve(mut state: CaseFees, event: &CaseEvent) -> CaseFees {
     match event {
         CaseEvent::FeeAssessed(e) => {
+            state.paid_per_line = vec![Vnd::ZERO; e.lines.len()];
             state.status = CaseStatus::Assessed;
             state.assessment = Some(e.clone());
             state.cancelled = None;
@@ -806,6 +858,11 @@ pub fn evolve(mut state: CaseFees, event: &CaseEvent) -> CaseFees {
         CaseEvent::PaymentReceived(e) => {
             // The amounts were checked when the event was decided; saturate rather than panic.
             state.paid = state.paid.checked_add(e.amount).unwrap_or(state.paid);
+            for share in &e.allocation {
+                if let Some(paid) = state.paid_per_line.get_mut(share.line) {
+                    *paid = paid.checked_add(share.amount).unwrap_or(*paid);
+                }
+            }
             state.payments.push(e.clone());
             state.last_changed_at = Some(e.received_at);
         }

@@ -87,6 +87,11 @@ pub struct FeeSchedulePublished {
 }
 
 impl FeeSchedule {
+    /// A schedule from its versions (e.g. read back from a read model).
+    pub fn from_versions(versions: Vec<FeeScheduleVersion>) -> Self {
+        FeeSchedule { versions }
+    }
+
     pub fn evolve(mut self, event: &FeeSchedulePublished) -> Self {
         self.versions.push(event.schedule.clone());
         self

@@ -361,3 +361,21 @@ fn event_type_names_match_their_serialised_tags() {
         assert_eq!(&serde_json::from_value::<CaseEvent>(json).unwrap(), event);
     }
 }
+
+#[test]
+fn a_payment_records_which_lines_it_paid_le_phi_first() {
+    let history = given(vec![]).when(assess_command(&[("P-SAOY", 3), ("LP-HOTICH", 1)])).then_events();
+    let events = given(history).when(payment("txn-1", 9000)).then_events();
+    let CaseEvent::PaymentReceived(received) = &events[0] else { panic!() };
+    let shares: Vec<(&str, i64)> = received.allocation.iter().map(|l| (l.fee_code.as_str(), l.amount.dong())).collect();
+    assert_eq!(shares, [("LP-HOTICH", 8000), ("P-SAOY", 1000)]);
+    assert!(received.excess.is_zero());
+}
+
+#[test]
+fn full_payment_tells_how_the_case_was_paid() {
+    let history = then_apply(assessed_3000(), payment("txn-1", 1000));
+    let events = given(history).when(payment("txn-2", 2000)).then_events();
+    let CaseEvent::FullyPaid(paid) = &events[1] else { panic!("{events:?}") };
+    assert_eq!(paid.channels, [PaymentChannel::Vietqr]);
+}

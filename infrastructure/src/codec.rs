@@ -9,10 +9,12 @@ use feeledger_domain::fee_schedule::FeeSchedulePublished;
 use feeledger_domain::receipt::ReceiptNumberAssigned;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use std::borrow::Cow;
+
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::event_store::{EventMetadata, NewEvent, RecordedEvent};
+use crate::event_store::{EventMetadata, LeanEvent, NewEvent, RecordedEvent};
 
 /// Schema version written for every event type today. When a payload's shape changes, bump the
 /// type's version here and teach [`upcast`] to turn the old shape into the new one.
@@ -80,26 +82,55 @@ impl LedgerEvent {
         }
     }
 
-    /// Decodes a stored event, upcasting an older schema version first.
+    /// Decodes a stored event, upcasting an older schema version first. The payload is
+    /// deserialised straight into its type's struct, without copying it.
     pub fn decode(event: &RecordedEvent) -> Result<LedgerEvent, CodecError> {
-        let payload = upcast(event)?;
-        let fail =
-            |source| CodecError::Payload { position: event.position, event_type: event.event_type.clone(), source };
-        let ty = event.event_type.as_str();
-        if CaseEvent::TYPES.contains(&ty) {
-            let tagged = json!({ "type": ty, "data": payload });
-            return serde_json::from_value(tagged).map(LedgerEvent::Case).map_err(fail);
+        let payload = upcast(event.position, &event.event_type, event.schema_version, Cow::Borrowed(&event.payload))?;
+        Self::decode_from(event.position, &event.event_type, &*payload)
+    }
+
+    /// Decodes an event read without its metadata: its payload is parsed from the stored JSON
+    /// text straight into its type's struct (no intermediate JSON tree) when it is of the
+    /// current schema version, and upcast through a JSON tree otherwise.
+    pub fn decode_lean(event: &LeanEvent) -> Result<LedgerEvent, CodecError> {
+        if event.schema_version == CURRENT_SCHEMA_VERSION {
+            return Self::decode_from(event.position, &event.event_type, event.payload.as_str());
         }
-        if CreditEvent::TYPES.contains(&ty) {
-            let tagged = json!({ "type": ty, "data": payload });
-            return serde_json::from_value(tagged).map(LedgerEvent::Credit).map_err(fail);
-        }
-        match ty {
-            "AgencyConfigured" => serde_json::from_value(payload).map(LedgerEvent::AgencyConfigured).map_err(fail),
-            "FeeSchedulePublished" => {
-                serde_json::from_value(payload).map(LedgerEvent::FeeSchedulePublished).map_err(fail)
-            }
-            _ => Err(CodecError::UnknownType { position: event.position, event_type: event.event_type.clone() }),
+        let tree: Value = serde_json::from_str(&event.payload).map_err(|source| CodecError::Payload {
+            position: event.position,
+            event_type: event.event_type.clone(),
+            source,
+        })?;
+        let payload = upcast(event.position, &event.event_type, event.schema_version, Cow::Owned(tree))?;
+        Self::decode_from(event.position, &event.event_type, &*payload)
+    }
+
+    fn decode_from(position: i64, event_type: &str, payload: impl Payload) -> Result<LedgerEvent, CodecError> {
+        let fail = |source| CodecError::Payload { position, event_type: event_type.to_owned(), source };
+        let case = |e: Result<CaseEvent, serde_json::Error>| e.map(LedgerEvent::Case).map_err(fail);
+        let credit = |e: Result<CreditEvent, serde_json::Error>| e.map(LedgerEvent::Credit).map_err(fail);
+        match event_type {
+            "FeeAssessed" => case(payload.parse().map(CaseEvent::FeeAssessed)),
+            "QrIssued" => case(payload.parse().map(CaseEvent::QrIssued)),
+            "QrSuperseded" => case(payload.parse().map(CaseEvent::QrSuperseded)),
+            "QrExpired" => case(payload.parse().map(CaseEvent::QrExpired)),
+            "PaymentReceived" => case(payload.parse().map(CaseEvent::PaymentReceived)),
+            "PartiallyPaid" => case(payload.parse().map(CaseEvent::PartiallyPaid)),
+            "FullyPaid" => case(payload.parse().map(CaseEvent::FullyPaid)),
+            "Overpaid" => case(payload.parse().map(CaseEvent::Overpaid)),
+            "AssessmentCancelled" => case(payload.parse().map(CaseEvent::AssessmentCancelled)),
+            "Reconciled" => case(payload.parse().map(CaseEvent::Reconciled)),
+            "RemittedToTreasury" => case(payload.parse().map(CaseEvent::RemittedToTreasury)),
+            "ReceiptIssued" => case(payload.parse().map(CaseEvent::ReceiptIssued)),
+            "ReceiptCancelled" => case(payload.parse().map(CaseEvent::ReceiptCancelled)),
+            "BankCreditObserved" => credit(payload.parse().map(CreditEvent::BankCreditObserved)),
+            "CreditMatched" => credit(payload.parse().map(CreditEvent::CreditMatched)),
+            "CreditUnmatched" => credit(payload.parse().map(CreditEvent::CreditUnmatched)),
+            "CreditRefundRequested" => credit(payload.parse().map(CreditEvent::CreditRefundRequested)),
+            "AgencyConfigured" => payload.parse().map(LedgerEvent::AgencyConfigured).map_err(fail),
+            "FeeSchedulePublished" => payload.parse().map(LedgerEvent::FeeSchedulePublished).map_err(fail),
+            "ReceiptNumberAssigned" => payload.parse().map(LedgerEvent::ReceiptNumberAssigned).map_err(fail),
+            _ => Err(CodecError::UnknownType { position, event_type: event_type.to_owned() }),
         }
     }
 
@@ -131,23 +162,44 @@ fn to_payload(event: &impl Serialize) -> Result<Value, CodecError> {
     Ok(serde_json::to_value(event)?)
 }
 
+/// A stored payload in one of the two forms the stores hand out: a JSON tree or JSON text.
+trait Payload: Copy {
+    fn parse<T: DeserializeOwned>(self) -> Result<T, serde_json::Error>;
+}
+
+impl Payload for &Value {
+    fn parse<T: DeserializeOwned>(self) -> Result<T, serde_json::Error> {
+        T::deserialize(self)
+    }
+}
+
+impl Payload for &str {
+    fn parse<T: DeserializeOwned>(self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self)
+    }
+}
+
 /// Brings a stored payload to the current schema of its type. Version 1 is current for every
-/// type; a future version 2 adds its conversion here, so old events stay readable forever.
-fn upcast(event: &RecordedEvent) -> Result<Value, CodecError> {
-    match event.schema_version {
-        CURRENT_SCHEMA_VERSION => Ok(event.payload.clone()),
-        other => Err(CodecError::UnknownSchemaVersion {
-            position: event.position,
-            event_type: event.event_type.clone(),
-            schema_version: other,
-        }),
+/// type (borrowed as it is); a future version 2 adds its conversion here, returning an owned,
+/// converted payload, so old events stay readable forever.
+fn upcast<'a>(
+    position: i64,
+    event_type: &str,
+    schema_version: i32,
+    payload: Cow<'a, Value>,
+) -> Result<Cow<'a, Value>, CodecError> {
+    match schema_version {
+        CURRENT_SCHEMA_VERSION => Ok(payload),
+        other => {
+            Err(CodecError::UnknownSchemaVersion { position, event_type: event_type.to_owned(), schema_version: other })
+        }
     }
 }
 
 /// Decodes a stored event that must be of one family (e.g. a case stream's events).
 pub fn decode_as<T: DeserializeOwned>(event: &RecordedEvent) -> Result<T, CodecError> {
-    let payload = upcast(event)?;
-    serde_json::from_value(payload).map_err(|source| CodecError::Payload {
+    let payload = upcast(event.position, &event.event_type, event.schema_version, Cow::Borrowed(&event.payload))?;
+    (&*payload).parse().map_err(|source| CodecError::Payload {
         position: event.position,
         event_type: event.event_type.clone(),
         source,

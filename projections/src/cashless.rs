@@ -1,16 +1,14 @@
 //! The cashless rate: of the cases paid in full in a month, how many were paid without cash,
 //! and how many online (Bắc Giang's monthly statistics per agency against a target).
 //!
-//! Documents: `case/<case>` (the channels used so far, dropped once the case is paid in full)
-//! and `month/<agency>/<YYYY-MM>` (cases, cashless, online).
+//! Documents: `month/<agency>/<YYYY-MM>` (cases, cashless, online). FullyPaid says which
+//! channels paid the case, so no per-case state is kept.
 
-use std::collections::BTreeSet;
-
-use feeledger_domain::case_fees::{CaseEvent, PaymentChannel};
+use feeledger_domain::case_fees::CaseEvent;
 use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::vietnam_time;
 use feeledger_infrastructure::codec::{CASE_STREAM_PREFIX, LedgerEvent};
-use feeledger_infrastructure::event_store::RecordedEvent;
+use feeledger_infrastructure::event_store::LeanEvent;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
@@ -19,11 +17,6 @@ use crate::runner::{Documents, Projection, ProjectionError};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CashlessProjection;
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct CaseChannels {
-    channels: BTreeSet<PaymentChannel>,
-}
 
 /// A month's figures for an agency.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,47 +42,29 @@ impl MonthCounts {
 
 impl Projection for CashlessProjection {
     const NAME: &'static str = "cashless";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 
-    fn wants(event_type: &str) -> bool {
-        matches!(event_type, "PaymentReceived" | "FullyPaid")
-    }
+    const EVENT_TYPES: &'static [&'static str] = &["FullyPaid"];
 
     async fn apply(
         &self,
         docs: &mut Documents,
-        event: &RecordedEvent,
+        event: &LeanEvent,
         decoded: &LedgerEvent,
     ) -> Result<(), ProjectionError> {
         let Some(code) = event.stream_id.strip_prefix(CASE_STREAM_PREFIX).and_then(|c| CaseCode::parse(c).ok()) else {
             return Ok(());
         };
-        let case_key = format!("case/{code}");
-        match decoded {
-            LedgerEvent::Case(CaseEvent::PaymentReceived(payment)) => {
-                let mut case: CaseChannels = docs.get(&case_key).await?.unwrap_or_default();
-                case.channels.insert(payment.channel);
-                docs.put(&case_key, &case)
-            }
-            LedgerEvent::Case(CaseEvent::FullyPaid(paid)) => {
-                let case: CaseChannels = docs.get(&case_key).await?.unwrap_or_default();
-                let month = vietnam_time::date_of(paid.paid_at).format("%Y-%m");
-                let month_key = format!("month/{}/{month}", code.agency());
-                let mut counts: MonthCounts = docs.get(&month_key).await?.unwrap_or_default();
-                counts.cases += 1;
-                if case.channels.iter().all(|c| c.is_cashless()) {
-                    counts.cashless += 1;
-                }
-                if case.channels.iter().all(|c| c.is_online()) {
-                    counts.online += 1;
-                }
-                docs.put(&month_key, &counts)?;
-                // Later payments (overpayments) do not change how the case was paid.
-                docs.delete(&case_key);
-                Ok(())
-            }
-            _ => Ok(()),
-        }
+        let LedgerEvent::Case(CaseEvent::FullyPaid(paid)) = decoded else { return Ok(()) };
+        let month = vietnam_time::date_of(paid.paid_at).format("%Y-%m");
+        let cashless = paid.channels.iter().all(|c| c.is_cashless());
+        let online = paid.channels.iter().all(|c| c.is_online());
+        docs.update(&format!("month/{}/{month}", code.agency()), MonthCounts::default, |counts| {
+            counts.cases += 1;
+            counts.cashless += u32::from(cashless);
+            counts.online += u32::from(online);
+        })
+        .await
     }
 }
 

@@ -10,7 +10,7 @@ use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::reconciliation::LedgerPayment;
 use feeledger_domain::vietnam_time;
 use feeledger_infrastructure::codec::{CASE_STREAM_PREFIX, LedgerEvent};
-use feeledger_infrastructure::event_store::RecordedEvent;
+use feeledger_infrastructure::event_store::LeanEvent;
 
 use crate::documents::DocumentStore;
 use crate::runner::{Documents, Projection, ProjectionError};
@@ -22,14 +22,12 @@ impl Projection for PaymentsProjection {
     const NAME: &'static str = "payments";
     const VERSION: u32 = 1;
 
-    fn wants(event_type: &str) -> bool {
-        matches!(event_type, "PaymentReceived" | "Reconciled")
-    }
+    const EVENT_TYPES: &'static [&'static str] = &["PaymentReceived", "Reconciled"];
 
     async fn apply(
         &self,
         docs: &mut Documents,
-        event: &RecordedEvent,
+        event: &LeanEvent,
         decoded: &LedgerEvent,
     ) -> Result<(), ProjectionError> {
         let Some(code) = event.stream_id.strip_prefix(CASE_STREAM_PREFIX).and_then(|c| CaseCode::parse(c).ok()) else {
@@ -49,8 +47,8 @@ impl Projection for PaymentsProjection {
                     bank_reference: payment.bank_reference.clone(),
                     reconciled_line_id: None,
                 };
-                docs.put(&key, &doc)?;
-                docs.put(&format!("payment/{}", payment.payment_id), &key)
+                docs.put(&key, doc)?;
+                docs.put(&format!("payment/{}", payment.payment_id), key)
             }
             LedgerEvent::Case(CaseEvent::Reconciled(reconciled)) => {
                 let Some(key) = docs.get::<String>(&format!("payment/{}", reconciled.payment_id)).await? else {
@@ -58,7 +56,7 @@ impl Projection for PaymentsProjection {
                 };
                 if let Some(mut payment) = docs.get::<LedgerPayment>(&key).await? {
                     payment.reconciled_line_id = Some(reconciled.statement_line_id.clone());
-                    docs.put(&key, &payment)?;
+                    docs.put(&key, payment)?;
                 }
                 Ok(())
             }

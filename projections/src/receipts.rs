@@ -13,7 +13,7 @@ use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::money::Vnd;
 use feeledger_domain::vietnam_time;
 use feeledger_infrastructure::codec::{CASE_STREAM_PREFIX, LedgerEvent};
-use feeledger_infrastructure::event_store::RecordedEvent;
+use feeledger_infrastructure::event_store::LeanEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -52,14 +52,12 @@ impl Projection for ReceiptsProjection {
     const NAME: &'static str = "receipts";
     const VERSION: u32 = 1;
 
-    fn wants(event_type: &str) -> bool {
-        matches!(event_type, "ReceiptIssued" | "ReceiptCancelled")
-    }
+    const EVENT_TYPES: &'static [&'static str] = &["ReceiptIssued", "ReceiptCancelled"];
 
     async fn apply(
         &self,
         docs: &mut Documents,
-        event: &RecordedEvent,
+        event: &LeanEvent,
         decoded: &LedgerEvent,
     ) -> Result<(), ProjectionError> {
         match decoded {
@@ -84,8 +82,8 @@ impl Projection for ReceiptsProjection {
                     issued_on,
                     cancelled: false,
                 };
-                docs.put(&key, &doc)?;
-                docs.put(&format!("id/{}", issued.receipt_id), &key)
+                docs.put(&key, doc)?;
+                docs.put(&format!("id/{}", issued.receipt_id), key)
             }
             LedgerEvent::Case(CaseEvent::ReceiptCancelled(cancelled)) => {
                 let Some(key) = docs.get::<String>(&format!("id/{}", cancelled.receipt_id)).await? else {
@@ -93,7 +91,7 @@ impl Projection for ReceiptsProjection {
                 };
                 if let Some(mut receipt) = docs.get::<RegisteredReceipt>(&key).await? {
                     receipt.cancelled = true;
-                    docs.put(&key, &receipt)?;
+                    docs.put(&key, receipt)?;
                 }
                 Ok(())
             }

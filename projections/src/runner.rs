@@ -11,6 +11,7 @@
 //! the checkpoint moves only if it is still where the batch started, so exactly one of them
 //! applies each batch.
 
+use std::any::Any;
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use feeledger_infrastructure::codec::{CodecError, LedgerEvent};
-use feeledger_infrastructure::event_store::{Checkpoint, EventStore, RecordedEvent, StoreError};
+use feeledger_infrastructure::event_store::{Checkpoint, EventStore, LeanEvent, StoreError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -29,7 +30,7 @@ use crate::documents::{Advance, Changes, DocumentStore};
 /// Events per batch while following the log.
 pub const LIVE_BATCH: usize = 500;
 /// Events per batch while rebuilding (fewer, larger transactions).
-pub const REBUILD_BATCH: usize = 5_000;
+pub const REBUILD_BATCH: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -52,13 +53,13 @@ pub trait Projection: Send + Sync + 'static {
     /// Bump when `apply` changes meaning: the runner then rebuilds the projection.
     const VERSION: u32;
 
-    /// Event types worth decoding; the others only move the checkpoint.
-    fn wants(event_type: &str) -> bool;
+    /// The event types this projection reads; the database skips the others.
+    const EVENT_TYPES: &'static [&'static str];
 
     fn apply(
         &self,
         docs: &mut Documents,
-        event: &RecordedEvent,
+        event: &LeanEvent,
         decoded: &LedgerEvent,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
 
@@ -75,76 +76,152 @@ pub trait Projection: Send + Sync + 'static {
     }
 }
 
-/// A batch's working set of documents: read through to the database once per key, changed in
-/// memory, written back with the checkpoint.
-#[derive(Debug)]
+/// A document in the working set.
+enum Slot {
+    /// Known not to exist.
+    Absent,
+    /// As read from the database, not yet needed in typed form.
+    Raw(Value),
+    /// Deserialised once; turned back into JSON only when the batch is written.
+    Typed(Box<dyn Any + Send + Sync>, ToJson),
+}
+
+type ToJson = fn(&(dyn Any + Send + Sync)) -> Result<Value, serde_json::Error>;
+
+fn to_json<T: Serialize + 'static>(doc: &(dyn Any + Send + Sync)) -> Result<Value, serde_json::Error> {
+    doc.downcast_ref::<T>().map_or(Ok(Value::Null), serde_json::to_value)
+}
+
+/// A batch's working set of documents: read through to the database once per key, kept typed
+/// in memory while events are applied, written back as JSON with the checkpoint.
 pub struct Documents {
     store: DocumentStore,
     projection: &'static str,
     generation: i32,
-    /// `None`: known not to exist.
-    cache: HashMap<String, Option<Value>>,
+    cache: HashMap<String, Slot>,
     dirty: BTreeSet<String>,
     /// The cache holds every document of the generation (it was built here from position
     /// zero): a miss means "absent", no query needed.
     complete: bool,
 }
 
+impl std::fmt::Debug for Documents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Documents")
+            .field("projection", &self.projection)
+            .field("generation", &self.generation)
+            .field("cached", &self.cache.len())
+            .field("dirty", &self.dirty.len())
+            .finish()
+    }
+}
+
+/// What a document type needs to live in the working set.
+pub trait Document: Serialize + DeserializeOwned + Send + Sync + 'static {}
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Document for T {}
+
 impl Documents {
     fn new(store: DocumentStore, projection: &'static str, generation: i32, complete: bool) -> Self {
         Documents { store, projection, generation, cache: HashMap::new(), dirty: BTreeSet::new(), complete }
     }
 
-    async fn raw(&mut self, key: &str) -> Result<Option<&Value>, ProjectionError> {
-        if !self.cache.contains_key(key) {
-            let loaded = if self.complete {
-                None
-            } else {
-                self.store.load(self.projection, self.generation, &[key.to_owned()]).await?.remove(key)
-            };
-            self.cache.insert(key.to_owned(), loaded);
-        }
-        Ok(self.cache.get(key).and_then(Option::as_ref))
+    fn error(&self, key: &str, reason: impl std::fmt::Display) -> ProjectionError {
+        ProjectionError::Document { projection: self.projection, key: key.to_owned(), reason: reason.to_string() }
     }
 
-    /// The document at `key`, if any.
-    pub async fn get<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, ProjectionError> {
-        let projection = self.projection;
-        match self.raw(key).await? {
-            None => Ok(None),
-            Some(value) => serde_json::from_value(value.clone()).map(Some).map_err(|e| ProjectionError::Document {
-                projection,
+    /// Makes `key` present in the cache, typed as `T` (or known absent).
+    async fn load<T: Document>(&mut self, key: &str) -> Result<(), ProjectionError> {
+        if !self.cache.contains_key(key) {
+            let slot = if self.complete {
+                Slot::Absent
+            } else {
+                match self.store.load(self.projection, self.generation, &[key.to_owned()]).await?.remove(key) {
+                    Some(value) => Slot::Raw(value),
+                    None => Slot::Absent,
+                }
+            };
+            self.cache.insert(key.to_owned(), slot);
+        }
+        if let Some(slot) = self.cache.get_mut(key)
+            && let Slot::Raw(value) = slot
+        {
+            let typed: T = serde_json::from_value(value.take()).map_err(|e| ProjectionError::Document {
+                projection: self.projection,
                 key: key.to_owned(),
                 reason: e.to_string(),
-            }),
+            })?;
+            *slot = Slot::Typed(Box::new(typed), to_json::<T>);
+        }
+        Ok(())
+    }
+
+    /// Reads the document at `key` without copying it.
+    pub async fn read<T: Document, R>(
+        &mut self,
+        key: &str,
+        f: impl FnOnce(Option<&T>) -> R,
+    ) -> Result<R, ProjectionError> {
+        self.load::<T>(key).await?;
+        match self.cache.get(key) {
+            Some(Slot::Typed(doc, _)) => match doc.downcast_ref::<T>() {
+                Some(doc) => Ok(f(Some(doc))),
+                None => Err(self.error(key, "read as another type")),
+            },
+            _ => Ok(f(None)),
         }
     }
 
-    pub fn put<T: Serialize>(&mut self, key: &str, doc: &T) -> Result<(), ProjectionError> {
-        let value = serde_json::to_value(doc).map_err(|e| ProjectionError::Document {
-            projection: self.projection,
-            key: key.to_owned(),
-            reason: e.to_string(),
-        })?;
-        self.cache.insert(key.to_owned(), Some(value));
+    /// A copy of the document at `key`, if any.
+    pub async fn get<T: Document + Clone>(&mut self, key: &str) -> Result<Option<T>, ProjectionError> {
+        self.read::<T, _>(key, |doc| doc.cloned()).await
+    }
+
+    /// Changes the document at `key` in place (created with `default` when absent).
+    pub async fn update<T: Document, R>(
+        &mut self,
+        key: &str,
+        default: impl FnOnce() -> T,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Result<R, ProjectionError> {
+        self.load::<T>(key).await?;
+        let projection = self.projection;
+        let error =
+            || ProjectionError::Document { projection, key: key.to_owned(), reason: "updated as another type".into() };
+        let slot = self.cache.entry(key.to_owned()).or_insert(Slot::Absent);
+        if matches!(slot, Slot::Absent) {
+            *slot = Slot::Typed(Box::new(default()), to_json::<T>);
+        }
+        let Slot::Typed(doc, _) = slot else { return Err(error()) };
+        let doc = doc.downcast_mut::<T>().ok_or_else(error)?;
+        let result = f(doc);
+        self.dirty.insert(key.to_owned());
+        Ok(result)
+    }
+
+    pub fn put<T: Document>(&mut self, key: &str, doc: T) -> Result<(), ProjectionError> {
+        self.cache.insert(key.to_owned(), Slot::Typed(Box::new(doc), to_json::<T>));
         self.dirty.insert(key.to_owned());
         Ok(())
     }
 
     pub fn delete(&mut self, key: &str) {
-        self.cache.insert(key.to_owned(), None);
+        self.cache.insert(key.to_owned(), Slot::Absent);
         self.dirty.insert(key.to_owned());
     }
 
-    fn take_changes(&mut self) -> Changes {
+    fn take_changes(&mut self) -> Result<Changes, ProjectionError> {
         let mut changes = Changes::default();
         for key in std::mem::take(&mut self.dirty) {
-            match self.cache.get(&key).cloned().flatten() {
-                Some(doc) => changes.upserts.push((key, doc)),
-                None => changes.deletes.push(key),
+            match self.cache.get(&key) {
+                Some(Slot::Typed(doc, to_json)) => {
+                    let value = to_json(doc.as_ref()).map_err(|e| self.error(&key, e))?;
+                    changes.upserts.push((key, value));
+                }
+                Some(Slot::Raw(value)) => changes.upserts.push((key, value.clone())),
+                Some(Slot::Absent) | None => changes.deletes.push(key),
             }
         }
-        changes
+        Ok(changes)
     }
 }
 
@@ -185,6 +262,16 @@ pub const NAMES: [&str; 4] = [
     crate::cashless::CashlessProjection::NAME,
     crate::receipts::ReceiptsProjection::NAME,
 ];
+
+fn types_of(name: &str) -> &'static [&'static str] {
+    match name {
+        crate::treasury::TreasuryProjection::NAME => crate::treasury::TreasuryProjection::EVENT_TYPES,
+        crate::payments::PaymentsProjection::NAME => crate::payments::PaymentsProjection::EVENT_TYPES,
+        crate::cashless::CashlessProjection::NAME => crate::cashless::CashlessProjection::EVENT_TYPES,
+        crate::receipts::ReceiptsProjection::NAME => crate::receipts::ReceiptsProjection::EVENT_TYPES,
+        _ => &[],
+    }
+}
 
 fn version_of(name: &str) -> Option<u32> {
     match name {
@@ -279,17 +366,23 @@ impl Runner {
             {
                 return Ok(());
             }
-            let mut live = Documents::new(self.docs.clone(), P::NAME, state.active, false);
-            if self.docs.checkpoint(P::NAME, state.active).await?.is_some_and(|c| c.events_seen == 0) {
-                projection.prepare(&mut live, self.store()).await?;
-            }
-            let (live_applied, _) = self.step(projection, &mut live, LIVE_BATCH).await?;
+            // A rebuild run from the CLI builds only the new generation: the active one is kept
+            // up to date by the servers' runners (and replaced at the switch anyway).
+            let live_applied = if until_switched.is_some() {
+                0
+            } else {
+                let mut live = Documents::new(self.docs.clone(), P::NAME, state.active, false);
+                if self.docs.checkpoint(P::NAME, state.active).await?.is_some_and(|c| c.events_seen == 0) {
+                    projection.prepare(&mut live, self.store()).await?;
+                }
+                self.step(projection, &mut live, LIVE_BATCH).await?.0
+            };
 
             let mut rebuilt = 0;
             if let Some(generation) = state.building {
                 if building.as_ref().is_none_or(|(g, ..)| *g != generation) {
                     let fresh = self.docs.checkpoint(P::NAME, generation).await?.is_some_and(|c| c.events_seen == 0);
-                    let total = self.store().head().await?.event_count;
+                    let total = self.store().count_of_types(P::EVENT_TYPES).await?;
                     let mut docs = Documents::new(self.docs.clone(), P::NAME, generation, fresh);
                     if fresh {
                         projection.prepare(&mut docs, self.store()).await?;
@@ -329,8 +422,8 @@ impl Runner {
         }
     }
 
-    /// Applies one batch to a generation. Returns how many events it read and whether it reached
-    /// the end of the readable log.
+    /// Applies one batch to a generation. Returns how many events it applied and whether it
+    /// reached the end of the readable log.
     async fn step<P: Projection>(
         &self,
         projection: &P,
@@ -338,14 +431,23 @@ impl Runner {
         batch: usize,
     ) -> Result<(usize, bool), ProjectionError> {
         let Some(from) = self.docs.checkpoint(P::NAME, docs.generation).await? else { return Ok((0, true)) };
-        let events = self.store().read_all(from.checkpoint, batch).await?;
-        let Some(last) = events.last() else { return Ok((0, true)) };
-        let to = last.checkpoint();
-        for event in events.iter().filter(|e| P::wants(&e.event_type)) {
-            let decoded = LedgerEvent::decode(event)?;
+        // Read before the batch: every event up to it was readable then, so once the batch is
+        // short, nothing this projection wants lies between its last event and this point.
+        let head = self.store().last_checkpoint().await?;
+        let events = self.store().read_all_of_types(from.checkpoint, batch, P::EVENT_TYPES).await?;
+        let at_end = events.len() < batch;
+        let mut to = events.last().map_or(from.checkpoint, LeanEvent::checkpoint);
+        if at_end && head > to {
+            to = head;
+        }
+        if to == from.checkpoint {
+            return Ok((0, true));
+        }
+        for event in &events {
+            let decoded = LedgerEvent::decode_lean(event)?;
             projection.apply(docs, event, &decoded).await?;
         }
-        let changes = docs.take_changes();
+        let changes = docs.take_changes()?;
         let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
         let advance = Advance { from: from.checkpoint, to, events: count, now: Utc::now() };
         let committed = self.docs.commit(P::NAME, docs.generation, advance, &changes).await?;
@@ -355,7 +457,7 @@ impl Runner {
             docs.complete = false;
             return Ok((0, false));
         }
-        Ok((events.len(), events.len() < batch))
+        Ok((events.len(), at_end))
     }
 
     /// Asks for a rebuild of `name` (this process's runner starts it at once; others within a
@@ -398,7 +500,7 @@ impl Runner {
             None => None,
             Some(generation) => {
                 let built = self.docs.checkpoint(name, generation).await?;
-                let total = self.store().head().await?.event_count;
+                let total = self.store().count_of_types(types_of(name)).await?;
                 built.map(|c| {
                     let elapsed = (c.updated_at - c.started_at).num_milliseconds().max(1);
                     let rate = c.events_seen * 1000 / elapsed;

@@ -3,32 +3,31 @@
 //! Treasury (KBNN).
 //!
 //! Documents:
-//! - `agency/<agency>`: may the agency retain? (AgencyConfigured)
-//! - `schedule/<agency>`: every published schedule version (FeeSchedulePublished)
-//! - `case/<case>`: the lines, what each has received, and every allocation (collection day,
-//!   line, amount, split, remitted or not)
+//! - `agency/<agency>`: may the agency retain? (the newest AgencyConfigured)
+//! - `schedule/<agency>`: every published schedule version
 //! - `day/<agency>/<YYYY-MM-DD>/<fee code>`: collected, retained, payable, remitted
-//! - `unremitted/<agency>/<case>`: the cases that still have money to remit
+//! - `unremitted/<agency>/<YYYY-MM-DD>`: the cases with money collected that day not yet remitted
 //! - `remittance/<agency>/<YYYY-MM-DD>/<remittance id>`: the batches
 //!
-//! The split uses the schedule version in force on the collection day *as known when the
-//! projection runs*: publishing a corrected retention rate and rebuilding changes the split,
-//! never the amounts charged.
+//! Each PaymentReceived carries the fee lines it paid (the domain allocated it), so no
+//! per-case state is kept here. The split uses the schedule version in force on the collection
+//! day *as known when the projection runs*: publishing a corrected retention rate and
+//! rebuilding changes the split, never the amounts charged (docs/adr/0004).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use feeledger_domain::allocation::{self, LineShare};
-use feeledger_domain::case_fees::{AssessedLine, CaseEvent, Command, RecordRemittance, RemittedLine};
+use feeledger_domain::agency::AgencyConfigured;
+use feeledger_domain::case_fees::{CaseEvent, Command, RecordRemittance, RemittedLine};
 use feeledger_domain::codes::{AgencyCode, CaseCode, FeeCode};
-use feeledger_domain::fee_schedule::{FeeKind, FeeSchedule, FeeScheduleVersion};
-use feeledger_domain::money::Vnd;
+use feeledger_domain::fee_schedule::{FeeKind, FeeScheduleVersion};
+use feeledger_domain::money::{Split, Vnd};
 use feeledger_domain::treasury::{
     OldestUnremitted, RemittanceSummary, TreasuryReport, TreasuryRow, remittance_due, retention_in, split_collection,
 };
 use feeledger_domain::vietnam_time;
-use feeledger_infrastructure::codec::LedgerEvent;
-use feeledger_infrastructure::event_store::{EventMetadata, RecordedEvent};
+use feeledger_infrastructure::codec::{CASE_STREAM_PREFIX, LedgerEvent};
+use feeledger_infrastructure::event_store::{EventMetadata, EventStore, LeanEvent};
 use feeledger_infrastructure::ledger::{Ledger, LedgerError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -48,7 +47,7 @@ struct AgencyDoc {
 }
 
 impl AgencyDoc {
-    fn of(agency: &feeledger_domain::agency::AgencyConfigured) -> Self {
+    fn of(agency: &AgencyConfigured) -> Self {
         AgencyDoc { name: agency.name.clone(), retains_fees: agency.retains_fees, configured_at: agency.configured_at }
     }
 }
@@ -58,23 +57,10 @@ struct ScheduleDoc {
     versions: Vec<FeeScheduleVersion>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct AllocationDoc {
-    collected_on: NaiveDate,
-    line: usize,
-    collected: Vnd,
-    retained: Vnd,
-    payable: Vnd,
-    remitted: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CaseDoc {
-    agency: AgencyCode,
-    lines: Vec<AssessedLine>,
-    paid: Vec<Vnd>,
-    cancelled: bool,
-    allocations: Vec<AllocationDoc>,
+impl ScheduleDoc {
+    fn in_force_on(&self, day: NaiveDate) -> Option<&FeeScheduleVersion> {
+        self.versions.iter().filter(|v| v.effective_from <= day).max_by_key(|v| (v.effective_from, v.version))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,6 +73,12 @@ struct DayDoc {
     remitted: Vnd,
 }
 
+/// The cases with money collected on a day that is not remitted yet.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct UnremittedDoc {
+    cases: Vec<String>,
+}
+
 fn day_key(agency: &AgencyCode, on: NaiveDate, fee: &FeeCode) -> String {
     format!("day/{agency}/{on}/{fee}")
 }
@@ -95,30 +87,33 @@ fn add(a: Vnd, b: Vnd) -> Vnd {
     a.checked_add(b).unwrap_or(a)
 }
 
+fn case_of(event: &LeanEvent) -> Option<CaseCode> {
+    event.stream_id.strip_prefix(CASE_STREAM_PREFIX).and_then(|c| CaseCode::parse(c).ok())
+}
+
+/// The split of money collected for a fee line on a day, by the rules as known now.
+fn split_for(
+    schedule: Option<&ScheduleDoc>,
+    retains: bool,
+    day: NaiveDate,
+    fee: &FeeCode,
+    kind: FeeKind,
+    amount: Vnd,
+) -> Split {
+    let rule = schedule.and_then(|s| s.in_force_on(day));
+    split_collection(kind, amount, retains, retention_in(rule, fee))
+}
+
 impl Projection for TreasuryProjection {
     const NAME: &'static str = "treasury";
-    const VERSION: u32 = 1;
-
-    fn wants(event_type: &str) -> bool {
-        matches!(
-            event_type,
-            "AgencyConfigured"
-                | "FeeSchedulePublished"
-                | "FeeAssessed"
-                | "AssessmentCancelled"
-                | "PaymentReceived"
-                | "RemittedToTreasury"
-        )
-    }
+    const VERSION: u32 = 2;
+    const EVENT_TYPES: &'static [&'static str] =
+        &["AgencyConfigured", "FeeSchedulePublished", "PaymentReceived", "RemittedToTreasury"];
 
     /// A rebuild applies the fee rules and agency settings as they are known *now*: every
     /// published schedule version (a correction published today changes the split of last
-    /// month's payments) and each agency's latest configuration.
-    async fn prepare(
-        &self,
-        docs: &mut Documents,
-        store: &feeledger_infrastructure::event_store::EventStore,
-    ) -> Result<(), ProjectionError> {
+    /// month's payments) and each agency's newest configuration.
+    async fn prepare(&self, docs: &mut Documents, store: &EventStore) -> Result<(), ProjectionError> {
         let mut schedules: BTreeMap<String, ScheduleDoc> = BTreeMap::new();
         for event in store.events_of_type("FeeSchedulePublished").await? {
             if let LedgerEvent::FeeSchedulePublished(published) = LedgerEvent::decode(&event)? {
@@ -130,11 +125,11 @@ impl Projection for TreasuryProjection {
             }
         }
         for (agency, schedule) in schedules {
-            docs.put(&format!("schedule/{agency}"), &schedule)?;
+            docs.put(&format!("schedule/{agency}"), schedule)?;
         }
         for event in store.events_of_type("AgencyConfigured").await? {
             if let LedgerEvent::AgencyConfigured(agency) = LedgerEvent::decode(&event)? {
-                docs.put(&format!("agency/{}", agency.agency_code), &AgencyDoc::of(&agency))?;
+                docs.put(&format!("agency/{}", agency.agency_code), AgencyDoc::of(&agency))?;
             }
         }
         Ok(())
@@ -143,145 +138,119 @@ impl Projection for TreasuryProjection {
     async fn apply(
         &self,
         docs: &mut Documents,
-        event: &RecordedEvent,
+        event: &LeanEvent,
         decoded: &LedgerEvent,
     ) -> Result<(), ProjectionError> {
         match decoded {
             LedgerEvent::AgencyConfigured(agency) => {
                 let key = format!("agency/{}", agency.agency_code);
-                let newer =
-                    docs.get::<AgencyDoc>(&key).await?.is_none_or(|known| known.configured_at <= agency.configured_at);
+                let newer = docs
+                    .read::<AgencyDoc, _>(&key, |known| known.is_none_or(|k| k.configured_at <= agency.configured_at))
+                    .await?;
                 if newer {
-                    docs.put(&key, &AgencyDoc::of(agency))?;
+                    docs.put(&key, AgencyDoc::of(agency))?;
                 }
                 Ok(())
             }
             LedgerEvent::FeeSchedulePublished(published) => {
                 let key = format!("schedule/{}", published.schedule.agency_code);
-                let mut schedule: ScheduleDoc = docs.get(&key).await?.unwrap_or_default();
-                // Already known when the generation was prepared from the whole log.
-                if !schedule.versions.iter().any(|v| v.version == published.schedule.version) {
-                    schedule.versions.push(published.schedule.clone());
-                    docs.put(&key, &schedule)?;
+                docs.update(&key, ScheduleDoc::default, |schedule| {
+                    // Already known when the generation was prepared from the whole log.
+                    if !schedule.versions.iter().any(|v| v.version == published.schedule.version) {
+                        schedule.versions.push(published.schedule.clone());
+                    }
+                })
+                .await
+            }
+            LedgerEvent::Case(CaseEvent::PaymentReceived(payment)) if !payment.allocation.is_empty() => {
+                let Some(case) = case_of(event) else { return Ok(()) };
+                let agency = case.agency();
+                let day = vietnam_time::date_of(payment.received_at);
+                let retains = docs
+                    .read::<AgencyDoc, _>(&format!("agency/{agency}"), |a| a.is_some_and(|a| a.retains_fees))
+                    .await?;
+                let schedule_key = format!("schedule/{agency}");
+                for paid in &payment.allocation {
+                    let split = docs
+                        .read::<ScheduleDoc, _>(&schedule_key, |s| {
+                            split_for(s, retains, day, &paid.fee_code, paid.kind, paid.amount)
+                        })
+                        .await?;
+                    let fee_name = docs
+                        .read::<ScheduleDoc, _>(&schedule_key, |s| {
+                            s.and_then(|s| s.in_force_on(day))
+                                .and_then(|v| v.rule(&paid.fee_code))
+                                .map(|r| r.name.clone())
+                        })
+                        .await?
+                        .unwrap_or_else(|| paid.fee_code.to_string());
+                    let new_day = || DayDoc {
+                        fee_name,
+                        kind: paid.kind,
+                        collected: Vnd::ZERO,
+                        retained: Vnd::ZERO,
+                        payable: Vnd::ZERO,
+                        remitted: Vnd::ZERO,
+                    };
+                    docs.update(&day_key(&agency, day, &paid.fee_code), new_day, |d| {
+                        d.collected = add(d.collected, paid.amount);
+                        d.retained = add(d.retained, split.retained);
+                        d.payable = add(d.payable, split.to_budget);
+                    })
+                    .await?;
                 }
-                Ok(())
-            }
-            LedgerEvent::Case(CaseEvent::FeeAssessed(assessed)) => {
-                let doc = CaseDoc {
-                    agency: assessed.agency_code.clone(),
-                    paid: vec![Vnd::ZERO; assessed.lines.len()],
-                    lines: assessed.lines.clone(),
-                    cancelled: false,
-                    allocations: Vec::new(),
-                };
-                docs.put(&format!("case/{}", assessed.case_code), &doc)
-            }
-            LedgerEvent::Case(CaseEvent::AssessmentCancelled(_)) => {
-                let key = case_key(event);
-                if let Some(mut case) = docs.get::<CaseDoc>(&key).await? {
-                    case.cancelled = true;
-                    docs.put(&key, &case)?;
-                }
-                Ok(())
-            }
-            LedgerEvent::Case(CaseEvent::PaymentReceived(payment)) => {
-                self.collect(docs, event, payment.amount, payment.received_at).await
+                let code = case.to_string();
+                docs.update(&format!("unremitted/{agency}/{day}"), UnremittedDoc::default, |u| {
+                    if !u.cases.contains(&code) {
+                        u.cases.push(code);
+                    }
+                })
+                .await
             }
             LedgerEvent::Case(CaseEvent::RemittedToTreasury(remitted)) => {
-                let key = case_key(event);
-                let Some(mut case) = docs.get::<CaseDoc>(&key).await? else { return Ok(()) };
+                let Some(case) = case_of(event) else { return Ok(()) };
+                let agency = case.agency();
+                let code = case.to_string();
                 for line in &remitted.lines {
-                    let day = day_key(&case.agency, line.collected_on, &line.fee_code);
-                    if let Some(mut doc) = docs.get::<DayDoc>(&day).await? {
-                        doc.remitted = add(doc.remitted, line.to_budget);
-                        docs.put(&day, &doc)?;
+                    let key = day_key(&agency, line.collected_on, &line.fee_code);
+                    let remitted_line = line.to_budget;
+                    let new_day = || DayDoc {
+                        fee_name: line.fee_code.to_string(),
+                        kind: line.kind,
+                        collected: Vnd::ZERO,
+                        retained: Vnd::ZERO,
+                        payable: Vnd::ZERO,
+                        remitted: Vnd::ZERO,
+                    };
+                    docs.update(&key, new_day, |d| d.remitted = add(d.remitted, remitted_line)).await?;
+                    let index = format!("unremitted/{agency}/{}", line.collected_on);
+                    let emptied = docs
+                        .update(&index, UnremittedDoc::default, |u| {
+                            u.cases.retain(|c| *c != code);
+                            u.cases.is_empty()
+                        })
+                        .await?;
+                    if emptied {
+                        docs.delete(&index);
                     }
                 }
-                for allocation in case.allocations.iter_mut().filter(|a| a.collected_on <= remitted.up_to) {
-                    allocation.remitted = true;
-                }
-                let code = event.stream_id.trim_start_matches(feeledger_infrastructure::codec::CASE_STREAM_PREFIX);
-                if case.allocations.iter().all(|a| a.remitted) {
-                    docs.delete(&format!("unremitted/{}/{code}", case.agency));
-                }
-                let batch_key =
-                    format!("remittance/{}/{}/{}", case.agency, remitted.remitted_on, remitted.remittance_id);
-                let mut batch = docs.get::<RemittanceSummary>(&batch_key).await?.unwrap_or(RemittanceSummary {
+                let batch_key = format!("remittance/{agency}/{}/{}", remitted.remitted_on, remitted.remittance_id);
+                let new_batch = || RemittanceSummary {
                     remittance_id: remitted.remittance_id,
                     voucher_number: remitted.voucher_number.clone(),
                     remitted_on: remitted.remitted_on,
                     up_to: remitted.up_to,
                     amount: Vnd::ZERO,
                     cases: 0,
-                });
-                batch.amount = add(batch.amount, remitted.to_budget);
-                batch.cases += 1;
-                docs.put(&batch_key, &batch)?;
-                docs.put(&key, &case)
+                };
+                docs.update(&batch_key, new_batch, |b| {
+                    b.amount = add(b.amount, remitted.to_budget);
+                    b.cases += 1;
+                })
+                .await
             }
             _ => Ok(()),
         }
-    }
-}
-
-fn case_key(event: &RecordedEvent) -> String {
-    format!("case/{}", event.stream_id.trim_start_matches(feeledger_infrastructure::codec::CASE_STREAM_PREFIX))
-}
-
-impl TreasuryProjection {
-    /// Allocates a payment to the case's lines and books what each line received on the day.
-    async fn collect(
-        &self,
-        docs: &mut Documents,
-        event: &RecordedEvent,
-        amount: Vnd,
-        received_at: DateTime<Utc>,
-    ) -> Result<(), ProjectionError> {
-        let key = case_key(event);
-        let Some(mut case) = docs.get::<CaseDoc>(&key).await? else { return Ok(()) };
-        if case.cancelled {
-            // Money on a cancelled case is not a collected fee: it waits to be refunded.
-            return Ok(());
-        }
-        let collected_on = vietnam_time::date_of(received_at);
-        let agency = case.agency.clone();
-        let retains = docs.get::<AgencyDoc>(&format!("agency/{agency}")).await?.is_some_and(|a| a.retains_fees);
-        let schedule: ScheduleDoc = docs.get(&format!("schedule/{agency}")).await?.unwrap_or_default();
-        let history = schedule.versions.iter().fold(FeeSchedule::default(), |s, v| {
-            s.evolve(&feeledger_domain::fee_schedule::FeeSchedulePublished { schedule: v.clone() })
-        });
-        let rule = history.in_force_on(collected_on);
-        let shares: Vec<LineShare> = allocation::allocate(&case.lines, &mut case.paid, amount).shares;
-        for share in shares {
-            let Some(line) = case.lines.get(share.line) else { continue };
-            let split = split_collection(line.kind, share.amount, retains, retention_in(rule, &line.fee_code));
-            case.allocations.push(AllocationDoc {
-                collected_on,
-                line: share.line,
-                collected: share.amount,
-                retained: split.retained,
-                payable: split.to_budget,
-                remitted: false,
-            });
-            let day = day_key(&agency, collected_on, &line.fee_code);
-            let mut doc = docs.get::<DayDoc>(&day).await?.unwrap_or(DayDoc {
-                fee_name: line.name.clone(),
-                kind: line.kind,
-                collected: Vnd::ZERO,
-                retained: Vnd::ZERO,
-                payable: Vnd::ZERO,
-                remitted: Vnd::ZERO,
-            });
-            doc.collected = add(doc.collected, share.amount);
-            doc.retained = add(doc.retained, split.retained);
-            doc.payable = add(doc.payable, split.to_budget);
-            docs.put(&day, &doc)?;
-        }
-        let code = event.stream_id.trim_start_matches(feeledger_infrastructure::codec::CASE_STREAM_PREFIX);
-        if case.allocations.iter().any(|a| !a.remitted) {
-            docs.put(&format!("unremitted/{agency}/{code}"), &true)?;
-        }
-        docs.put(&key, &case)
     }
 }
 
@@ -314,6 +283,10 @@ pub struct Remittance {
     pub cases: u32,
 }
 
+fn doc_error(key: &str, error: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Document { projection: TreasuryProjection::NAME, key: key.to_owned(), reason: error.to_string() }
+}
+
 impl TreasuryReports {
     pub fn new(docs: DocumentStore) -> Self {
         TreasuryReports { docs }
@@ -327,13 +300,16 @@ impl TreasuryReports {
         let rows = self.docs.range(TreasuryProjection::NAME, from, to).await?;
         rows.into_iter()
             .map(|(key, value)| {
-                serde_json::from_value(value).map(|doc| (key.clone(), doc)).map_err(|e| ProjectionError::Document {
-                    projection: TreasuryProjection::NAME,
-                    key,
-                    reason: e.to_string(),
-                })
+                serde_json::from_value(value).map(|doc| (key.clone(), doc)).map_err(|e| doc_error(&key, e))
             })
             .collect()
+    }
+
+    async fn doc<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Result<Option<T>, ProjectionError> {
+        match self.docs.get(TreasuryProjection::NAME, key).await? {
+            None => Ok(None),
+            Some(value) => serde_json::from_value(value).map(Some).map_err(|e| doc_error(key, e)),
+        }
     }
 
     /// The report of `agency` for collections from `from` to `to` (Vietnamese days, inclusive).
@@ -344,13 +320,7 @@ impl TreasuryReports {
         to: NaiveDate,
         today: NaiveDate,
     ) -> Result<TreasuryReport, ProjectionError> {
-        let agency_name = self
-            .docs
-            .get(TreasuryProjection::NAME, &format!("agency/{agency}"))
-            .await?
-            .and_then(|v| serde_json::from_value::<AgencyDoc>(v).ok())
-            .map(|a| a.name)
-            .unwrap_or_default();
+        let agency_name = self.doc::<AgencyDoc>(&format!("agency/{agency}")).await?.map(|a| a.name).unwrap_or_default();
         let mut rows: BTreeMap<(FeeKind, String), TreasuryRow> = BTreeMap::new();
         let mut oldest: Option<OldestUnremitted> = None;
         // Every day up to `to`: the period's rows, and the oldest money still owed at all.
@@ -360,7 +330,7 @@ impl TreasuryReports {
             let (Some(fee), Some(date)) = (parts.next(), parts.next()) else { continue };
             let Ok(collected_on) = date.parse::<NaiveDate>() else { continue };
             let unpaid = day.payable.excess_over(day.remitted);
-            if !unpaid.is_zero() && oldest.is_none() {
+            if !unpaid.is_zero() && oldest.as_ref().is_none_or(|o| collected_on < o.collected_on) {
                 let due_on = remittance_due(collected_on);
                 oldest = Some(OldestUnremitted {
                     collected_on,
@@ -404,42 +374,62 @@ impl TreasuryReports {
         Ok(report)
     }
 
-    /// What each case still has to remit for collections up to `up_to`, grouped per day and fee.
-    pub async fn payable_up_to(
-        &self,
-        agency: &AgencyCode,
-        up_to: NaiveDate,
-    ) -> Result<Vec<(CaseCode, Vec<RemittedLine>)>, ProjectionError> {
-        let index: Vec<(String, bool)> =
-            self.range(&format!("unremitted/{agency}/"), &format!("unremitted/{agency}/~")).await?;
-        let mut out = Vec::new();
-        for (key, _) in index {
-            let Some(code) = key.rsplit('/').next() else { continue };
-            let Some(value) = self.docs.get(TreasuryProjection::NAME, &format!("case/{code}")).await? else { continue };
-            let case: CaseDoc = serde_json::from_value(value).map_err(|e| doc_error(code, e))?;
-            let mut grouped: BTreeMap<(NaiveDate, usize), RemittedLine> = BTreeMap::new();
-            for a in case.allocations.iter().filter(|a| !a.remitted && a.collected_on <= up_to) {
-                let Some(line) = case.lines.get(a.line) else { continue };
-                let entry = grouped.entry((a.collected_on, a.line)).or_insert(RemittedLine {
-                    collected_on: a.collected_on,
-                    fee_code: line.fee_code.clone(),
-                    kind: line.kind,
-                    to_budget: Vnd::ZERO,
-                    retained: Vnd::ZERO,
-                });
-                entry.to_budget = add(entry.to_budget, a.payable);
-                entry.retained = add(entry.retained, a.retained);
-            }
-            if !grouped.is_empty() {
-                out.push((CaseCode::parse(code).map_err(|e| doc_error(code, e))?, grouped.into_values().collect()));
+    /// The cases with money collected up to `up_to` that is not remitted yet.
+    async fn unremitted_cases(&self, agency: &AgencyCode, up_to: NaiveDate) -> Result<Vec<CaseCode>, ProjectionError> {
+        let days: Vec<(String, UnremittedDoc)> =
+            self.range(&format!("unremitted/{agency}/"), &format!("unremitted/{agency}/{up_to}~")).await?;
+        let mut cases: Vec<CaseCode> = Vec::new();
+        for (key, day) in days {
+            for code in day.cases {
+                let code = CaseCode::parse(&code).map_err(|e| doc_error(&key, e))?;
+                if !cases.contains(&code) {
+                    cases.push(code);
+                }
             }
         }
-        Ok(out)
+        Ok(cases)
     }
 }
 
-fn doc_error(key: &str, error: impl std::fmt::Display) -> ProjectionError {
-    ProjectionError::Document { projection: TreasuryProjection::NAME, key: key.to_owned(), reason: error.to_string() }
+/// What each case still has to remit for collections up to `up_to`, per day and fee line,
+/// split by the rules as known now. Read from the cases' own streams (a remittance is rare).
+pub async fn payable_up_to(
+    ledger: &Ledger,
+    reports: &TreasuryReports,
+    agency: &AgencyCode,
+    up_to: NaiveDate,
+) -> Result<Vec<(CaseCode, Vec<RemittedLine>)>, RemitError> {
+    let schedule = ScheduleDoc { versions: ledger.fee_schedule(agency).await?.versions().to_vec() };
+    let retains = ledger.agency(agency).await?.current.is_some_and(|a| a.retains_fees);
+    let mut out = Vec::new();
+    for code in reports.unremitted_cases(agency, up_to).await? {
+        let record = ledger.load_case(&code).await?;
+        // A remittance covers everything collected up to its day.
+        let remitted_through = record.state.remittances.iter().map(|r| r.up_to).max();
+        let mut grouped: BTreeMap<(NaiveDate, usize), RemittedLine> = BTreeMap::new();
+        for payment in &record.state.payments {
+            let day = vietnam_time::date_of(payment.received_at);
+            if day > up_to || remitted_through.is_some_and(|through| day <= through) {
+                continue;
+            }
+            for paid in &payment.allocation {
+                let split = split_for(Some(&schedule), retains, day, &paid.fee_code, paid.kind, paid.amount);
+                let entry = grouped.entry((day, paid.line)).or_insert(RemittedLine {
+                    collected_on: day,
+                    fee_code: paid.fee_code.clone(),
+                    kind: paid.kind,
+                    to_budget: Vnd::ZERO,
+                    retained: Vnd::ZERO,
+                });
+                entry.to_budget = add(entry.to_budget, split.to_budget);
+                entry.retained = add(entry.retained, split.retained);
+            }
+        }
+        if !grouped.is_empty() {
+            out.push((code, grouped.into_values().collect()));
+        }
+    }
+    Ok(out)
 }
 
 /// A deposit to the treasury, as finance staff enter it.
@@ -469,11 +459,11 @@ pub async fn remit(
     if voucher.is_empty() || voucher.chars().count() > 50 {
         return Err(RemitError::BadVoucher);
     }
-    let cases = reports.payable_up_to(agency, up_to).await?;
-    let expected = Vnd::sum(cases.iter().flat_map(|(_, lines)| lines.iter().map(|l| l.to_budget))).unwrap_or(Vnd::ZERO);
-    if expected.is_zero() && cases.is_empty() {
+    let cases = payable_up_to(ledger, reports, agency, up_to).await?;
+    if cases.is_empty() {
         return Err(RemitError::NothingPayable(up_to));
     }
+    let expected = Vnd::sum(cases.iter().flat_map(|(_, lines)| lines.iter().map(|l| l.to_budget))).unwrap_or(Vnd::ZERO);
     if expected != amount {
         return Err(RemitError::AmountMismatch { given: amount, expected, up_to });
     }

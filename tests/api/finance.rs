@@ -269,11 +269,13 @@ async fn a_corrected_retention_rate_and_a_rebuild_under_load_give_the_new_number
         let started = app
             .graphql_ok(
                 &app.admin(),
-                "mutation { rebuildProjection(name: \"treasury\") { name rebuilding } }",
+                "mutation { rebuildProjection(name: \"treasury\") { name generation rebuilding } }",
                 json!({}),
             )
             .await;
-        assert_eq!(started["rebuildProjection"]["rebuilding"], true);
+        // A small log may be rebuilt and swapped in before the mutation reads the status back.
+        let started = &started["rebuildProjection"];
+        assert!(started["rebuilding"] == true || started["generation"].as_i64() >= Some(2), "{started:#}");
         let finished =
             progress.until(PATIENCE, |p| p["data"]["projectionProgress"]["progress"]["finished"] == true).await;
         assert!(finished["data"]["projectionProgress"]["generation"].as_i64().unwrap() >= 2, "{finished:#}");

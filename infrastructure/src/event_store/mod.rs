@@ -58,6 +58,8 @@ pub enum StoreError {
     },
     #[error("migrating the database failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Schema(String),
 }
 
 impl StoreError {
@@ -161,6 +163,37 @@ impl RecordedEvent {
     }
 }
 
+/// What the audit needs of an event to check the log's structure: where it is, when it was
+/// recorded and its stored hash (no payload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub position: i64,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub hash: Vec<u8>,
+}
+
+/// An event as a read model reads it: where it is in the log and its payload as the stored
+/// JSON text, left unparsed so that the reader parses it once, straight into its type
+/// (`LedgerEvent::decode_lean`). No metadata, no hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeanEvent {
+    pub position: i64,
+    pub transaction_id: i64,
+    pub stream_id: String,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl LeanEvent {
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint { transaction_id: self.transaction_id, position: self.position }
+    }
+}
+
 mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -188,6 +221,17 @@ impl Checkpoint {
 impl fmt::Display for Checkpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.transaction_id, self.position)
+    }
+}
+
+/// Parses the `transaction:position` form that `Display` writes (API cursors).
+impl std::str::FromStr for Checkpoint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (transaction, position) = text.split_once(':').ok_or("expected transaction:position")?;
+        let number = |part: &str| part.parse::<i64>().ok().filter(|n| *n >= 0).ok_or("not a non-negative number");
+        Ok(Checkpoint { transaction_id: number(transaction)?, position: number(position)? })
     }
 }
 
@@ -343,6 +387,12 @@ impl EventStore {
         dispatch!(self, s => s.migrate().await)
     }
 
+    /// Checks, without changing anything, that the schema is as migrated as this build needs:
+    /// for a node running as a role that may not migrate (see migration 0005).
+    pub async fn check_schema(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.check_schema().await)
+    }
+
     /// Appends `events` to `stream_id` atomically, if the stream is at `expected`.
     /// With an idempotency key, a repeated request appends nothing and reports `AlreadyDone`.
     pub async fn append(
@@ -393,6 +443,45 @@ impl EventStore {
     pub async fn read_all(&self, after: Checkpoint, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let limit = limit.clamp(1, READ_BATCH_MAX);
         dispatch!(self, s => s.read_all(after, limit).await)
+    }
+
+    /// Like [`EventStore::read_all`], only events of `types` (a reader that needs a few types
+    /// skips the rest in the database), as [`LeanEvent`]s (read models use the payload only).
+    /// The same checkpoints: resuming never skips a wanted event.
+    pub async fn read_all_of_types(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+        types: &[&str],
+    ) -> Result<Vec<LeanEvent>, StoreError> {
+        let limit = limit.clamp(1, READ_BATCH_MAX);
+        dispatch!(self, s => s.read_all_of_types(after, limit, types).await)
+    }
+
+    /// Up to `limit` events after `after_position`, in global position order, with no read
+    /// barrier: for the audit, which checks what is stored rather than following commits.
+    pub async fn read_by_position(&self, after_position: i64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let limit = limit.clamp(1, READ_BATCH_MAX);
+        dispatch!(self, s => s.read_by_position(after_position, limit).await)
+    }
+
+    /// Up to `limit` audit entries after `after_position`, in global position order.
+    pub async fn audit_entries(&self, after_position: i64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        dispatch!(self, s => s.audit_entries(after_position, limit.max(1)).await)
+    }
+
+    /// The audit entries of the events recorded in `[from, to)`, in global position order.
+    pub async fn audit_entries_recorded_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        dispatch!(self, s => s.audit_entries_recorded_between(from, to).await)
+    }
+
+    /// How many events of `types` there are.
+    pub async fn count_of_types(&self, types: &[&str]) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.count_of_types(types).await)
     }
 
     /// The newest readable checkpoint.
@@ -584,6 +673,21 @@ pub(crate) fn check_expected(stream_id: &str, expected: ExpectedVersion, actual:
     } else {
         Err(StoreError::Conflict { stream_id: stream_id.to_owned(), expected })
     }
+}
+
+/// Compares the schema version found with the one this build needs.
+fn schema_is_current(found: Result<Option<i64>, sqlx::Error>, wanted: i64) -> Result<(), StoreError> {
+    let current = found
+        .map_err(|e| {
+            StoreError::Schema(format!("cannot read the schema version ({e}); run `feeledger migrate` first"))
+        })?
+        .unwrap_or(0);
+    if current < wanted {
+        return Err(StoreError::Schema(format!(
+            "the database schema is at version {current} and this build needs {wanted}: run `feeledger migrate` as the schema owner"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

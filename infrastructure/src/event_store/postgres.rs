@@ -11,8 +11,8 @@ use tokio::sync::broadcast;
 
 use super::hash_chain::GENESIS;
 use super::{
-    AppendOutcome, Appended, Checkpoint, ExpectedVersion, IdempotencyKey, NewEvent, RecordedEvent, StoreError,
-    StoreHead, StoreNotice, StoreOptions, chain_rows, check_expected, map_append_error,
+    AppendOutcome, Appended, AuditEntry, Checkpoint, ExpectedVersion, IdempotencyKey, LeanEvent, NewEvent,
+    RecordedEvent, StoreError, StoreHead, StoreNotice, StoreOptions, chain_rows, check_expected, map_append_error,
 };
 
 /// A transaction left idle (a crashed client, a debugger) would hold the read barrier back for
@@ -21,6 +21,13 @@ const IDLE_IN_TRANSACTION_TIMEOUT_MS: &str = "15000";
 
 const EVENT_COLUMNS: &str = "global_position, transaction_id::text::bigint AS transaction_id, stream_id, \
      stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash";
+
+/// For the audit's structural checks: no payload.
+const AUDIT_COLUMNS: &str = "global_position, stream_id, stream_version, recorded_at, hash";
+
+/// For readers that use only the payload (projections): metadata and hash are left out.
+const LEAN_COLUMNS: &str = "global_position, transaction_id::text::bigint AS transaction_id, stream_id, \
+     event_type, schema_version, payload::text AS payload, recorded_at";
 
 #[derive(Debug, Clone)]
 pub struct PostgresEventStore {
@@ -60,6 +67,13 @@ impl PostgresEventStore {
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("../migrations/postgres").run(&self.pool).await?;
         Ok(())
+    }
+
+    pub(super) async fn check_schema(&self) -> Result<(), StoreError> {
+        let wanted = sqlx::migrate!("../migrations/postgres").iter().map(|m| m.version).max().unwrap_or(0);
+        let found =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(&self.pool).await;
+        super::schema_is_current(found, wanted)
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
@@ -194,7 +208,7 @@ impl PostgresEventStore {
             "SELECT {EVENT_COLUMNS} FROM events \
              WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-             ORDER BY transaction_id, global_position LIMIT $3"
+             ORDER BY events.transaction_id, events.global_position LIMIT $3"
         );
         let rows = sqlx::query(&sql)
             .bind(after.transaction_id.to_string())
@@ -210,7 +224,7 @@ impl PostgresEventStore {
         let last: Option<(i64, i64)> = sqlx::query_as(
             "SELECT transaction_id::text::bigint, global_position FROM events \
              WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-             ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+             ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1",
         )
         .fetch_optional(&self.pool)
         .await
@@ -222,12 +236,85 @@ impl PostgresEventStore {
     pub(super) async fn committed_checkpoint(&self) -> Result<Checkpoint, StoreError> {
         let last: Option<(i64, i64)> = sqlx::query_as(
             "SELECT transaction_id::text::bigint, global_position FROM events \
-             ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+             ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1",
         )
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::db("reading the newest committed event"))?;
         Ok(last.map_or(Checkpoint::START, |(transaction_id, position)| Checkpoint { transaction_id, position }))
+    }
+
+    pub(super) async fn read_all_of_types(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+        types: &[&str],
+    ) -> Result<Vec<LeanEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {LEAN_COLUMNS} FROM events \
+             WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
+               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+               AND event_type = ANY($4) \
+             ORDER BY events.transaction_id, events.global_position LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after.transaction_id.to_string())
+            .bind(after.position)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(types)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("reading events of some types"))?;
+        rows.iter().map(decode_lean).collect()
+    }
+
+    pub(super) async fn read_by_position(&self, after: i64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2");
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("reading events by position"))?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub(super) async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2");
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("reading audit entries"))?;
+        rows.iter().map(decode_audit_entry).collect()
+    }
+
+    pub(super) async fn audit_entries_recorded_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM events WHERE recorded_at >= $1 AND recorded_at < $2 ORDER BY global_position"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("reading the audit entries of a period"))?;
+        rows.iter().map(decode_audit_entry).collect()
+    }
+
+    pub(super) async fn count_of_types(&self, types: &[&str]) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = ANY($1)")
+            .bind(types)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::db("counting events of some types"))
     }
 
     pub(super) async fn head(&self) -> Result<StoreHead, StoreError> {
@@ -443,6 +530,32 @@ async fn insert_events<'e>(
     .bind(new_version)
     .fetch_all(executor)
     .await
+}
+
+fn decode_lean(row: &PgRow) -> Result<LeanEvent, StoreError> {
+    let position: i64 = row.try_get("global_position").map_err(StoreError::db("decoding an event"))?;
+    let corrupt = |e: sqlx::Error| StoreError::Corrupt { position, reason: e.to_string() };
+    Ok(LeanEvent {
+        position,
+        transaction_id: row.try_get("transaction_id").map_err(corrupt)?,
+        stream_id: row.try_get("stream_id").map_err(corrupt)?,
+        event_type: row.try_get("event_type").map_err(corrupt)?,
+        schema_version: row.try_get("schema_version").map_err(corrupt)?,
+        payload: row.try_get("payload").map_err(corrupt)?,
+        recorded_at: row.try_get("recorded_at").map_err(corrupt)?,
+    })
+}
+
+fn decode_audit_entry(row: &PgRow) -> Result<AuditEntry, StoreError> {
+    let position: i64 = row.try_get("global_position").map_err(StoreError::db("decoding an audit entry"))?;
+    let corrupt = |e: sqlx::Error| StoreError::Corrupt { position, reason: e.to_string() };
+    Ok(AuditEntry {
+        position,
+        stream_id: row.try_get("stream_id").map_err(corrupt)?,
+        stream_version: row.try_get("stream_version").map_err(corrupt)?,
+        recorded_at: row.try_get("recorded_at").map_err(corrupt)?,
+        hash: row.try_get("hash").map_err(corrupt)?,
+    })
 }
 
 fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {

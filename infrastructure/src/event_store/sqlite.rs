@@ -14,12 +14,19 @@ use tokio::sync::broadcast;
 
 use super::hash_chain::{GENESIS, timestamp_text};
 use super::{
-    AppendOutcome, Appended, Checkpoint, ExpectedVersion, IdempotencyKey, NewEvent, RecordedEvent, StoreError,
-    StoreHead, StoreNotice, StoreOptions, chain_rows, check_expected, map_append_error,
+    AppendOutcome, Appended, AuditEntry, Checkpoint, ExpectedVersion, IdempotencyKey, LeanEvent, NewEvent,
+    RecordedEvent, StoreError, StoreHead, StoreNotice, StoreOptions, chain_rows, check_expected, map_append_error,
 };
 
 const EVENT_COLUMNS: &str = "global_position, transaction_id, stream_id, stream_version, event_id, event_type, \
      schema_version, payload, metadata, recorded_at, hash";
+
+/// For the audit's structural checks: no payload.
+const AUDIT_COLUMNS: &str = "global_position, stream_id, stream_version, recorded_at, hash";
+
+/// For readers that use only the payload (projections): metadata and hash are left out.
+const LEAN_COLUMNS: &str =
+    "global_position, transaction_id, stream_id, event_type, schema_version, payload, recorded_at";
 
 #[derive(Debug, Clone)]
 pub struct SqliteEventStore {
@@ -67,6 +74,13 @@ impl SqliteEventStore {
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?;
         Ok(())
+    }
+
+    pub(super) async fn check_schema(&self) -> Result<(), StoreError> {
+        let wanted = sqlx::migrate!("../migrations/sqlite").iter().map(|m| m.version).max().unwrap_or(0);
+        let found =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(&self.pool).await;
+        super::schema_is_current(found, wanted)
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
@@ -225,6 +239,77 @@ impl SqliteEventStore {
     /// One writer: what is committed is readable.
     pub(super) async fn committed_checkpoint(&self) -> Result<Checkpoint, StoreError> {
         self.last_checkpoint().await
+    }
+
+    pub(super) async fn read_all_of_types(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+        types: &[&str],
+    ) -> Result<Vec<LeanEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {LEAN_COLUMNS} FROM events WHERE (transaction_id, global_position) > ($1, $2) \
+             AND event_type IN (SELECT value FROM json_each($4)) \
+             ORDER BY transaction_id, global_position LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after.transaction_id)
+            .bind(after.position)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(serde_json::to_string(types).unwrap_or_else(|_| "[]".into()))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("reading events of some types"))?;
+        rows.iter().map(decode_lean).collect()
+    }
+
+    pub(super) async fn read_by_position(&self, after: i64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2");
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("reading events by position"))?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub(super) async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2");
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("reading audit entries"))?;
+        rows.iter().map(decode_audit_entry).collect()
+    }
+
+    pub(super) async fn audit_entries_recorded_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM events WHERE recorded_at >= $1 AND recorded_at < $2 ORDER BY global_position"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(timestamp_text(from))
+            .bind(timestamp_text(to))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("reading the audit entries of a period"))?;
+        rows.iter().map(decode_audit_entry).collect()
+    }
+
+    pub(super) async fn count_of_types(&self, types: &[&str]) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type IN (SELECT value FROM json_each($1))")
+            .bind(serde_json::to_string(types).unwrap_or_else(|_| "[]".into()))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::db("counting events of some types"))
     }
 
     pub(super) async fn head(&self) -> Result<StoreHead, StoreError> {
@@ -406,6 +491,38 @@ async fn insert_events(
     Ok(last_position)
 }
 
+fn decode_lean(row: &SqliteRow) -> Result<LeanEvent, StoreError> {
+    let position: i64 = row.try_get("global_position").map_err(StoreError::db("decoding an event"))?;
+    let corrupt = |reason: String| StoreError::Corrupt { position, reason };
+    let text = |column: &str| row.try_get::<String, _>(column).map_err(|e| corrupt(e.to_string()));
+    Ok(LeanEvent {
+        position,
+        transaction_id: row.try_get("transaction_id").map_err(|e| corrupt(e.to_string()))?,
+        stream_id: text("stream_id")?,
+        event_type: text("event_type")?,
+        schema_version: row.try_get("schema_version").map_err(|e| corrupt(e.to_string()))?,
+        payload: text("payload")?,
+        recorded_at: parse_recorded_at(&text("recorded_at")?).map_err(corrupt)?,
+    })
+}
+
+fn parse_recorded_at(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("recorded_at: {e}"))
+}
+
+fn decode_audit_entry(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
+    let position: i64 = row.try_get("global_position").map_err(StoreError::db("decoding an audit entry"))?;
+    let corrupt = |reason: String| StoreError::Corrupt { position, reason };
+    let text = |column: &str| row.try_get::<String, _>(column).map_err(|e| corrupt(e.to_string()));
+    Ok(AuditEntry {
+        position,
+        stream_id: text("stream_id")?,
+        stream_version: row.try_get("stream_version").map_err(|e| corrupt(e.to_string()))?,
+        recorded_at: parse_recorded_at(&text("recorded_at")?).map_err(corrupt)?,
+        hash: row.try_get("hash").map_err(|e| corrupt(e.to_string()))?,
+    })
+}
+
 fn decode(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     let position: i64 = row.try_get("global_position").map_err(StoreError::db("decoding an event"))?;
     let corrupt = |reason: String| StoreError::Corrupt { position, reason };
@@ -421,9 +538,7 @@ fn decode(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
         schema_version: row.try_get("schema_version").map_err(|e| corrupt(e.to_string()))?,
         payload: json("payload")?,
         metadata: json("metadata")?,
-        recorded_at: DateTime::parse_from_rfc3339(&text("recorded_at")?)
-            .map_err(|e| corrupt(format!("recorded_at: {e}")))?
-            .with_timezone(&Utc),
+        recorded_at: parse_recorded_at(&text("recorded_at")?).map_err(corrupt)?,
         hash: row.try_get("hash").map_err(|e| corrupt(e.to_string()))?,
     })
 }

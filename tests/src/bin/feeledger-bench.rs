@@ -38,6 +38,20 @@ enum Bench {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Fills a database with realistic events fast: each case's whole life is decided in memory
+    /// by the domain (assessed, QR issued, paid in one or two parts, sometimes overpaid) and
+    /// appended as one stream, from concurrent clients.
+    Generate {
+        #[arg(long, env = "FEELEDGER_DATABASE_URL")]
+        database_url: String,
+        /// Stop after about this many events.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 20)]
+        agencies: u32,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+    },
     /// VietQR payload encoding plus SVG rendering, one at a time, against encoding the QR matrix
     /// alone (the `qrcode` crate's own work) as the baseline.
     QrRender {
@@ -124,6 +138,156 @@ async fn appends(database_url: &str, clients: usize, seconds: u64) -> anyhow::Re
             "events": count, "seconds": elapsed, "events_per_sec": (count as f64 / elapsed).round(),
             "p50_us": stats["p50"], "p99_us": stats["p99"],
         })
+    );
+    Ok(())
+}
+
+/// The life of one case, decided by the domain: returns its events.
+fn case_life(
+    code: &feeledger_domain::codes::CaseCode,
+    schedule: &feeledger_domain::fee_schedule::FeeScheduleVersion,
+    bank: &feeledger_domain::codes::BankAccount,
+    at: chrono::DateTime<chrono::Utc>,
+    roll: u64,
+) -> anyhow::Result<Vec<feeledger_domain::case_fees::CaseEvent>> {
+    use feeledger_domain::case_fees::{self as cf, Command};
+    let fees = &schedule.fees;
+    let first = usize::try_from(roll % fees.len() as u64)?;
+    let mut lines =
+        vec![cf::FeeLineRequest { fee_code: fees[first].fee_code.clone(), quantity: 1 + u32::try_from(roll % 3)? }];
+    if roll.is_multiple_of(3) {
+        lines.push(cf::FeeLineRequest { fee_code: fees[(first + 1) % fees.len()].fee_code.clone(), quantity: 1 });
+    }
+    let mut commands = vec![
+        Command::AssessFees(cf::AssessFees {
+            case_code: code.clone(),
+            agency_code: code.agency(),
+            procedure_name: "Chứng thực bản sao từ bản chính".into(),
+            payer: feeledger_domain::payer::Payer::new("Nguyễn Văn An", Some("079201008870"))?,
+            lines,
+            schedule: schedule.clone(),
+            counter_id: Some(feeledger_domain::codes::CounterId::parse("quay-1")?),
+            now: at,
+        }),
+        Command::IssueQr(cf::IssueQr {
+            qr_id: uuid::Uuid::new_v4(),
+            counter_id: feeledger_domain::codes::CounterId::parse("quay-1")?,
+            beneficiary: bank.clone(),
+            now: at,
+            expires_at: at + chrono::Duration::minutes(15),
+        }),
+    ];
+    let pay = |key: &str, amount: Vnd, minutes: i64, channel: cf::PaymentChannel| {
+        Command::RecordPayment(cf::RecordPayment {
+            payment_id: uuid::Uuid::now_v7(),
+            idempotency_key: key.to_owned(),
+            amount,
+            channel,
+            reference: code.to_string(),
+            provider: Some("sepay".into()),
+            bank_reference: Some(format!("FT{}", roll % 1_000_000_000)),
+            qr_id: None,
+            payer_account: None,
+            received_at: at + chrono::Duration::minutes(minutes),
+        })
+    };
+    let mut state = cf::CaseFees::default();
+    let mut events = Vec::new();
+    let mut decide = |state: &mut cf::CaseFees, command: Command| -> anyhow::Result<()> {
+        for event in cf::decide(state, command)? {
+            *state = cf::evolve(std::mem::take(state), &event);
+            events.push(event);
+        }
+        Ok(())
+    };
+    for command in commands.drain(..) {
+        decide(&mut state, command)?;
+    }
+    let total = state.total();
+    match roll % 10 {
+        0 => {
+            let half = Vnd::new((total.dong() / 2000).max(1) * 1000)?;
+            decide(&mut state, pay("p1", half, 2, cf::PaymentChannel::Vietqr))?;
+            decide(&mut state, pay("p2", total.checked_sub(half)?, 20, cf::PaymentChannel::Vietqr))?;
+        }
+        1 => decide(&mut state, pay("p1", total, 1, cf::PaymentChannel::Cash))?,
+        2 => {
+            decide(&mut state, pay("p1", total, 2, cf::PaymentChannel::Vietqr))?;
+            decide(&mut state, pay("p2", total, 9, cf::PaymentChannel::Vietqr))?;
+        }
+        3 => {}
+        _ => decide(&mut state, pay("p1", total, 3, cf::PaymentChannel::Vietqr))?,
+    }
+    Ok(events)
+}
+
+async fn generate(database_url: &str, target_events: u64, agencies: u32, clients: usize) -> anyhow::Result<()> {
+    use feeledger_infrastructure::codec::{LedgerEvent, case_stream};
+    let options = StoreOptions { max_connections: u32::try_from(clients + 2)?, ..StoreOptions::default() };
+    let store = EventStore::connect(database_url, options).await?;
+    store.migrate().await?;
+    let ledger = feeledger_infrastructure::ledger::Ledger::new(store.clone());
+    let metadata = EventMetadata { actor: Some("generator".into()), ..EventMetadata::default() };
+    let mut setups = Vec::new();
+    for a in 0..agencies {
+        let agency = feeledger_domain::codes::AgencyCode::parse(&format!("G{:02}.{}", a % 100, a / 100 + 1))?;
+        let account = format!("9700{:06}", a + 1);
+        feeledger_tests::traffic::configure(&ledger, &agency, &account, &metadata).await?;
+        let schedule = ledger.schedule_in_force(&agency, chrono::Utc::now()).await?;
+        let bank = ledger
+            .agency(&agency)
+            .await?
+            .current
+            .map(|c| c.bank_account)
+            .ok_or_else(|| anyhow::anyhow!("no agency"))?;
+        setups.push((agency, schedule, bank));
+    }
+    let setups = Arc::new(setups);
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for client in 0..clients {
+        let (store, setups, written, metadata) = (store.clone(), setups.clone(), written.clone(), metadata.clone());
+        workers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while written.load(std::sync::atomic::Ordering::Relaxed) < target_events {
+                let roll = (n * clients as u64 + client as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+                let (agency, schedule, bank) = &setups[usize::try_from(roll % setups.len() as u64)?];
+                // A case code per (client, n): 30 days of October 2026, up to 9,999 cases a day.
+                let seq = n * clients as u64 + client as u64;
+                let day = 1 + (seq / 9_999) % 30;
+                let code =
+                    feeledger_domain::codes::CaseCode::parse(&format!("{agency}-2610{day:02}-{:04}", 1 + seq % 9_999))?;
+                let at = chrono::DateTime::parse_from_rfc3339(&format!("2026-10-{day:02}T02:{:02}:00Z", seq % 60))?
+                    .with_timezone(&chrono::Utc)
+                    + chrono::Duration::minutes(i64::try_from(roll % 400)?);
+                let events = case_life(&code, schedule, bank, at, roll)?;
+                let rows = events
+                    .into_iter()
+                    .map(|e| LedgerEvent::Case(e).to_new_event(&metadata))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let count = rows.len() as u64;
+                match store.append(&case_stream(&code), ExpectedVersion::NoStream, rows, None).await {
+                    Ok(_) => {
+                        written.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    // Several runs into one database reuse codes: skip the ones taken.
+                    Err(feeledger_infrastructure::event_store::StoreError::Conflict { .. }) => {}
+                    Err(other) => return Err(other.into()),
+                }
+                n += 1;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    let events = written.load(std::sync::atomic::Ordering::Relaxed);
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({ "bench": "generate", "events": events, "agencies": agencies, "seconds": seconds, "events_per_sec": (events as f64 / seconds).round() })
     );
     Ok(())
 }
@@ -316,6 +480,9 @@ fn main() -> ExitCode {
         match cli.command {
             Bench::Appends { database_url, clients, seconds } => appends(&database_url, clients, seconds).await,
             Bench::QrRender { iterations } => qr_render(iterations),
+            Bench::Generate { database_url, events, agencies, clients } => {
+                generate(&database_url, events, agencies, clients).await
+            }
             Bench::Screens { url, admin_token, officer_token, agency, screens: count, payments } => {
                 screens(&url, &admin_token, &officer_token, &agency, count, payments).await
             }
