@@ -63,7 +63,8 @@ pub async fn open_store(settings: &Settings) -> Result<EventStore, StartError> {
     let store = EventStore::connect(&settings.database_url, options)
         .await
         .map_err(|source| StartError::Database { url: url.clone(), source })?;
-    store.migrate().await.map_err(|source| StartError::Database { url, source })?;
+    let schema = if settings.migrate { store.migrate().await } else { store.check_schema().await };
+    schema.map_err(|source| StartError::Database { url, source })?;
     Ok(store)
 }
 
@@ -71,6 +72,20 @@ impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState").field("ledger", &self.ledger).finish_non_exhaustive()
     }
+}
+
+/// Seals each finished day's digest (see `feeledger_infrastructure::audit`), checking every
+/// hour. Every node may run it: only one seal per day lands.
+fn start_daily_seals(store: EventStore) {
+    tokio::spawn(async move {
+        let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            if let Err(error) = feeledger_infrastructure::audit::seal_complete_days(&store, chrono::Utc::now()).await {
+                tracing::warn!(%error, "sealing the daily digests failed; retrying in an hour");
+            }
+        }
+    });
 }
 
 #[derive(Debug)]
@@ -88,6 +103,7 @@ impl Application {
         let ledger = Ledger::new(store);
         let clock = Clock::system();
         crate::qr_expiry::start(ledger.clone(), &live, clock.clone());
+        start_daily_seals(ledger.store().clone());
         let intake = PaymentIntake::new(ledger.clone());
         let runner = Runner::new(ledger.store().clone(), Duration::from_millis(settings.live_poll_ms.max(10)));
         if settings.run_projections {

@@ -9,6 +9,7 @@ use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use feeledger_domain::codes::{AgencyCode, CaseCode, CounterId};
+use feeledger_infrastructure::audit;
 use feeledger_infrastructure::event_store::{Checkpoint, RecordedEvent, redact_url};
 use feeledger_infrastructure::ledger::{CaseRecord, Ledger};
 use feeledger_infrastructure::settings::{
@@ -92,6 +93,10 @@ struct DatabaseArgs {
     /// and kept in the database.
     #[arg(long, env = "FEELEDGER_TOKEN_SECRET", hide_env_values = true)]
     token_secret: Option<String>,
+    /// Do not migrate on start, only check the schema is current: for a node connecting as
+    /// the application role (docs/OPERATIONS.md).
+    #[arg(long, env = "FEELEDGER_NO_MIGRATE")]
+    no_migrate: bool,
 }
 
 impl DatabaseArgs {
@@ -99,6 +104,7 @@ impl DatabaseArgs {
         Settings {
             database_url: self.database_url.clone(),
             token_secret: self.token_secret.clone().map(Secret::new),
+            migrate: !self.no_migrate,
             ..Settings::default()
         }
     }
@@ -192,6 +198,32 @@ enum AuditCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Recompute every hash chain and daily digest; exit 0 when intact, 1 naming the first
+    /// bad stream and position otherwise.
+    Verify {
+        /// Verify an exported file (`feeledger export events`) instead of the database.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Seal every finished day not sealed yet with its daily digest (the server does this
+    /// on its own every hour).
+    Seal {
+        /// Seal up to this Vietnamese calendar day (YYYY-MM-DD; default: yesterday). A day is
+        /// only sealable once it is over.
+        #[arg(long)]
+        through: Option<chrono::NaiveDate>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Print the daily digests, to publish or send to a third party.
+    Digests {
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,7 +261,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(database) => {
-            let settings = database.settings();
+            let settings = Settings { migrate: true, ..database.settings() };
             open_store(&settings).await?;
             eprintln!("database {} is migrated", redact_url(&settings.database_url));
             Ok(ExitCode::SUCCESS)
@@ -254,6 +286,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Audit(AuditCommand::History { case_code, as_of, format, database }) => {
             audit_history(&case_code, as_of.as_deref(), format, &database).await
         }
+        Command::Audit(AuditCommand::Verify { file, database }) => audit_verify(file.as_deref(), &database).await,
+        Command::Audit(AuditCommand::Seal { through, database }) => audit_seal(through, &database).await,
+        Command::Audit(AuditCommand::Digests { format, database }) => audit_digests(format, &database).await,
         Command::Export(ExportCommand::Events { from, database }) => export_events(from, &database).await,
         Command::Projections(ProjectionsCommand::Status { database }) => projections_status(&database).await,
         Command::Projections(ProjectionsCommand::Rebuild { name, database }) => {
@@ -498,6 +533,85 @@ fn print_history_table(record: &CaseRecord, as_of: DateTime<Utc>) {
             actor
         );
     }
+}
+
+async fn audit_verify(file: Option<&std::path::Path>, database: &DatabaseArgs) -> anyhow::Result<ExitCode> {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} verifying: {pos} events checked  {per_sec}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let progress = |checked: u64| bar.set_position(checked);
+    let (source, report) = match file {
+        Some(path) => (path.display().to_string(), audit::verify_file(path, progress)?),
+        None => {
+            let settings = database.settings();
+            let store = open_store(&settings).await?;
+            (redact_url(&settings.database_url), audit::verify_store(&store, progress).await?)
+        }
+    };
+    bar.finish_and_clear();
+    let sealed = match report.last_sealed_day {
+        Some(day) => format!("{} days sealed, the last {day}", report.sealed_days),
+        None => "no day sealed yet".to_owned(),
+    };
+    let Some(first) = report.findings.first() else {
+        println!(
+            "intact: {source}: {} events in {} streams; every hash chain verifies; {sealed}; {} events after it are chained, not yet sealed",
+            report.events, report.streams, report.unsealed_events
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!("TAMPERED: {source}: {first}");
+    for finding in report.findings.iter().skip(1).take(20) {
+        println!("  also: {finding}");
+    }
+    if report.findings.len() > 21 {
+        println!("  … and {} more", report.findings.len() - 21);
+    }
+    Ok(ExitCode::from(1))
+}
+
+async fn audit_seal(through: Option<chrono::NaiveDate>, database: &DatabaseArgs) -> anyhow::Result<ExitCode> {
+    let now = Utc::now();
+    let finished = feeledger_domain::vietnam_time::date_of(now - audit::SEAL_MARGIN).pred_opt().unwrap_or_default();
+    let through = through.unwrap_or(finished);
+    if through > finished {
+        bail!("{through} is not over yet (the last day that can be sealed now is {finished})");
+    }
+    let store = open_store(&database.settings()).await?;
+    let seals = audit::seal_through(&store, through).await?;
+    if seals.is_empty() {
+        eprintln!("nothing to seal through {through}");
+    }
+    for seal in &seals {
+        println!("{}  {:>8} events  {}", seal.date, seal.events, seal.digest);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit_digests(format: OutputFormat, database: &DatabaseArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(&database.settings()).await?;
+    let seals = audit::seals(&store).await?;
+    match format {
+        OutputFormat::Json => {
+            for seal in &seals {
+                let line = serde_json::json!({
+                    "date": seal.date, "events": seal.events, "first_position": seal.first_position,
+                    "last_position": seal.last_position, "previous_digest": seal.previous_digest, "digest": seal.digest,
+                });
+                println!("{line}");
+            }
+        }
+        OutputFormat::Table => {
+            println!("{:<10}  {:>8}  {:>21}  DIGEST (SHA-256, chained)", "DATE", "EVENTS", "POSITIONS");
+            for seal in &seals {
+                let positions = format!("{}–{}", seal.first_position, seal.last_position);
+                println!("{:<10}  {:>8}  {:>21}  {}", seal.date, seal.events, positions, seal.digest);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn export_events(from: i64, database: &DatabaseArgs) -> anyhow::Result<ExitCode> {

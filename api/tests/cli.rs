@@ -30,6 +30,21 @@ fn feeledger(dir: &Path) -> Command {
 struct Server {
     child: Child,
     base: String,
+    /// Everything the server logged after it started serving (JSON lines).
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    drain: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Stops the server and returns its whole log after start-up.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(drain) = self.drain.take() {
+            let _ = drain.join();
+        }
+        self.log.lock().unwrap().clone()
+    }
 }
 
 impl Drop for Server {
@@ -40,22 +55,39 @@ impl Drop for Server {
 }
 
 /// Starts `feeledger serve --listen 127.0.0.1:0` and reads the bound address from its JSON log.
-fn start(mut command: Command) -> Server {
+fn start(command: Command) -> Server {
+    start_with(command, &[])
+}
+
+/// Like [`start`], with more `serve` arguments; the rest of the log is kept in `Server::log`.
+fn start_with(mut command: Command, serve_args: &[&str]) -> Server {
     let mut child = command
         .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .args(serve_args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
-    for line in stderr.lines() {
+    while let Some(line) = stderr.next() {
         let line = line.unwrap();
         if let Ok(log) = serde_json::from_str::<Value>(&line)
             && log["message"] == "feeledger is serving"
         {
             let base = format!("http://{}", log["listen"].as_str().unwrap());
-            return Server { child, base };
+            let kept = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let drain = {
+                let kept = kept.clone();
+                std::thread::spawn(move || {
+                    for line in stderr.map_while(Result::ok) {
+                        let mut kept = kept.lock().unwrap();
+                        kept.push_str(&line);
+                        kept.push('\n');
+                    }
+                })
+            };
+            return Server { child, base, log: kept, drain: Some(drain) };
         }
         assert!(Instant::now() < deadline, "the server did not start in time");
     }
@@ -173,7 +205,12 @@ async fn serve_demo_loads_the_demo_agency_once_and_prints_working_tokens() {
                 break;
             }
         }
-        let server = Server { child, base: graphiql.expect("the demo prints the GraphiQL URL") };
+        let server = Server {
+            child,
+            base: graphiql.expect("the demo prints the GraphiQL URL"),
+            log: Default::default(),
+            drain: None,
+        };
         let admin = admin.expect("the demo prints an admin token");
         let body = graphql(
             &server.base,
@@ -226,4 +263,53 @@ async fn statements_import_once_and_projections_rebuild_from_the_command_line() 
     }
     let unknown = feeledger(dir.path()).args(["projections", "rebuild", "nope"]).output().unwrap();
     assert!(!unknown.status.success());
+}
+
+#[tokio::test]
+async fn a_payers_full_id_number_never_appears_in_the_logs_or_in_what_an_officer_sees() {
+    const FULL_ID: &str = "079201008870";
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = feeledger(dir.path());
+    command.env("RUST_LOG", "debug");
+    let server = start_with(command, &["--demo"]);
+    let officer = issue_token(dir.path(), &["--role", "officer", "--agency", "H34.22.6", "--counter", "quay-1"], None);
+    let officer = String::from_utf8(officer.stdout).unwrap();
+    let officer = officer.trim();
+
+    let mut seen_by_officer = Vec::new();
+    let assess = format!(
+        "mutation {{ assessFees(input: {{ caseCode: \"H34.22.6-240426-0002\", agencyCode: \"H34.22.6\", \
+         procedureName: \"Chứng thực bản sao\", payer: {{ name: \"VÕ ĐẶNG NGỌC GIÀ\", idNumber: \"{FULL_ID}\" }}, \
+         lines: [{{ feeCode: \"P-SAOY-2TRANG\", quantity: 1 }}] }}) {{ status payer {{ name maskedId }} }} }}"
+    );
+    let body = graphql(&server.base, officer, &assess).await;
+    assert_eq!(body["data"]["assessFees"]["payer"]["maskedId"], "******8870", "{body:#}");
+    seen_by_officer.push(body);
+    seen_by_officer.push(
+        graphql(
+            &server.base,
+            officer,
+            "mutation { recordPayment(input: { caseCode: \"H34.22.6-240426-0002\", amount: \"2000\", channel: POS, \
+             reference: \"POS-1\", idempotencyKey: \"pos-1\" }) { status } }",
+        )
+        .await,
+    );
+    seen_by_officer.push(
+        graphql(
+            &server.base,
+            officer,
+            "{ case(code: \"H34.22.6-240426-0002\") { payer { maskedId } } \
+             caseHistory(code: \"H34.22.6-240426-0002\") { events { type data } } }",
+        )
+        .await,
+    );
+    // A rejected command with the number in it is logged as rejected, without the number.
+    seen_by_officer.push(graphql(&server.base, officer, &assess).await);
+    for body in &seen_by_officer {
+        assert!(!body.to_string().contains(FULL_ID), "an officer saw the full number: {body:#}");
+    }
+
+    let log = server.stop();
+    assert!(log.contains("H34.22.6-240426-0002"), "the debug log records the case's activity:\n{log}");
+    assert!(!log.contains(FULL_ID), "the full identity number is in the log:\n{log}");
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod audit;
 pub mod bank_feed;
 pub mod codec;
 pub mod event_store;

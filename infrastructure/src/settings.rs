@@ -75,6 +75,9 @@ pub struct Settings {
     pub cashless_target_percent: feeledger_domain::money::Percent,
     /// Whether this process keeps the read models up to date (one node of several may suffice).
     pub run_projections: bool,
+    /// Whether to apply the migrations on start; off for a node running as the application
+    /// role, which may not change the schema (it then only checks the schema is current).
+    pub migrate: bool,
 }
 
 impl Default for Settings {
@@ -91,6 +94,7 @@ impl Default for Settings {
             cashless_target_percent: feeledger_domain::money::Percent::from_decimal(rust_decimal::Decimal::from(80))
                 .unwrap_or(feeledger_domain::money::Percent::ZERO),
             run_projections: true,
+            migrate: true,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Black-box tests of the whole service over HTTP, on SQLite and (when configured) PostgreSQL.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
+mod audit;
 mod bad_input;
 mod browser;
 mod case_flow;

@@ -2,6 +2,7 @@
 //! docs/API.md (DESIGN §5): keep them stable, extend rather than rename.
 
 mod agencies;
+mod audit;
 mod cases;
 mod counter;
 mod credits;
@@ -30,13 +31,14 @@ use crate::clock::Clock;
 use errors::ApiError;
 
 pub use agencies::{AgencyMutations, AgencyQueries};
+pub use audit::AuditQueries;
 pub use cases::{CaseMutations, CaseQueries, mask_personal_data};
 pub use counter::{CounterMutations, CounterQueries, CounterSubscriptions};
 pub use credits::{CreditMutations, CreditQueries};
 pub use finance::{FinanceMutations, FinanceQueries, FinanceSubscriptions};
 
 #[derive(MergedObject, Default, Debug)]
-pub struct QueryRoot(CaseQueries, CounterQueries, CreditQueries, FinanceQueries, AgencyQueries);
+pub struct QueryRoot(CaseQueries, CounterQueries, CreditQueries, FinanceQueries, AgencyQueries, AuditQueries);
 
 #[derive(MergedObject, Default, Debug)]
 pub struct MutationRoot(CaseMutations, CounterMutations, CreditMutations, FinanceMutations, AgencyMutations);
