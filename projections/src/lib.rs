@@ -2,6 +2,7 @@
 
 pub mod cashless;
 pub mod documents;
+pub mod lease;
 pub mod payments;
 pub mod receipts;
 pub mod reconciliation;

@@ -26,6 +26,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, broadcast};
 
 use crate::documents::{Advance, Changes, DocumentStore};
+use crate::lease::Lease;
 
 /// Events per batch while following the log.
 pub const LIVE_BATCH: usize = 500;
@@ -321,17 +322,22 @@ impl Runner {
         self.spawn(crate::receipts::ReceiptsProjection);
     }
 
+    /// Runs `projection` on this node whenever it holds the projection's lease (one node of
+    /// several at a time; see `lease`), and stands by otherwise.
     fn spawn<P: Projection>(&self, projection: P) {
         let runner = self.clone();
         tokio::spawn(async move {
             loop {
-                match runner.follow(&projection, None).await {
-                    Ok(()) => return,
-                    Err(error) => {
-                        tracing::error!(projection = P::NAME, %error, "projection failed; restarting");
-                        tokio::time::sleep(runner.poll).await;
-                    }
+                let mut lease = Lease::acquire(runner.store(), P::NAME).await;
+                tokio::select! {
+                    result = runner.follow(&projection, None) => match result {
+                        Ok(()) => return,
+                        Err(error) => tracing::error!(projection = P::NAME, %error, "projection failed; restarting"),
+                    },
+                    () = lease.lost() => tracing::warn!(projection = P::NAME, "projection lease lost; standing by"),
                 }
+                drop(lease);
+                tokio::time::sleep(runner.poll).await;
             }
         });
     }

@@ -8,4 +8,5 @@ mod case_flow;
 mod counter;
 mod finance;
 mod health;
+mod nodes;
 mod webhooks;
