@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod audit;
+mod authz;
 mod bad_input;
 mod browser;
 mod case_flow;

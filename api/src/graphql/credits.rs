@@ -69,9 +69,14 @@ fn intake_error(error: IntakeError) -> ApiError {
     }
 }
 
+/// Whether the caller's role works the queue at all (checked before looking a credit up).
+fn may_work_any_queue(principal: &Principal) -> bool {
+    matches!(principal.role, Role::Officer | Role::Finance)
+}
+
 /// Officers and finance staff work the queue of their agency; unscoped finance works them all.
 fn may_work_queue(principal: &Principal, agency: Option<&AgencyCode>) -> bool {
-    let role_may = matches!(principal.role, Role::Officer | Role::Finance);
+    let role_may = may_work_any_queue(principal);
     match agency {
         Some(agency) => role_may && principal.can_read_agency(agency),
         None => principal.role == Role::Finance && principal.agency.is_none(),
@@ -112,6 +117,10 @@ impl CreditMutations {
     /// Records an unmatched credit as a payment of `caseCode`, once.
     async fn assign_credit(&self, ctx: &Context<'_>, credit_id: ID, case_code: String) -> ApiResult<CaseView> {
         let principal = principal(ctx)?.clone();
+        // Refused before the lookup, so that no other role can probe which credits exist.
+        if !may_work_any_queue(&principal) {
+            return Err(ApiError::forbidden());
+        }
         let case_code = parse_case_code(&case_code)?;
         let intake = &api(ctx).intake;
         let (credit, _) = intake.credit(&credit_id).await.map_err(intake_error)?;
@@ -141,6 +150,9 @@ impl CreditMutations {
     /// Marks an unmatched credit to be refunded to the payer (it then leaves the queue).
     async fn mark_credit_for_refund(&self, ctx: &Context<'_>, credit_id: ID, reason: String) -> ApiResult<CreditView> {
         let principal = principal(ctx)?.clone();
+        if !may_work_any_queue(&principal) {
+            return Err(ApiError::forbidden());
+        }
         let intake = &api(ctx).intake;
         let (credit, _) = intake.credit(&credit_id).await.map_err(intake_error)?;
         let credit = credit.ok_or_else(|| ApiError::NotFound(format!("credit {} not found", credit_id.as_str())))?;

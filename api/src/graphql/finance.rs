@@ -713,6 +713,10 @@ impl FinanceMutations {
     /// Cancels a receipt (to correct it, issue a new one).
     async fn cancel_receipt(&self, ctx: &Context<'_>, receipt_id: ID, reason: String) -> ApiResult<ReceiptView> {
         let principal = principal(ctx)?.clone();
+        // Refused before the lookup, so that no other role can probe which receipts exist.
+        if !matches!(principal.role, Role::Officer | Role::Finance) {
+            return Err(ApiError::forbidden());
+        }
         let receipt_id: uuid::Uuid =
             receipt_id.parse().map_err(|_| ApiError::Validation("receiptId must be a UUID".into()))?;
         let event = ledger(ctx)
