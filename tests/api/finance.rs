@@ -202,11 +202,19 @@ async fn receipts_are_numbered_without_gaps_or_duplicates_even_when_issued_at_on
         assert_eq!(refused["errors"][0]["extensions"]["code"], "CONFLICT", "{refused:#}");
 
         // Cancel and replace: a new number, the old one counted as cancelled.
+        let before_cancel = chrono::Utc::now().to_rfc3339();
         let receipt_id = first["id"].as_str().unwrap();
         let cancel = app
             .graphql_ok(&officer, "mutation($id: ID!) { cancelReceipt(receiptId: $id, reason: \"sai tên người nộp\") { cancelled number } }", json!({ "id": receipt_id }))
             .await;
         assert_eq!(cancel["cancelReceipt"]["cancelled"], true);
+        // The case's history shows its receipts as they were at each instant.
+        let history = "query($c: String!, $t: DateTime) { caseHistory(code: $c, asOf: $t) { state { receipts { number cancelled } } } }";
+        let now = app.graphql_ok(&officer, history, json!({ "c": paid[0].as_str(), "t": null })).await;
+        assert_eq!(now["caseHistory"]["state"]["receipts"][0]["cancelled"], true, "{now:#}");
+        let then = app.graphql_ok(&officer, history, json!({ "c": paid[0].as_str(), "t": before_cancel })).await;
+        assert_eq!(then["caseHistory"]["state"]["receipts"][0]["cancelled"], false, "{then:#}");
+        assert_eq!(then["caseHistory"]["state"]["receipts"][0]["number"], first["number"]);
         let page = app.client.get(format!("{}{}", app.address, first["url"].as_str().unwrap())).send().await.unwrap();
         assert_eq!(page.status(), 200);
         let html = page.text().await.unwrap();

@@ -288,6 +288,11 @@ impl CaseView {
     async fn events(&self) -> Vec<EventRecordView> {
         self.record.events.iter().map(|e| EventRecordView::new(e, self.reveal_personal_data)).collect()
     }
+
+    /// Every receipt issued for the case (cancelled ones flagged), oldest first.
+    async fn receipts(&self) -> ApiResult<Vec<super::finance::ReceiptView>> {
+        self.state().receipts.iter().map(|r| super::finance::receipt_view(&self.record, Some(r.receipt_id))).collect()
+    }
 }
 
 pub fn qr_view(qr: &case_fees::QrIssued, payable: bool, expired: bool) -> QrView {

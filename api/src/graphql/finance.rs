@@ -468,7 +468,7 @@ impl From<ProjectionStatus> for ProjectionStatusView {
     }
 }
 
-fn receipt_view(
+pub(crate) fn receipt_view(
     record: &feeledger_infrastructure::ledger::CaseRecord,
     receipt_id: Option<uuid::Uuid>,
 ) -> ApiResult<ReceiptView> {
