@@ -13,7 +13,7 @@ use feeledger_infrastructure::audit;
 use feeledger_infrastructure::event_store::{Checkpoint, RecordedEvent, redact_url};
 use feeledger_infrastructure::ledger::{CaseRecord, Ledger};
 use feeledger_infrastructure::settings::{
-    DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_QR_TTL_MINUTES, ProviderSecrets, Secret, Settings,
+    DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_QR_TTL_MINUTES, FileSettings, ProviderSecrets, Secret, Settings,
 };
 
 use crate::app::{Application, open_store};
@@ -24,11 +24,55 @@ use crate::telemetry::{self, LogFormat};
 #[derive(Debug, Parser)]
 #[command(name = "feeledger", version, about = "Cashless fee collection ledger for one-stop counters")]
 struct Cli {
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "human", env = "FEELEDGER_LOG_FORMAT")]
-    log_format: LogFormat,
+    /// Log format on stderr [default: human].
+    #[arg(long, global = true, value_enum, env = "FEELEDGER_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Settings file (TOML; see feeledger.example.toml) [default: ./feeledger.toml if present].
+    /// The command line and FEELEDGER_* variables override it.
+    #[arg(long, global = true, env = "FEELEDGER_CONFIG")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Every setting's environment variable. A test checks the command line declares exactly these
+/// and that docker-compose.yml sets no other; at start-up an unknown `FEELEDGER_*` variable (a
+/// typo) is reported.
+pub const ENV_VARS: &[&str] = &[
+    "FEELEDGER_CASHLESS_TARGET_PERCENT",
+    "FEELEDGER_CASSO_CHECKSUM_KEY",
+    "FEELEDGER_CONFIG",
+    "FEELEDGER_DATABASE_MAX_CONNECTIONS",
+    "FEELEDGER_DATABASE_URL",
+    "FEELEDGER_LISTEN",
+    "FEELEDGER_LIVE_POLL_MS",
+    "FEELEDGER_LOG_FORMAT",
+    "FEELEDGER_NO_MIGRATE",
+    "FEELEDGER_PAYOS_CHECKSUM_KEY",
+    "FEELEDGER_PUBLIC_BASE_URL",
+    "FEELEDGER_QR_TTL_MINUTES",
+    "FEELEDGER_RUN_PROJECTIONS",
+    "FEELEDGER_SEPAY_API_KEY",
+    "FEELEDGER_SEPAY_HMAC_SECRET",
+    "FEELEDGER_TOKEN_SECRET",
+    "FEELEDGER_VNPAY_HASH_SECRET",
+];
+
+/// `FEELEDGER_*` variables that are not settings (a misspelt one would otherwise be ignored
+/// silently). The test suite's own variables are not settings of the service.
+fn unknown_env_vars() -> Vec<String> {
+    std::env::vars()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("FEELEDGER_") && !name.starts_with("FEELEDGER_TEST_"))
+        .filter(|name| !ENV_VARS.contains(&name.as_str()))
+        .collect()
+}
+
+/// The settings file, read once before any command runs.
+static FILE_SETTINGS: std::sync::OnceLock<FileSettings> = std::sync::OnceLock::new();
+
+fn file_settings() -> &'static FileSettings {
+    FILE_SETTINGS.get_or_init(FileSettings::default)
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,9 +130,10 @@ enum StatementsCommand {
 
 #[derive(Debug, Args)]
 struct DatabaseArgs {
-    /// postgres://… or sqlite://… (the SQLite file is created if missing).
-    #[arg(long, env = "FEELEDGER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
-    database_url: String,
+    /// postgres://… or sqlite://… (the SQLite file is created if missing) [default:
+    /// sqlite://feeledger.db].
+    #[arg(long, env = "FEELEDGER_DATABASE_URL")]
+    database_url: Option<String>,
     /// Signing key for bearer tokens (at least 32 characters). Default: a key generated once
     /// and kept in the database.
     #[arg(long, env = "FEELEDGER_TOKEN_SECRET", hide_env_values = true)]
@@ -100,29 +145,53 @@ struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
+    /// Command line and environment first, then the settings file, then the defaults.
     fn settings(&self) -> Settings {
+        let file = file_settings();
+        let defaults = Settings::default();
         Settings {
-            database_url: self.database_url.clone(),
-            token_secret: self.token_secret.clone().map(Secret::new),
-            migrate: !self.no_migrate,
-            ..Settings::default()
+            database_url: self
+                .database_url
+                .clone()
+                .or_else(|| file.database_url.clone())
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            token_secret: self.token_secret.clone().map(Secret::new).or_else(|| file.token_secret.clone()),
+            migrate: !self.no_migrate && file.migrate.unwrap_or(true),
+            database_max_connections: file.database_max_connections.unwrap_or(defaults.database_max_connections),
+            ..defaults
         }
     }
 }
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "FEELEDGER_LISTEN", default_value = DEFAULT_LISTEN)]
-    listen: String,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "FEELEDGER_LISTEN")]
+    listen: Option<String>,
     #[command(flatten)]
     database: DatabaseArgs,
     /// Load the demo agency, counters, account and fee schedule, and print tokens and URLs.
     #[arg(long)]
     demo: bool,
-    /// How long a payment QR stays valid.
-    #[arg(long, env = "FEELEDGER_QR_TTL_MINUTES", default_value_t = DEFAULT_QR_TTL_MINUTES)]
-    qr_ttl_minutes: u32,
+    /// How long a payment QR stays valid, in minutes [default: 15].
+    #[arg(long, env = "FEELEDGER_QR_TTL_MINUTES")]
+    qr_ttl_minutes: Option<u32>,
+    /// How often live subscribers look for events of other nodes without a notification, in
+    /// milliseconds [default: 1000].
+    #[arg(long, env = "FEELEDGER_LIVE_POLL_MS")]
+    live_poll_ms: Option<u64>,
+    /// Database connections per node [default: 16].
+    #[arg(long, env = "FEELEDGER_DATABASE_MAX_CONNECTIONS")]
+    database_max_connections: Option<u32>,
+    /// The cashless-rate target, percent [default: 80].
+    #[arg(long, env = "FEELEDGER_CASHLESS_TARGET_PERCENT")]
+    cashless_target_percent: Option<String>,
+    /// Whether this node may run the projections (one node at a time does) [default: true].
+    #[arg(long, env = "FEELEDGER_RUN_PROJECTIONS")]
+    run_projections: Option<bool>,
+    /// The address people use to reach the service, for printed links.
+    #[arg(long, env = "FEELEDGER_PUBLIC_BASE_URL")]
+    public_base_url: Option<String>,
     #[command(flatten)]
     providers: ProviderArgs,
 }
@@ -240,7 +309,27 @@ enum ExportCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    let file = match FileSettings::load(cli.config.as_deref()) {
+        Ok(file) => file,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let log_format = match (cli.log_format, file.log_format.as_deref()) {
+        (Some(format), _) => format,
+        (None, None | Some("human")) => LogFormat::Human,
+        (None, Some("json")) => LogFormat::Json,
+        (None, Some(other)) => {
+            eprintln!("error: invalid setting log_format in the settings file: {other:?} (human or json)");
+            return ExitCode::from(2);
+        }
+    };
+    let _ = FILE_SETTINGS.set(file);
+    telemetry::init(log_format);
+    for name in unknown_env_vars() {
+        tracing::warn!(variable = %name, "unknown setting in the environment, ignored (see docs/OPERATIONS.md)");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -388,12 +477,30 @@ async fn statements_import(
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let settings = Settings {
-        listen: args.listen,
-        qr_ttl_seconds: args.qr_ttl_minutes.max(1).saturating_mul(60),
-        providers: args.providers.secrets(),
-        ..args.database.settings()
+    let file = file_settings();
+    let base = args.database.settings();
+    let cashless_target_percent = match args.cashless_target_percent.as_deref().or(file.cashless_target_percent.as_deref()) {
+        Some(text) => feeledger_domain::money::Percent::parse(text).map_err(|e| {
+            anyhow::anyhow!("invalid setting cashless target (FEELEDGER_CASHLESS_TARGET_PERCENT or `cashless_target_percent` in feeledger.toml): {e}")
+        })?,
+        None => base.cashless_target_percent,
     };
+    let settings = Settings {
+        listen: args.listen.or_else(|| file.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+        qr_ttl_seconds: args
+            .qr_ttl_minutes
+            .or(file.qr_ttl_minutes)
+            .unwrap_or(DEFAULT_QR_TTL_MINUTES)
+            .saturating_mul(60),
+        live_poll_ms: args.live_poll_ms.or(file.live_poll_ms).unwrap_or(base.live_poll_ms),
+        database_max_connections: args.database_max_connections.unwrap_or(base.database_max_connections),
+        run_projections: args.run_projections.or(file.run_projections).unwrap_or(true),
+        public_base_url: args.public_base_url.or_else(|| file.public_base_url.clone()),
+        cashless_target_percent,
+        providers: file.providers_under(args.providers.secrets()),
+        ..base
+    };
+    settings.validate()?;
     let app = Application::build(&settings).await?;
     let address = app.local_addr()?;
     tracing::info!(listen = %address, database = %redact_url(&settings.database_url), "feeledger is serving");
@@ -401,10 +508,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let tokens = crate::demo::load(app.state()).await.context("loading the demo data")?;
         print_demo(&format!("http://{address}"), &tokens);
     }
-    app.run_until_stopped(shutdown_signal()).await?;
+    // On SIGTERM or Ctrl-C: stop accepting, finish the requests in flight, and give open
+    // subscriptions (which never finish by themselves) a grace period. Projections stop where
+    // they are: a batch not yet committed is rolled back and redone from the last checkpoint,
+    // on this node or, once its lease is free, on another.
+    let (stopping, stopped_asking) = tokio::sync::oneshot::channel();
+    let signal = async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: finishing the requests in flight");
+        let _ = stopping.send(());
+    };
+    let grace = async move {
+        match stopped_asking.await {
+            Ok(()) => tokio::time::sleep(SHUTDOWN_GRACE).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = app.run_until_stopped(signal) => served?,
+        () = grace => tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "connections still open after the grace period; stopping anyway"),
+    }
     tracing::info!("feeledger stopped");
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long open connections (live subscriptions) may stay after a stop was asked for.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Prints the demo banner. Write errors are ignored: a server must not stop because whoever
 /// started it closed its standard output (`println!` would panic on a broken pipe).
@@ -491,6 +620,11 @@ fn history_json(record: &CaseRecord, as_of: DateTime<Utc>) -> serde_json::Value 
             "qr": state.qr.as_ref().map(|q| serde_json::json!({
                 "id": q.qr.qr_id, "amount": q.qr.amount.to_string(), "status": format!("{:?}", q.status)
             })),
+            "receipts": state.receipts.iter().map(|r| serde_json::json!({
+                "id": r.receipt_id, "template": r.template_symbol, "serial": r.serial, "number": r.number,
+                "amount": r.amount.to_string(),
+                "cancelled": state.cancelled_receipts.iter().any(|c| c.receipt_id == r.receipt_id),
+            })).collect::<Vec<_>>(),
         },
         "events": record.events.iter().map(event_json).collect::<Vec<_>>(),
     })
@@ -639,5 +773,23 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_documented_environment_variables_are_exactly_those_the_command_line_reads() {
+        fn collect(command: &clap::Command, into: &mut std::collections::BTreeSet<String>) {
+            for arg in command.get_arguments() {
+                if let Some(env) = arg.get_env() {
+                    into.insert(env.to_string_lossy().into_owned());
+                }
+            }
+            for sub in command.get_subcommands() {
+                collect(sub, into);
+            }
+        }
+        let mut declared = std::collections::BTreeSet::new();
+        collect(&super::Cli::command(), &mut declared);
+        let listed: std::collections::BTreeSet<String> = super::ENV_VARS.iter().map(|v| (*v).to_owned()).collect();
+        assert_eq!(declared, listed);
     }
 }

@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/qr/{file}", get(qr_image))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(crate::screens::routes())
         .merge(crate::webhooks::routes())
         .merge(crate::downloads::routes())
@@ -47,12 +48,23 @@ async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
 }
 
-async fn graphql(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {
+/// GraphQL over HTTP. An answer with an UNAVAILABLE error (the database cannot be reached) is
+/// sent as 503 with `Retry-After`, so load balancers and clients see the outage for what it is.
+async fn graphql(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let authentication = state.tokens.authenticate(authorization);
     let request_id = headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let request = request.into_inner().data(authentication).data(RequestId(request_id));
-    state.schema.execute(request).await.into()
+    let response = state.schema.execute(request).await;
+    let unavailable = response.errors.iter().any(|error| {
+        error.extensions.as_ref().and_then(|e| e.get("code")).is_some_and(|code| code.to_string() == "\"UNAVAILABLE\"")
+    });
+    let mut http = GraphQLResponse::from(response).into_response();
+    if unavailable {
+        *http.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        http.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    http
 }
 
 /// GraphQL subscriptions over WebSocket (graphql-transport-ws, and the legacy
@@ -122,6 +134,13 @@ async fn qr_image(State(state): State<AppState>, Path(file): Path<String>) -> Re
 /// Liveness: the process answers.
 async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
+}
+
+/// Prometheus metrics (text format). Unauthenticated like the health checks, and like them
+/// not for the public: the reverse proxy serves it to the internal network only.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = crate::metrics::render(&state).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 
 /// Readiness: the database answers within a second.

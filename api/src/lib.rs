@@ -9,6 +9,7 @@ pub mod downloads;
 pub mod exports;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod qr_expiry;
 pub mod qr_image;
 pub mod receipt_page;

@@ -232,6 +232,7 @@ async fn process(
     if let Err(error) = resolved.await {
         tracing::error!(%error, "cannot record a notification's outcome");
     }
+    crate::metrics::notification(provider.as_str(), inbox_outcome.as_str());
     tracing::info!(outcome = inbox_outcome.as_str(), http.status = status, "notification handled");
     response
 }

@@ -313,3 +313,129 @@ async fn a_payers_full_id_number_never_appears_in_the_logs_or_in_what_an_officer
     assert!(log.contains("H34.22.6-240426-0002"), "the debug log records the case's activity:\n{log}");
     assert!(!log.contains(FULL_ID), "the full identity number is in the log:\n{log}");
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly_with_exit_code_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(feeledger(dir.path()));
+    let ready = reqwest::get(format!("{}/readyz", server.base)).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let pid = server.child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "a clean stop exits 0: {status:?}");
+    let log = server.stop();
+    assert!(log.contains("feeledger stopped"), "{log}");
+}
+
+#[test]
+fn a_settings_file_is_read_and_a_bad_value_stops_start_up_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("feeledger.toml"), "database_url = \"sqlite://from-file.db\"\n").unwrap();
+    let migrated = feeledger(dir.path()).arg("migrate").output().unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    assert!(dir.path().join("from-file.db").exists(), "the file's database_url was used");
+
+    // The environment overrides the file.
+    let migrated =
+        feeledger(dir.path()).arg("migrate").env("FEELEDGER_DATABASE_URL", "sqlite://from-env.db").output().unwrap();
+    assert!(migrated.status.success());
+    assert!(dir.path().join("from-env.db").exists());
+
+    std::fs::write(dir.path().join("feeledger.toml"), "listn = \"0.0.0.0:8080\"\n").unwrap();
+    let typo = feeledger(dir.path()).arg("migrate").output().unwrap();
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("listn"), "{}", String::from_utf8_lossy(&typo.stderr));
+
+    std::fs::write(dir.path().join("feeledger.toml"), "qr_ttl_minutes = 0\ntoken_secret = \"too-short\"\n").unwrap();
+    let bad = feeledger(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("FEELEDGER_TOKEN_SECRET") || stderr.contains("FEELEDGER_QR_TTL_MINUTES"), "{stderr}");
+    assert!(!stderr.contains("too-short"), "a secret is never echoed: {stderr}");
+}
+
+/// `${NAME:?message}`, `${NAME:-default}` and `${NAME}` in a compose value, as Compose would
+/// substitute them from `vars`.
+fn compose_substitute(value: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').unwrap() + start;
+        let expression = &rest[start + 2..end];
+        let name = expression.split([':', '-', '?']).next().unwrap();
+        let default = expression.split_once(":-").map(|(_, d)| d).unwrap_or("");
+        let set = vars.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        assert!(set.is_some() || !expression.contains(":?"), "compose requires {name}");
+        out.push_str(set.unwrap_or(default));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn the_compose_file_is_valid_and_its_node_environment_starts_the_binary_as_the_application_role() {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    let docs = YamlLoader::load_from_str(&compose).expect("docker-compose.yml is valid YAML");
+    let services = &docs[0]["services"];
+    for service in ["postgres", "migrate", "feeledger-1", "feeledger-2", "proxy"] {
+        assert!(!services[service].is_badvalue(), "service {service} is missing");
+    }
+    for mount in [&services["proxy"]["volumes"][0], &services["postgres"]["volumes"][1]] {
+        let file = mount.as_str().unwrap().split(':').next().unwrap();
+        assert!(root.join(file).exists(), "{file} is mounted but missing");
+    }
+    assert_eq!(services["feeledger-1"]["environment"], services["feeledger-2"]["environment"]);
+    let Yaml::Hash(environment) = &services["feeledger-1"]["environment"] else { panic!("node environment") };
+
+    let vars =
+        [("FEELEDGER_NODE_PASSWORD", "node-password"), ("FEELEDGER_TOKEN_SECRET", "0123456789abcdef0123456789abcdef")];
+    let mut node_env: Vec<(String, String)> = Vec::new();
+    for (name, value) in environment {
+        let name = name.as_str().unwrap().to_owned();
+        assert!(feeledger_api::cli::ENV_VARS.contains(&name.as_str()), "{name} is not a setting");
+        node_env.push((name, compose_substitute(value.as_str().unwrap(), &vars)));
+    }
+
+    let Some(db) = TestDatabase::postgres().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = feeledger(dir.path()).arg("migrate").env("FEELEDGER_DATABASE_URL", &db.url).output().unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let owner = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let login = format!("feeledger_test_node_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE ROLE {login} LOGIN PASSWORD 'node-password' IN ROLE feeledger_app"))
+        .execute(&owner)
+        .await
+        .unwrap();
+    // The compose URL, pointed at this machine's test database instead of the `postgres` service.
+    let (_, test_host_and_db) = db.url.rsplit_once('@').unwrap();
+    let mut command = feeledger(dir.path());
+    for (name, value) in &node_env {
+        let value = if name == "FEELEDGER_DATABASE_URL" {
+            assert!(value.starts_with("postgres://feeledger_node:node-password@postgres:5432/"), "{value}");
+            format!("postgres://{login}:node-password@{test_host_and_db}")
+        } else {
+            value.clone()
+        };
+        command.env(name, value);
+    }
+    let server = start(command);
+    let ready = reqwest::get(format!("{}/readyz", server.base)).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let log = server.stop();
+    assert!(!log.contains("unknown setting"), "{log}");
+    sqlx::query(&format!("DROP ROLE {login}")).execute(&owner).await.unwrap();
+    owner.close().await;
+}

@@ -1,10 +1,18 @@
 //! Typed settings, read once at start-up. Secrets are wrapped in [`Secret`] so that printing a
 //! settings value (a log line, a panic message) never shows them.
+//!
+//! Each setting comes from, first to last: the command line, its `FEELEDGER_*` environment
+//! variable, the optional `feeledger.toml` ([`FileSettings`], see `feeledger.example.toml`),
+//! the built-in default. [`Settings::validate`] refuses a bad value at start-up, naming it.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
 
 /// A secret string: `Debug` and `Display` print `***`. Read it with [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
@@ -99,9 +107,173 @@ impl Default for Settings {
     }
 }
 
+/// The file read when no `--config` / `FEELEDGER_CONFIG` is given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "feeledger.toml";
+
+/// `feeledger.toml`: every key optional; unknown keys are errors (a typo must not be ignored).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+    pub token_secret: Option<Secret>,
+    pub qr_ttl_minutes: Option<u32>,
+    pub live_poll_ms: Option<u64>,
+    pub public_base_url: Option<String>,
+    pub database_max_connections: Option<u32>,
+    pub cashless_target_percent: Option<String>,
+    pub run_projections: Option<bool>,
+    pub migrate: Option<bool>,
+    pub log_format: Option<String>,
+    #[serde(default)]
+    pub providers: FileProviders,
+}
+
+/// `[providers]` in `feeledger.toml`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileProviders {
+    pub sepay_api_key: Option<Secret>,
+    pub sepay_hmac_secret: Option<Secret>,
+    pub casso_checksum_key: Option<Secret>,
+    pub payos_checksum_key: Option<Secret>,
+    pub vnpay_hash_secret: Option<Secret>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read the settings file {path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("the settings file {path} is invalid: {reason}")]
+    BadFile { path: PathBuf, reason: String },
+    #[error("invalid setting {name} ({env} or `{key}` in feeledger.toml): {reason}")]
+    BadValue { name: &'static str, env: &'static str, key: &'static str, reason: String },
+}
+
+impl FileSettings {
+    /// Reads `explicit` (which must exist), or else `feeledger.toml` in the working directory if
+    /// there is one, or else nothing.
+    pub fn load(explicit: Option<&Path>) -> Result<FileSettings, SettingsError> {
+        let path = match explicit {
+            Some(path) => path.to_path_buf(),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => PathBuf::from(DEFAULT_CONFIG_FILE),
+            None => return Ok(FileSettings::default()),
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| SettingsError::Unreadable { path: path.clone(), reason: e.to_string() })?;
+        FileSettings::parse(&text).map_err(|reason| SettingsError::BadFile { path, reason })
+    }
+
+    pub fn parse(text: &str) -> Result<FileSettings, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())
+    }
+
+    /// The file's provider keys under the environment's.
+    pub fn providers_under(&self, env: ProviderSecrets) -> ProviderSecrets {
+        let file = &self.providers;
+        ProviderSecrets {
+            sepay_api_key: env.sepay_api_key.or_else(|| file.sepay_api_key.clone()),
+            sepay_hmac_secret: env.sepay_hmac_secret.or_else(|| file.sepay_hmac_secret.clone()),
+            casso_checksum_key: env.casso_checksum_key.or_else(|| file.casso_checksum_key.clone()),
+            payos_checksum_key: env.payos_checksum_key.or_else(|| file.payos_checksum_key.clone()),
+            vnpay_hash_secret: env.vnpay_hash_secret.or_else(|| file.vnpay_hash_secret.clone()),
+        }
+    }
+}
+
+impl Settings {
+    /// Refuses values the service cannot run with, naming the setting.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |name, env, key, reason: String| Err(SettingsError::BadValue { name, env, key, reason });
+        if !(self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://")
+            || self.database_url.starts_with("sqlite:"))
+        {
+            return bad(
+                "database URL",
+                "FEELEDGER_DATABASE_URL",
+                "database_url",
+                "use postgres://… or sqlite://…".into(),
+            );
+        }
+        if let Err(e) = self.listen.parse::<std::net::SocketAddr>() {
+            return bad(
+                "listen address",
+                "FEELEDGER_LISTEN",
+                "listen",
+                format!("{:?}: {e} (e.g. 0.0.0.0:8080)", self.listen),
+            );
+        }
+        if let Some(secret) = &self.token_secret
+            && secret.expose().len() < 32
+        {
+            return bad("token secret", "FEELEDGER_TOKEN_SECRET", "token_secret", "at least 32 characters".into());
+        }
+        if !(60..=24 * 3600).contains(&self.qr_ttl_seconds) {
+            return bad("QR lifetime", "FEELEDGER_QR_TTL_MINUTES", "qr_ttl_minutes", "1 to 1440 minutes".into());
+        }
+        if !(10..=60_000).contains(&self.live_poll_ms) {
+            return bad("live poll interval", "FEELEDGER_LIVE_POLL_MS", "live_poll_ms", "10 to 60000 ms".into());
+        }
+        if !(1..=1_000).contains(&self.database_max_connections) {
+            return bad(
+                "database pool size",
+                "FEELEDGER_DATABASE_MAX_CONNECTIONS",
+                "database_max_connections",
+                "1 to 1000".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_settings_file_reads_every_key_and_refuses_unknown_ones() {
+        let file = FileSettings::parse(
+            "database_url = \"postgres://db/feeledger\"\nlisten = \"0.0.0.0:8080\"\nqr_ttl_minutes = 10\n\
+             run_projections = false\n[providers]\nsepay_api_key = \"k\"\n",
+        )
+        .unwrap();
+        assert_eq!(file.database_url.as_deref(), Some("postgres://db/feeledger"));
+        assert_eq!(file.qr_ttl_minutes, Some(10));
+        assert_eq!(file.run_projections, Some(false));
+        assert_eq!(file.providers.sepay_api_key, Some(Secret::new("k")));
+        assert!(!format!("{file:?}").contains("\"k\""), "secrets do not print");
+
+        let typo = FileSettings::parse("listn = \"0.0.0.0:8080\"").unwrap_err();
+        assert!(typo.contains("listn"), "{typo}");
+        let wrong_type = FileSettings::parse("qr_ttl_minutes = \"ten\"").unwrap_err();
+        assert!(wrong_type.contains("qr_ttl_minutes"), "{wrong_type}");
+    }
+
+    #[test]
+    fn the_example_settings_file_is_valid() {
+        let example = include_str!("../../deploy/feeledger.example.toml");
+        let file = FileSettings::parse(example).unwrap();
+        assert_eq!(file.listen.as_deref(), Some(DEFAULT_LISTEN));
+        assert_eq!(file.qr_ttl_minutes, Some(DEFAULT_QR_TTL_MINUTES));
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_setting() {
+        assert!(Settings::default().validate().is_ok());
+        let cases = [
+            (Settings { listen: "8080".into(), ..Settings::default() }, "FEELEDGER_LISTEN"),
+            (Settings { database_url: "mysql://x".into(), ..Settings::default() }, "FEELEDGER_DATABASE_URL"),
+            (Settings { token_secret: Some(Secret::new("short")), ..Settings::default() }, "FEELEDGER_TOKEN_SECRET"),
+            (Settings { qr_ttl_seconds: 0, ..Settings::default() }, "FEELEDGER_QR_TTL_MINUTES"),
+            (Settings { database_max_connections: 0, ..Settings::default() }, "FEELEDGER_DATABASE_MAX_CONNECTIONS"),
+        ];
+        for (settings, named) in cases {
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(error.contains(named), "{error}");
+            assert!(!error.contains("short"), "a secret's value is never echoed: {error}");
+        }
+    }
 
     #[test]
     fn secrets_never_print() {

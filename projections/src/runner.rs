@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{Notify, broadcast};
+use tracing::Instrument as _;
 
 use crate::documents::{Advance, Changes, DocumentStore};
 use crate::lease::Lease;
@@ -330,7 +331,7 @@ impl Runner {
             loop {
                 let mut lease = Lease::acquire(runner.store(), P::NAME).await;
                 tokio::select! {
-                    result = runner.follow(&projection, None) => match result {
+                    result = runner.follow(&projection, None).instrument(tracing::info_span!("projection", projection = P::NAME)) => match result {
                         Ok(()) => return,
                         Err(error) => tracing::error!(projection = P::NAME, %error, "projection failed; restarting"),
                     },

@@ -53,7 +53,11 @@ async fn an_auditor_pages_through_the_whole_log_and_the_copy_verifies_offline() 
         assert_eq!(report.sealed_days, 1);
 
         let digests = app
-            .graphql_ok(&app.token(Role::Finance, Some(AGENCY), None), "{ dailyDigests { date events digest } }", json!({}))
+            .graphql_ok(
+                &app.token(Role::Finance, Some(AGENCY), None),
+                "{ dailyDigests { date events digest } }",
+                json!({}),
+            )
             .await;
         assert_eq!(digests["dailyDigests"][0]["date"], today.to_string());
 

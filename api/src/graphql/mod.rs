@@ -12,8 +12,10 @@ pub mod scalars;
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe};
-use async_graphql::{Context, MergedObject, MergedSubscription, Response, Schema, ServerError};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextRequest, NextResolve, NextSubscribe, ResolveInfo,
+};
+use async_graphql::{Context, MergedObject, MergedSubscription, Response, Schema, ServerError, ServerResult};
 use chrono::{DateTime, Utc};
 use feeledger_infrastructure::event_store::EventMetadata;
 use feeledger_infrastructure::ledger::Ledger;
@@ -136,7 +138,30 @@ impl Extension for ErrorCodesExtension {
         stream: BoxStream<'s, Response>,
         next: NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream).map(with_codes).boxed()
+        let open = crate::metrics::OpenSubscription::open();
+        next.run(ctx, stream)
+            .map(move |response| {
+                let _counted_while_open = &open;
+                with_codes(response)
+            })
+            .boxed()
+    }
+
+    /// Times each top-level mutation (a command) for the latency histogram.
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<async_graphql::Value>> {
+        if info.parent_type != "MutationRoot" {
+            return next.run(ctx, info).await;
+        }
+        let command = info.name.to_owned();
+        let started = std::time::Instant::now();
+        let result = next.run(ctx, info).await;
+        crate::metrics::command(&command, result.is_ok(), started.elapsed());
+        result
     }
 }
 

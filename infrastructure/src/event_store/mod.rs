@@ -67,15 +67,19 @@ impl StoreError {
         move |source| StoreError::Database { context, source }
     }
 
-    /// Whether the database could not be reached (as opposed to a rejected statement).
+    /// Whether the database could not be reached (as opposed to a rejected statement): no
+    /// connection, a connection cut, or a server shutting down, starting up or refusing
+    /// sessions (SQLSTATE class 08, 57P01-57P03, 55000 "not accepting connections").
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Database {
-                source: sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
-                ..
-            }
-        )
+        let StoreError::Database { source, .. } = self else { return false };
+        match source {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
+            sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+                code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "55000")
+            }),
+            _ => false,
+        }
     }
 }
 
@@ -355,6 +359,25 @@ pub enum EventStore {
     Sqlite(SqliteEventStore),
 }
 
+/// Events appended by this process since it started, across every store (for metrics).
+static EVENTS_APPENDED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn events_appended_total() -> u64 {
+    EVENTS_APPENDED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn count_appended(events: usize) {
+    EVENTS_APPENDED.fetch_add(u64::try_from(events).unwrap_or(u64::MAX), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many connections the pool holds and how many are busy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// Forwards a call to whichever backend holds the store.
 macro_rules! dispatch {
     ($self:ident, $store:ident => $call:expr) => {
@@ -405,6 +428,7 @@ impl EventStore {
         let recorded_at = now_micros();
         let outcome = dispatch!(self, s => s.append(stream_id, expected, &events, idempotency, recorded_at).await)?;
         if let AppendOutcome::Appended(appended) = &outcome {
+            count_appended(events.len());
             tracing::debug!(
                 stream.id = stream_id,
                 stream.version = appended.last_version,
@@ -424,6 +448,7 @@ impl EventStore {
     pub async fn append_together(&self, appends: Vec<StreamAppend>) -> Result<Vec<Appended>, StoreError> {
         let recorded_at = now_micros();
         let done = dispatch!(self, s => s.append_together(&appends, recorded_at).await)?;
+        count_appended(appends.iter().map(|a| a.events.len()).sum());
         for appended in &done {
             let _ = self.notices().send(StoreNotice {
                 stream_id: Arc::from(appended.stream_id.as_str()),
@@ -571,6 +596,15 @@ impl EventStore {
     }
 
     /// Checks the database answers (for `/readyz`).
+    pub fn pool_usage(&self) -> PoolUsage {
+        let (size, idle, max) = match self {
+            EventStore::Postgres(s) => (s.pool().size(), s.pool().num_idle(), s.pool().options().get_max_connections()),
+            EventStore::Sqlite(s) => (s.pool().size(), s.pool().num_idle(), s.pool().options().get_max_connections()),
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+        PoolUsage { in_use: size.saturating_sub(idle), idle, max }
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.ping().await)
     }

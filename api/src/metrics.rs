@@ -1,0 +1,151 @@
+//! Prometheus metrics, `GET /metrics` in the text exposition format: what an operator needs to
+//! see that money flows (notifications by provider and outcome, events appended, command
+//! latency), that screens are connected (subscriptions open) and that reports are fresh
+//! (projection lag), and how busy the database pool is.
+//!
+//! The metrics are process-wide, like the process they describe. Values that are cheaper to
+//! read than to track (lag, pool, events appended) are read when scraped.
+
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::app::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CommandLabels {
+    command: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    provider: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProjectionLabels {
+    projection: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: String,
+}
+
+struct Metrics {
+    registry: Registry,
+    events_appended: Counter,
+    /// The store's own count at the last scrape (the counter is advanced by the difference).
+    events_appended_seen: AtomicU64,
+    command_seconds: Family<CommandLabels, Histogram>,
+    notifications: Family<NotificationLabels, Counter>,
+    projection_lag: Family<ProjectionLabels, Gauge>,
+    subscriptions_open: Gauge,
+    db_connections: Family<PoolLabels, Gauge>,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let mut registry = Registry::with_prefix("feeledger");
+    let events_appended = Counter::default();
+    registry.register("events_appended", "Events appended to the log by this process", events_appended.clone());
+    let command_seconds: Family<CommandLabels, Histogram> =
+        Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_5, 2.0, 14)));
+    registry.register(
+        "command_duration_seconds",
+        "Time to decide and append a GraphQL mutation, by command and outcome (ok, error)",
+        command_seconds.clone(),
+    );
+    let notifications = Family::<NotificationLabels, Counter>::default();
+    registry.register(
+        "notifications",
+        "Payment notifications received, by provider and outcome (recorded, duplicate, unmatched, ignored, rejected)",
+        notifications.clone(),
+    );
+    let projection_lag = Family::<ProjectionLabels, Gauge>::default();
+    registry.register("projection_lag", "Events committed but not yet applied, per projection", projection_lag.clone());
+    let subscriptions_open = Gauge::default();
+    registry.register("subscriptions_open", "GraphQL subscriptions open on this node", subscriptions_open.clone());
+    let db_connections = Family::<PoolLabels, Gauge>::default();
+    registry.register(
+        "db_connections",
+        "Database pool connections by state (in_use, idle, max)",
+        db_connections.clone(),
+    );
+    Metrics {
+        registry,
+        events_appended,
+        events_appended_seen: AtomicU64::new(0),
+        command_seconds,
+        notifications,
+        projection_lag,
+        subscriptions_open,
+        db_connections,
+    }
+});
+
+/// Records one GraphQL mutation.
+pub fn command(name: &str, ok: bool, took: Duration) {
+    let labels = CommandLabels { command: name.to_owned(), outcome: if ok { "ok" } else { "error" }.to_owned() };
+    METRICS.command_seconds.get_or_create(&labels).observe(took.as_secs_f64());
+}
+
+/// Records one payment notification and what became of it.
+pub fn notification(provider: &str, outcome: &str) {
+    let labels = NotificationLabels { provider: provider.to_owned(), outcome: outcome.to_owned() };
+    METRICS.notifications.get_or_create(&labels).inc();
+}
+
+/// Counts an open subscription for as long as it lives.
+#[derive(Debug)]
+pub struct OpenSubscription(());
+
+impl OpenSubscription {
+    pub fn open() -> Self {
+        METRICS.subscriptions_open.inc();
+        OpenSubscription(())
+    }
+}
+
+impl Drop for OpenSubscription {
+    fn drop(&mut self) {
+        METRICS.subscriptions_open.dec();
+    }
+}
+
+/// The metrics now, in the Prometheus text format.
+pub async fn render(state: &AppState) -> String {
+    let metrics = &*METRICS;
+    let total = feeledger_infrastructure::event_store::events_appended_total();
+    let seen = metrics.events_appended_seen.swap(total, Ordering::Relaxed);
+    metrics.events_appended.inc_by(total.saturating_sub(seen));
+
+    match state.runner.statuses().await {
+        Ok(statuses) => {
+            for status in statuses {
+                let labels = ProjectionLabels { projection: status.name.to_owned() };
+                metrics.projection_lag.get_or_create(&labels).set(status.lag);
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot read projection lag for /metrics"),
+    }
+    let pool = state.ledger.store().pool_usage();
+    for (name, value) in [("in_use", pool.in_use), ("idle", pool.idle), ("max", pool.max)] {
+        metrics.db_connections.get_or_create(&PoolLabels { state: name.to_owned() }).set(i64::from(value));
+    }
+
+    let mut text = String::new();
+    if let Err(error) = encode(&mut text, &metrics.registry) {
+        tracing::error!(%error, "cannot encode the metrics");
+    }
+    text
+}
