@@ -64,7 +64,8 @@ pub async fn open_store(settings: &Settings) -> Result<EventStore, StartError> {
         .await
         .map_err(|source| StartError::Database { url: url.clone(), source })?;
     let schema = if settings.migrate { store.migrate().await } else { store.check_schema().await };
-    schema.map_err(|source| StartError::Database { url, source })?;
+    schema.map_err(|source| StartError::Database { url: url.clone(), source })?;
+    store.check_transaction_counter().await.map_err(|source| StartError::Database { url, source })?;
     Ok(store)
 }
 

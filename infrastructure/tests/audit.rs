@@ -282,3 +282,23 @@ async fn the_application_role_may_append_and_read_events_but_never_change_or_rem
     node.close().await;
     sqlx::query(&format!("DROP ROLE {login}")).execute(owner_pg.pool()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_log_restored_into_a_cluster_with_an_older_transaction_counter_is_refused() {
+    let Some(db) = TestDatabase::postgres().await else { return };
+    let store = db.store().await;
+    store.append("case-A", ExpectedVersion::NoStream, vec![payment(3000)], None).await.unwrap();
+    store.check_transaction_counter().await.expect("a log written by this cluster is in order");
+    // As if restored from a cluster 2^40 transactions older than this one.
+    let EventStore::Postgres(pg) = &store else { unreachable!() };
+    sqlx::query(
+        "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, \
+         recorded_at, hash, transaction_id) VALUES ('case-B', 1, gen_random_uuid(), 'PaymentReceived', 1, '{}', '{}', \
+         now(), decode(repeat('00', 32), 'hex'), '1099511627776'::xid8)",
+    )
+    .execute(pg.pool())
+    .await
+    .unwrap();
+    let refused = store.check_transaction_counter().await.expect_err("new events would sort before this one");
+    assert!(refused.to_string().contains("restored"), "{refused}");
+}

@@ -147,3 +147,32 @@ async fn auditors_see_the_full_id_in_event_data_and_officers_see_it_masked() {
         assert_eq!(auditor_view["case"]["events"][0]["data"]["payer"]["id_number"], "079201008870");
     }
 }
+
+/// Auditors' time travel: after every step, the case as the API answered it then is exactly
+/// what `caseHistory(asOf: that instant)` replays later.
+#[tokio::test]
+async fn history_as_of_any_instant_matches_what_the_api_answered_at_that_instant() {
+    for app in spawn_each_backend().await {
+        app.configure_agency(AGENCY).await;
+        let officer = app.officer(AGENCY);
+        let mut answered: Vec<(String, Value)> = Vec::new();
+        let mut keep = |answer: &Value| {
+            // The instant just after the answer: everything it reflects was committed before.
+            answered.push((chrono::Utc::now().to_rfc3339(), answer.clone()));
+        };
+        let assessed = app.graphql_ok(&officer, &assess_mutation(), assess_input(None)).await;
+        keep(&assessed["assessFees"]);
+        for (amount, key) in [("1000", "t1"), ("1500", "t2"), ("500", "t3"), ("700", "t4")] {
+            let paid = app.graphql_ok(&officer, &pay_mutation(), payment(json!(amount), key)).await;
+            keep(&paid["recordPayment"]);
+        }
+        let history = format!(
+            "query($code: String!, $t: DateTime) {{ caseHistory(code: $code, asOf: $t) {{ state {{ {CASE_FIELDS} }} }} }}"
+        );
+        for (instant, then) in &answered {
+            let replayed = app.graphql_ok(&officer, &history, json!({ "code": CASE, "t": instant })).await;
+            assert_eq!(&replayed["caseHistory"]["state"], then, "[{}] as of {instant}", app.backend());
+        }
+        assert_eq!(answered.last().unwrap().1["status"], "OVERPAID");
+    }
+}

@@ -410,6 +410,15 @@ impl EventStore {
         dispatch!(self, s => s.migrate().await)
     }
 
+    /// Checks that new events will be ordered after the stored ones (PostgreSQL: the cluster's
+    /// transaction counter is ahead of the log, which a restore into another cluster can break).
+    pub async fn check_transaction_counter(&self) -> Result<(), StoreError> {
+        match self {
+            EventStore::Postgres(s) => s.check_transaction_counter().await,
+            EventStore::Sqlite(_) => Ok(()),
+        }
+    }
+
     /// Checks, without changing anything, that the schema is as migrated as this build needs:
     /// for a node running as a role that may not migrate (see migration 0005).
     pub async fn check_schema(&self) -> Result<(), StoreError> {

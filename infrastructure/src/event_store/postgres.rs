@@ -69,6 +69,28 @@ impl PostgresEventStore {
         Ok(())
     }
 
+    /// Readers order events by their writing transaction's id, so the cluster's next id must be
+    /// newer than every stored one. It is not when a dump was restored into a cluster whose
+    /// counter is behind: new events would sort before old ones and readers would skip them.
+    pub(super) async fn check_transaction_counter(&self) -> Result<(), StoreError> {
+        let (stored, next): (Option<i64>, i64) = sqlx::query_as(
+            "SELECT (SELECT max(transaction_id)::text::bigint FROM events), \
+                    pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::db("comparing the log's transaction ids with the cluster's"))?;
+        match stored {
+            Some(stored) if stored >= next => Err(StoreError::Schema(format!(
+                "the log's newest transaction id ({stored}) is not older than this PostgreSQL cluster's next one \
+                 ({next}): the database was restored into a cluster whose transaction counter is behind, and new \
+                 events would be read before older ones. Move the counter past {stored} first (docs/OPERATIONS.md, \
+                 \"Restoring a dump into another cluster\")"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) async fn check_schema(&self) -> Result<(), StoreError> {
         let wanted = sqlx::migrate!("../migrations/postgres").iter().map(|m| m.version).max().unwrap_or(0);
         let found =
