@@ -176,3 +176,22 @@ async fn history_as_of_any_instant_matches_what_the_api_answered_at_that_instant
         assert_eq!(answered.last().unwrap().1["status"], "OVERPAID");
     }
 }
+
+#[tokio::test]
+async fn each_fee_line_shows_what_was_paid_of_it_le_phi_first() {
+    for app in spawn_each_backend().await {
+        app.configure_agency(AGENCY).await;
+        let officer = app.officer(AGENCY);
+        let mut input = assess_input(None);
+        input["input"]["lines"] =
+            json!([{ "feeCode": "P-SAOY", "quantity": 2 }, { "feeCode": "LP-TRICHLUC", "quantity": 1 }]);
+        app.graphql_ok(&officer, &assess_mutation(), input).await;
+        let query = "mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { outstanding lines { feeCode amount paid outstanding } } }";
+        let partial = app.graphql_ok(&officer, query, payment(json!("9000"), "lines-1")).await;
+        let lines = &partial["recordPayment"]["lines"];
+        // 9,000 of 10,000: the 8,000 lệ phí in full first, then 1,000 of the 2,000 phí.
+        assert_eq!(lines[1], json!({ "feeCode": "LP-TRICHLUC", "amount": "8000", "paid": "8000", "outstanding": "0" }));
+        assert_eq!(lines[0], json!({ "feeCode": "P-SAOY", "amount": "2000", "paid": "1000", "outstanding": "1000" }));
+        assert_eq!(partial["recordPayment"]["outstanding"], "1000", "[{}]", app.backend());
+    }
+}

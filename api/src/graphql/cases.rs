@@ -5,6 +5,7 @@ use feeledger_domain::case_fees::{
     self, AssessFees, CancelAssessment, CaseFees, Command, FeeLineRequest, QrStatus, RecordPayment,
 };
 use feeledger_domain::codes::{AgencyCode, CaseCode, FeeCode};
+use feeledger_domain::money::Vnd;
 use feeledger_domain::payer::Payer;
 use feeledger_infrastructure::event_store::{IdempotencyKey, RecordedEvent};
 use feeledger_infrastructure::ledger::CaseRecord;
@@ -88,6 +89,10 @@ pub struct FeeLineView {
     quantity: i32,
     unit_amount: VndScalar,
     amount: VndScalar,
+    /// What the payments have paid of this line (lệ phí lines are paid first).
+    paid: VndScalar,
+    /// What is left to pay on this line.
+    outstanding: VndScalar,
 }
 
 #[derive(SimpleObject)]
@@ -104,13 +109,20 @@ impl FeeLineView {
         assessed
             .lines
             .iter()
-            .map(|line| FeeLineView {
-                fee_code: line.fee_code.to_string(),
-                name: line.name.clone(),
-                kind: line.kind.into(),
-                quantity: i32::try_from(line.quantity).unwrap_or(i32::MAX),
-                unit_amount: line.unit_amount.into(),
-                amount: line.amount.into(),
+            .enumerate()
+            .map(|(index, line)| {
+                let paid = state.paid_per_line.get(index).copied().unwrap_or(Vnd::ZERO);
+                FeeLineView {
+                    fee_code: line.fee_code.to_string(),
+                    name: line.name.clone(),
+                    kind: line.kind.into(),
+                    quantity: i32::try_from(line.quantity).unwrap_or(i32::MAX),
+                    unit_amount: line.unit_amount.into(),
+                    amount: line.amount.into(),
+                    paid: paid.into(),
+                    // An allocation never pays a line beyond its amount.
+                    outstanding: line.amount.checked_sub(paid).unwrap_or(Vnd::ZERO).into(),
+                }
             })
             .collect()
     }
