@@ -506,6 +506,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(listen = %address, database = %redact_url(&settings.database_url), "feeledger is serving");
     if args.demo {
         let tokens = crate::demo::load(app.state()).await.context("loading the demo data")?;
+        tracing::info!(agency = crate::demo::AGENCY, "demo data loaded");
         print_demo(&format!("http://{address}"), &tokens);
     }
     // On SIGTERM or Ctrl-C: stop accepting, finish the requests in flight, and give open

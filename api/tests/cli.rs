@@ -439,3 +439,59 @@ async fn the_compose_file_is_valid_and_its_node_environment_starts_the_binary_as
     sqlx::query(&format!("DROP ROLE {login}")).execute(&owner).await.unwrap();
     owner.close().await;
 }
+
+#[tokio::test]
+async fn audit_verify_exits_0_on_an_intact_log_and_1_naming_the_tampered_event() {
+    let dir = tempfile::tempdir().unwrap();
+    // Some history: the demo's agency, schedule and sample case.
+    let server = start_with(feeledger(dir.path()), &["--demo"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server.log.lock().unwrap().contains("demo data loaded") {
+        assert!(Instant::now() < deadline, "the demo data was not loaded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(server);
+
+    let verify = feeledger(dir.path()).args(["audit", "verify"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(stdout.starts_with("intact:"), "{stdout}");
+
+    let export = feeledger(dir.path()).args(["export", "events"]).output().unwrap();
+    assert!(export.status.success());
+    std::fs::write(dir.path().join("events.jsonl"), &export.stdout).unwrap();
+    let offline = feeledger(dir.path()).args(["audit", "verify", "--file", "events.jsonl"]).output().unwrap();
+    assert_eq!(offline.status.code(), Some(0), "{}", String::from_utf8_lossy(&offline.stdout));
+
+    // A superuser of the file changes the sample case's assessment behind the application's back.
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("feeledger.db").display())).await.unwrap();
+    let (position, stream): (i64, String) = sqlx::query_as(
+        "SELECT global_position, stream_id FROM events WHERE event_type = 'FeeAssessed' ORDER BY global_position LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    sqlx::query("DROP TRIGGER events_no_update").execute(&pool).await.unwrap();
+    sqlx::query(
+        "UPDATE events SET payload = json_set(payload, '$.procedure_name', 'forged') WHERE global_position = $1",
+    )
+    .bind(position)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let verify = feeledger(dir.path()).args(["audit", "verify"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "TAMPERED: sqlite://feeledger.db: stream {stream} at position {position}: payload changed"
+        )),
+        "{stdout}"
+    );
+    // The copy exported before the change still verifies: it is the evidence.
+    let offline = feeledger(dir.path()).args(["audit", "verify", "--file", "events.jsonl"]).output().unwrap();
+    assert_eq!(offline.status.code(), Some(0));
+}
