@@ -35,7 +35,7 @@ fn write_canonical(value: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
+                write_string(key, out);
                 out.push(':');
                 write_canonical(item, out);
             }
@@ -51,8 +51,15 @@ fn write_canonical(value: &Value, out: &mut String) {
             }
             out.push(']');
         }
+        Value::String(text) => write_string(text, out),
         scalar => out.push_str(&scalar.to_string()),
     }
+}
+
+/// A JSON string literal, escaped exactly as serde_json escapes it.
+fn write_string(text: &str, out: &mut String) {
+    // Serialising a &str to a String cannot fail.
+    out.push_str(&serde_json::to_string(text).unwrap_or_default());
 }
 
 /// The stored facts of one event that its hash covers.
@@ -73,18 +80,28 @@ pub fn timestamp_text(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// The canonical JSON of an event's facts: an object with the keys in sorted order, written
+/// directly (the same bytes as [`canonical_json`] of that object, without building it).
 pub fn canonical_bytes(facts: &EventFacts<'_>) -> Vec<u8> {
-    let object = serde_json::json!({
-        "stream_id": facts.stream_id,
-        "stream_version": facts.stream_version,
-        "event_id": facts.event_id.to_string(),
-        "event_type": facts.event_type,
-        "schema_version": facts.schema_version,
-        "payload": facts.payload,
-        "metadata": facts.metadata,
-        "recorded_at": timestamp_text(facts.recorded_at),
-    });
-    canonical_json(&object).into_bytes()
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"event_id\":");
+    write_string(&facts.event_id.to_string(), &mut out);
+    out.push_str(",\"event_type\":");
+    write_string(facts.event_type, &mut out);
+    out.push_str(",\"metadata\":");
+    write_canonical(facts.metadata, &mut out);
+    out.push_str(",\"payload\":");
+    write_canonical(facts.payload, &mut out);
+    out.push_str(",\"recorded_at\":");
+    write_string(&timestamp_text(facts.recorded_at), &mut out);
+    out.push_str(",\"schema_version\":");
+    out.push_str(&facts.schema_version.to_string());
+    out.push_str(",\"stream_id\":");
+    write_string(facts.stream_id, &mut out);
+    out.push_str(",\"stream_version\":");
+    out.push_str(&facts.stream_version.to_string());
+    out.push('}');
+    out.into_bytes()
 }
 
 pub fn event_hash(previous: &[u8], facts: &EventFacts<'_>) -> [u8; 32] {
@@ -103,6 +120,41 @@ mod tests {
     fn canonical_json_sorts_keys_at_every_depth_whatever_the_input_order() {
         let a: Value = serde_json::from_str(r#"{"b":1,"a":{"d":[{"z":1,"y":"é"}],"c":null}}"#).unwrap();
         assert_eq!(canonical_json(&a), r#"{"a":{"c":null,"d":[{"y":"é","z":1}]},"b":1}"#);
+    }
+
+    /// Hashes already stored must stay verifiable: the direct writer produces exactly the bytes
+    /// of the canonical JSON of the facts as an object (how they were first defined).
+    #[test]
+    fn canonical_bytes_are_the_canonical_json_of_the_facts_object() {
+        let payloads = [
+            json!({"amount": "3000", "payer": {"name": "VÕ ĐẶNG NGỌC GIÀ", "id_number": "079201008870"}}),
+            json!({"z": [3, {"b": null, "a": true}], "quote\"d": "line\nbreak\t\u{1}", "n": -12.5, "big": 12345678901234_i64}),
+            json!({}),
+        ];
+        let metadata = [json!({"actor": "officer-1", "request_id": "abc"}), json!({}), json!({"x": {"y": [1, "é"]}})];
+        for (payload, metadata) in payloads.iter().zip(&metadata) {
+            let facts = EventFacts {
+                stream_id: "case-H34.22.6-240426-0002",
+                stream_version: 42,
+                event_id: Uuid::from_u128(0x0191_d3a0_0000_7000_8000_0000_0000_0001),
+                event_type: "PaymentReceived",
+                schema_version: 1,
+                payload,
+                metadata,
+                recorded_at: "2024-04-26T02:15:00.123456Z".parse().unwrap(),
+            };
+            let reference = canonical_json(&json!({
+                "stream_id": facts.stream_id,
+                "stream_version": facts.stream_version,
+                "event_id": facts.event_id.to_string(),
+                "event_type": facts.event_type,
+                "schema_version": facts.schema_version,
+                "payload": facts.payload,
+                "metadata": facts.metadata,
+                "recorded_at": timestamp_text(facts.recorded_at),
+            }));
+            assert_eq!(String::from_utf8(canonical_bytes(&facts)).unwrap(), reference);
+        }
     }
 
     #[test]
