@@ -708,8 +708,7 @@ async fn audit_verify(file: Option<&std::path::Path>, database: &DatabaseArgs) -
 }
 
 async fn audit_seal(through: Option<chrono::NaiveDate>, database: &DatabaseArgs) -> anyhow::Result<ExitCode> {
-    let now = Utc::now();
-    let finished = feeledger_domain::vietnam_time::date_of(now - audit::SEAL_MARGIN).pred_opt().unwrap_or_default();
+    let finished = audit::last_sealable_day(Utc::now());
     let through = through.unwrap_or(finished);
     if through > finished {
         bail!("{through} is not over yet (the last day that can be sealed now is {finished})");

@@ -99,19 +99,23 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
     hex::decode(text).ok()?.try_into().ok()
 }
 
-/// Seals every day that is over (by [`SEAL_MARGIN`]) at `now` and not sealed yet.
+/// The last Vietnamese day that is over (by [`SEAL_MARGIN`]) at `now`.
+pub fn last_sealable_day(now: DateTime<Utc>) -> NaiveDate {
+    vietnam_time::date_of(now - SEAL_MARGIN).pred_opt().unwrap_or(NaiveDate::MIN)
+}
+
+/// Seals every day that is over at `now` and not sealed yet.
 pub async fn seal_complete_days(store: &EventStore, now: DateTime<Utc>) -> Result<Vec<DailyDigestSealed>, AuditError> {
-    let through = vietnam_time::date_of(now - SEAL_MARGIN).pred_opt().unwrap_or(NaiveDate::MIN);
-    seal_through(store, through).await
+    seal_through(store, last_sealable_day(now)).await
 }
 
 /// Seals every day up to and including `through` that is not sealed yet, oldest first. Safe
 /// to run on several nodes at once: a seal is appended at the digest stream's expected version,
 /// so only one node seals a given day.
 pub async fn seal_through(store: &EventStore, through: NaiveDate) -> Result<Vec<DailyDigestSealed>, AuditError> {
-    let existing = store.read_stream(DIGEST_STREAM).await?;
-    let version = existing.last().map_or(0, |e| e.stream_version);
-    let last = existing.iter().rev().find_map(|e| decode_seal(e).ok());
+    let last_event = store.last_event(DIGEST_STREAM).await?;
+    let version = last_event.as_ref().map_or(0, |e| e.stream_version);
+    let last = last_event.as_ref().map(decode_seal).transpose()?;
     let mut previous = last.as_ref().and_then(|s| unhex(&s.digest)).unwrap_or(GENESIS);
     let first_day = match &last {
         Some(seal) => seal.date.succ_opt().unwrap_or(NaiveDate::MAX),
@@ -440,13 +444,12 @@ fn rank(problem: &Problem) -> u8 {
 pub async fn verify_store(store: &EventStore, mut progress: impl FnMut(u64)) -> Result<AuditReport, AuditError> {
     const PAGE: usize = 5_000;
     let mut verifier = Verifier::new();
-    let mut after = 0;
+    // Events appended while verifying (after the index pass) are left for the next run.
     let mut high_water = 0;
     loop {
-        let page = store.audit_entries(after, PAGE).await?;
+        let page = store.audit_entries(high_water, PAGE).await?;
         let Some(last) = page.last() else { break };
-        after = last.position;
-        high_water = after;
+        high_water = last.position;
         for entry in page {
             verifier.index(entry);
         }

@@ -472,6 +472,11 @@ impl EventStore {
         dispatch!(self, s => s.read_stream(stream_id).await)
     }
 
+    /// The last event of one stream, if it has any.
+    pub async fn last_event(&self, stream_id: &str) -> Result<Option<RecordedEvent>, StoreError> {
+        dispatch!(self, s => s.last_event(stream_id).await)
+    }
+
     /// Up to `limit` events strictly after `after`, in commit-safe order. Reading again from
     /// the last returned event's checkpoint never skips and never repeats an event.
     pub async fn read_all(&self, after: Checkpoint, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {

@@ -211,6 +211,17 @@ impl SqliteEventStore {
         rows.iter().map(decode).collect()
     }
 
+    pub(super) async fn last_event(&self, stream_id: &str) -> Result<Option<RecordedEvent>, StoreError> {
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1");
+        let row = sqlx::query(&sql)
+            .bind(stream_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db("reading a stream's last event"))?;
+        row.as_ref().map(decode).transpose()
+    }
+
     pub(super) async fn read_all(&self, after: Checkpoint, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE (transaction_id, global_position) > ($1, $2) \
