@@ -38,21 +38,33 @@ impl std::fmt::Debug for Lease {
 }
 
 impl Lease {
-    /// Waits until this process holds the lease of projection `name`.
+    /// Waits until this process holds the lease of projection `name`. A node standing by keeps
+    /// one connection and asks on it, rather than connecting anew every time.
     pub async fn acquire(store: &EventStore, name: &str) -> Lease {
         let EventStore::Postgres(pg) = store else { return Lease::Local };
         let mut waiting_logged = false;
+        let mut standby: Option<PgConnection> = None;
         loop {
-            match try_acquire(pg.pool(), name).await {
-                Ok(Some(connection)) => {
-                    tracing::info!(projection = name, "holding the projection lease: running it on this node");
-                    return Lease::Postgres(connection);
-                }
-                Ok(None) if !waiting_logged => {
-                    tracing::info!(projection = name, "another node runs this projection; standing by");
-                    waiting_logged = true;
-                }
-                Ok(None) => {}
+            let asked = match standby.take() {
+                Some(connection) => Ok(connection),
+                None => connect(pg.pool(), name).await,
+            };
+            match asked {
+                Ok(mut connection) => match try_lock(&mut connection, name).await {
+                    Ok(true) => {
+                        tracing::info!(projection = name, "holding the projection lease: running it on this node");
+                        return Lease::Postgres(connection);
+                    }
+                    Ok(false) => {
+                        if !waiting_logged {
+                            tracing::info!(projection = name, "another node runs this projection; standing by");
+                            waiting_logged = true;
+                        }
+                        standby = Some(connection);
+                    }
+                    // The connection is dropped; the next round opens another.
+                    Err(error) => tracing::warn!(projection = name, %error, "cannot ask for the projection lease"),
+                },
                 Err(error) => tracing::warn!(projection = name, %error, "cannot ask for the projection lease"),
             }
             tokio::time::sleep(LEASE_CHECK).await;
@@ -72,23 +84,21 @@ impl Lease {
     }
 }
 
-async fn try_acquire(pool: &sqlx::PgPool, name: &str) -> Result<Option<PgConnection>, StoreError> {
+/// A connection of its own for the lease, named after the projection and this process.
+async fn connect(pool: &sqlx::PgPool, name: &str) -> Result<PgConnection, StoreError> {
     let options = pool
         .connect_options()
         .as_ref()
         .clone()
         .application_name(&format!("feeledger projection {name} (pid {})", std::process::id()));
-    let mut connection = options.connect().await.map_err(StoreError::db("opening the lease connection"))?;
-    let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+    options.connect().await.map_err(StoreError::db("opening the lease connection"))
+}
+
+async fn try_lock(connection: &mut PgConnection, name: &str) -> Result<bool, StoreError> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
         .bind(LOCK_NAMESPACE)
         .bind(name)
-        .fetch_one(&mut connection)
+        .fetch_one(connection)
         .await
-        .map_err(StoreError::db("asking for the projection lease"))?;
-    if held {
-        Ok(Some(connection))
-    } else {
-        let _ = connection.close().await;
-        Ok(None)
-    }
+        .map_err(StoreError::db("asking for the projection lease"))
 }
