@@ -499,7 +499,11 @@ impl Runner {
     pub async fn status(&self, name: &str) -> Result<ProjectionStatus, ProjectionError> {
         let name = canonical_name(name).ok_or_else(|| ProjectionError::Unknown(name.to_owned()))?;
         let version = version_of(name).unwrap_or_default();
-        let state = self.docs.ensure(name, version, Utc::now()).await?;
+        // A read (GraphQL, every metrics scrape): write only for a projection never seen.
+        let state = match self.docs.state(name).await? {
+            Some(state) => state,
+            None => self.docs.ensure(name, version, Utc::now()).await?,
+        };
         let active = self.docs.checkpoint(name, state.active).await?;
         let checkpoint = active.as_ref().map_or(Checkpoint::START, |c| c.checkpoint);
         let lag = self.store().count_after(checkpoint).await?;
