@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
 use crate::graphql::RequestId;
+use crate::graphql::errors::ApiError;
 
 /// GraphQL documents are small; anything bigger is a mistake or an attack.
 const GRAPHQL_BODY_LIMIT_BYTES: usize = 256 * 1024;
@@ -56,8 +57,10 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, request: Gra
     let request_id = headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let request = request.into_inner().data(authentication).data(RequestId(request_id));
     let response = state.schema.execute(request).await;
+    let unavailable_code = ApiError::Unavailable.code();
     let unavailable = response.errors.iter().any(|error| {
-        error.extensions.as_ref().and_then(|e| e.get("code")).is_some_and(|code| code.to_string() == "\"UNAVAILABLE\"")
+        let code = error.extensions.as_ref().and_then(|e| e.get("code"));
+        matches!(code, Some(async_graphql::Value::String(code)) if code == unavailable_code)
     });
     let mut http = GraphQLResponse::from(response).into_response();
     if unavailable {

@@ -106,7 +106,7 @@ impl AuditQueries {
             }
         };
         let limit = usize::try_from(first).unwrap_or(1);
-        let events = super::ledger(ctx).store().read_all(after, limit).await.map_err(store_error)?;
+        let events = super::ledger(ctx).store().read_all(after, limit).await?;
         let end = events.last().map_or(after, RecordedEvent::checkpoint);
         Ok(AuditEventPage {
             has_more: events.len() == limit,
@@ -122,7 +122,7 @@ impl AuditQueries {
             return Err(ApiError::forbidden());
         }
         let seals = audit::seals(super::ledger(ctx).store()).await.map_err(|e| match e {
-            audit::AuditError::Store(store) => store_error(store),
+            audit::AuditError::Store(store) => store.into(),
             audit::AuditError::Format(_) => ApiError::Internal,
         })?;
         Ok(seals
@@ -136,14 +136,5 @@ impl AuditQueries {
                 digest: s.digest,
             })
             .collect())
-    }
-}
-
-fn store_error(error: feeledger_infrastructure::event_store::StoreError) -> ApiError {
-    if error.is_unavailable() {
-        ApiError::Unavailable
-    } else {
-        tracing::error!(%error, "reading the log for an auditor failed");
-        ApiError::Internal
     }
 }

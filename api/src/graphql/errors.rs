@@ -7,6 +7,7 @@
 
 use async_graphql::ErrorExtensions;
 use feeledger_domain::case_fees::CaseError;
+use feeledger_infrastructure::event_store::StoreError;
 use feeledger_infrastructure::ledger::LedgerError;
 
 #[derive(Debug, Clone)]
@@ -93,14 +94,25 @@ impl From<LedgerError> for ApiError {
             LedgerError::NoScheduleInForce { .. } | LedgerError::Invalid(_) => ApiError::validation(error),
             LedgerError::NotFound(_) => ApiError::NotFound(error.to_string()),
             LedgerError::Contended(_) | LedgerError::IdempotencyKeyReused(_) => ApiError::Conflict(error.to_string()),
-            LedgerError::Store(store) if store.is_unavailable() => {
-                tracing::warn!(error = %store, "database unavailable");
-                ApiError::Unavailable
-            }
-            LedgerError::Store(_) | LedgerError::Codec(_) => {
+            LedgerError::Store(store) => store.into(),
+            LedgerError::Codec(_) => {
                 tracing::error!(error = %error, "command failed inside the ledger");
                 ApiError::Internal
             }
+        }
+    }
+}
+
+/// An unreachable database is UNAVAILABLE (HTTP 503); any other store failure is INTERNAL,
+/// its details in the log only.
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        if error.is_unavailable() {
+            tracing::warn!(%error, "database unavailable");
+            ApiError::Unavailable
+        } else {
+            tracing::error!(%error, "the store failed");
+            ApiError::Internal
         }
     }
 }
