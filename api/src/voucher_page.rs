@@ -162,6 +162,8 @@ h1 { font-size: 20px; margin: 0 0 6px; letter-spacing: .3px; }
 .lines th { background: #f1f1ee; text-align: center; vertical-align: middle; line-height: 1.2; }
 .lines .unit { font-weight: normal; font-style: italic; font-size: 12px; }
 .lines .stt { width: 3em; }
+.lines th:last-child { width: 8.5em; }
+.lines th:nth-child(5) { width: 5.5em; }
 .center { text-align: center; }
 .num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 .lines tfoot td { font-weight: bold; }
