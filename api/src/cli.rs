@@ -598,6 +598,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         public_base_url: args.public_base_url.or_else(|| file.public_base_url.clone()),
         cashless_target_percent,
         providers: file.providers_under(args.providers.secrets()),
+        non_working_days: file.non_working_days.clone().unwrap_or_default(),
         ..base
     };
     settings.validate()?;

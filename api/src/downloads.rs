@@ -47,9 +47,12 @@ struct TokenQuery {
     token: Option<String>,
 }
 
+/// Why a download is refused: the status, the error code and a message.
+type Refusal = (StatusCode, &'static str, String);
+
 /// The caller, from the `Authorization` header or the `token` query parameter, if a finance,
-/// auditor or admin token; otherwise the response to send.
-fn report_principal(state: &AppState, headers: &HeaderMap, token: Option<&str>) -> Result<Principal, Response> {
+/// auditor or admin token; otherwise why not.
+fn report_principal(state: &AppState, headers: &HeaderMap, token: Option<&str>) -> Result<Principal, Refusal> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let authorization = authorization.or_else(|| token.map(|t| format!("Bearer {t}")));
     match state.tokens.authenticate(authorization.as_deref()) {
@@ -59,11 +62,11 @@ fn report_principal(state: &AppState, headers: &HeaderMap, token: Option<&str>) 
             Ok(principal)
         }
         Authentication::Authenticated(_) => {
-            Err(problem(StatusCode::FORBIDDEN, "FORBIDDEN", "your token does not allow this report"))
+            Err((StatusCode::FORBIDDEN, "FORBIDDEN", "your token does not allow this report".into()))
         }
-        Authentication::Invalid(reason) => Err(problem(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", reason)),
+        Authentication::Invalid(reason) => Err((StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", reason)),
         Authentication::Anonymous => {
-            Err(problem(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "a bearer token is required"))
+            Err((StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "a bearer token is required".into()))
         }
     }
 }
@@ -217,7 +220,7 @@ async fn remittance_voucher(
 ) -> Response {
     let principal = match report_principal(&state, &headers, query.token.as_deref()) {
         Ok(principal) => principal,
-        Err(response) => return response,
+        Err((status, code, message)) => return problem(status, code, message),
     };
     let (id, format) = match voucher.rsplit_once('.') {
         Some((id, extension @ ("csv" | "xlsx"))) => (id, extension),

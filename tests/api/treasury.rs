@@ -95,6 +95,30 @@ async fn the_declaration_the_treasury_report_and_the_vouchers_of_a_month_agree_t
             assert_eq!(declared, dong(&row["payableToBudget"]), "[{backend}] {row}");
         }
 
+        // 02/PHLP settles the year's phí: October's and the late payments of November.
+        let settlement = app
+            .graphql_ok(
+                &finance(&app),
+                "query($a: String!) { feeSettlement(agencyCode: $a, year: 2026) { form payableToBudget rows { kind } } }",
+                json!({ "a": agency }),
+            )
+            .await;
+        let settlement = &settlement["feeSettlement"];
+        assert_eq!(settlement["form"], "02/PHLP");
+        assert!(settlement["rows"].as_array().unwrap().iter().all(|r| r["kind"] == "PHI"));
+        let mut phi_payable = 0;
+        for month in ["2026-10", "2026-11"] {
+            let monthly = app.graphql_ok(&finance(&app), DECLARATION, json!({ "a": agency, "m": month })).await;
+            phi_payable += monthly["feeDeclaration"]["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["kind"] == "PHI")
+                .map(|r| dong(&r["payableToBudget"]))
+                .sum::<i64>();
+        }
+        assert_eq!(dong(&settlement["payableToBudget"]), phi_payable, "[{backend}] the year is its months");
+
         // Two deposits: the first half of the month, then the rest.
         let (first, first_voucher) = remit(&app, agency, "2026-10-15", "GNT-2026-101").await;
         let in_between = treasury(&app, agency, "2026-10-01", "2026-10-31").await;
