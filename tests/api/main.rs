@@ -10,4 +10,5 @@ mod counter;
 mod finance;
 mod health;
 mod nodes;
+mod treasury;
 mod webhooks;
