@@ -25,7 +25,7 @@ async function main() {
   const screenshots = resolve(required("FEELEDGER_SCREENSHOT_DIR"));
   mkdirSync(out, { recursive: true });
   mkdirSync(screenshots, { recursive: true });
-  const playwright = pathToFileURL(join(REPO, "api", "web", "node_modules", "playwright-core", "index.mjs"));
+  const playwright = pathToFileURL(join(REPO, "tests", "browser", "node_modules", "playwright-core", "index.mjs"));
   const { chromium } = await import(playwright.href);
   const browser = await chromium.launch({
     executablePath: process.env.FEELEDGER_CHROMIUM || "/usr/bin/chromium",
