@@ -86,6 +86,8 @@ pub struct Settings {
     /// Whether to apply the migrations on start; off for a node running as the application
     /// role, which may not change the schema (it then only checks the schema is current).
     pub migrate: bool,
+    /// PostgreSQL read replica(s) for reads that tolerate one (FEELEDGER_READ_DATABASE_URL).
+    pub read_database_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -103,6 +105,7 @@ impl Default for Settings {
                 .unwrap_or(feeledger_domain::money::Percent::ZERO),
             run_projections: true,
             migrate: true,
+            read_database_url: None,
         }
     }
 }
@@ -125,6 +128,7 @@ pub struct FileSettings {
     pub run_projections: Option<bool>,
     pub migrate: Option<bool>,
     pub log_format: Option<String>,
+    pub read_database_url: Option<String>,
     #[serde(default)]
     pub providers: FileProviders,
 }
@@ -194,6 +198,16 @@ impl Settings {
                 "FEELEDGER_DATABASE_URL",
                 "database_url",
                 "use postgres://… or sqlite://…".into(),
+            );
+        }
+        if let Some(read_url) = &self.read_database_url
+            && !(read_url.starts_with("postgres://") || read_url.starts_with("postgresql://"))
+        {
+            return bad(
+                "read replica URL",
+                "FEELEDGER_READ_DATABASE_URL",
+                "read_database_url",
+                "use postgres://… (a read replica needs PostgreSQL)".into(),
             );
         }
         if let Err(e) = self.listen.parse::<std::net::SocketAddr>() {
@@ -267,6 +281,10 @@ mod tests {
             (Settings { token_secret: Some(Secret::new("short")), ..Settings::default() }, "FEELEDGER_TOKEN_SECRET"),
             (Settings { qr_ttl_seconds: 0, ..Settings::default() }, "FEELEDGER_QR_TTL_MINUTES"),
             (Settings { database_max_connections: 0, ..Settings::default() }, "FEELEDGER_DATABASE_MAX_CONNECTIONS"),
+            (
+                Settings { read_database_url: Some("sqlite://replica.db".into()), ..Settings::default() },
+                "FEELEDGER_READ_DATABASE_URL",
+            ),
         ];
         for (settings, named) in cases {
             let error = settings.validate().unwrap_err().to_string();

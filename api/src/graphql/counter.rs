@@ -338,7 +338,7 @@ impl CaseWatch {
                 }
             }
             self.fresh = false;
-            match self.ledger.load_case(&self.code).await {
+            match self.ledger.read_case(&self.code).await {
                 Ok(record) if record.exists() && self.sent_version != Some(record.version) => {
                     self.sent_version = Some(record.version);
                     return Some((CaseView::new(record, &self.viewer), self));
