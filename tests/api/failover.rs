@@ -259,6 +259,8 @@ async fn two_nodes_lose_no_acknowledged_payment_when_the_primary_dies_and_the_re
 async fn case_reads_come_from_the_replica_and_still_see_the_readers_own_writes() {
     let Some(cluster) = ReplicatedCluster::start(Replication::Synchronous).await else { return };
     cluster.create_database("feeledger").await;
+    // The replica has the database once it has replayed its creation (flushed is not enough).
+    cluster.wait_until_replayed().await;
     let read_url = format!("{}?target_session_attrs=prefer-standby", cluster.replica.url("feeledger"));
     let app = feeledger_tests::spawn_app_with(TestDatabase::external(cluster.url("feeledger")), |settings| {
         settings.read_database_url = Some(read_url);
