@@ -60,9 +60,15 @@ pub struct AppState {
 pub async fn open_store(settings: &Settings) -> Result<EventStore, StartError> {
     let url = redact_url(&settings.database_url);
     let options = StoreOptions { max_connections: settings.database_max_connections, ..StoreOptions::default() };
-    let store = EventStore::connect(&settings.database_url, options)
+    let mut store = EventStore::connect(&settings.database_url, options)
         .await
         .map_err(|source| StartError::Database { url: url.clone(), source })?;
+    if let Some(read_url) = &settings.read_database_url {
+        store = store
+            .with_read_replica(read_url, options)
+            .await
+            .map_err(|source| StartError::Database { url: redact_url(read_url), source })?;
+    }
     let schema = if settings.migrate { store.migrate().await } else { store.check_schema().await };
     schema.map_err(|source| StartError::Database { url: url.clone(), source })?;
     store.check_transaction_counter().await.map_err(|source| StartError::Database { url, source })?;

@@ -52,6 +52,7 @@ pub const ENV_VARS: &[&str] = &[
     "FEELEDGER_PAYOS_CHECKSUM_KEY",
     "FEELEDGER_PUBLIC_BASE_URL",
     "FEELEDGER_QR_TTL_MINUTES",
+    "FEELEDGER_READ_DATABASE_URL",
     "FEELEDGER_RUN_PROJECTIONS",
     "FEELEDGER_SEPAY_API_KEY",
     "FEELEDGER_SEPAY_HMAC_SECRET",
@@ -179,6 +180,10 @@ struct DatabaseArgs {
     /// sqlite://feeledger.db].
     #[arg(long, env = "FEELEDGER_DATABASE_URL")]
     database_url: Option<String>,
+    /// PostgreSQL read replica(s) for reads that tolerate one: case reads, exports, audits
+    /// (docs/OPERATIONS.md).
+    #[arg(long, env = "FEELEDGER_READ_DATABASE_URL")]
+    read_database_url: Option<String>,
     /// Signing key for bearer tokens (at least 32 characters). Default: a key generated once
     /// and kept in the database.
     #[arg(long, env = "FEELEDGER_TOKEN_SECRET", hide_env_values = true)]
@@ -203,6 +208,7 @@ impl DatabaseArgs {
             token_secret: self.token_secret.clone().map(Secret::new).or_else(|| file.token_secret.clone()),
             migrate: !self.no_migrate && file.migrate.unwrap_or(true),
             database_max_connections: file.database_max_connections.unwrap_or(defaults.database_max_connections),
+            read_database_url: self.read_database_url.clone().or_else(|| file.read_database_url.clone()),
             ..defaults
         }
     }
@@ -541,7 +547,9 @@ async fn projections_rebuild(name: &str, database: &DatabaseArgs) -> anyhow::Res
     };
     let started = std::time::Instant::now();
     let generation = runner.rebuild_here(name).await?;
-    let _ = watcher.await;
+    // The switch may have been made by a server's runner building the same generation: then
+    // no "finished" progress comes from this process, and the watcher would wait for ever.
+    watcher.abort();
     bar.finish();
     let status = runner.status(name).await?;
     eprintln!(
@@ -791,7 +799,7 @@ async fn audit_verify(file: Option<&std::path::Path>, database: &DatabaseArgs) -
         None => {
             let settings = database.settings();
             let store = open_store(&settings).await?;
-            (redact_url(&settings.database_url), audit::verify_store(&store, progress).await?)
+            (redact_url(&settings.database_url), audit::verify_store(&store.for_reads().await, progress).await?)
         }
     };
     bar.finish_and_clear();
@@ -859,7 +867,7 @@ async fn audit_digests(format: OutputFormat, database: &DatabaseArgs) -> anyhow:
 
 async fn export_events(from: i64, database: &DatabaseArgs) -> anyhow::Result<ExitCode> {
     let ledger = open_ledger(database).await?;
-    let store = ledger.store();
+    let store = ledger.store().for_reads().await;
     let mut checkpoint = Checkpoint::START;
     let mut exported = 0u64;
     loop {

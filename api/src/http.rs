@@ -287,10 +287,16 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 
-/// Readiness: the database answers within a second.
+/// Readiness: the database answers within a second. With several PostgreSQL hosts, also which
+/// one is the primary, and 503 while none accepts writes (a failover under way).
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match tokio::time::timeout(Duration::from_secs(1), state.ledger.store().ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+    let store = state.ledger.store();
+    let primary = store.primary_host();
+    if store.backend() == feeledger_infrastructure::event_store::Backend::Postgres && primary.is_none() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "reason": "no primary" })));
+    }
+    match tokio::time::timeout(Duration::from_secs(1), store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready", "primary": primary }))),
         Ok(Err(error)) => {
             tracing::warn!(%error, "not ready: database check failed");
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "reason": "database" })))

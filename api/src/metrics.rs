@@ -38,6 +38,16 @@ struct ProjectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadLabels {
+    served_by: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HostLabels {
+    host: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     state: String,
 }
@@ -53,6 +63,10 @@ struct Metrics {
     projection_lag: Family<ProjectionLabels, Gauge>,
     subscriptions_open: Gauge,
     db_connections: Family<PoolLabels, Gauge>,
+    db_primary: Family<HostLabels, Gauge>,
+    replica_reads: Family<ReadLabels, Counter>,
+    /// The store's own counts at the last scrape: served by the replica, by the primary instead.
+    replica_reads_seen: [AtomicU64; 2],
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -89,6 +103,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Database pool connections by state (in_use, idle, max)",
         db_connections.clone(),
     );
+    let db_primary = Family::<HostLabels, Gauge>::default();
+    registry.register(
+        "db_primary",
+        "1 for the PostgreSQL host this node writes to (host:port); no series while no host accepts writes",
+        db_primary.clone(),
+    );
+    let replica_reads = Family::<ReadLabels, Counter>::default();
+    registry.register(
+        "replica_reads",
+        "Reads that may use the read replica, by where they were served (replica; primary: the replica lagged or failed)",
+        replica_reads.clone(),
+    );
     Metrics {
         registry,
         events_appended,
@@ -99,6 +125,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         projection_lag,
         subscriptions_open,
         db_connections,
+        db_primary,
+        replica_reads,
+        replica_reads_seen: [AtomicU64::new(0), AtomicU64::new(0)],
     }
 });
 
@@ -156,6 +185,18 @@ pub async fn render(state: &AppState) -> String {
     let pool = state.ledger.store().pool_usage();
     for (name, value) in [("in_use", pool.in_use), ("idle", pool.idle), ("max", pool.max)] {
         metrics.db_connections.get_or_create(&PoolLabels { state: name.to_owned() }).set(i64::from(value));
+    }
+    let (by_replica, by_primary) = feeledger_infrastructure::event_store::replica_reads_total();
+    for (slot, (served_by, total)) in [("replica", by_replica), ("primary", by_primary)].into_iter().enumerate() {
+        let seen = metrics.replica_reads_seen[slot].swap(total, Ordering::Relaxed);
+        metrics
+            .replica_reads
+            .get_or_create(&ReadLabels { served_by: served_by.to_owned() })
+            .inc_by(total.saturating_sub(seen));
+    }
+    metrics.db_primary.clear();
+    if let Some(host) = state.ledger.store().primary_host() {
+        metrics.db_primary.get_or_create(&HostLabels { host }).set(1);
     }
 
     let mut text = String::new();

@@ -390,7 +390,7 @@ async fn the_compose_file_is_valid_and_its_node_environment_starts_the_binary_as
     let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
     let docs = YamlLoader::load_from_str(&compose).expect("docker-compose.yml is valid YAML");
     let services = &docs[0]["services"];
-    for service in ["postgres", "migrate", "feeledger-1", "feeledger-2", "proxy"] {
+    for service in ["postgres", "postgres-replica", "migrate", "feeledger-1", "feeledger-2", "proxy"] {
         assert!(!services[service].is_badvalue(), "service {service} is missing");
     }
     for mount in [&services["proxy"]["volumes"][0], &services["postgres"]["volumes"][1]] {
@@ -419,12 +419,17 @@ async fn the_compose_file_is_valid_and_its_node_environment_starts_the_binary_as
         .execute(&owner)
         .await
         .unwrap();
-    // The compose URL, pointed at this machine's test database instead of the `postgres` service.
+    // The compose URLs, pointed at this machine's test database instead of the `postgres` and
+    // `postgres-replica` services.
     let (_, test_host_and_db) = db.url.rsplit_once('@').unwrap();
     let mut command = feeledger(dir.path());
     for (name, value) in &node_env {
         let value = if name == "FEELEDGER_DATABASE_URL" {
-            assert!(value.starts_with("postgres://feeledger_node:node-password@postgres:5432/"), "{value}");
+            let both = "postgres://feeledger_node:node-password@postgres:5432,postgres-replica:5432/feeledger?";
+            assert!(value.starts_with(both), "{value}");
+            format!("postgres://{login}:node-password@{test_host_and_db}")
+        } else if name == "FEELEDGER_READ_DATABASE_URL" {
+            assert!(value.starts_with("postgres://feeledger_node:node-password@postgres-replica:5432/"), "{value}");
             format!("postgres://{login}:node-password@{test_host_and_db}")
         } else {
             value.clone()

@@ -194,6 +194,20 @@ impl Ledger {
         Ok(fold_case(code.clone(), events)?)
     }
 
+    /// The case as a reader sees it: from the read replica when there is one, once it has every
+    /// write committed before this call (`EventStore::for_reads`). Not for deciding commands.
+    pub async fn read_case(&self, code: &CaseCode) -> Result<CaseRecord, LedgerError> {
+        let events = self.store.for_reads().await.read_stream(&codec::case_stream(code)).await?;
+        Ok(fold_case(code.clone(), events)?)
+    }
+
+    /// Like [`Ledger::read_case`], as the case was at an instant.
+    pub async fn read_case_as_of(&self, code: &CaseCode, as_of: DateTime<Utc>) -> Result<CaseRecord, LedgerError> {
+        let mut events = self.store.for_reads().await.read_stream(&codec::case_stream(code)).await?;
+        events.retain(|e| e.recorded_at <= as_of);
+        Ok(fold_case(code.clone(), events)?)
+    }
+
     /// The case as it was after its event of version `version` (what a first request produced).
     pub async fn load_case_at_version(&self, code: &CaseCode, version: i64) -> Result<CaseRecord, LedgerError> {
         let mut events = self.store.read_stream(&codec::case_stream(code)).await?;

@@ -14,12 +14,14 @@
 //! Subscribers must subscribe *before* reading the state they show, and re-read that state when
 //! told they lagged: the feed wakes them up, the durable state is the truth.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
+use uuid::Uuid;
 
+use crate::event_store::failover::PrimaryWatch;
 use crate::event_store::{Checkpoint, EventStore, RecordedEvent, StoreError};
 
 /// How many events a slow subscriber may fall behind before it is told it lagged.
@@ -58,13 +60,22 @@ impl LiveFeed {
 enum Wake {
     Position(i64),
     Timer,
+    /// The store follows another PostgreSQL primary now (a failover).
+    PrimaryMoved,
     Stop,
 }
 
 async fn follow(store: EventStore, events: broadcast::Sender<Arc<RecordedEvent>>, poll: Duration) {
-    let mut checkpoint = loop {
+    let mut cursor = loop {
         match store.last_checkpoint().await {
-            Ok(checkpoint) => break checkpoint,
+            Ok(checkpoint) => {
+                break FeedCursor {
+                    checkpoint,
+                    recent: VecDeque::new(),
+                    base: checkpoint,
+                    primary: store.primary_host(),
+                };
+            }
             Err(error) => {
                 tracing::warn!(%error, "live feed cannot read the log yet; retrying");
                 tokio::time::sleep(poll).await;
@@ -74,15 +85,19 @@ async fn follow(store: EventStore, events: broadcast::Sender<Arc<RecordedEvent>>
     let mut notices = store.subscribe();
     let mut remote = RemoteWakeups::connect(&store).await;
     let mut awaited: BTreeSet<i64> = BTreeSet::new();
-    tracing::info!(%checkpoint, "live feed started");
+    let mut primary = match &store {
+        EventStore::Postgres(pg) => Some(pg.primary_changes()),
+        EventStore::Sqlite(_) => None,
+    };
+    tracing::info!(checkpoint = %cursor.checkpoint, "live feed started");
 
     loop {
-        match catch_up(&store, &mut checkpoint, &events, &mut awaited).await {
+        match catch_up(&store, &mut cursor, &events, &mut awaited).await {
             Ok(()) => {}
             Err(error) => tracing::warn!(%error, "live feed read failed; retrying at the next wake-up"),
         }
         if !awaited.is_empty() {
-            wait_for_barrier(&store, &mut checkpoint, &events, &mut awaited).await;
+            wait_for_barrier(&store, &mut cursor, &events, &mut awaited).await;
         }
         let wake = tokio::select! {
             notice = notices.recv() => match notice {
@@ -91,13 +106,14 @@ async fn follow(store: EventStore, events: broadcast::Sender<Arc<RecordedEvent>>
                 Err(broadcast::error::RecvError::Closed) => Wake::Stop,
             },
             position = remote.recv() => position.map_or(Wake::Timer, Wake::Position),
+            moved = primary_moved(&mut primary) => if moved { Wake::PrimaryMoved } else { Wake::Timer },
             () = tokio::time::sleep(poll) => Wake::Timer,
         };
         match wake {
             Wake::Position(position) => {
                 awaited.insert(position);
             }
-            Wake::Timer => {}
+            Wake::PrimaryMoved | Wake::Timer => {}
             Wake::Stop => return,
         }
         if events.receiver_count() == 0 && awaited.len() > 1024 {
@@ -106,18 +122,106 @@ async fn follow(store: EventStore, events: broadcast::Sender<Arc<RecordedEvent>>
     }
 }
 
-/// Reads everything visible after `checkpoint` and publishes it.
+/// Resolves when the store's primary changed to another host (never on SQLite, or when there
+/// is only one host); `false` when the store is gone.
+async fn primary_moved(primary: &mut Option<PrimaryWatch>) -> bool {
+    let Some(watch) = primary.as_mut() else { return std::future::pending().await };
+    loop {
+        if watch.changed().await.is_err() {
+            *primary = None;
+            return false;
+        }
+        if watch.borrow_and_update().is_some() {
+            return true;
+        }
+    }
+}
+
+/// After a failover, the feed must stand on an event the new primary has. With synchronous
+/// replication it always does: every event a reader could read had reached the standby (a
+/// commit waiting for the standby is still running, so it holds the read barrier back), and the
+/// promoted standby's transaction ids continue past every replayed one. Without it, the newest
+/// events delivered here may have been lost with the old primary, and new transactions may reuse
+/// their ids, sorting before the feed's checkpoint: the feed then steps back to the newest event
+/// it delivered that the new primary still has, so that it skips no new event and repeats none.
+/// Returns whether the check was made.
+async fn rewind_after_failover(store: &EventStore, cursor: &mut FeedCursor) -> bool {
+    let EventStore::Postgres(pg) = store else { return true };
+    let recent: Vec<Uuid> = cursor.recent.iter().map(|(id, _)| *id).collect();
+    let surviving = match pg.newest_of_events(&recent).await {
+        Ok(surviving) => surviving,
+        Err(error) => {
+            tracing::warn!(%error, "cannot compare the live feed with the new primary yet");
+            return false;
+        }
+    };
+    let back_to = match surviving {
+        Some(checkpoint) if checkpoint == cursor.checkpoint => return true,
+        Some(checkpoint) => checkpoint,
+        None if recent.is_empty() => return true,
+        // Every event remembered is gone: back to where the feed stood before them.
+        None => cursor.base,
+    };
+    tracing::error!(
+        feed.checkpoint = %cursor.checkpoint,
+        feed.back_to = %back_to,
+        "the new primary lacks events this node had delivered: they were lost with the old primary \
+         (asynchronous replication); following the new primary's log from the newest event it has"
+    );
+    cursor.checkpoint = back_to;
+    cursor.base = back_to;
+    cursor.recent.clear();
+    true
+}
+
+/// Where the feed stands, and the events it delivered last.
+struct FeedCursor {
+    checkpoint: Checkpoint,
+    /// The PostgreSQL primary the checkpoint was last read from (`host:port`).
+    primary: Option<String>,
+    /// At most [`FEED_CAPACITY`], newest last.
+    recent: VecDeque<(Uuid, Checkpoint)>,
+    /// Where the feed stood before the oldest of `recent`.
+    base: Checkpoint,
+}
+
+impl FeedCursor {
+    fn delivered(&mut self, event: &RecordedEvent) {
+        self.checkpoint = event.checkpoint();
+        if self.recent.len() == FEED_CAPACITY
+            && let Some((_, oldest)) = self.recent.pop_front()
+        {
+            self.base = oldest;
+        }
+        self.recent.push_back((event.event_id, event.checkpoint()));
+    }
+}
+
+/// Reads everything visible after the cursor and publishes it. Before reading from a new
+/// primary it checks the cursor against it ([`rewind_after_failover`]); a batch read while the
+/// primary changed is dropped and read again (the store announces a new primary before it
+/// connects to it, so a read that reached the new primary sees the announcement after it).
 async fn catch_up(
     store: &EventStore,
-    checkpoint: &mut Checkpoint,
+    cursor: &mut FeedCursor,
     events: &broadcast::Sender<Arc<RecordedEvent>>,
     awaited: &mut BTreeSet<i64>,
 ) -> Result<(), StoreError> {
     loop {
-        let batch = store.read_all(*checkpoint, READ_BATCH).await?;
+        let primary = store.primary_host();
+        if primary.is_some() && primary != cursor.primary {
+            if !rewind_after_failover(store, cursor).await {
+                return Ok(());
+            }
+            cursor.primary = primary.clone();
+        }
+        let batch = store.read_all(cursor.checkpoint, READ_BATCH).await?;
+        if store.primary_host() != primary {
+            continue;
+        }
         let full = batch.len() == READ_BATCH;
         for event in batch {
-            *checkpoint = event.checkpoint();
+            cursor.delivered(&event);
             awaited.remove(&event.position);
             // No subscriber is fine.
             let _ = events.send(Arc::new(event));
@@ -130,7 +234,7 @@ async fn catch_up(
 
 async fn wait_for_barrier(
     store: &EventStore,
-    checkpoint: &mut Checkpoint,
+    cursor: &mut FeedCursor,
     events: &broadcast::Sender<Arc<RecordedEvent>>,
     awaited: &mut BTreeSet<i64>,
 ) {
@@ -138,7 +242,7 @@ async fn wait_for_barrier(
     // Positions at or below what was read are either seen or will never come (rolled back).
     while !awaited.is_empty() && tokio::time::Instant::now() < give_up {
         tokio::time::sleep(BARRIER_RETRY).await;
-        if let Err(error) = catch_up(store, checkpoint, events, awaited).await {
+        if let Err(error) = catch_up(store, cursor, events, awaited).await {
             tracing::warn!(%error, "live feed read failed while waiting for the barrier");
             break;
         }

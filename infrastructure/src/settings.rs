@@ -94,6 +94,8 @@ pub struct Settings {
     /// Days off besides weekends and the built-in Vietnamese public holidays (treasury
     /// deadlines move past them): a year beyond the built-in table, a day the government moves.
     pub non_working_days: Vec<chrono::NaiveDate>,
+    /// PostgreSQL read replica(s) for reads that tolerate one (FEELEDGER_READ_DATABASE_URL).
+    pub read_database_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -113,6 +115,7 @@ impl Default for Settings {
             run_projections: true,
             migrate: true,
             non_working_days: Vec::new(),
+            read_database_url: None,
         }
     }
 }
@@ -138,6 +141,7 @@ pub struct FileSettings {
     pub log_format: Option<String>,
     /// `["2028-01-25", …]`: see [`Settings::non_working_days`].
     pub non_working_days: Option<Vec<chrono::NaiveDate>>,
+    pub read_database_url: Option<String>,
     #[serde(default)]
     pub providers: FileProviders,
 }
@@ -207,6 +211,16 @@ impl Settings {
                 "FEELEDGER_DATABASE_URL",
                 "database_url",
                 "use postgres://… or sqlite://…".into(),
+            );
+        }
+        if let Some(read_url) = &self.read_database_url
+            && !(read_url.starts_with("postgres://") || read_url.starts_with("postgresql://"))
+        {
+            return bad(
+                "read replica URL",
+                "FEELEDGER_READ_DATABASE_URL",
+                "read_database_url",
+                "use postgres://… (a read replica needs PostgreSQL)".into(),
             );
         }
         if let Err(e) = self.listen.parse::<std::net::SocketAddr>() {
@@ -296,6 +310,10 @@ mod tests {
             (Settings { token_secret: Some(Secret::new("short")), ..Settings::default() }, "FEELEDGER_TOKEN_SECRET"),
             (Settings { qr_ttl_seconds: 0, ..Settings::default() }, "FEELEDGER_QR_TTL_MINUTES"),
             (Settings { database_max_connections: 0, ..Settings::default() }, "FEELEDGER_DATABASE_MAX_CONNECTIONS"),
+            (
+                Settings { read_database_url: Some("sqlite://replica.db".into()), ..Settings::default() },
+                "FEELEDGER_READ_DATABASE_URL",
+            ),
         ];
         for (settings, named) in cases {
             let error = settings.validate().unwrap_err().to_string();

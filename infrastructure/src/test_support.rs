@@ -5,6 +5,8 @@
 //! so loudly on stderr and skip; under CI (`CI=true`) a missing server fails the test instead,
 //! so a green CI run always means the PostgreSQL paths were exercised.
 
+pub mod replicated;
+
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
@@ -72,6 +74,12 @@ impl TestDatabase {
             postgres_cleanup: Some((server, name)),
             _sqlite_dir: None,
         })
+    }
+
+    /// A database made by the test itself (e.g. on a [`replicated::ReplicatedCluster`]), which
+    /// cleans it up.
+    pub fn external(url: String) -> TestDatabase {
+        TestDatabase { url, backend_name: "postgres", postgres_cleanup: None, _sqlite_dir: None }
     }
 
     /// A fresh SQLite file in a temporary directory.

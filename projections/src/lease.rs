@@ -14,8 +14,9 @@
 
 use std::time::Duration;
 
+use feeledger_infrastructure::event_store::failover::{self, HostRole};
 use feeledger_infrastructure::event_store::{EventStore, StoreError};
-use sqlx::{ConnectOptions as _, Connection as _, PgConnection};
+use sqlx::{ConnectOptions as _, PgConnection};
 
 /// The first key of every feeledger advisory lock ("FELG").
 const LOCK_NAMESPACE: i32 = 0x4645_4c47;
@@ -71,14 +72,22 @@ impl Lease {
         }
     }
 
-    /// Resolves when the lease is lost (its connection broke); never, for a local lease.
+    /// Resolves when the lease is lost: its connection broke, or its server is no longer the
+    /// primary (a failover); never, for a local lease.
     pub async fn lost(&mut self) {
         let Lease::Postgres(connection) = self else { return std::future::pending().await };
         loop {
             tokio::time::sleep(LEASE_CHECK).await;
-            if let Err(error) = connection.ping().await {
-                tracing::warn!(%error, "the projection lease's connection broke: the lease is lost");
-                return;
+            match failover::role_of(connection).await {
+                Ok(HostRole::Primary) => {}
+                Ok(HostRole::Standby) => {
+                    tracing::warn!("the projection lease's server is now a standby: the lease is lost");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the projection lease's connection broke: the lease is lost");
+                    return;
+                }
             }
         }
     }
@@ -94,7 +103,12 @@ async fn connect(pool: &sqlx::PgPool, name: &str) -> Result<PgConnection, StoreE
     options.connect().await.map_err(StoreError::db("opening the lease connection"))
 }
 
+/// Takes the lock only on the primary: a lease held on a standby (a demoted primary that still
+/// answers) would guard nothing.
 async fn try_lock(connection: &mut PgConnection, name: &str) -> Result<bool, StoreError> {
+    if failover::role_of(connection).await.map_err(StoreError::db("asking the server's role"))? != HostRole::Primary {
+        return Err(StoreError::NoPrimary("the lease connection reached a standby".into()));
+    }
     sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
         .bind(LOCK_NAMESPACE)
         .bind(name)

@@ -7,6 +7,7 @@ mod bad_input;
 mod browser;
 mod case_flow;
 mod counter;
+mod failover;
 mod finance;
 mod health;
 mod nodes;

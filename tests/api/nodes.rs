@@ -12,13 +12,15 @@ use feeledger_infrastructure::test_support::TestDatabase;
 use feeledger_tests::ws::Subscription;
 use serde_json::{Value, json};
 
-const SEPAY_KEY: &str = "sepay-api-key-for-two-nodes";
-const AGENCY: &str = "H34.22.6";
-const PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const SEPAY_KEY: &str = "sepay-api-key-for-two-nodes";
+/// Casso's published sample key (not a secret): the failover test sends signed notifications.
+pub(crate) const CASSO_KEY: &str = "mgExMrjj4i7a1p8Cs6LmFbpCd8lbw4sSX4LZXPag7TKazeIogtR90tvWYTkwQbvs";
+pub(crate) const AGENCY: &str = "H34.22.6";
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The `feeledger` binary beside this test's own executable (`cargo test --workspace` builds it
 /// for the api crate's tests).
-fn binary() -> PathBuf {
+pub(crate) fn binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
     let path = dir.join("feeledger");
@@ -30,20 +32,23 @@ fn binary() -> PathBuf {
     path
 }
 
-fn feeledger(database_url: &str) -> Command {
+pub(crate) fn feeledger(database_url: &str) -> Command {
     let mut command = Command::new(binary());
     for (name, _) in std::env::vars() {
         if name.starts_with("FEELEDGER_") {
             command.env_remove(name);
         }
     }
-    command.env("FEELEDGER_DATABASE_URL", database_url).env("FEELEDGER_SEPAY_API_KEY", SEPAY_KEY);
+    command
+        .env("FEELEDGER_DATABASE_URL", database_url)
+        .env("FEELEDGER_SEPAY_API_KEY", SEPAY_KEY)
+        .env("FEELEDGER_CASSO_CHECKSUM_KEY", CASSO_KEY);
     command
 }
 
-struct Node {
-    child: Child,
-    base: String,
+pub(crate) struct Node {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Node {
@@ -53,7 +58,7 @@ impl Drop for Node {
     }
 }
 
-fn start_node(database_url: &str, extra: &[&str]) -> Node {
+pub(crate) fn start_node(database_url: &str, extra: &[&str]) -> Node {
     let mut child = feeledger(database_url)
         .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
         .args(extra)
@@ -77,13 +82,13 @@ fn start_node(database_url: &str, extra: &[&str]) -> Node {
     panic!("the node exited before serving");
 }
 
-fn token(database_url: &str, args: &[&str]) -> String {
+pub(crate) fn token(database_url: &str, args: &[&str]) -> String {
     let output = feeledger(database_url).args(["tokens", "issue"]).args(args).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
-async fn graphql(node: &Node, token: &str, query: &str) -> Value {
+pub(crate) async fn graphql(node: &Node, token: &str, query: &str) -> Value {
     let body: Value = reqwest::Client::new()
         .post(format!("{}/graphql", node.base))
         .bearer_auth(token)
@@ -98,7 +103,7 @@ async fn graphql(node: &Node, token: &str, query: &str) -> Value {
     body["data"].clone()
 }
 
-async fn assess(node: &Node, officer: &str, code: &str) {
+pub(crate) async fn assess(node: &Node, officer: &str, code: &str) {
     let query = format!(
         "mutation {{ assessFees(input: {{ caseCode: \"{code}\", agencyCode: \"{AGENCY}\", procedureName: \"Chứng thực\", \
          payer: {{ name: \"NGUYỄN VĂN A\" }}, lines: [{{ feeCode: \"P-SAOY-2TRANG\", quantity: 1 }}] }}) {{ status }} }}"

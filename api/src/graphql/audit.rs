@@ -106,7 +106,7 @@ impl AuditQueries {
             }
         };
         let limit = usize::try_from(first).unwrap_or(1);
-        let events = super::ledger(ctx).store().read_all(after, limit).await?;
+        let events = super::ledger(ctx).store().for_reads().await.read_all(after, limit).await?;
         let end = events.last().map_or(after, RecordedEvent::checkpoint);
         Ok(AuditEventPage {
             has_more: events.len() == limit,

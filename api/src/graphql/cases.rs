@@ -390,7 +390,7 @@ async fn readable_case(ctx: &Context<'_>, code: &str) -> ApiResult<(CaseRecord, 
     if !principal.can_read_agency(&code.agency()) {
         return Err(ApiError::forbidden());
     }
-    Ok((ledger(ctx).load_case(&code).await?, principal))
+    Ok((ledger(ctx).read_case(&code).await?, principal))
 }
 
 fn operator_of(ctx: &Context<'_>, agency: &AgencyCode) -> ApiResult<Principal> {
@@ -424,7 +424,7 @@ impl CaseQueries {
             return Err(ApiError::forbidden());
         }
         let as_of = as_of.map_or_else(|| now(ctx), |t| t.0);
-        let record = ledger(ctx).load_case_as_of(&code, as_of).await?;
+        let record = ledger(ctx).read_case_as_of(&code, as_of).await?;
         if !record.exists() {
             return Err(ApiError::NotFound(format!("case {code} has no events at or before {as_of}")));
         }

@@ -172,12 +172,14 @@ fn counter_scope(
     if principal.can_watch_counter(&agency, &counter) { Ok((agency, counter)) } else { Err(ApiError::forbidden()) }
 }
 
-/// The display of a counter now, or `None` when no case was ever shown there.
+/// The display of a counter now, or `None` when no case was ever shown there. Read from the read
+/// replica when there is one (with every write committed before this call).
 async fn load_display(
     ledger: &Ledger,
     agency: &AgencyCode,
     counter: &CounterId,
 ) -> ApiResult<Option<CounterDisplayView>> {
+    let ledger = &Ledger::new(ledger.store().for_reads().await);
     let Some(stream) = ledger
         .store()
         .latest_counter_activation(agency.as_str(), counter.as_str())
@@ -338,7 +340,7 @@ impl CaseWatch {
                 }
             }
             self.fresh = false;
-            match self.ledger.load_case(&self.code).await {
+            match self.ledger.read_case(&self.code).await {
                 Ok(record) if record.exists() && self.sent_version != Some(record.version) => {
                     self.sent_version = Some(record.version);
                     return Some((CaseView::new(record, &self.viewer), self));

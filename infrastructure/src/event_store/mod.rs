@@ -14,6 +14,7 @@
 //! - the database itself rejects UPDATE, DELETE and TRUNCATE of events (triggers);
 //! - after commit, the new position is announced on a bounded broadcast channel.
 
+pub mod failover;
 pub mod hash_chain;
 mod postgres;
 mod sqlite;
@@ -28,7 +29,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-pub use postgres::PostgresEventStore;
+pub use postgres::{PostgresEventStore, REPLICA_WAIT, ReadSource};
 pub use sqlite::SqliteEventStore;
 
 /// How many announcements a slow listener may fall behind before it is told it lagged (it then
@@ -48,6 +49,10 @@ pub enum StoreError {
     DuplicateEventId(Uuid),
     #[error("database URL {0:?} is not supported: use postgres://… or sqlite://…")]
     UnsupportedUrl(String),
+    #[error("database URL {0}")]
+    BadUrl(String),
+    #[error("no PostgreSQL host accepts writes ({0})")]
+    NoPrimary(String),
     #[error("stored event at position {position} is unreadable: {reason}")]
     Corrupt { position: i64, reason: String },
     #[error("{context}: {source}")]
@@ -69,14 +74,18 @@ impl StoreError {
 
     /// Whether the database could not be reached (as opposed to a rejected statement): no
     /// connection, a connection cut, or a server shutting down, starting up or refusing
-    /// sessions (SQLSTATE class 08, 57P01-57P03, 55000 "not accepting connections").
+    /// sessions (SQLSTATE class 08, 57P01-57P03, 55000 "not accepting connections"), no host
+    /// accepting writes, or a write that reached a standby (25006: a failover under way).
     pub fn is_unavailable(&self) -> bool {
+        if matches!(self, StoreError::NoPrimary(_)) {
+            return true;
+        }
         let StoreError::Database { source, .. } = self else { return false };
         match source {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
             sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
             sqlx::Error::Database(error) => error.code().is_some_and(|code| {
-                code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "55000")
+                code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "55000" | "25006")
             }),
             _ => false,
         }
@@ -370,6 +379,28 @@ fn count_appended(events: usize) {
     EVENTS_APPENDED.fetch_add(u64::try_from(events).unwrap_or(u64::MAX), std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Reads that could go to a replica, by where they went (for metrics): replica, primary instead.
+static REPLICA_READS: [std::sync::atomic::AtomicU64; 2] =
+    [std::sync::atomic::AtomicU64::new(0), std::sync::atomic::AtomicU64::new(0)];
+
+fn count_read(source: ReadSource) {
+    let slot = match source {
+        ReadSource::Primary => return,
+        ReadSource::Replica => 0,
+        ReadSource::PrimaryInstead => 1,
+    };
+    REPLICA_READS[slot].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Reads served by the read replica, and reads that went to the primary because the replica
+/// lagged more than [`REPLICA_WAIT`] or did not answer, since the process started.
+pub fn replica_reads_total() -> (u64, u64) {
+    (
+        REPLICA_READS[0].load(std::sync::atomic::Ordering::Relaxed),
+        REPLICA_READS[1].load(std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
 /// How many connections the pool holds and how many are busy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUsage {
@@ -396,6 +427,33 @@ impl EventStore {
             Backend::Postgres => EventStore::Postgres(PostgresEventStore::connect(url, options, notices).await?),
             Backend::Sqlite => EventStore::Sqlite(SqliteEventStore::connect(url, options, notices).await?),
         })
+    }
+
+    /// Sends the reads that tolerate a replica (see [`EventStore::for_reads`]) to a host of
+    /// `read_url` (`FEELEDGER_READ_DATABASE_URL`). PostgreSQL only.
+    pub async fn with_read_replica(self, read_url: &str, options: StoreOptions) -> Result<EventStore, StoreError> {
+        match self {
+            EventStore::Postgres(pg) => Ok(EventStore::Postgres(pg.with_read_replica(read_url, options).await?)),
+            EventStore::Sqlite(_) => {
+                Err(StoreError::BadUrl(format!("{}: a read replica needs a PostgreSQL primary", redact_url(read_url))))
+            }
+        }
+    }
+
+    /// The store to use for a read that may be served by a read replica: case reads, reports'
+    /// event reads, exports, audits. It reads from the replica once the replica has replayed
+    /// every write committed before this call (read-your-writes), waiting at most
+    /// [`REPLICA_WAIT`]; otherwise, and without a replica, it is this store. Never write
+    /// through it.
+    pub async fn for_reads(&self) -> EventStore {
+        match self {
+            EventStore::Postgres(pg) => {
+                let (view, source) = pg.for_reads().await;
+                count_read(source);
+                EventStore::Postgres(view)
+            }
+            EventStore::Sqlite(_) => self.clone(),
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -609,7 +667,7 @@ impl EventStore {
         dispatch!(self, s => s.notices())
     }
 
-    /// Checks the database answers (for `/readyz`).
+    /// How many connections the pool holds and how many are busy (for `/metrics`).
     pub fn pool_usage(&self) -> PoolUsage {
         let (size, idle, max) = match self {
             EventStore::Postgres(s) => (s.pool().size(), s.pool().num_idle(), s.pool().options().get_max_connections()),
@@ -619,6 +677,16 @@ impl EventStore {
         PoolUsage { in_use: size.saturating_sub(idle), idle, max }
     }
 
+    /// The PostgreSQL host written to (`host:port`), `None` while no host accepts writes or
+    /// on SQLite.
+    pub fn primary_host(&self) -> Option<String> {
+        match self {
+            EventStore::Postgres(s) => s.primary().map(|host| host.to_string()),
+            EventStore::Sqlite(_) => None,
+        }
+    }
+
+    /// Checks the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.ping().await)
     }

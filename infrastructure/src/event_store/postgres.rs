@@ -1,13 +1,15 @@
 //! The PostgreSQL backend: many concurrent writers, readers on several nodes.
 
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use tokio::sync::broadcast;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use tokio::sync::{broadcast, watch};
+
+use super::failover::{self, HostRole, PgHosts, PrimaryWatch};
 
 use super::hash_chain::GENESIS;
 use super::{
@@ -17,7 +19,7 @@ use super::{
 
 /// A transaction left idle (a crashed client, a debugger) would hold the read barrier back for
 /// every consumer; PostgreSQL ends such sessions after this long.
-const IDLE_IN_TRANSACTION_TIMEOUT_MS: &str = "15000";
+pub(super) const IDLE_IN_TRANSACTION_TIMEOUT_MS: &str = "15000";
 
 const EVENT_COLUMNS: &str = "global_position, transaction_id::text::bigint AS transaction_id, stream_id, \
      stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash";
@@ -33,26 +35,138 @@ const LEAN_COLUMNS: &str = "global_position, transaction_id::text::bigint AS tra
 pub struct PostgresEventStore {
     pool: PgPool,
     notices: broadcast::Sender<StoreNotice>,
+    /// The host the pool connects to: the primary, or `None` while no host accepts writes.
+    primary: PrimaryWatch,
+    /// Where reads that tolerate a replica go (`FEELEDGER_READ_DATABASE_URL`), if anywhere.
+    replica: Option<ReadReplica>,
 }
 
+/// A read replica's pool, and until when it is skipped after it failed to answer.
+#[derive(Debug, Clone)]
+struct ReadReplica {
+    pool: PgPool,
+    host: failover::HostPort,
+    skipped_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
+}
+
+/// How long a read waits for the replica to replay what the primary had written when the read
+/// began (read-your-writes) before it goes to the primary instead.
+pub const REPLICA_WAIT: Duration = Duration::from_millis(500);
+/// How long a replica that failed to answer is left aside (reads go to the primary).
+const REPLICA_SKIP: Duration = Duration::from_secs(5);
+/// How long a read may wait for a replica connection.
+const REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl PostgresEventStore {
+    /// Connects to the primary among the URL's hosts (one or several, see [`failover`]). With
+    /// several, a watcher follows the primary through failovers for as long as the pool lives.
     pub(super) async fn connect(
         url: &str,
         options: StoreOptions,
         notices: broadcast::Sender<StoreNotice>,
     ) -> Result<Self, StoreError> {
-        let connect_options = PgConnectOptions::from_str(url)
-            .map_err(StoreError::db("parsing the PostgreSQL URL"))?
-            .application_name("feeledger")
-            .options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_TIMEOUT_MS)]);
+        let hosts = Arc::new(PgHosts::parse(url)?);
+        let several = hosts.hosts().len() > 1;
+        let primary_host =
+            if several { failover::find(&hosts, HostRole::Primary, false).await? } else { hosts.hosts()[0].clone() };
+        let connect_options = failover::with_session_settings(hosts.options(&primary_host)?);
+        let mut pool_options = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms));
+        if several {
+            // A host named in the URL may be up as a standby (a demoted primary): a connection
+            // to it would fail every write, so the pool refuses it and keeps trying (the
+            // watcher points the pool at the new primary within a check or two).
+            pool_options = pool_options.after_connect(|connection, _| {
+                Box::pin(async move {
+                    match failover::role_of(connection).await? {
+                        HostRole::Primary => Ok(()),
+                        HostRole::Standby => Err(sqlx::Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionRefused,
+                            "this PostgreSQL host is a standby, not the primary",
+                        ))),
+                    }
+                })
+            });
+        }
+        let pool =
+            pool_options.connect_with(connect_options).await.map_err(StoreError::db("connecting to PostgreSQL"))?;
+        let (primary_sender, primary) = watch::channel(Some(primary_host.clone()));
+        if several {
+            tracing::info!(db.primary = %primary_host, db.hosts = hosts.hosts().len(), "connected to the PostgreSQL primary");
+            tokio::spawn(failover::follow_primary(pool.clone(), hosts, primary_host, primary_sender));
+        }
+        tokio::spawn(notify_other_nodes(pool.clone(), notices.subscribe()));
+        Ok(PostgresEventStore { pool, notices, primary, replica: None })
+    }
+
+    /// Sends the reads that tolerate a replica to one of `url`'s hosts, chosen at start: the
+    /// first standby that answers, else the first primary, else the first host.
+    pub(super) async fn with_read_replica(mut self, url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        let hosts = PgHosts::parse(url)?;
+        // A standby first, else a primary among the hosts; when none answers now, the first
+        // host (reads go to the primary until it answers; a replica down must not stop a node).
+        let host = match failover::find(&hosts, HostRole::Standby, true).await {
+            Ok(host) => host,
+            Err(error) => {
+                tracing::warn!(%error, "no read replica answers yet: reading from the primary until one does");
+                hosts.hosts()[0].clone()
+            }
+        };
+        let connect_options = hosts.options(&host)?.application_name("feeledger reads");
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
-            .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms))
-            .connect_with(connect_options)
-            .await
-            .map_err(StoreError::db("connecting to PostgreSQL"))?;
-        tokio::spawn(notify_other_nodes(pool.clone(), notices.subscribe()));
-        Ok(PostgresEventStore { pool, notices })
+            .acquire_timeout(REPLICA_ACQUIRE_TIMEOUT)
+            .connect_lazy_with(connect_options);
+        tracing::info!(db.replica = %host, "reads that tolerate a replica go to it");
+        self.replica = Some(ReadReplica { pool, host, skipped_until: Arc::default() });
+        Ok(self)
+    }
+
+    /// The replica's host, when reads go to one.
+    pub fn replica_host(&self) -> Option<failover::HostPort> {
+        self.replica.as_ref().map(|r| r.host.clone())
+    }
+
+    /// A view of this store whose reads go to the read replica, once it has replayed every
+    /// write the primary had made when this was called (so a reader sees its own writes); the
+    /// primary itself when there is no replica, when it lags more than [`REPLICA_WAIT`] or
+    /// does not answer. Only for reads: the view's writes would fail on a standby.
+    pub(super) async fn for_reads(&self) -> (PostgresEventStore, ReadSource) {
+        let Some(replica) = &self.replica else { return (self.clone(), ReadSource::Primary) };
+        let skipped = replica.skipped_until.lock().ok().and_then(|until| *until);
+        if skipped.is_some_and(|until| tokio::time::Instant::now() < until) {
+            return (self.clone(), ReadSource::PrimaryInstead);
+        }
+        match replica_has_replayed(&self.pool, &replica.pool).await {
+            Ok(true) => {
+                let view = PostgresEventStore {
+                    pool: replica.pool.clone(),
+                    notices: self.notices.clone(),
+                    primary: self.primary.clone(),
+                    replica: None,
+                };
+                (view, ReadSource::Replica)
+            }
+            Ok(false) => (self.clone(), ReadSource::PrimaryInstead),
+            Err(error) => {
+                tracing::warn!(%error, db.replica = %replica.host, "the read replica does not answer: reading from the primary for a while");
+                if let Ok(mut until) = replica.skipped_until.lock() {
+                    *until = Some(tokio::time::Instant::now() + REPLICA_SKIP);
+                }
+                (self.clone(), ReadSource::PrimaryInstead)
+            }
+        }
+    }
+
+    /// The host the pool writes to, or `None` while no host accepts writes.
+    pub fn primary(&self) -> Option<failover::HostPort> {
+        self.primary.borrow().clone()
+    }
+
+    /// Told each time the primary changes (or is lost).
+    pub fn primary_changes(&self) -> PrimaryWatch {
+        self.primary.clone()
     }
 
     /// The pool, for the read models and other tables that live beside the event log.
@@ -105,6 +219,9 @@ impl PostgresEventStore {
 
     pub(super) async fn close(&self) {
         self.pool.close().await;
+        if let Some(replica) = &self.replica {
+            replica.pool.close().await;
+        }
     }
 
     /// At most two round trips and no explicit transaction: the head is read (skipped for a new
@@ -263,6 +380,19 @@ impl PostgresEventStore {
         .await
         .map_err(StoreError::db("reading the head of the log"))?;
         Ok(last.map_or(Checkpoint::START, |(transaction_id, position)| Checkpoint { transaction_id, position }))
+    }
+
+    /// The checkpoint of the newest (in read order) of these events that the log holds.
+    pub async fn newest_of_events(&self, event_ids: &[uuid::Uuid]) -> Result<Option<Checkpoint>, StoreError> {
+        let newest: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT transaction_id::text::bigint, global_position FROM events WHERE event_id = ANY($1) \
+             ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1",
+        )
+        .bind(event_ids)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::db("looking up events by id"))?;
+        Ok(newest.map(|(transaction_id, position)| Checkpoint { transaction_id, position }))
     }
 
     /// The newest committed event, readable or not yet (still behind the barrier).
@@ -488,6 +618,39 @@ impl PostgresEventStore {
         self.setting(name)
             .await?
             .ok_or_else(|| StoreError::Corrupt { position: 0, reason: format!("setting {name} vanished") })
+    }
+}
+
+/// Where a read went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadSource {
+    /// There is no replica.
+    Primary,
+    Replica,
+    /// The replica lagged or did not answer.
+    PrimaryInstead,
+}
+
+/// Whether `replica` has replayed everything `primary` had written when this was called,
+/// waiting up to [`REPLICA_WAIT`]. A replica that was promoted (not in recovery) has.
+async fn replica_has_replayed(primary: &PgPool, replica: &PgPool) -> Result<bool, sqlx::Error> {
+    let written: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text").fetch_one(primary).await?;
+    let deadline = tokio::time::Instant::now() + REPLICA_WAIT;
+    let mut connection = replica.acquire().await?;
+    loop {
+        let replayed: bool = sqlx::query_scalar(
+            "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, NOT pg_is_in_recovery())",
+        )
+        .bind(&written)
+        .fetch_one(&mut *connection)
+        .await?;
+        if replayed {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
