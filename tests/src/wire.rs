@@ -126,9 +126,36 @@ impl WireResponse {
     }
 }
 
+/// Why no response came back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireError {
+    /// Nothing complete within the patience given: the server is stuck on it.
+    NoAnswer(Duration),
+    /// The connection failed or the bytes back were not an HTTP response.
+    Broken(String),
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireError::NoAnswer(patience) => write!(f, "no complete answer within {} ms", patience.as_millis()),
+            WireError::Broken(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Aborts the writing task when the exchange ends, however it ends (a timeout drops it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Sends `request` to `address` (`http://host:port`) and reads the response, giving up after
 /// `patience`. The body is written while the response is read: a server may refuse early.
-pub async fn send(address: &str, request: &WireRequest, patience: Duration) -> Result<WireResponse, String> {
+pub async fn send(address: &str, request: &WireRequest, patience: Duration) -> Result<WireResponse, WireError> {
     let host = address.trim_start_matches("http://").trim_end_matches('/').to_owned();
     let started = Instant::now();
     let exchange = async {
@@ -136,7 +163,7 @@ pub async fn send(address: &str, request: &WireRequest, patience: Duration) -> R
         let (mut reader, mut writer) = stream.into_split();
         let head = request.head(&host);
         let body = request.framed_body();
-        let writing = tokio::spawn(async move {
+        let _writing = AbortOnDrop(tokio::spawn(async move {
             // A server that answers early may close while we write; its answer is what counts.
             if writer.write_all(&head).await.is_err() {
                 return;
@@ -150,7 +177,7 @@ pub async fn send(address: &str, request: &WireRequest, patience: Duration) -> R
             // Keep the write side open: shutting it could make a server drop the exchange.
             tokio::time::sleep(Duration::from_secs(3600)).await;
             drop(writer);
-        });
+        }));
         let mut received = Vec::new();
         let mut buffer = vec![0_u8; 64 * 1024];
         let response = loop {
@@ -172,12 +199,12 @@ pub async fn send(address: &str, request: &WireRequest, patience: Duration) -> R
                 break Err(format!("a response over {RESPONSE_LIMIT_BYTES} bytes"));
             }
         };
-        writing.abort();
         response
     };
     let (status, headers, body) = tokio::time::timeout(patience, exchange)
         .await
-        .map_err(|_| format!("no complete answer within {} ms", patience.as_millis()))??;
+        .map_err(|_| WireError::NoAnswer(patience))?
+        .map_err(WireError::Broken)?;
     Ok(WireResponse { status, headers, body, elapsed: started.elapsed() })
 }
 
