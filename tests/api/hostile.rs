@@ -60,7 +60,7 @@ struct Expect {
 enum Answer {
     /// GraphQL refused the request or document: this code first, and no `data` for it.
     Refused(&'static str),
-    /// A resolver refused: this code first (`data` may hold the field's null).
+    /// A resolver refused: this code first, and nothing but nulls in `data`.
     Error(&'static str),
     /// Answered with data and no error.
     Data,
@@ -175,9 +175,15 @@ async fn run_table(app: &TestApp, cases: Vec<Case>) -> Vec<String> {
     let health = reqwest::Client::builder().timeout(HEALTH_DEADLINE).build().unwrap();
     let mut failures = Vec::new();
     let total = cases.len();
+    let mut slowest = (Duration::ZERO, String::new());
     for (index, case) in cases.into_iter().enumerate() {
         let before = app.event_count().await;
         let sent = wire::send(&app.address, &case.request, ANSWER_PATIENCE).await;
+        if let Ok(response) = &sent
+            && response.elapsed > slowest.0
+        {
+            slowest = (response.elapsed, case.name.clone());
+        }
         let hung = matches!(sent, Err(wire::WireError::NoAnswer(_)));
         let mut problems = match sent {
             Ok(response) => check_answer(&case.expect, &response),
@@ -200,6 +206,7 @@ async fn run_table(app: &TestApp, cases: Vec<Case>) -> Vec<String> {
             break;
         }
     }
+    eprintln!("[{}] slowest answer: {} ms ({})", app.backend(), slowest.0.as_millis(), slowest.1);
     failures
 }
 
@@ -230,6 +237,10 @@ fn check_answer(expect: &Expect, response: &wire::WireResponse) -> Vec<String> {
         Answer::Error(code) => {
             if first_code != Some(code) {
                 problems.push(format!("code {first_code:?} (expected {code}): {}", shown()));
+            }
+            let leaked = body["data"].as_object().is_some_and(|fields| fields.values().any(|v| !v.is_null()));
+            if leaked {
+                problems.push(format!("data beside the error: {}", shown()));
             }
         }
         Answer::Data => {
