@@ -129,6 +129,10 @@ impl Application {
             .map_err(|source| StartError::Listen { address: settings.listen.clone(), source })?;
         let providers = settings.providers.clone();
         let state = AppState { schema, tokens, ledger, live, clock, intake, inbox, providers, runner, context };
+        crate::webhooks::start_inbox_recovery(
+            state.clone(),
+            Duration::from_secs(settings.inbox_recovery_after_seconds),
+        );
         Ok(Application { listener, state })
     }
 

@@ -99,6 +99,20 @@ impl Principal {
     }
 }
 
+/// Why a token was refused, in words that help its holder without telling a forger anything:
+/// never the library's own message, which lists the roles a token may claim.
+fn token_problem(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match kind {
+        ErrorKind::ExpiredSignature => "it has expired; ask for a new one",
+        ErrorKind::ImmatureSignature => "it is not valid yet",
+        ErrorKind::InvalidSignature => "its signature does not match (it was not issued by this service)",
+        ErrorKind::InvalidIssuer => "it was not issued by this service",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "it is signed with an algorithm this service does not accept",
+        _ => "it is malformed",
+    }
+}
+
 /// What the request's `Authorization` header established.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authentication {
@@ -221,20 +235,11 @@ impl TokenService {
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 30;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+            .map_err(|e| AuthError::InvalidToken(token_problem(e.kind()).into()))?;
         let claims = data.claims;
-        let agency = claims
-            .agency
-            .as_deref()
-            .map(AgencyCode::parse)
-            .transpose()
-            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
-        let counter = claims
-            .counter
-            .as_deref()
-            .map(CounterId::parse)
-            .transpose()
-            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+        let bad_scope = |_| AuthError::InvalidToken("its agency or counter is malformed".into());
+        let agency = claims.agency.as_deref().map(AgencyCode::parse).transpose().map_err(bad_scope)?;
+        let counter = claims.counter.as_deref().map(CounterId::parse).transpose().map_err(bad_scope)?;
         Ok(Principal { subject: claims.sub, role: claims.role, agency, counter })
     }
 
@@ -257,6 +262,8 @@ impl TokenService {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn service() -> TokenService {
@@ -308,6 +315,29 @@ mod tests {
         let finance = Principal { subject: "f".into(), role: Role::Finance, agency: None, counter: None };
         assert!(finance.can_read_agency(&other));
         assert!(!finance.can_operate_in(&other));
+    }
+
+    #[test]
+    fn a_refused_token_is_explained_without_naming_the_roles() {
+        let tokens = service();
+        let claims = |role: &str| {
+            let now = Utc::now().timestamp();
+            json!({ "sub": "x", "role": role, "iss": ISSUER, "iat": now, "exp": now + 60, "jti": "j" })
+        };
+        let unknown_role = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims("superuser"),
+            &EncodingKey::from_secret("x".repeat(32).as_bytes()),
+        )
+        .unwrap();
+        for token in [unknown_role.as_str(), "not.a.token", "abc"] {
+            let Authentication::Invalid(message) = tokens.authenticate(Some(&format!("Bearer {token}"))) else {
+                panic!("{token} must be refused");
+            };
+            for role in ["officer", "display", "finance", "auditor", "admin"] {
+                assert!(!message.contains(role), "{message:?} names the role {role}");
+            }
+        }
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub const ENV_VARS: &[&str] = &[
     "FEELEDGER_DATABASE_URL",
     "FEELEDGER_LISTEN",
     "FEELEDGER_LIVE_POLL_MS",
+    "FEELEDGER_INBOX_RECOVERY_AFTER_SECONDS",
     "FEELEDGER_LOG_FORMAT",
     "FEELEDGER_NO_MIGRATE",
     "FEELEDGER_PAYOS_CHECKSUM_KEY",
@@ -180,6 +181,9 @@ struct ServeArgs {
     /// milliseconds [default: 1000].
     #[arg(long, env = "FEELEDGER_LIVE_POLL_MS")]
     live_poll_ms: Option<u64>,
+    /// Seconds after which a notification left unfinished (a crash) is finished by the recovery.
+    #[arg(long, env = "FEELEDGER_INBOX_RECOVERY_AFTER_SECONDS")]
+    inbox_recovery_after_seconds: Option<u64>,
     /// Database connections per node [default: 16].
     #[arg(long, env = "FEELEDGER_DATABASE_MAX_CONNECTIONS")]
     database_max_connections: Option<u32>,
@@ -493,6 +497,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(DEFAULT_QR_TTL_MINUTES)
             .saturating_mul(60),
         live_poll_ms: args.live_poll_ms.or(file.live_poll_ms).unwrap_or(base.live_poll_ms),
+        inbox_recovery_after_seconds: args
+            .inbox_recovery_after_seconds
+            .or(file.inbox_recovery_after_seconds)
+            .unwrap_or(base.inbox_recovery_after_seconds),
         database_max_connections: args.database_max_connections.unwrap_or(base.database_max_connections),
         run_projections: args.run_projections.or(file.run_projections).unwrap_or(true),
         public_base_url: args.public_base_url.or_else(|| file.public_base_url.clone()),

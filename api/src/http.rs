@@ -4,14 +4,17 @@
 use std::time::Duration;
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
-use serde_json::json;
+use futures::StreamExt;
+use serde_json::{Value, json};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -19,8 +22,12 @@ use crate::app::AppState;
 use crate::graphql::RequestId;
 use crate::graphql::errors::ApiError;
 
-/// GraphQL documents are small; anything bigger is a mistake or an attack.
-const GRAPHQL_BODY_LIMIT_BYTES: usize = 256 * 1024;
+/// GraphQL documents are small; anything bigger is a mistake or an attack. The same bound holds
+/// for every other route that takes a body (webhooks have a smaller one of their own) and for
+/// one WebSocket message.
+pub const BODY_LIMIT_BYTES: usize = 256 * 1024;
+/// How much of a framework's plain-text error is kept when it is turned into JSON.
+const PLAIN_ERROR_LIMIT_BYTES: usize = 4 * 1024;
 const REQUEST_ID_HEADER: &str = "x-request-id";
 
 pub fn router(state: AppState) -> Router {
@@ -35,7 +42,11 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::screens::routes())
         .merge(crate::webhooks::routes())
         .merge(crate::downloads::routes())
-        .layer(DefaultBodyLimit::max(GRAPHQL_BODY_LIMIT_BYTES))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn(refuse_oversized_bodies))
+        .layer(middleware::map_response(errors_as_json))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -49,13 +60,20 @@ async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
 }
 
-/// GraphQL over HTTP. An answer with an UNAVAILABLE error (the database cannot be reached) is
+/// GraphQL over HTTP: a JSON body `{"query", "operationName", "variables"}` of at most
+/// [`BODY_LIMIT_BYTES`]. A body that is too large, not JSON or not one request is refused here
+/// with a JSON error and a code; the document itself is checked by the schema's limits
+/// (`graphql::limits`). An answer with an UNAVAILABLE error (the database cannot be reached) is
 /// sent as 503 with `Retry-After`, so load balancers and clients see the outage for what it is.
-async fn graphql(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> Response {
+async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let request = match graphql_request(&headers, body).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let authentication = state.tokens.authenticate(authorization);
     let request_id = headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let request = request.into_inner().data(authentication).data(RequestId(request_id));
+    let request = request.data(authentication).data(RequestId(request_id));
     let response = state.schema.execute(request).await;
     let unavailable_code = ApiError::Unavailable.code();
     let unavailable = response.errors.iter().any(|error| {
@@ -70,6 +88,127 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, request: Gra
     http
 }
 
+/// Reads one GraphQL request from an HTTP body, or the error response that refuses it.
+async fn graphql_request(headers: &HeaderMap, body: Body) -> Result<async_graphql::Request, Response> {
+    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or_default());
+    let is_json = content_type.is_none_or(|value| {
+        let mime = value.split(';').next().unwrap_or_default().trim();
+        mime.eq_ignore_ascii_case("application/json") || mime.eq_ignore_ascii_case("application/graphql+json")
+    });
+    if !is_json {
+        let message = "a GraphQL request is a JSON body: send Content-Type: application/json";
+        return Err(graphql_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "VALIDATION", message));
+    }
+    let (bytes, too_large) = read_limited(body, BODY_LIMIT_BYTES).await;
+    if too_large {
+        return Err(too_large_response(true));
+    }
+    let invalid = |why: String| graphql_error(StatusCode::BAD_REQUEST, "VALIDATION", &crate::graphql::limits::short(&why));
+    let value: Value = serde_json::from_slice(&bytes).map_err(|error| invalid(format!("the body is not valid JSON: {error}")))?;
+    match &value {
+        Value::Object(fields) if fields.get("query").is_some_and(Value::is_string) => {}
+        Value::Object(_) => return Err(invalid("the body has no \"query\" string".into())),
+        Value::Array(_) => return Err(invalid("send one request per HTTP request; batches are not accepted".into())),
+        _ => return Err(invalid("the body must be a JSON object with a \"query\"".into())),
+    }
+    serde_json::from_value(value).map_err(|error| invalid(format!("the request is not a GraphQL request: {error}")))
+}
+
+/// Reads at most `limit` bytes of a body; `true` when it was longer (the rest is not read). A
+/// body that breaks off is taken as it came: parsing it will fail.
+pub(crate) async fn read_limited(body: Body, limit: usize) -> (Vec<u8>, bool) {
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { break };
+        let room = limit.saturating_sub(bytes.len());
+        if chunk.len() > room {
+            bytes.extend_from_slice(&chunk[..room]);
+            return (bytes, true);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    (bytes, false)
+}
+
+/// A GraphQL-shaped error: `{"errors": [{"message", "extensions": {"code"}}]}`.
+fn graphql_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))).into_response()
+}
+
+/// The error shape of the other routes: `{"error": CODE, "message"}`.
+fn route_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({ "error": code, "message": message }))).into_response()
+}
+
+fn too_large_response(graphql: bool) -> Response {
+    let message = format!("the request body is larger than {BODY_LIMIT_BYTES} bytes");
+    let status = StatusCode::PAYLOAD_TOO_LARGE;
+    if graphql { graphql_error(status, "PAYLOAD_TOO_LARGE", &message) } else { route_error(status, "PAYLOAD_TOO_LARGE", &message) }
+}
+
+/// Refuses a body announced larger than the limit before anything reads it. Webhooks are left
+/// to their own smaller limit, because they store the first bytes of what they refuse.
+async fn refuse_oversized_bodies(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let path = request.uri().path();
+    let limit = u64::try_from(BODY_LIMIT_BYTES).unwrap_or(u64::MAX);
+    if announced.is_some_and(|length| length > limit) && !path.starts_with("/webhooks/") {
+        return too_large_response(path == "/graphql");
+    }
+    next.run(request).await
+}
+
+/// Every error leaves as JSON with a code: the framework's own rejections (a malformed query
+/// string, a wrong method, a body over the limit) come as plain text and are wrapped here.
+async fn errors_as_json(uri: axum::http::Uri, response: Response) -> Response {
+    let status = response.status();
+    let is_error = status.is_client_error() || status.is_server_error();
+    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !is_error || content_type.starts_with("application/json") || content_type.starts_with("text/html") {
+        return response;
+    }
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    let text = match axum::body::to_bytes(response.into_body(), PLAIN_ERROR_LIMIT_BYTES).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { text };
+    let message = crate::graphql::limits::short(&message);
+    let code = match status {
+        StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
+        StatusCode::FORBIDDEN => "FORBIDDEN",
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
+        StatusCode::SERVICE_UNAVAILABLE => "UNAVAILABLE",
+        status if status.is_client_error() => "VALIDATION",
+        _ => "INTERNAL",
+    };
+    let mut wrapped = if uri.path() == "/graphql" {
+        graphql_error(status, code, &message)
+    } else {
+        route_error(status, code, &message)
+    };
+    if let Some(retry_after) = retry_after {
+        wrapped.headers_mut().insert(header::RETRY_AFTER, retry_after);
+    }
+    wrapped
+}
+
+async fn not_found() -> Response {
+    route_error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such page or endpoint")
+}
+
+async fn method_not_allowed() -> Response {
+    route_error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "this endpoint does not take that method")
+}
+
 /// GraphQL subscriptions over WebSocket (graphql-transport-ws, and the legacy
 /// subscriptions-transport-ws). The token comes in the `connection_init` payload as
 /// `{"authorization": "Bearer <token>"}`; resolvers answer UNAUTHENTICATED without one.
@@ -77,6 +216,8 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
     let tokens = state.tokens.clone();
     let schema = state.schema.clone();
     upgrade
+        .max_message_size(BODY_LIMIT_BYTES)
+        .max_frame_size(BODY_LIMIT_BYTES)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
             GraphQLWebSocket::new(socket, schema, protocol)

@@ -49,6 +49,7 @@ struct Metrics {
     events_appended_seen: AtomicU64,
     command_seconds: Family<CommandLabels, Histogram>,
     notifications: Family<NotificationLabels, Counter>,
+    inbox_recovered: Family<NotificationLabels, Counter>,
     projection_lag: Family<ProjectionLabels, Gauge>,
     subscriptions_open: Gauge,
     db_connections: Family<PoolLabels, Gauge>,
@@ -71,6 +72,13 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Payment notifications received, by provider and outcome (recorded, duplicate, unmatched, ignored, rejected)",
         notifications.clone(),
     );
+    let inbox_recovered = Family::<NotificationLabels, Counter>::default();
+    registry.register(
+        "inbox_recovered",
+        "Notifications left unfinished by an interruption and finished later, by provider and outcome \
+         (recorded, unmatched, superseded by the provider's retry, ignored, rejected)",
+        inbox_recovered.clone(),
+    );
     let projection_lag = Family::<ProjectionLabels, Gauge>::default();
     registry.register("projection_lag", "Events committed but not yet applied, per projection", projection_lag.clone());
     let subscriptions_open = Gauge::default();
@@ -87,6 +95,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         events_appended_seen: AtomicU64::new(0),
         command_seconds,
         notifications,
+        inbox_recovered,
         projection_lag,
         subscriptions_open,
         db_connections,
@@ -103,6 +112,12 @@ pub fn command(name: &str, ok: bool, took: Duration) {
 pub fn notification(provider: &str, outcome: &str) {
     let labels = NotificationLabels { provider: provider.to_owned(), outcome: outcome.to_owned() };
     METRICS.notifications.get_or_create(&labels).inc();
+}
+
+/// Records one interrupted notification finished by the inbox recovery.
+pub fn inbox_recovered(provider: &str, outcome: &str) {
+    let labels = NotificationLabels { provider: provider.to_owned(), outcome: outcome.to_owned() };
+    METRICS.inbox_recovered.get_or_create(&labels).inc();
 }
 
 /// Counts an open subscription for as long as it lives.

@@ -14,14 +14,14 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use feeledger_infrastructure::bank_feed::{self, FeedError, Notification, Outcome, Provider, Secret};
-use feeledger_infrastructure::inbox::{InboxOutcome, ReceivedRequest};
+use feeledger_infrastructure::inbox::{InboxOutcome, ReceivedRequest, UnfinishedRequest};
 use feeledger_infrastructure::payment_intake::{Intake, IntakeError};
 use feeledger_infrastructure::settings::ProviderSecrets;
-use futures::StreamExt;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
 use crate::app::AppState;
+use crate::http::read_limited;
 
 /// Notifications are small JSON documents; a larger body is stored (its first bytes) and refused.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -49,63 +49,84 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn sepay(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let verify_and_parse = |secrets: &ProviderSecrets, headers: &HeaderMap, raw: &[u8]| {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let now = chrono::Utc::now();
-        match (header(bank_feed::sepay::SIGNATURE_HEADER), &secrets.sepay_hmac_secret, &secrets.sepay_api_key) {
-            (Some(_), Some(secret), _) => bank_feed::sepay::verify_hmac(
-                header(bank_feed::sepay::SIGNATURE_HEADER),
-                header(bank_feed::sepay::TIMESTAMP_HEADER),
-                raw,
-                secret,
-                now,
-            )?,
-            (_, _, Some(key)) => bank_feed::sepay::verify_api_key(header(bank_feed::sepay::AUTHORIZATION_HEADER), key)?,
-            (_, Some(_), None) => return Err(FeedError::MissingSignature),
-            (_, None, None) => return Err(FeedError::NotConfigured),
-        }
-        bank_feed::sepay::parse(raw)
-    };
-    handle(state, Provider::Sepay, method, uri, headers, body, verify_and_parse).await
+    handle(state, Provider::Sepay, method, uri, headers, body).await
 }
 
 async fn casso(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let verify_and_parse = |secrets: &ProviderSecrets, headers: &HeaderMap, raw: &[u8]| {
-        let key = configured(secrets.casso_checksum_key.as_ref())?;
-        let signature = headers.get(bank_feed::casso::SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-        bank_feed::casso::verify(signature, raw, key)?;
-        bank_feed::casso::parse(raw)
-    };
-    handle(state, Provider::Casso, method, uri, headers, body, verify_and_parse).await
+    handle(state, Provider::Casso, method, uri, headers, body).await
 }
 
 async fn payos(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let verify_and_parse = |secrets: &ProviderSecrets, _: &HeaderMap, raw: &[u8]| {
-        let key = configured(secrets.payos_checksum_key.as_ref())?;
-        bank_feed::payos::verify(raw, key)?;
-        bank_feed::payos::parse(raw)
-    };
-    handle(state, Provider::Payos, method, uri, headers, body, verify_and_parse).await
+    handle(state, Provider::Payos, method, uri, headers, body).await
 }
 
 async fn vnpay(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let query = uri.query().unwrap_or_default().to_owned();
-    let verify_and_parse = move |secrets: &ProviderSecrets, _: &HeaderMap, _: &[u8]| {
-        let key = configured(secrets.vnpay_hash_secret.as_ref())?;
-        bank_feed::vnpay::verify(&query, key)?;
-        bank_feed::vnpay::parse(&query)
-    };
-    handle(state, Provider::Vnpay, method, uri, headers, body, verify_and_parse).await
+    handle(state, Provider::Vnpay, method, uri, headers, body).await
+}
+
+/// What a request says, once its provider's signature is verified: the one place that knows
+/// how each provider signs. `now` is when the request arrived, so a request finished later by
+/// the inbox recovery is judged as fresh as it was then.
+fn verify_and_parse(
+    provider: Provider,
+    secrets: &ProviderSecrets,
+    request: &RequestParts<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Notification, FeedError> {
+    let RequestParts { headers, uri, raw, stored } = *request;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match provider {
+        Provider::Sepay => {
+            match (header(bank_feed::sepay::SIGNATURE_HEADER), &secrets.sepay_hmac_secret, &secrets.sepay_api_key) {
+                (Some(_), Some(secret), _) => bank_feed::sepay::verify_hmac(
+                    header(bank_feed::sepay::SIGNATURE_HEADER),
+                    header(bank_feed::sepay::TIMESTAMP_HEADER),
+                    raw,
+                    secret,
+                    now,
+                )?,
+                (_, _, Some(key)) if stored => {
+                    bank_feed::sepay::verify_api_key_fingerprint(header(bank_feed::sepay::AUTHORIZATION_HEADER), key)?;
+                }
+                (_, _, Some(key)) => {
+                    bank_feed::sepay::verify_api_key(header(bank_feed::sepay::AUTHORIZATION_HEADER), key)?;
+                }
+                (_, Some(_), None) => return Err(FeedError::MissingSignature),
+                (_, None, None) => return Err(FeedError::NotConfigured),
+            }
+            bank_feed::sepay::parse(raw)
+        }
+        Provider::Casso => {
+            let key = configured(secrets.casso_checksum_key.as_ref())?;
+            bank_feed::casso::verify(header(bank_feed::casso::SIGNATURE_HEADER), raw, key)?;
+            bank_feed::casso::parse(raw)
+        }
+        Provider::Payos => {
+            let key = configured(secrets.payos_checksum_key.as_ref())?;
+            bank_feed::payos::verify(raw, key)?;
+            bank_feed::payos::parse(raw)
+        }
+        Provider::Vnpay => {
+            let key = configured(secrets.vnpay_hash_secret.as_ref())?;
+            let query = uri.query().unwrap_or_default();
+            bank_feed::vnpay::verify(query, key)?;
+            bank_feed::vnpay::parse(query)
+        }
+    }
+}
+
+/// One request as the signature checks see it.
+#[derive(Debug, Clone, Copy)]
+struct RequestParts<'a> {
+    headers: &'a HeaderMap,
+    uri: &'a Uri,
+    raw: &'a [u8],
+    /// Read back from the inbox (its `Authorization` is a fingerprint), not live.
+    stored: bool,
 }
 
 fn configured(secret: Option<&Secret>) -> Result<&Secret, FeedError> {
     secret.filter(|s| !s.is_empty()).ok_or(FeedError::NotConfigured)
-}
-
-/// Why a request was refused before its signature was looked at.
-enum Refusal {
-    TooLarge,
-    WrongContentType,
 }
 
 async fn handle(
@@ -115,7 +136,6 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-    verify_and_parse: impl FnOnce(&ProviderSecrets, &HeaderMap, &[u8]) -> Result<Notification, FeedError>,
 ) -> Response {
     let received_at = state.clock.now();
     let (raw, truncated) = read_limited(body, BODY_LIMIT_BYTES).await;
@@ -137,104 +157,100 @@ async fn handle(
         }
     };
     let span = tracing::info_span!("webhook", provider = provider.as_str(), inbox.id = inbox_id);
-    process(state, provider, inbox_id, received_at, headers, raw, truncated, verify_and_parse).instrument(span).await
+    let parts = RequestParts { headers: &headers, uri: &uri, raw: &raw, stored: false };
+    let handled = handling(&state, provider, received_at, &parts, truncated).instrument(span.clone()).await;
+    let response = answer(provider, &handled.outcome, handled.status_override);
+    let status = response.status().as_u16();
+    finish(&state, provider, inbox_id, &handled, Some(status)).instrument(span).await;
+    response
 }
 
-#[allow(clippy::too_many_arguments, reason = "one request's parts, passed once")]
-async fn process(
-    state: AppState,
+/// What became of one request: the answer for its sender and the row for the inbox.
+#[derive(Debug)]
+struct Handled {
+    outcome: Outcome,
+    inbox_outcome: InboxOutcome,
+    detail: Option<String>,
+    credit_id: Option<String>,
+    status_override: Option<StatusCode>,
+}
+
+impl Handled {
+    fn new(outcome: Outcome, inbox_outcome: InboxOutcome, detail: Option<String>, credit_id: Option<String>) -> Self {
+        Handled { outcome, inbox_outcome, detail, credit_id, status_override: None }
+    }
+}
+
+/// Checks, verifies, parses and records one stored request.
+async fn handling(
+    state: &AppState,
     provider: Provider,
-    inbox_id: i64,
     received_at: chrono::DateTime<chrono::Utc>,
-    headers: HeaderMap,
-    raw: Vec<u8>,
+    request: &RequestParts<'_>,
     truncated: bool,
-    verify_and_parse: impl FnOnce(&ProviderSecrets, &HeaderMap, &[u8]) -> Result<Notification, FeedError>,
-) -> Response {
-    let refusal = if truncated {
-        Some(Refusal::TooLarge)
-    } else if provider != Provider::Vnpay && !is_json(&headers) {
-        Some(Refusal::WrongContentType)
-    } else {
-        None
+) -> Handled {
+    let refused = |why: String, status: StatusCode| Handled {
+        status_override: Some(status),
+        ..Handled::new(Outcome::Malformed(why.clone()), InboxOutcome::Rejected, Some(why), None)
     };
-    let (outcome, inbox_outcome, detail, credit_id, status_override) = match refusal {
-        Some(Refusal::TooLarge) => {
-            let why = format!("the body is larger than {BODY_LIMIT_BYTES} bytes");
-            (
-                Outcome::Malformed(why.clone()),
-                InboxOutcome::Rejected,
-                Some(why),
-                None,
-                Some(StatusCode::PAYLOAD_TOO_LARGE),
-            )
+    if truncated {
+        return refused(format!("the body is larger than {BODY_LIMIT_BYTES} bytes"), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    if provider != Provider::Vnpay && !is_json(request.headers) {
+        return refused("the body must be application/json".to_owned(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+    let credit = match verify_and_parse(provider, &state.providers, request, received_at) {
+        Err(error) => {
+            tracing::warn!(%error, "notification refused");
+            let outcome = vnpay_amount_outcome(provider, &error).unwrap_or_else(|| error.outcome());
+            let status = matches!(error, FeedError::NotConfigured).then_some(StatusCode::SERVICE_UNAVAILABLE);
+            return Handled {
+                status_override: status,
+                ..Handled::new(outcome, InboxOutcome::Rejected, Some(error.to_string()), None)
+            };
         }
-        Some(Refusal::WrongContentType) => {
-            let why = "the body must be application/json".to_owned();
-            (
-                Outcome::Malformed(why.clone()),
-                InboxOutcome::Rejected,
-                Some(why),
-                None,
-                Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-            )
+        Ok(Notification::Ignored { provider_transaction_id, reason }) => {
+            return Handled::new(Outcome::Accepted, InboxOutcome::Ignored, Some(reason), provider_transaction_id);
         }
-        None => match verify_and_parse(&state.providers, &headers, &raw) {
-            Err(error) => {
-                tracing::warn!(%error, "notification refused");
-                let outcome = vnpay_amount_outcome(provider, &error).unwrap_or_else(|| error.outcome());
-                let status = matches!(error, FeedError::NotConfigured).then_some(StatusCode::SERVICE_UNAVAILABLE);
-                (outcome, InboxOutcome::Rejected, Some(error.to_string()), None, status)
-            }
-            Ok(Notification::Ignored { provider_transaction_id, reason }) => {
-                (Outcome::Accepted, InboxOutcome::Ignored, Some(reason), provider_transaction_id, None)
-            }
-            Ok(Notification::Credit(credit)) => {
-                let credit_id = credit.credit_id();
-                match state.intake.receive(credit, received_at).await {
-                    Ok(Intake::Recorded { case_code, .. }) => (
-                        Outcome::Accepted,
-                        InboxOutcome::Recorded,
-                        Some(format!("case {case_code}")),
-                        Some(credit_id),
-                        None,
-                    ),
-                    Ok(Intake::Unmatched { reason, .. }) => {
-                        // The money is kept in the unmatched queue; VNPAY is told the order is unknown.
-                        let outcome = if provider == Provider::Vnpay { Outcome::NotFound } else { Outcome::Accepted };
-                        (outcome, InboxOutcome::Unmatched, Some(reason), Some(credit_id), None)
-                    }
-                    Ok(Intake::Duplicate { .. }) => {
-                        (Outcome::Duplicate, InboxOutcome::Duplicate, None, Some(credit_id), None)
-                    }
-                    Err(IntakeError::UnknownAccount(account)) => {
-                        let why = format!("account {account} is not a collection account of this service");
-                        (Outcome::Malformed(why.clone()), InboxOutcome::Rejected, Some(why), Some(credit_id), None)
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "payment intake failed; the provider will retry");
-                        (Outcome::Internal, InboxOutcome::Failed, Some(error.to_string()), Some(credit_id), None)
-                    }
-                }
-            }
-        },
+        Ok(Notification::Credit(credit)) => credit,
     };
-    let response = answer(provider, &outcome, status_override);
-    let status = response.status().as_u16();
+    let credit_id = credit.credit_id();
+    match state.intake.receive(credit, received_at).await {
+        Ok(Intake::Recorded { case_code, .. }) => {
+            Handled::new(Outcome::Accepted, InboxOutcome::Recorded, Some(format!("case {case_code}")), Some(credit_id))
+        }
+        Ok(Intake::Unmatched { reason, .. }) => {
+            // The money is kept in the unmatched queue; VNPAY is told the order is unknown.
+            let outcome = if provider == Provider::Vnpay { Outcome::NotFound } else { Outcome::Accepted };
+            Handled::new(outcome, InboxOutcome::Unmatched, Some(reason), Some(credit_id))
+        }
+        Ok(Intake::Duplicate { .. }) => Handled::new(Outcome::Duplicate, InboxOutcome::Duplicate, None, Some(credit_id)),
+        Err(IntakeError::UnknownAccount(account)) => {
+            let why = format!("account {account} is not a collection account of this service");
+            Handled::new(Outcome::Malformed(why.clone()), InboxOutcome::Rejected, Some(why), Some(credit_id))
+        }
+        Err(error) => {
+            tracing::error!(%error, "payment intake failed; the provider will retry");
+            Handled::new(Outcome::Internal, InboxOutcome::Failed, Some(error.to_string()), Some(credit_id))
+        }
+    }
+}
+
+/// Stores the request's outcome (and what its sender was answered, if anyone was).
+async fn finish(state: &AppState, provider: Provider, inbox_id: i64, handled: &Handled, http_status: Option<u16>) {
     let resolved = state.inbox.resolve(
         inbox_id,
-        inbox_outcome,
-        detail.as_deref(),
-        credit_id.as_deref(),
-        status,
+        handled.inbox_outcome,
+        handled.detail.as_deref(),
+        handled.credit_id.as_deref(),
+        http_status,
         state.clock.now(),
     );
     if let Err(error) = resolved.await {
         tracing::error!(%error, "cannot record a notification's outcome");
     }
-    crate::metrics::notification(provider.as_str(), inbox_outcome.as_str());
-    tracing::info!(outcome = inbox_outcome.as_str(), http.status = status, "notification handled");
-    response
+    crate::metrics::notification(provider.as_str(), handled.inbox_outcome.as_str());
+    tracing::info!(outcome = handled.inbox_outcome.as_str(), http.status = http_status, "notification handled");
 }
 
 /// VNPAY has its own code for a bad amount ("04").
@@ -267,23 +283,7 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// Reads at most `limit` bytes; `true` when the body was longer (the rest is not read).
-async fn read_limited(body: Body, limit: usize) -> (Vec<u8>, bool) {
-    let mut stream = body.into_data_stream();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else { break };
-        let room = limit.saturating_sub(bytes.len());
-        if chunk.len() > room {
-            bytes.extend_from_slice(&chunk[..room]);
-            return (bytes, true);
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    (bytes, false)
-}
-
-/// The headers worth keeping, with the API key replaced by its scheme.
+/// The headers worth keeping, with the API key replaced by its fingerprint.
 fn kept_headers(headers: &HeaderMap) -> Value {
     let mut kept = Map::new();
     for name in KEPT_HEADERS {
@@ -292,8 +292,137 @@ fn kept_headers(headers: &HeaderMap) -> Value {
         }
     }
     if let Some(authorization) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let scheme = authorization.split_whitespace().next().unwrap_or_default();
-        kept.insert("authorization".into(), Value::String(format!("{scheme} ***")));
+        let fingerprint = bank_feed::sepay::credential_fingerprint(authorization);
+        kept.insert("authorization".into(), Value::String(fingerprint));
     }
     Value::Object(kept)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recovery of interrupted requests
+// ---------------------------------------------------------------------------------------------
+
+/// Unfinished requests examined in one pass (a pass reads at most this many batches).
+const RECOVERY_BATCH: i64 = 100;
+const RECOVERY_BATCHES_PER_PASS: usize = 10;
+/// How often a node looks for unfinished requests after its first look at start-up.
+const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Finishes requests whose handling was interrupted (a crash between storing a request and
+/// storing its outcome leaves it `received`): at start-up, then every 30 s, each request left
+/// `received` for longer than `after`. Every node may run it: recording is idempotent.
+pub fn start_inbox_recovery(state: AppState, after: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(RECOVERY_INTERVAL);
+        loop {
+            interval.tick().await;
+            match recover_unfinished(&state, after).await {
+                Ok(0) => {}
+                Ok(finished) => tracing::info!(inbox.recovered = finished, "finished interrupted notifications"),
+                Err(error) => tracing::warn!(%error, "inbox recovery failed; retrying later"),
+            }
+        }
+    })
+}
+
+/// One pass of the recovery; returns how many requests it finished.
+pub async fn recover_unfinished(
+    state: &AppState,
+    after: std::time::Duration,
+) -> Result<usize, feeledger_infrastructure::event_store::StoreError> {
+    let before = state.clock.now() - chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+    let mut finished = 0;
+    for _ in 0..RECOVERY_BATCHES_PER_PASS {
+        let unfinished = state.inbox.unfinished(before, RECOVERY_BATCH).await?;
+        let batch_len = unfinished.len();
+        for request in unfinished {
+            let span = tracing::info_span!("inbox_recovery", provider = %request.provider, inbox.id = request.id);
+            recover(state, request).instrument(span).await;
+            finished += 1;
+        }
+        if i64::try_from(batch_len).unwrap_or(i64::MAX) < RECOVERY_BATCH {
+            break;
+        }
+    }
+    Ok(finished)
+}
+
+/// Finishes one interrupted request from its stored bytes. If the provider's retry of the same
+/// money was handled meanwhile, the request is `superseded`; otherwise it is handled as it
+/// would have been, judged fresh as of when it arrived. Its sender is long gone, so nobody is
+/// answered.
+async fn recover(state: &AppState, request: UnfinishedRequest) {
+    let Some(provider) = Provider::ALL.into_iter().find(|p| p.as_str() == request.provider) else {
+        let why = format!("unknown provider {:?}", request.provider);
+        let handled = Handled::new(Outcome::Malformed(why.clone()), InboxOutcome::Rejected, Some(why), None);
+        return finish_recovered(state, None, request.id, &handled).await;
+    };
+    let headers = stored_headers(&request.headers);
+    let uri: Uri = request.uri.parse().unwrap_or_default();
+    let parts = RequestParts { headers: &headers, uri: &uri, raw: &request.body, stored: true };
+    let credit_id = match verify_and_parse(provider, &state.providers, &parts, request.received_at) {
+        Ok(Notification::Credit(credit)) => Some(credit.credit_id()),
+        _ => None,
+    };
+    if let Some(credit_id) = &credit_id {
+        match state.inbox.handled_elsewhere(credit_id, request.id).await {
+            Ok(true) => {
+                let detail = Some("interrupted; the provider's retry of the same credit was handled".to_owned());
+                let handled = Handled::new(Outcome::Duplicate, InboxOutcome::Superseded, detail, Some(credit_id.clone()));
+                return finish_recovered(state, Some(provider), request.id, &handled).await;
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "cannot look for a retry; the request stays unfinished for now");
+                return;
+            }
+        }
+    }
+    let mut handled = handling(state, provider, request.received_at, &parts, request.body_truncated).await;
+    if handled.inbox_outcome == InboxOutcome::Failed {
+        // Still failing: leave it for the next pass, as the provider's retry would be.
+        return;
+    }
+    if handled.inbox_outcome == InboxOutcome::Duplicate {
+        // No other request carried it, so this one recorded it before the interruption.
+        handled.inbox_outcome = InboxOutcome::Recorded;
+        handled.detail = Some("recorded before an interruption".to_owned());
+    }
+    finish_recovered(state, Some(provider), request.id, &handled).await;
+}
+
+async fn finish_recovered(state: &AppState, provider: Option<Provider>, inbox_id: i64, handled: &Handled) {
+    let provider_name = provider.map_or("unknown", Provider::as_str);
+    let resolved = state.inbox.resolve(
+        inbox_id,
+        handled.inbox_outcome,
+        handled.detail.as_deref(),
+        handled.credit_id.as_deref(),
+        None,
+        state.clock.now(),
+    );
+    match resolved.await {
+        Ok(()) => {
+            crate::metrics::inbox_recovered(provider_name, handled.inbox_outcome.as_str());
+            tracing::info!(outcome = handled.inbox_outcome.as_str(), "interrupted notification finished");
+        }
+        Err(error) => tracing::warn!(%error, "cannot record a recovered notification's outcome"),
+    }
+}
+
+/// The headers kept with a stored request, back as a header map.
+fn stored_headers(kept: &Value) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Value::Object(fields) = kept {
+        for (name, value) in fields {
+            let (Ok(name), Some(Ok(value))) = (
+                header::HeaderName::from_bytes(name.as_bytes()),
+                value.as_str().map(axum::http::HeaderValue::from_str),
+            ) else {
+                continue;
+            };
+            headers.insert(name, value);
+        }
+    }
+    headers
 }

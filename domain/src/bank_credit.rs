@@ -94,6 +94,39 @@ impl BankCredit {
     pub fn payment_key(&self) -> String {
         self.credit_id()
     }
+
+    /// The credit with its text made printable, so that no byte a bank sends can keep its
+    /// money from being recorded: control characters mean nothing in a transfer's text, and
+    /// PostgreSQL's jsonb cannot hold U+0000. Tabs and line breaks become spaces, the other
+    /// control characters U+FFFD. The request's raw bytes stay in the inbox as they came.
+    pub fn with_printable_text(self) -> Self {
+        let optional = |text: Option<String>| text.map(printable);
+        BankCredit {
+            provider_transaction_id: printable(self.provider_transaction_id),
+            bank_reference: optional(self.bank_reference),
+            account_number: optional(self.account_number),
+            virtual_account: optional(self.virtual_account),
+            content: printable(self.content),
+            match_hint: optional(self.match_hint),
+            payer_account: optional(self.payer_account),
+            payer_name: optional(self.payer_name),
+            ..self
+        }
+    }
+}
+
+/// `text` without control characters (see [`BankCredit::with_printable_text`]).
+pub fn printable(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => ' ',
+            c if c.is_control() => char::REPLACEMENT_CHARACTER,
+            c => c,
+        })
+        .collect()
 }
 
 pub fn credit_id(provider: Provider, provider_transaction_id: &str) -> String {

@@ -77,7 +77,9 @@ pub struct Payer {
 impl Payer {
     pub fn new(name: &str, id_number: Option<&str>) -> Result<Self, PayerError> {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
+        // A name is one line of printable text; a control character (U+0000 above all) is
+        // never part of one.
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
             return Err(PayerError::BadName);
         }
         let id_number = id_number.map(str::trim).filter(|s| !s.is_empty()).map(IdNumber::parse).transpose()?;

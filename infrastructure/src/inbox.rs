@@ -23,6 +23,8 @@ pub enum InboxOutcome {
     Rejected,
     /// Handling failed on our side; the provider will retry.
     Failed,
+    /// Interrupted (a crash), and the provider's retry of the same money was handled since.
+    Superseded,
 }
 
 impl InboxOutcome {
@@ -34,6 +36,7 @@ impl InboxOutcome {
             InboxOutcome::Ignored => "ignored",
             InboxOutcome::Rejected => "rejected",
             InboxOutcome::Failed => "failed",
+            InboxOutcome::Superseded => "superseded",
         }
     }
 }
@@ -45,6 +48,19 @@ pub struct ReceivedRequest {
     pub method: String,
     pub uri: String,
     /// Only the headers that matter, with secrets redacted.
+    pub headers: Value,
+    pub body: Vec<u8>,
+    pub body_truncated: bool,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A stored request whose handling never finished (still `received`).
+#[derive(Debug, Clone)]
+pub struct UnfinishedRequest {
+    pub id: i64,
+    pub provider: String,
+    pub uri: String,
+    /// The kept headers, secrets redacted.
     pub headers: Value,
     pub body: Vec<u8>,
     pub body_truncated: bool,
@@ -108,20 +124,21 @@ impl Inbox {
         }
     }
 
-    /// Records what became of request `id`.
+    /// Records what became of request `id`; `http_status` is what the sender was answered
+    /// (none for a request finished by the recovery: its connection was gone).
     pub async fn resolve(
         &self,
         id: i64,
         outcome: InboxOutcome,
         detail: Option<&str>,
         credit_id: Option<&str>,
-        http_status: u16,
+        http_status: Option<u16>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE bank_notifications SET outcome = $1, outcome_detail = $2, credit_id = $3, \
                            http_status = $4, processed_at = $5 WHERE id = $6";
         let context = "recording a notification's outcome";
-        let status = i32::from(http_status);
+        let status = http_status.map(i32::from);
         match &self.store {
             EventStore::Postgres(pg) => sqlx::query(SQL)
                 .bind(outcome.as_str())
@@ -147,6 +164,51 @@ impl Inbox {
                 .map_err(StoreError::db(context))?,
         };
         Ok(())
+    }
+
+    /// Requests still `received` that arrived before `before`, oldest first, at most `limit`.
+    pub async fn unfinished(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<UnfinishedRequest>, StoreError> {
+        const SQL: &str = "SELECT id, provider, uri, headers, body, body_truncated, received_at FROM bank_notifications \
+                           WHERE outcome = 'received' AND received_at < $1 ORDER BY received_at, id LIMIT $2";
+        let context = "reading unfinished notifications";
+        // sqlx reads both backends' timestamps and JSON into the same types.
+        type Row = (i64, String, String, sqlx::types::Json<Value>, Vec<u8>, bool, DateTime<Utc>);
+        let rows: Vec<Row> = match &self.store {
+            EventStore::Postgres(pg) => sqlx::query_as(SQL).bind(before).bind(limit).fetch_all(pg.pool()).await,
+            EventStore::Sqlite(lite) => {
+                sqlx::query_as(SQL).bind(timestamp_text(before)).bind(limit).fetch_all(lite.pool()).await
+            }
+        }
+        .map_err(StoreError::db(context))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, provider, uri, headers, body, body_truncated, received_at)| UnfinishedRequest {
+                id,
+                provider,
+                uri,
+                headers: headers.0,
+                body,
+                body_truncated,
+                received_at,
+            })
+            .collect())
+    }
+
+    /// Whether another request than `except` carried credit `credit_id` and was handled: the
+    /// money it names is recorded (or was refused for a reason of its own).
+    pub async fn handled_elsewhere(&self, credit_id: &str, except: i64) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT EXISTS (SELECT 1 FROM bank_notifications WHERE credit_id = $1 AND id <> $2 \
+                           AND outcome IN ('recorded', 'unmatched', 'duplicate'))";
+        let context = "looking for a handled retry of a notification";
+        match &self.store {
+            EventStore::Postgres(pg) => {
+                sqlx::query_scalar(SQL).bind(credit_id).bind(except).fetch_one(pg.pool()).await
+            }
+            EventStore::Sqlite(lite) => {
+                sqlx::query_scalar(SQL).bind(credit_id).bind(except).fetch_one(lite.pool()).await
+            }
+        }
+        .map_err(StoreError::db(context))
     }
 
     /// The newest requests of a provider (all providers when `None`), newest first.

@@ -49,6 +49,9 @@ pub const DEFAULT_QR_TTL_MINUTES: u32 = 15;
 /// How often live subscribers look for events committed by other nodes when no notification
 /// arrived (a lost notification only delays them this much).
 pub const DEFAULT_LIVE_POLL_MS: u64 = 1_000;
+/// A notification still unfinished this long after it arrived was interrupted (a request
+/// takes milliseconds); the inbox recovery finishes it.
+pub const DEFAULT_INBOX_RECOVERY_AFTER_SECONDS: u64 = 60;
 
 /// The keys each payment intermediary signs its notifications with. A provider without its key
 /// answers 503 and accepts nothing.
@@ -75,6 +78,8 @@ pub struct Settings {
     pub token_secret: Option<Secret>,
     pub qr_ttl_seconds: u32,
     pub live_poll_ms: u64,
+    /// When an unfinished inbox row counts as interrupted (see `api::webhooks`).
+    pub inbox_recovery_after_seconds: u64,
     /// The address people use to reach the service, for links printed by the CLI.
     pub public_base_url: Option<String>,
     pub database_max_connections: u32,
@@ -96,6 +101,7 @@ impl Default for Settings {
             token_secret: None,
             qr_ttl_seconds: DEFAULT_QR_TTL_MINUTES * 60,
             live_poll_ms: DEFAULT_LIVE_POLL_MS,
+            inbox_recovery_after_seconds: DEFAULT_INBOX_RECOVERY_AFTER_SECONDS,
             public_base_url: None,
             database_max_connections: 16,
             providers: ProviderSecrets::default(),
@@ -119,6 +125,7 @@ pub struct FileSettings {
     pub token_secret: Option<Secret>,
     pub qr_ttl_minutes: Option<u32>,
     pub live_poll_ms: Option<u64>,
+    pub inbox_recovery_after_seconds: Option<u64>,
     pub public_base_url: Option<String>,
     pub database_max_connections: Option<u32>,
     pub cashless_target_percent: Option<String>,
@@ -214,6 +221,14 @@ impl Settings {
         }
         if !(10..=60_000).contains(&self.live_poll_ms) {
             return bad("live poll interval", "FEELEDGER_LIVE_POLL_MS", "live_poll_ms", "10 to 60000 ms".into());
+        }
+        if !(1..=86_400).contains(&self.inbox_recovery_after_seconds) {
+            return bad(
+                "inbox recovery delay",
+                "FEELEDGER_INBOX_RECOVERY_AFTER_SECONDS",
+                "inbox_recovery_after_seconds",
+                "1 to 86400 seconds".into(),
+            );
         }
         if !(1..=1_000).contains(&self.database_max_connections) {
             return bad(

@@ -463,3 +463,101 @@ async fn a_provider_without_a_configured_key_answers_503_and_accepts_nothing() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
+
+/// A request stored in the inbox whose handling a crash interrupted: the row is `received`.
+async fn interrupted_sepay_request(app: &TestApp, authorization: &str, body: &str) -> i64 {
+    let request = feeledger_infrastructure::inbox::ReceivedRequest {
+        provider: "sepay",
+        method: "POST".into(),
+        uri: "/webhooks/sepay".into(),
+        headers: json!({
+            "content-type": "application/json",
+            "authorization": bank_feed::sepay::credential_fingerprint(authorization),
+        }),
+        body: body.as_bytes().to_vec(),
+        body_truncated: false,
+        received_at: chrono::Utc::now() - chrono::Duration::seconds(120),
+    };
+    app.state.inbox.record(&request).await.unwrap()
+}
+
+async fn inbox_outcome(app: &TestApp, id: i64) -> String {
+    let recent = app.state.inbox.recent(Some("sepay"), 100).await.unwrap();
+    recent.into_iter().find(|entry| entry.id == id).map(|entry| entry.outcome).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_interrupted_notification_is_finished_from_its_stored_bytes_or_marked_superseded() {
+    for app in apps().await {
+        let backend = app.backend();
+        assess(&app, CASE, 3).await;
+        let key = format!("Apikey {SEPAY_KEY}");
+
+        // Stored, then the node died: the recovery records the money exactly once.
+        let interrupted = interrupted_sepay_request(&app, &key, &sepay_body(7001, json!(1000), CASE)).await;
+        // A forged request interrupted the same way is refused, not recorded.
+        let forged = interrupted_sepay_request(&app, "Apikey not-the-key", &sepay_body(7002, json!(1000), CASE)).await;
+        // Interrupted, and the provider's retry was handled meanwhile: superseded.
+        let retried_body = sepay_body(7003, json!(1000), CASE);
+        let superseded = interrupted_sepay_request(&app, &key, &retried_body).await;
+        assert_eq!(post_sepay(&app, &retried_body).await.0, 200, "[{backend}]");
+        assert_eq!(payment_count(&app).await, 1, "[{backend}] only the retry was recorded so far");
+
+        let finished = feeledger_api::webhooks::recover_unfinished(&app.state, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(finished, 3, "[{backend}]");
+        assert_eq!(inbox_outcome(&app, interrupted).await, "recorded", "[{backend}]");
+        assert_eq!(inbox_outcome(&app, forged).await, "rejected", "[{backend}]");
+        assert_eq!(inbox_outcome(&app, superseded).await, "superseded", "[{backend}]");
+        assert_eq!(payment_count(&app).await, 2, "[{backend}] 7001 and 7003, each once");
+        assert_eq!(case(&app, CASE).await["paid"], "2000", "[{backend}]");
+
+        // Nothing is left, and a second pass changes nothing.
+        let again = feeledger_api::webhooks::recover_unfinished(&app.state, Duration::ZERO).await.unwrap();
+        assert_eq!(again, 0, "[{backend}]");
+        assert_eq!(payment_count(&app).await, 2, "[{backend}]");
+        let metrics = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("feeledger_inbox_recovered_total{"), "[{backend}] {metrics}");
+    }
+}
+
+#[tokio::test]
+async fn a_signed_notification_is_recorded_whatever_bytes_its_text_holds_and_duplicate_keys_are_refused() {
+    for app in apps().await {
+        let backend = app.backend();
+        assess(&app, CASE, 3).await;
+        // U+0000 and other control characters, written as JSON escapes.
+        let (status, body) = post_sepay(&app, &sepay_body(8001, json!(1000), &format!("{CASE}\u{0} nop\u{1b} phi"))).await;
+        assert_eq!((status, body), (200, json!({ "success": true })), "[{backend}]");
+        // Raw bytes that are not UTF-8 inside the content.
+        let mut raw = sepay_body(8002, json!(1000), &format!("{CASE} XX")).into_bytes();
+        let at = raw.windows(2).position(|w| w == b"XX").unwrap();
+        raw[at] = 0xff;
+        raw[at + 1] = 0xfe;
+        let response = app
+            .client
+            .post(format!("{}/webhooks/sepay", app.address))
+            .header("Content-Type", "application/json")
+            .header("Authorization", format!("Apikey {SEPAY_KEY}"))
+            .body(raw.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "[{backend}]");
+        let payments = case(&app, CASE).await;
+        assert_eq!(payments["paid"], "2000", "[{backend}] {payments:#}");
+        let inbox = app.state.inbox.recent(Some("sepay"), 1).await.unwrap();
+        assert_eq!(inbox[0].body, raw, "[{backend}] the inbox keeps the raw bytes");
+        let stored = app.state.ledger.store().events_of_type("BankCreditObserved").await.unwrap();
+        let contents: Vec<String> = stored.iter().map(|e| e.payload.to_string()).collect();
+        assert!(contents.iter().all(|c| !c.contains("\\u0000")), "[{backend}] {contents:?}");
+        assert!(contents.iter().any(|c| c.contains('\u{fffd}')), "[{backend}] {contents:?}");
+
+        // The same key twice: which one was signed? Refused, kept, nothing recorded.
+        let doubled = sepay_body(8003, json!(1000), CASE).replacen("\"transferAmount\":1000", "\"transferAmount\":1000,\"transferAmount\":9000", 1);
+        assert!(doubled.contains("9000"), "{doubled}");
+        let (status, _) = post_sepay(&app, &doubled).await;
+        assert_eq!(status, 400, "[{backend}]");
+        assert_eq!(app.state.inbox.recent(Some("sepay"), 1).await.unwrap()[0].outcome, "rejected", "[{backend}]");
+        assert_eq!(payment_count(&app).await, 2, "[{backend}]");
+    }
+}

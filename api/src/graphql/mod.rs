@@ -8,6 +8,7 @@ mod counter;
 mod credits;
 pub mod errors;
 mod finance;
+pub mod limits;
 pub mod scalars;
 
 use std::sync::Arc;
@@ -70,8 +71,10 @@ pub fn build_schema(context: ApiContext) -> FeeledgerSchema {
     Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default())
         .data(context)
         .extension(ErrorCodes)
+        .extension(limits::DocumentLimits)
         .limit_depth(16)
         .limit_complexity(2_000)
+        .limit_directives(8)
         .finish()
 }
 
@@ -167,12 +170,14 @@ impl Extension for ErrorCodesExtension {
 
 fn with_codes(mut response: Response) -> Response {
     for error in &mut response.errors {
-        add_missing_code(error);
+        finish_error(error);
     }
     response
 }
 
-fn add_missing_code(error: &mut ServerError) {
+/// Every error gets a code, and a message short enough never to echo a large document back.
+fn finish_error(error: &mut ServerError) {
+    error.message = limits::short(&error.message);
     let has_code = error.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
     if !has_code {
         error.extensions.get_or_insert_with(Default::default).set("code", "VALIDATION");

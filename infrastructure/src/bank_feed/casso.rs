@@ -105,7 +105,7 @@ pub fn parse(raw_body: &[u8]) -> Result<Notification, FeedError> {
     data.optional_integer("runningBalance")?;
     let credited_at =
         vietnam_local_time(data.string("transactionDateTime")?, LocalTimeFormat::Dashed, "data.transactionDateTime")?;
-    Ok(Notification::Credit(BankCredit {
+    Ok(Notification::credit(BankCredit {
         provider: Provider::Casso,
         provider_transaction_id: id,
         bank_reference: data.optional_string("reference")?,

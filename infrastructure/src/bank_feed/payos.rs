@@ -95,7 +95,7 @@ pub fn parse(raw_body: &[u8]) -> Result<Notification, FeedError> {
     }
     let credited_at =
         vietnam_local_time(data.string("transactionDateTime")?, LocalTimeFormat::Dashed, "data.transactionDateTime")?;
-    Ok(Notification::Credit(BankCredit {
+    Ok(Notification::credit(BankCredit {
         provider: Provider::Payos,
         provider_transaction_id: format!("{link}:{reference}"),
         bank_reference: Some(reference.to_owned()),

@@ -42,6 +42,31 @@ pub fn verify_api_key(authorization_header: Option<&str>, key: &Secret) -> Resul
     if bool::from(given.as_slice().ct_eq(expected.as_slice())) { Ok(()) } else { Err(FeedError::BadSignature) }
 }
 
+/// What the inbox keeps of an `Authorization` header: its scheme and a SHA-256 fingerprint of
+/// the credential (`Apikey sha256:<hex>`), never the credential itself. Enough to verify the
+/// request again after an interruption (see [`verify_api_key_fingerprint`]); useless as a key,
+/// because only that check accepts it.
+pub fn credential_fingerprint(authorization_header: &str) -> String {
+    let header = authorization_header.trim();
+    let (scheme, given) = header.split_once(' ').unwrap_or((header, ""));
+    format!("{scheme} sha256:{}", hex::encode(Sha256::digest(given.trim().as_bytes())))
+}
+
+/// Checks a stored [`credential_fingerprint`] against the configured API key. For requests
+/// read back from the inbox only: a live request must carry the key itself.
+pub fn verify_api_key_fingerprint(stored: Option<&str>, key: &Secret) -> Result<(), FeedError> {
+    let expected = configured_key(key)?;
+    let stored = stored.map(str::trim).filter(|h| !h.is_empty()).ok_or(FeedError::MissingSignature)?;
+    let (scheme, fingerprint) = stored.split_once(' ').ok_or(FeedError::BadSignature)?;
+    let fingerprint = fingerprint.trim().strip_prefix("sha256:").ok_or(FeedError::BadSignature)?;
+    if !scheme.eq_ignore_ascii_case("apikey") {
+        return Err(FeedError::BadSignature);
+    }
+    let given = hex::decode(fingerprint).map_err(|_| FeedError::BadSignature)?;
+    let expected = Sha256::digest(expected);
+    if bool::from(given.as_slice().ct_eq(expected.as_slice())) { Ok(()) } else { Err(FeedError::BadSignature) }
+}
+
 /// Checks the HMAC-SHA256 variant over `timestamp + "." + raw_body`, using the timestamp text
 /// exactly as sent. The timestamp must be unix seconds within [`MAX_CLOCK_SKEW_SECONDS`] of `now`;
 /// the freshness check comes after the signature check so that an unsigned request cannot learn
@@ -90,7 +115,7 @@ pub fn parse(raw_body: &[u8]) -> Result<Notification, FeedError> {
     let amount = body.amount("transferAmount")?;
     body.optional_integer("accumulated")?;
     let credited_at = vietnam_local_time(body.string("transactionDate")?, LocalTimeFormat::Dashed, "transactionDate")?;
-    Ok(Notification::Credit(BankCredit {
+    Ok(Notification::credit(BankCredit {
         provider: Provider::Sepay,
         provider_transaction_id: id,
         bank_reference: body.optional_string("referenceCode")?,

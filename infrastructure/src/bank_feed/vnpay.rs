@@ -69,7 +69,9 @@ fn hash_data<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> String
 /// Checks `vnp_SecureHash` against the other `vnp_*` parameters. A leading `?` is allowed.
 pub fn verify(raw_query: &str, secret: &Secret) -> Result<(), FeedError> {
     let key = configured_key(secret)?;
-    let params = parse_query(raw_query)?;
+    // A repeated parameter cannot carry a valid signature: whichever copy was signed, the
+    // other could be read. VNPAY is told "invalid checksum" (97), not "invalid amount" (04).
+    let params = parse_query(raw_query).map_err(|_| FeedError::BadSignature)?;
     let signature =
         params.get(HASH_PARAM).map(|s| s.trim()).filter(|s| !s.is_empty()).ok_or(FeedError::MissingSignature)?;
     let text = hash_data(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -128,7 +130,7 @@ pub fn parse(raw_query: &str) -> Result<Notification, FeedError> {
     }
     let credited_at = vietnam_local_time(required(&params, "vnp_PayDate")?, LocalTimeFormat::Compact, "vnp_PayDate")?;
     let bank_reference = params.get("vnp_BankTranNo").filter(|s| !s.trim().is_empty()).cloned();
-    Ok(Notification::Credit(BankCredit {
+    Ok(Notification::credit(BankCredit {
         provider: Provider::Vnpay,
         provider_transaction_id: transaction_no.to_owned(),
         bank_reference,
@@ -286,7 +288,7 @@ mod tests {
         assert_eq!(verify(&query, &Secret::new("other")), Err(FeedError::BadSignature));
         assert_eq!(verify(&query, &Secret::new(String::new())), Err(FeedError::NotConfigured));
         let doubled = format!("{query}&vnp_Amount=300000");
-        assert!(matches!(verify(&doubled, &secret()), Err(FeedError::Malformed(_))));
+        assert_eq!(verify(&doubled, &secret()), Err(FeedError::BadSignature), "a repeated parameter is answered 97");
     }
 
     #[test]
