@@ -36,6 +36,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 const PATIENCE: Duration = Duration::from_secs(60);
 const RECOVERY_AFTER_SECONDS: &str = "1";
+const RECOVERY_DUE: Duration = Duration::from_millis(1_500);
 
 const SEPAY_HMAC: &str = "sepay-crash-test-hmac-secret";
 const VNPAY_SECRET: &str = "VNPAYCRASHTESTSECRET0123456789ABCD";
@@ -331,6 +332,10 @@ async fn kill_twice_under_signed_notifications(database: TestDatabase) {
     second.kill();
     let store =
         EventStore::connect(&url, StoreOptions { max_connections: 2, ..StoreOptions::default() }).await.unwrap();
+    // Down long enough that what the kill stranded is due for recovery when the node starts,
+    // rather than at the next periodic pass. Counted after the pause: PostgreSQL may still finish
+    // a statement the dead node had sent.
+    tokio::time::sleep(RECOVERY_DUE).await;
     let stranded = inbox_outcomes(&store).await.get("received").copied().unwrap_or(0);
     let last = Node::start(&url, &env, &[]);
     base_tx.send(last.base.clone()).unwrap();

@@ -489,6 +489,15 @@ fn nested_variables(token: Option<&str>, document: &str, levels: usize) -> WireR
     graphql_bytes(token, Some("application/json"), body)
 }
 
+/// `query { a0: FIELD a1: FIELD … }`
+fn aliases(count: usize, field: &str) -> String {
+    format!("query {{ {} }}", aliases_of(count, field))
+}
+
+fn aliases_of(count: usize, field: &str) -> String {
+    (0..count).map(|i| format!("a{i}: {field}")).collect::<Vec<_>>().join(" ")
+}
+
 /// `levels` fragments, each spreading the next twice: 2^levels leaves once expanded.
 fn fragment_bomb(levels: usize, leaf: &str, inline: bool) -> String {
     let mut document = String::from("query { ...F0 }\n");
@@ -653,38 +662,27 @@ fn graphql_cases(who: &Callers) -> Vec<Case> {
             ),
             invalid_document(),
         ),
-        // Aliases: a hundred of a cheap field is fine, thousands are too costly.
+        // Aliases: at most 20 top-level fields (docs/OPERATIONS.md#limits); a hundred aliases
+        // inside one field are cheap; thousands are too costly anywhere.
+        case("100 top-level aliases of __typename", query(None, &aliases(100, "__typename")), invalid_document()),
         case(
-            "100 aliases of __typename",
-            query(
-                None,
-                &format!("query {{ {} }}", (0..100).map(|i| format!("a{i}: __typename")).collect::<Vec<_>>().join(" ")),
-            ),
+            "100 top-level aliases of a case read with its events",
+            query(officer, &aliases(100, &format!("case(code: \"{}\") {{ code events {{ type }} }}", case_code(1)))),
+            invalid_document(),
+        ),
+        case(
+            "20 top-level aliases of a case read with its events",
+            query(officer, &aliases(20, &format!("case(code: \"{}\") {{ code events {{ type }} }}", case_code(1)))),
             answered(),
         ),
         case(
-            "100 aliases of a case read with its events",
-            query(
-                officer,
-                &format!(
-                    "query {{ {} }}",
-                    (0..100)
-                        .map(|i| format!("a{i}: case(code: \"{}\") {{ code events {{ type }} }}", case_code(1)))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-            ),
+            "100 aliases of a field inside a case read",
+            query(officer, &format!("query {{ case(code: \"{}\") {{ {} }} }}", case_code(1), aliases_of(100, "code"))),
             answered(),
         ),
         case(
-            "3,000 aliases of a field",
-            query(
-                officer,
-                &format!(
-                    "query {{ {} }}",
-                    (0..3000).map(|i| format!("a{i}: me {{ role }}")).collect::<Vec<_>>().join(" ")
-                ),
-            ),
+            "3,000 aliases of a field inside a case read",
+            query(officer, &format!("query {{ case(code: \"{}\") {{ {} }} }}", case_code(1), aliases_of(3000, "code"))),
             invalid_document(),
         ),
         // Huge bodies, whatever the framing.

@@ -180,7 +180,7 @@ pub async fn send(address: &str, request: &WireRequest, patience: Duration) -> R
         }));
         let mut received = Vec::new();
         let mut buffer = vec![0_u8; 64 * 1024];
-        let response = loop {
+        loop {
             if let Some(response) = parse_response(&received)? {
                 break Ok(response);
             }
@@ -198,8 +198,7 @@ pub async fn send(address: &str, request: &WireRequest, patience: Duration) -> R
             if received.len() > RESPONSE_LIMIT_BYTES {
                 break Err(format!("a response over {RESPONSE_LIMIT_BYTES} bytes"));
             }
-        };
-        response
+        }
     };
     let (status, headers, body) = tokio::time::timeout(patience, exchange)
         .await
