@@ -337,6 +337,7 @@ async fn kill_twice_under_signed_notifications(database: TestDatabase) {
     // a statement the dead node had sent.
     tokio::time::sleep(RECOVERY_DUE).await;
     let stranded = inbox_outcomes(&store).await.get("received").copied().unwrap_or(0);
+    assert!(stranded > 0, "the kills cut nothing off half-way: this run did not exercise recovery");
     let last = Node::start(&url, &env, &[]);
     base_tx.send(last.base.clone()).unwrap();
     let results = tokio::time::timeout(PATIENCE, senders).await.expect("the senders never finished").unwrap();

@@ -1776,3 +1776,54 @@ async fn hostile_webhook_requests_are_refused_in_the_providers_format_or_their_m
     assert!(count >= 60, "the table has {count} cases");
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// The same document limits hold over `/graphql/ws`: a hostile subscription is refused at once
+/// with a code, and the node keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_subscriptions_over_websocket_are_refused_fast_with_a_code() {
+    let status = |code: &str| format!("caseStatus(code: \"{code}\") {{ status }}");
+    let documents: Vec<(&str, String)> = vec![
+        (
+            "an argument nested 2,000 levels",
+            format!("subscription {{ caseStatus(code: {}) {{ status }} }}", nested_list(2000)),
+        ),
+        ("selections nested 2,000 levels", format!("subscription {}{}", "{ a ".repeat(2000), "}".repeat(2000))),
+        (
+            "a fragment bomb of 30 levels",
+            fragment_bomb(30, &status(&case_code(1)), false).replace("QueryRoot", "SubscriptionRoot").replacen(
+                "query",
+                "subscription",
+                1,
+            ),
+        ),
+        (
+            "a fragment cycle",
+            format!(
+                "subscription {{ ...A }} fragment A on SubscriptionRoot {{ ...B }} fragment B on SubscriptionRoot {{ {} ...A }}",
+                status(&case_code(1))
+            ),
+        ),
+        ("a NUL in a string", format!("subscription {{ caseStatus(code: \"{}\u{0}\") {{ status }} }}", case_code(1))),
+    ];
+    let mut failures = Vec::new();
+    for app in apps().await {
+        app.configure_agency(AGENCY).await;
+        assess(&app, 1, 1).await;
+        let health = reqwest::Client::builder().timeout(HEALTH_DEADLINE).build().unwrap();
+        for (what, document) in &documents {
+            let started = Instant::now();
+            let mut subscription =
+                feeledger_tests::ws::Subscription::start(&app.address, &app.officer(AGENCY), document, json!({})).await;
+            let answer = subscription.next(ANSWER_PATIENCE).await;
+            let elapsed = started.elapsed();
+            let code = answer.as_ref().and_then(|a| a["errors"][0]["extensions"]["code"].as_str());
+            if code != Some("VALIDATION") || elapsed > ANSWER_FAST {
+                failures.push(format!("[{}] {what}: {answer:?} after {} ms", app.backend(), elapsed.as_millis()));
+            }
+            if let Err(problem) = healthy(&health, &app).await {
+                failures.push(format!("[{}] {what}: {problem}", app.backend()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
