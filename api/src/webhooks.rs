@@ -176,6 +176,17 @@ struct Handled {
 }
 
 impl Handled {
+    /// Writes this outcome on inbox row `inbox_id`.
+    async fn store(
+        &self,
+        state: &AppState,
+        inbox_id: i64,
+        http_status: Option<u16>,
+    ) -> Result<(), feeledger_infrastructure::event_store::StoreError> {
+        let (detail, credit_id) = (self.detail.as_deref(), self.credit_id.as_deref());
+        state.inbox.resolve(inbox_id, self.inbox_outcome, detail, credit_id, http_status, state.clock.now()).await
+    }
+
     fn new(outcome: Outcome, inbox_outcome: InboxOutcome, detail: Option<String>, credit_id: Option<String>) -> Self {
         Handled { outcome, inbox_outcome, detail, credit_id, status_override: None }
     }
@@ -238,15 +249,7 @@ async fn handling(
 
 /// Stores the request's outcome (and what its sender was answered, if anyone was).
 async fn finish(state: &AppState, provider: Provider, inbox_id: i64, handled: &Handled, http_status: Option<u16>) {
-    let resolved = state.inbox.resolve(
-        inbox_id,
-        handled.inbox_outcome,
-        handled.detail.as_deref(),
-        handled.credit_id.as_deref(),
-        http_status,
-        state.clock.now(),
-    );
-    if let Err(error) = resolved.await {
+    if let Err(error) = handled.store(state, inbox_id, http_status).await {
         tracing::error!(%error, "cannot record a notification's outcome");
     }
     crate::metrics::notification(provider.as_str(), handled.inbox_outcome.as_str());
@@ -393,15 +396,7 @@ async fn recover(state: &AppState, request: UnfinishedRequest) {
 
 async fn finish_recovered(state: &AppState, provider: Option<Provider>, inbox_id: i64, handled: &Handled) {
     let provider_name = provider.map_or("unknown", Provider::as_str);
-    let resolved = state.inbox.resolve(
-        inbox_id,
-        handled.inbox_outcome,
-        handled.detail.as_deref(),
-        handled.credit_id.as_deref(),
-        None,
-        state.clock.now(),
-    );
-    match resolved.await {
+    match handled.store(state, inbox_id, None).await {
         Ok(()) => {
             crate::metrics::inbox_recovered(provider_name, handled.inbox_outcome.as_str());
             tracing::info!(outcome = handled.inbox_outcome.as_str(), "interrupted notification finished");
