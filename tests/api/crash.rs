@@ -244,6 +244,18 @@ async fn all_events(base: &str, auditor: &str) -> Vec<Value> {
     }
 }
 
+/// The keys whose values differ: `(key, actual, expected)`.
+fn differences<V: PartialEq + Clone>(
+    actual: &BTreeMap<String, V>,
+    expected: &BTreeMap<String, V>,
+) -> Vec<(String, Option<V>, Option<V>)> {
+    let keys: BTreeSet<&String> = actual.keys().chain(expected.keys()).collect();
+    keys.into_iter()
+        .filter(|key| actual.get(*key) != expected.get(*key))
+        .map(|key| (key.clone(), actual.get(key).cloned(), expected.get(key).cloned()))
+        .collect()
+}
+
 fn dong(value: &Value) -> i64 {
     match value {
         Value::String(text) => text.parse().unwrap_or_else(|_| panic!("not a whole đồng amount: {value}")),
@@ -387,7 +399,8 @@ async fn kill_twice_under_signed_notifications(database: TestDatabase) {
     }
     let expected_observed: BTreeMap<String, Vec<i64>> =
         notifications.iter().map(|n| (n.credit_id.clone(), vec![n.amount_vnd])).collect();
-    assert_eq!(observed, expected_observed, "each credit observed exactly once, with its amount");
+    let wrong = differences(&observed, &expected_observed);
+    assert!(wrong.is_empty(), "each credit observed exactly once, with its amount: {wrong:#?}");
     let expected_resolved: BTreeMap<String, Vec<String>> = notifications
         .iter()
         .map(|n| {
@@ -395,12 +408,14 @@ async fn kill_twice_under_signed_notifications(database: TestDatabase) {
             (n.credit_id.clone(), vec![kind.to_owned()])
         })
         .collect();
-    assert_eq!(resolved, expected_resolved, "each credit matched or left unmatched exactly once");
+    let wrong = differences(&resolved, &expected_resolved);
+    assert!(wrong.is_empty(), "each credit matched or left unmatched exactly once: {wrong:#?}");
     let expected_payments: BTreeMap<String, Vec<(String, i64)>> = notifications
         .iter()
         .filter_map(|n| Some((n.credit_id.clone(), vec![(format!("case-{}", n.case_code.as_ref()?), n.amount_vnd)])))
         .collect();
-    assert_eq!(payments, expected_payments, "each credit naming a case paid once, on that case");
+    let wrong = differences(&payments, &expected_payments);
+    assert!(wrong.is_empty(), "each credit naming a case paid once, on that case: {wrong:#?}");
     let sent: BTreeSet<&str> = notifications.iter().map(|n| n.credit_id.as_str()).collect();
     let matched: BTreeSet<&str> =
         notifications.iter().filter(|n| n.case_code.is_some()).map(|n| n.credit_id.as_str()).collect();
