@@ -1,15 +1,8 @@
 # Multi-stage build of the `feeledger` binary.
 
-# The counter screens' browser client (graphql-ws), embedded into the binary by api/build.rs.
-FROM node:22-bookworm-slim AS web
-WORKDIR /src/api/web
-COPY api/web/package.json api/web/package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts
-
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-COPY --from=web /src/api/web/node_modules api/web/node_modules
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin feeledger \

@@ -4,7 +4,7 @@
 //! GraphQL API like any other client.
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -14,12 +14,12 @@ const COUNTER_HTML: &str = include_str!("../web/counter.html");
 const DISPLAY_HTML: &str = include_str!("../web/display.html");
 const SCREENS_JS: &str = include_str!("../web/screens.js");
 const SCREENS_CSS: &str = include_str!("../web/screens.css");
-/// Empty when `npm ci --prefix api/web` was not run before building (see build.rs).
-const GRAPHQL_WS_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/graphql-ws.min.js"));
+/// Our own graphql-transport-ws client: the screens are live with nothing but the binary.
+const GRAPHQL_WS_JS: &str = include_str!("../web/graphql-transport-ws.js");
 
-/// Scripts only from here (and the pinned CDN fallback of the GraphQL client); images only from
-/// here, so the QR a citizen scans can only be one this service rendered.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; \
+/// Scripts only from here; images only from here, so the QR a citizen scans can only be one this
+/// service rendered.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     connect-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'";
 
 pub fn routes() -> Router<AppState> {
@@ -28,7 +28,10 @@ pub fn routes() -> Router<AppState> {
         .route("/display/{counter_id}", get(|| async { page(DISPLAY_HTML) }))
         .route("/assets/screens.js", get(|| async { asset("text/javascript; charset=utf-8", SCREENS_JS.as_bytes()) }))
         .route("/assets/screens.css", get(|| async { asset("text/css; charset=utf-8", SCREENS_CSS.as_bytes()) }))
-        .route("/assets/graphql-ws.min.js", get(|| async { asset("text/javascript; charset=utf-8", GRAPHQL_WS_JS) }))
+        .route(
+            "/assets/graphql-transport-ws.js",
+            get(|| async { asset("text/javascript; charset=utf-8", GRAPHQL_WS_JS.as_bytes()) }),
+        )
 }
 
 fn page(html: &'static str) -> Response {
@@ -42,9 +45,6 @@ fn page(html: &'static str) -> Response {
 }
 
 fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
-    if body.is_empty() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

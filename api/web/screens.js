@@ -5,9 +5,10 @@
  *
  * Both read their token from `?token=` once, keep it in this tab's sessionStorage and drop it from
  * the address bar. Data: a first load over plain HTTP (POST /graphql), then live updates through a
- * graphql-ws subscription. The client library comes from /assets/graphql-ws.min.js, else from the
- * pinned CDN copy (checked by its hash); without it, or while the socket is down, the screen polls
- * over HTTP every 2 s. `document.body.dataset.live` says which: "ws" or "polling".
+ * subscription over WebSocket (graphql-transport-ws), with the compact client the binary serves at
+ * /assets/graphql-transport-ws.js; without it, or while the socket is down (a proxy that blocks
+ * WebSockets), the screen polls over HTTP every 2 s. `document.body.dataset.live` says which:
+ * "ws" or "polling".
  *
  * No inline scripts or styles (the pages' CSP forbids them); the DOM is built with textContent
  * only, never innerHTML, so nothing a case contains can become markup.
@@ -15,8 +16,6 @@
 "use strict";
 
 (function () {
-  const GRAPHQL_WS_CDN = "https://cdn.jsdelivr.net/npm/graphql-ws@6.4.2/umd/graphql-ws.min.js";
-  const GRAPHQL_WS_SRI = "sha384-mxvR4Mzbsb6QVx/9xI2gtQikQA6m8zMDBFnu3l//4/ROsWt7y2sUGWd+/tYQqDm7";
   const POLL_MS = 2000;
   const QUIET_REFRESH_MS = 5 * 60 * 1000;
   const TZ = "Asia/Ho_Chi_Minh";
@@ -309,26 +308,10 @@
 
   // --- the live connection -------------------------------------------------------------------
 
-  /** The graphql-ws client: the embedded copy, else the pinned CDN copy, else null. */
+  /** The WebSocket client (/assets/graphql-transport-ws.js), or null when it did not load. */
   function loadGraphqlWs() {
-    if (window.graphqlWs && typeof window.graphqlWs.createClient === "function") {
-      return Promise.resolve(window.graphqlWs);
-    }
-    return new Promise((resolve) => {
-      const script = document.createElement("script");
-      const done = () => {
-        clearTimeout(timer);
-        const lib = window.graphqlWs;
-        resolve(lib && typeof lib.createClient === "function" ? lib : null);
-      };
-      const timer = setTimeout(done, 8000);
-      script.src = GRAPHQL_WS_CDN;
-      script.integrity = GRAPHQL_WS_SRI;
-      script.crossOrigin = "anonymous";
-      script.onload = done;
-      script.onerror = done;
-      document.head.append(script);
-    });
+    const lib = window.graphqlWs;
+    return Promise.resolve(lib && typeof lib.createClient === "function" ? lib : null);
   }
 
   const LIVE_TEXT = {
@@ -340,7 +323,7 @@
   };
 
   /**
-   * Keeps a screen current: subscriptions over one graphql-ws client while its socket is up, and
+   * Keeps a screen current: subscriptions over one WebSocket client while its socket is up, and
    * `refresh` (plain HTTP) on every (re)connection and every 2 s while it is not.
    */
   class Live {

@@ -24,8 +24,8 @@ fn missing_prerequisites(root: &Path) -> Vec<String> {
     if !Path::new(CHROMIUM).exists() {
         missing.push(format!("{CHROMIUM} (apt-get install chromium)"));
     }
-    if !root.join("api/web/node_modules/playwright-core/index.mjs").exists() {
-        missing.push("api/web/node_modules/playwright-core (npm ci --prefix api/web)".into());
+    if !root.join("tests/browser/node_modules/playwright-core/index.mjs").exists() {
+        missing.push("tests/browser/node_modules/playwright-core (npm ci --prefix tests/browser)".into());
     }
     let node = std::process::Command::new("node").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
     if !node.is_ok_and(|status| status.success()) {

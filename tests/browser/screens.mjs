@@ -1,9 +1,9 @@
 // End-to-end test of the two counter screens in a real headless Chromium (driven by
-// playwright-core from api/web/node_modules; it never downloads a browser).
+// playwright-core from tests/browser/node_modules; it never downloads a browser).
 //
 // The officer assesses a case and creates the payment QR on /counter/quay-1; the citizen's screen
 // /display/quay-1 shows the QR; two payments arrive through the API (not through the page) and both
-// screens follow them live, over WebSocket, without a reload. A last page with the graphql-ws
+// screens follow them live, over WebSocket, without a reload. A last page with the WebSocket
 // client blocked proves the polling fallback.
 //
 // Inputs (argv `--name=value` wins over the environment):
@@ -90,7 +90,7 @@ async function waitForText(page, text, timeout = 15_000) {
 async function main() {
   mkdirSync(config.out, { recursive: true });
   mkdirSync(config.screenshots, { recursive: true });
-  const playwright = pathToFileURL(join(REPO, "api", "web", "node_modules", "playwright-core", "index.mjs"));
+  const playwright = pathToFileURL(join(REPO, "tests", "browser", "node_modules", "playwright-core", "index.mjs"));
   const { chromium } = await import(playwright.href);
 
   const steps = [];
@@ -248,10 +248,9 @@ async function main() {
     }
     step("full payment shows 'Thanh toán thành công' without a reload");
 
-    // 5. Without the graphql-ws client (neither embedded nor from the CDN) the screen polls.
+    // 5. Without the WebSocket client (a proxy or filter that strips it) the screen polls.
     const fallbackContext = await browser.newContext({ viewport: { width: 800, height: 1280 }, locale: "vi-VN" });
-    await fallbackContext.route("**/assets/graphql-ws.min.js", (route) => route.fulfill({ status: 404, body: "" }));
-    await fallbackContext.route("https://cdn.jsdelivr.net/**", (route) => route.abort());
+    await fallbackContext.route("**/assets/graphql-transport-ws.js", (route) => route.fulfill({ status: 404, body: "" }));
     const fallback = await fallbackContext.newPage();
     watchPage("fallback", fallback, false);
     await fallback.goto(`${config.baseUrl}/display/${COUNTER}?token=${encodeURIComponent(config.displayToken)}`);
@@ -262,7 +261,7 @@ async function main() {
       "the indicator says the screen is polling",
     );
     await fallback.screenshot({ path: join(config.out, "display-portrait-polling.png") });
-    step("without the graphql-ws client the screen falls back to polling");
+    step("without the WebSocket client the screen falls back to polling");
 
     check(problems.length === 0, `no page errors:\n${problems.join("\n")}`);
     clearTimeout(deadline);
