@@ -115,7 +115,10 @@ impl Application {
             ledger: ledger.clone(),
             intake: intake.clone(),
             runner: runner.clone(),
-            treasury: TreasuryReports::new(runner.documents().clone()),
+            treasury: TreasuryReports::new(runner.documents().clone()).with_calendar(
+                feeledger_domain::working_days::WorkingCalendar::vietnam()
+                    .with_non_working_days(settings.non_working_days.iter().copied()),
+            ),
             reconciliations: Reconciliations::new(ledger.clone(), runner.clone(), statements.clone()),
             statements,
             cashless_target_percent: settings.cashless_target_percent,

@@ -97,6 +97,50 @@ enum Command {
     /// Bank statements.
     #[command(subcommand)]
     Statements(StatementsCommand),
+    /// The State Treasury's and the tax office's forms, from the treasury read model.
+    #[command(subcommand)]
+    Reports(ReportsCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FileFormat {
+    Csv,
+    Xlsx,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportsCommand {
+    /// The monthly fee declaration (01/PHLP) of an agency, as CSV (or XLSX) on stdout.
+    Declaration {
+        #[arg(long)]
+        agency: String,
+        /// YYYY-MM.
+        #[arg(long)]
+        month: String,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: FileFormat,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// The yearly settlement of phí (02/PHLP) of an agency.
+    Settlement {
+        #[arg(long)]
+        agency: String,
+        #[arg(long)]
+        year: i32,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: FileFormat,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// A remittance's deposit voucher lines (C1-02/NS).
+    Voucher {
+        remittance_id: uuid::Uuid,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: FileFormat,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -390,7 +434,63 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Statements(StatementsCommand::Import { file, format, database }) => {
             statements_import(&file, format.as_deref(), &database).await
         }
+        Command::Reports(command) => reports(command).await,
     }
+}
+
+/// Writes a form to stdout. The read model is used as it is: when no server has applied the
+/// newest events, the command says so on stderr (`feeledger projections status`).
+async fn reports(command: ReportsCommand) -> anyhow::Result<ExitCode> {
+    use feeledger_domain::declaration::DeclarationPeriod;
+    use feeledger_domain::remittance_voucher::CollectionMonth;
+    use std::io::Write as _;
+
+    let database = match &command {
+        ReportsCommand::Declaration { database, .. }
+        | ReportsCommand::Settlement { database, .. }
+        | ReportsCommand::Voucher { database, .. } => database,
+    };
+    let store = open_store(&database.settings()).await?;
+    let ledger = Ledger::new(store.clone());
+    let runner = feeledger_projections::runner::Runner::new(store, std::time::Duration::from_secs(1));
+    if runner.caught_up("treasury", std::time::Duration::from_millis(500)).await.is_err() {
+        eprintln!("warning: the treasury read model is behind the log; figures may miss the newest events");
+    }
+    let treasury = feeledger_projections::treasury::TreasuryReports::new(runner.documents().clone());
+    let bytes = match command {
+        ReportsCommand::Declaration { agency, month, format, .. } => {
+            let agency = AgencyCode::parse(agency.trim())?;
+            let month = CollectionMonth::parse(&month).context("--month must be YYYY-MM")?;
+            let period = DeclarationPeriod::Month { year: month.year, month: month.month };
+            let declaration = treasury.declaration(&agency, period).await?;
+            let configured = ledger.agency(&agency).await?.current;
+            match format {
+                FileFormat::Csv => crate::budget_exports::declaration_csv(&declaration)?,
+                FileFormat::Xlsx => crate::budget_exports::declaration_xlsx(&declaration, configured.as_ref())?,
+            }
+        }
+        ReportsCommand::Settlement { agency, year, format, .. } => {
+            let agency = AgencyCode::parse(agency.trim())?;
+            let declaration = treasury.declaration(&agency, DeclarationPeriod::Year { year }).await?;
+            let configured = ledger.agency(&agency).await?.current;
+            match format {
+                FileFormat::Csv => crate::budget_exports::declaration_csv(&declaration)?,
+                FileFormat::Xlsx => crate::budget_exports::declaration_xlsx(&declaration, configured.as_ref())?,
+            }
+        }
+        ReportsCommand::Voucher { remittance_id, format, .. } => {
+            let Some(voucher) = treasury.voucher(remittance_id).await? else {
+                bail!("no remittance {remittance_id}");
+            };
+            let configured = ledger.agency(&voucher.agency_code).await?.current;
+            match format {
+                FileFormat::Csv => crate::budget_exports::voucher_csv(&voucher)?,
+                FileFormat::Xlsx => crate::budget_exports::voucher_xlsx(&voucher, configured.as_ref())?,
+            }
+        }
+    };
+    std::io::stdout().write_all(&bytes).context("writing to stdout")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn projections_status(database: &DatabaseArgs) -> anyhow::Result<ExitCode> {
@@ -506,6 +606,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         public_base_url: args.public_base_url.or_else(|| file.public_base_url.clone()),
         cashless_target_percent,
         providers: file.providers_under(args.providers.secrets()),
+        non_working_days: file.non_working_days.clone().unwrap_or_default(),
         ..base
     };
     settings.validate()?;

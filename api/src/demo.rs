@@ -3,12 +3,16 @@
 //! running it again changes nothing.
 
 use chrono::NaiveDate;
-use feeledger_domain::agency::AgencyConfigured;
+use feeledger_domain::agency::{AgencyConfigured, TreasuryIdentity};
+use feeledger_domain::budget::{
+    AdminAreaCode, BudgetChapter, BudgetSubItem, TaxCode, TaxOfficeCode, TreasuryAccount, TreasuryCode,
+};
 use feeledger_domain::case_fees::{AssessFees, Command, FeeLineRequest, IssueQr};
 use feeledger_domain::codes::{AccountNumber, AgencyCode, BankAccount, BankBin, CaseCode, CounterId, FeeCode};
 use feeledger_domain::fee_schedule::{FeeKind, FeeRule, PublishFeeSchedule};
 use feeledger_domain::money::{Percent, Vnd};
 use feeledger_domain::payer::Payer;
+use feeledger_domain::treasury::DepositSchedule;
 use feeledger_infrastructure::event_store::EventMetadata;
 use feeledger_infrastructure::ledger::LedgerError;
 
@@ -45,12 +49,20 @@ pub struct DemoTokens {
 
 fn demo_fees() -> Result<Vec<FeeRule>, DemoError> {
     let rule = |code: &str, name: &str, kind, amount: i64, retention: &str| -> Result<FeeRule, DemoError> {
+        // Sub-items of the budget classification as the tax authority's software lists them:
+        // 2716 phí chứng thực (mục 2700), 2771 lệ phí hộ tịch (mục 2750).
+        let (sub_item, deposit_schedule) = match kind {
+            FeeKind::Phi => ("2716", DepositSchedule::Weekly { weekday: chrono::Weekday::Mon }),
+            FeeKind::LePhi => ("2771", DepositSchedule::Daily),
+        };
         Ok(FeeRule {
             fee_code: FeeCode::parse(code).map_err(|e| DemoError::Data(e.to_string()))?,
             name: name.to_owned(),
             kind,
             unit_amount: Vnd::new(amount).map_err(|e| DemoError::Data(e.to_string()))?,
             retention_percent: Percent::parse(retention).map_err(|e| DemoError::Data(e.to_string()))?,
+            budget_sub_item: Some(BudgetSubItem::parse(sub_item).map_err(|e| DemoError::Data(e.to_string()))?),
+            deposit_schedule: Some(deposit_schedule),
         })
     };
     // Circular 226/2016/TT-BTC: certifying a copy costs 2,000 đ for the first two pages and
@@ -107,6 +119,21 @@ async fn sample_case(
     Ok(())
 }
 
+/// How the treasury knows the demo agency. Illustrative codes of the right shapes (the tax
+/// code is fictitious but has a valid check digit): a real agency takes them from its treasury
+/// and tax office (docs/FINANCE.md).
+fn demo_treasury_identity() -> Result<TreasuryIdentity, feeledger_domain::codes::CodeError> {
+    Ok(TreasuryIdentity {
+        tax_code: Some(TaxCode::parse("0108888888")?),
+        budget_chapter: Some(BudgetChapter::parse("800")?),
+        admin_area_code: Some(AdminAreaCode::parse("00004")?),
+        treasury_code: Some(TreasuryCode::parse("0011")?),
+        treasury_account: Some(TreasuryAccount::parse("3511.0.1012345")?),
+        tax_office_code: Some(TaxOfficeCode::parse("1054449")?),
+        address: Some("Số 1 phố Trần Hưng Đạo, phường Trần Hưng Đạo".into()),
+    })
+}
+
 /// Configures the demo agency and its schedule (once) and issues a token per role.
 pub async fn load(state: &AppState) -> Result<DemoTokens, DemoError> {
     let parse_err = |e: feeledger_domain::codes::CodeError| DemoError::Data(e.to_string());
@@ -130,6 +157,7 @@ pub async fn load(state: &AppState) -> Result<DemoTokens, DemoError> {
                 counters: counters.clone(),
                 receipt_template_symbol: None,
                 receipt_serial: None,
+                treasury: demo_treasury_identity().map_err(parse_err)?,
                 configured_at: now,
             },
             &metadata,

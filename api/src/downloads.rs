@@ -1,5 +1,7 @@
-//! Files people download: the treasury and reconciliation reports as CSV and XLSX (finance
-//! staff, auditors, admins), and the printable page of a receipt.
+//! Files people download: the treasury and reconciliation reports and the fee declarations
+//! (01/PHLP, 02/PHLP) as CSV and XLSX, a remittance's deposit voucher (C1-02/NS) as a
+//! printable page, CSV and XLSX (finance staff, auditors, admins), and the printable page of a
+//! receipt.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -12,12 +14,18 @@ use feeledger_domain::vietnam_time;
 use serde::Deserialize;
 use serde_json::json;
 
+use feeledger_domain::declaration::DeclarationPeriod;
+use feeledger_domain::remittance_voucher::CollectionMonth;
+
 use crate::app::AppState;
-use crate::auth::{Authentication, Role};
-use crate::exports;
+use crate::auth::{Authentication, Principal, Role};
+use crate::{budget_exports, exports};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/reports/{file}", get(report)).route("/receipts/{receipt_id}", get(receipt))
+    Router::new()
+        .route("/reports/{file}", get(report))
+        .route("/reports/remittances/{voucher}", get(remittance_voucher))
+        .route("/receipts/{receipt_id}", get(receipt))
 }
 
 #[derive(Debug, Deserialize)]
@@ -26,8 +34,46 @@ struct ReportQuery {
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     date: Option<NaiveDate>,
+    /// `YYYY-MM`, for the monthly declaration.
+    month: Option<String>,
+    /// For the yearly settlement.
+    year: Option<i32>,
     /// For a browser download: the token as a query parameter.
     token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Why a download is refused: the status, the error code and a message.
+type Refusal = (StatusCode, &'static str, String);
+
+/// The caller, from the `Authorization` header or the `token` query parameter, if a finance,
+/// auditor or admin token; otherwise why not.
+fn report_principal(state: &AppState, headers: &HeaderMap, token: Option<&str>) -> Result<Principal, Refusal> {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let authorization = authorization.or_else(|| token.map(|t| format!("Bearer {t}")));
+    match state.tokens.authenticate(authorization.as_deref()) {
+        Authentication::Authenticated(principal)
+            if matches!(principal.role, Role::Finance | Role::Auditor | Role::Admin) =>
+        {
+            Ok(principal)
+        }
+        Authentication::Authenticated(_) => {
+            Err((StatusCode::FORBIDDEN, "FORBIDDEN", "your token does not allow this report".into()))
+        }
+        Authentication::Invalid(reason) => Err((StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", reason)),
+        Authentication::Anonymous => {
+            Err((StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "a bearer token is required".into()))
+        }
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> Response {
+    tracing::error!(%error, "report failed");
+    problem(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "the report cannot be produced now")
 }
 
 fn problem(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -125,12 +171,104 @@ async fn report(
                 exports::reconciliation_xlsx(&report, &agency_name).map(|b| file(XLSX, format!("{name}.xlsx"), b))
             }
         }
+        "declaration.csv" | "declaration.xlsx" | "settlement.csv" | "settlement.xlsx" => {
+            let period = if file_name.starts_with("declaration") {
+                let month = query.month.as_deref().and_then(CollectionMonth::parse);
+                let Some(month) = month else {
+                    return problem(StatusCode::BAD_REQUEST, "VALIDATION", "month (YYYY-MM) is required");
+                };
+                DeclarationPeriod::Month { year: month.year, month: month.month }
+            } else {
+                match query.year {
+                    Some(year @ 2000..=9999) => DeclarationPeriod::Year { year },
+                    _ => return problem(StatusCode::BAD_REQUEST, "VALIDATION", "year (YYYY) is required"),
+                }
+            };
+            state.runner.wait_for("treasury", std::time::Duration::from_secs(2)).await;
+            let declaration = match context.treasury.declaration(&agency, period).await {
+                Ok(declaration) => declaration,
+                Err(error) => return unavailable(error),
+            };
+            let configured = state.ledger.agency(&agency).await.ok().and_then(|a| a.current);
+            let name = format!(
+                "to-khai-{}-{agency}-{}",
+                budget_exports::form_name(period).replace('/', "-").to_lowercase(),
+                period.label().replace('/', "-")
+            );
+            if file_name.ends_with(".csv") {
+                budget_exports::declaration_csv(&declaration).map(|b| file(CSV, format!("{name}.csv"), b))
+            } else {
+                budget_exports::declaration_xlsx(&declaration, configured.as_ref())
+                    .map(|b| file(XLSX, format!("{name}.xlsx"), b))
+            }
+        }
         _ => return problem(StatusCode::NOT_FOUND, "NOT_FOUND", "no such report"),
     };
     rendered.unwrap_or_else(|error| {
         tracing::error!(%error, "export failed");
         problem(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "the file could not be produced")
     })
+}
+
+/// `GET /reports/remittances/{remittance_id}` (the printable C1-02/NS page), `….csv`, `….xlsx`
+/// (its lines): finance, auditors and admins of the remittance's agency.
+async fn remittance_voucher(
+    State(state): State<AppState>,
+    Path(voucher): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    let principal = match report_principal(&state, &headers, query.token.as_deref()) {
+        Ok(principal) => principal,
+        Err((status, code, message)) => return problem(status, code, message),
+    };
+    let (id, format) = match voucher.rsplit_once('.') {
+        Some((id, extension @ ("csv" | "xlsx"))) => (id, extension),
+        _ => (voucher.as_str(), "html"),
+    };
+    let not_found = || problem(StatusCode::NOT_FOUND, "NOT_FOUND", "no such remittance");
+    let Ok(remittance_id) = id.parse::<uuid::Uuid>() else { return not_found() };
+    state.runner.wait_for("treasury", std::time::Duration::from_secs(2)).await;
+    let voucher = match state.context.treasury.voucher(remittance_id).await {
+        Ok(Some(voucher)) => voucher,
+        Ok(None) => return not_found(),
+        Err(error) => return unavailable(error),
+    };
+    if !principal.can_read_agency(&voucher.agency_code) {
+        return problem(StatusCode::FORBIDDEN, "FORBIDDEN", "your token does not allow this report");
+    }
+    let agency = state.ledger.agency(&voucher.agency_code).await.ok().and_then(|a| a.current);
+    let name = format!("giay-nop-tien-{}-{}", voucher.agency_code, voucher.remitted_on);
+    let rendered = match format {
+        "csv" => budget_exports::voucher_csv(&voucher).map(|b| file(CSV, format!("{name}.csv"), b)),
+        "xlsx" => {
+            budget_exports::voucher_xlsx(&voucher, agency.as_ref()).map(|b| file(XLSX, format!("{name}.xlsx"), b))
+        }
+        _ => {
+            let html = crate::voucher_page::render(&crate::voucher_page::VoucherPage {
+                voucher: &voucher,
+                agency: agency.as_ref(),
+            });
+            return printable(html);
+        }
+    };
+    rendered.unwrap_or_else(|error| {
+        tracing::error!(%error, "export failed");
+        problem(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "the file could not be produced")
+    })
+}
+
+/// A standalone printable page: inline style only, never cached (it may be corrected).
+fn printable(html: String) -> Response {
+    let mut response = html.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// `GET /receipts/{receipt_id}`: the printable receipt. Like a QR image, the random id is the

@@ -35,7 +35,7 @@ pub enum ExportError {
 }
 
 /// What Excel needs at the start of a CSV to read it as UTF-8.
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(crate) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 const TREASURY_SHEET: &str = "Báo cáo nộp KBNN";
 const REMITTANCES_SHEET: &str = "Đợt nộp";
@@ -130,11 +130,11 @@ pub fn reconciliation_csv(report: &DayReconciliation, _agency_name: &str) -> Res
     finish_csv(csv)
 }
 
-fn csv_writer() -> csv::Writer<Vec<u8>> {
+pub(crate) fn csv_writer() -> csv::Writer<Vec<u8>> {
     csv::WriterBuilder::new().delimiter(b',').from_writer(UTF8_BOM.to_vec())
 }
 
-fn finish_csv(csv: csv::Writer<Vec<u8>>) -> Result<Vec<u8>, ExportError> {
+pub(crate) fn finish_csv(csv: csv::Writer<Vec<u8>>) -> Result<Vec<u8>, ExportError> {
     csv.into_inner().map_err(|e| ExportError::Csv(e.into_error().into()))
 }
 
@@ -142,7 +142,7 @@ fn finish_csv(csv: csv::Writer<Vec<u8>>) -> Result<Vec<u8>, ExportError> {
 /// formula, and some of this text comes from outside (bank references, fee names typed by an
 /// administrator), so such a value is prefixed with `'`, which Excel shows as text (the OWASP
 /// advice against CSV injection).
-fn csv_text(text: &str) -> Cow<'_, str> {
+pub(crate) fn csv_text(text: &str) -> Cow<'_, str> {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         Cow::Owned(format!("'{text}"))
     } else {
@@ -150,7 +150,7 @@ fn csv_text(text: &str) -> Cow<'_, str> {
     }
 }
 
-fn iso_date(date: NaiveDate) -> String {
+pub(crate) fn iso_date(date: NaiveDate) -> String {
     date.format("%Y-%m-%d").to_string()
 }
 
@@ -443,9 +443,9 @@ fn write_lines(
 }
 
 /// Paper size 9 is A4 in Excel's page setup.
-const A4: u8 = 9;
+pub(crate) const A4: u8 = 9;
 
-fn write_header(sheet: &mut Worksheet, row: RowNum, headers: &[&str], s: &Styles) -> Result<(), XlsxError> {
+pub(crate) fn write_header(sheet: &mut Worksheet, row: RowNum, headers: &[&str], s: &Styles) -> Result<(), XlsxError> {
     for (col, header) in headers.iter().enumerate() {
         sheet.write_string_with_format(row, col_num(col), *header, &s.header)?;
     }
@@ -454,7 +454,13 @@ fn write_header(sheet: &mut Worksheet, row: RowNum, headers: &[&str], s: &Styles
 }
 
 /// Writes an amount as a number, so that SUM and pivot tables work on it.
-fn write_money(sheet: &mut Worksheet, row: RowNum, col: ColNum, amount: Vnd, format: &Format) -> Result<(), XlsxError> {
+pub(crate) fn write_money(
+    sheet: &mut Worksheet,
+    row: RowNum,
+    col: ColNum,
+    amount: Vnd,
+    format: &Format,
+) -> Result<(), XlsxError> {
     // Whole đồng, bounded by VND_MAX (< 2^53): the f64 Excel stores is exact.
     sheet.write_number_with_format(row, col, amount.dong() as f64, format)?;
     Ok(())
@@ -465,42 +471,42 @@ fn count(n: usize) -> f64 {
     n as f64
 }
 
-fn col_num(index: usize) -> ColNum {
+pub(crate) fn col_num(index: usize) -> ColNum {
     ColNum::try_from(index).unwrap_or(ColNum::MAX)
 }
 
-fn last_col(headers: &[&str]) -> ColNum {
+pub(crate) fn last_col(headers: &[&str]) -> ColNum {
     col_num(headers.len().saturating_sub(1))
 }
 
-fn amount_col(first: ColNum, index: usize) -> ColNum {
+pub(crate) fn amount_col(first: ColNum, index: usize) -> ColNum {
     first.saturating_add(col_num(index))
 }
 
 /// The cell formats of a workbook: sober, bordered tables, bold headers and totals.
 #[derive(Debug)]
-struct Styles {
-    title: Format,
-    section: Format,
-    label: Format,
-    summary_label: Format,
-    strong: Format,
-    note: Format,
-    warning: Format,
-    unit_note: Format,
-    date_plain: Format,
-    header: Format,
-    text: Format,
-    money: Format,
-    count: Format,
-    date: Format,
-    total_text: Format,
-    total_money: Format,
-    total_count: Format,
+pub(crate) struct Styles {
+    pub(crate) title: Format,
+    pub(crate) section: Format,
+    pub(crate) label: Format,
+    pub(crate) summary_label: Format,
+    pub(crate) strong: Format,
+    pub(crate) note: Format,
+    pub(crate) warning: Format,
+    pub(crate) unit_note: Format,
+    pub(crate) date_plain: Format,
+    pub(crate) header: Format,
+    pub(crate) text: Format,
+    pub(crate) money: Format,
+    pub(crate) count: Format,
+    pub(crate) date: Format,
+    pub(crate) total_text: Format,
+    pub(crate) total_money: Format,
+    pub(crate) total_count: Format,
 }
 
 impl Styles {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         const MONEY: &str = "#,##0";
         const DATE: &str = "dd/mm/yyyy";
         let cell = || Format::new().set_border(FormatBorder::Thin);
@@ -559,7 +565,7 @@ mod tests {
     fn row(code: &str, name: &str, kind: FeeKind, days: &[(i64, i64, i64, i64)]) -> TreasuryRow {
         let mut row = TreasuryRow::new(FeeCode::parse(code).unwrap(), name.into(), kind);
         for &(collected, retained, payable, remitted) in days {
-            row.add(vnd(collected), vnd(retained), vnd(payable), vnd(remitted));
+            row.add(vnd(collected), vnd(retained), vnd(payable), vnd(remitted)).unwrap();
         }
         row
     }
@@ -597,6 +603,7 @@ mod tests {
                 overdue_days: 25,
                 amount: vnd(40_000),
             }),
+            next_deadline: None,
             remittances: vec![
                 RemittanceSummary {
                     remittance_id: Uuid::from_u128(1),

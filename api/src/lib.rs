@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod budget_exports;
 pub mod cli;
 pub mod clock;
 pub mod demo;
@@ -15,4 +16,5 @@ pub mod qr_image;
 pub mod receipt_page;
 pub mod screens;
 pub mod telemetry;
+pub mod voucher_page;
 pub mod webhooks;

@@ -495,3 +495,22 @@ async fn audit_verify_exits_0_on_an_intact_log_and_1_naming_the_tampered_event()
     let offline = feeledger(dir.path()).args(["audit", "verify", "--file", "events.jsonl"]).output().unwrap();
     assert_eq!(offline.status.code(), Some(0));
 }
+
+#[test]
+fn reports_print_the_declaration_and_refuse_a_bad_month_or_an_unknown_voucher() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = |args: &[&str]| feeledger(dir.path()).arg("reports").args(args).output().unwrap();
+    let declaration = report(&["declaration", "--agency", "H34.22.6", "--month", "2026-10"]);
+    assert!(declaration.status.success(), "{}", String::from_utf8_lossy(&declaration.stderr));
+    let text = String::from_utf8_lossy(&declaration.stdout);
+    assert!(text.starts_with('\u{feff}'), "a BOM for Excel");
+    assert!(text.contains("Số tiền phải nộp NSNN") && text.contains("Tổng cộng"), "{text}");
+    let xlsx = report(&["settlement", "--agency", "H34.22.6", "--year", "2026", "--format", "xlsx"]);
+    assert!(xlsx.status.success() && xlsx.stdout.starts_with(b"PK"));
+    let bad_month = report(&["declaration", "--agency", "H34.22.6", "--month", "2026-13"]);
+    assert!(!bad_month.status.success());
+    assert!(String::from_utf8_lossy(&bad_month.stderr).contains("YYYY-MM"));
+    let unknown = report(&["voucher", "00000000-0000-0000-0000-000000000001"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no remittance"));
+}

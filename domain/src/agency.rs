@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::budget::{AdminAreaCode, BudgetChapter, TaxCode, TaxOfficeCode, TreasuryAccount, TreasuryCode};
 use crate::codes::{AgencyCode, BankAccount, CounterId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,7 +24,33 @@ pub struct AgencyConfigured {
     /// The receipt serial (default `AA-<YY>E` for the year of issue).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt_serial: Option<String>,
+    /// How the State Treasury and the tax office know the agency (see [`TreasuryIdentity`]).
+    /// Every part is optional: configurations recorded before these existed stay readable, and
+    /// a report names what is missing instead of inventing a code.
+    #[serde(default, flatten)]
+    pub treasury: TreasuryIdentity,
     pub configured_at: DateTime<Utc>,
+}
+
+/// The agency in the State Treasury's and the tax office's terms: what a deposit voucher
+/// (C1-02/NS) and a fee declaration (01/PHLP) print about the payer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreasuryIdentity {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_code: Option<TaxCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_chapter: Option<BudgetChapter>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_area_code: Option<AdminAreaCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub treasury_code: Option<TreasuryCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub treasury_account: Option<TreasuryAccount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_office_code: Option<TaxOfficeCode>,
+    /// The agency's address as printed on vouchers and declarations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +65,8 @@ pub enum AgencyError {
     DuplicateCounter(CounterId),
     #[error("receipt template symbols and serials are 1 to 20 letters, digits, '-' or '/'")]
     BadReceiptSeries,
+    #[error("address must be at most 300 characters")]
+    BadAddress,
 }
 
 /// An agency's current configuration: the latest AgencyConfigured event, if any.
@@ -77,6 +106,10 @@ impl Agency {
         if !series_ok(&wanted.receipt_template_symbol) || !series_ok(&wanted.receipt_serial) {
             return Err(AgencyError::BadReceiptSeries);
         }
+        wanted.treasury.address = wanted.treasury.address.map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
+        if wanted.treasury.address.as_ref().is_some_and(|a| a.chars().count() > 300) {
+            return Err(AgencyError::BadAddress);
+        }
         let mut seen = BTreeSet::new();
         if let Some(dup) = wanted.counters.iter().find(|c| !seen.insert(*c)) {
             return Err(AgencyError::DuplicateCounter(dup.clone()));
@@ -88,6 +121,7 @@ impl Agency {
                 && current.counters == wanted.counters
                 && current.receipt_template_symbol == wanted.receipt_template_symbol
                 && current.receipt_serial == wanted.receipt_serial
+                && current.treasury == wanted.treasury
         });
         Ok((!unchanged).then_some(wanted))
     }

@@ -13,6 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::budget::{BudgetChapter, BudgetSubItem};
 use crate::codes::{AgencyCode, BankAccount, CaseCode, CounterId, FeeCode, PaymentReference};
 use crate::fee_schedule::{FeeKind, FeeScheduleVersion};
 use crate::money::{MoneyError, NAPAS_TRANSFER_LIMIT, Vnd};
@@ -202,6 +203,16 @@ pub struct RemittedLine {
     pub kind: FeeKind,
     pub to_budget: Vnd,
     pub retained: Vnd,
+    /// The budget classification the money was deposited under (the agency's chapter, the
+    /// fee rule's sub-item, as configured on the day of the remittance); absent in events
+    /// recorded before they were configured, or when they still are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_chapter: Option<BudgetChapter>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_sub_item: Option<BudgetSubItem>,
+    /// The fee's name in the rule in force on the day of collection (the voucher's content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_name: Option<String>,
 }
 
 /// The case's collected money was accounted for in a deposit to the State Treasury (KBNN).

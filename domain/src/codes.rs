@@ -15,7 +15,7 @@ pub struct CodeError {
     pub reason: &'static str,
 }
 
-fn invalid(kind: &'static str, value: &str, reason: &'static str) -> CodeError {
+pub(crate) fn invalid(kind: &'static str, value: &str, reason: &'static str) -> CodeError {
     CodeError { kind, value: value.to_owned(), reason }
 }
 
@@ -66,6 +66,7 @@ macro_rules! text_code {
         }
     };
 }
+pub(crate) use text_code;
 
 text_code!(
     /// An agency's electronic identifier (mã định danh điện tử), e.g. `H34.22.6` or

@@ -12,8 +12,10 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::budget::BudgetSubItem;
 use crate::codes::{AgencyCode, FeeCode};
 use crate::money::{Percent, Vnd};
+use crate::treasury::DepositSchedule;
 
 /// Phí (a charge for a service, part of which the agency may retain) or lệ phí (a charge for a
 /// state act, which goes 100% to the state budget). Law 97/2015/QH13.
@@ -32,6 +34,20 @@ pub struct FeeRule {
     pub unit_amount: Vnd,
     /// Share of collected money the agency keeps (tỷ lệ để lại), when it is allowed to retain.
     pub retention_percent: Percent,
+    /// The budget sub-item (tiểu mục) the fee is booked to. Absent in schedules published
+    /// before it could be configured: reports then say "not configured".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_sub_item: Option<BudgetSubItem>,
+    /// When collected money must be deposited; absent: [`DepositSchedule::fallback`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposit_schedule: Option<DepositSchedule>,
+}
+
+impl FeeRule {
+    /// The schedule that applies: the rule's own, or the fallback when it names none.
+    pub fn deposit_schedule_or_fallback(&self) -> DepositSchedule {
+        self.deposit_schedule.unwrap_or_else(DepositSchedule::fallback)
+    }
 }
 
 /// One published version of an agency's schedule.
@@ -154,6 +170,8 @@ mod tests {
             kind,
             unit_amount: Vnd::new(amount).unwrap(),
             retention_percent: Percent::parse(retention).unwrap(),
+            budget_sub_item: None,
+            deposit_schedule: None,
         }
     }
 

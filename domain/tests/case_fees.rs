@@ -81,6 +81,8 @@ fn schedule() -> FeeScheduleVersion {
         kind,
         unit_amount: vnd(amount),
         retention_percent: Percent::parse(retention).unwrap(),
+        budget_sub_item: None,
+        deposit_schedule: None,
     };
     FeeScheduleVersion {
         agency_code: AgencyCode::parse("H34.22.6").unwrap(),

@@ -205,3 +205,80 @@ pub fn decode_as<T: DeserializeOwned>(event: &RecordedEvent) -> Result<T, CodecE
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn stored(event_type: &str, payload: Value) -> RecordedEvent {
+        RecordedEvent {
+            position: 1,
+            transaction_id: 1,
+            stream_id: "x".into(),
+            stream_version: 1,
+            event_id: Uuid::nil(),
+            event_type: event_type.into(),
+            schema_version: 1,
+            payload,
+            metadata: json!({}),
+            recorded_at: chrono::Utc::now(),
+            hash: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn events_recorded_before_the_budget_classification_existed_stay_readable_and_say_not_configured() {
+        let agency = stored(
+            "AgencyConfigured",
+            json!({ "agency_code": "H34.22.6", "name": "UBND", "retains_fees": true, "counters": ["quay-1"],
+                    "bank_account": { "bin": "970415", "number": "113366668888", "name": "UBND" },
+                    "configured_at": "2025-01-01T00:00:00Z" }),
+        );
+        let LedgerEvent::AgencyConfigured(agency) = LedgerEvent::decode(&agency).unwrap() else { panic!() };
+        assert_eq!(agency.treasury, feeledger_domain::agency::TreasuryIdentity::default());
+
+        let schedule = stored(
+            "FeeSchedulePublished",
+            json!({ "agency_code": "H34.22.6", "version": 1, "effective_from": "2025-01-01",
+                    "published_at": "2025-01-01T00:00:00Z",
+                    "fees": [{ "fee_code": "P-SAOY", "name": "x", "kind": "PHI", "unit_amount": "2000",
+                               "retention_percent": "90" }] }),
+        );
+        let LedgerEvent::FeeSchedulePublished(published) = LedgerEvent::decode(&schedule).unwrap() else { panic!() };
+        let rule = &published.schedule.fees[0];
+        assert_eq!((rule.budget_sub_item.as_ref(), rule.deposit_schedule), (None, None));
+
+        let remitted = stored(
+            "RemittedToTreasury",
+            json!({ "remittance_id": Uuid::nil(), "voucher_number": "GNT-1", "remitted_on": "2025-02-01",
+                    "up_to": "2025-01-31", "to_budget": "800", "retained": "0",
+                    "lines": [{ "collected_on": "2025-01-02", "fee_code": "LP-A", "kind": "LE_PHI",
+                                "to_budget": "800", "retained": "0" }] }),
+        );
+        let LedgerEvent::Case(CaseEvent::RemittedToTreasury(remitted)) = LedgerEvent::decode(&remitted).unwrap() else {
+            panic!()
+        };
+        assert_eq!(remitted.lines[0].budget_chapter, None);
+        assert_eq!(remitted.lines[0].budget_sub_item, None);
+    }
+
+    #[test]
+    fn a_new_agency_configuration_round_trips_with_its_treasury_identity() {
+        use feeledger_domain::budget::TaxCode;
+        let agency = stored(
+            "AgencyConfigured",
+            json!({ "agency_code": "H34.22.6", "name": "UBND", "retains_fees": true, "counters": ["quay-1"],
+                    "bank_account": { "bin": "970415", "number": "113366668888", "name": "UBND" },
+                    "tax_code": "0108888888", "budget_chapter": "800",
+                    "configured_at": "2025-01-01T00:00:00Z" }),
+        );
+        let LedgerEvent::AgencyConfigured(agency) = LedgerEvent::decode(&agency).unwrap() else { panic!() };
+        assert_eq!(agency.treasury.tax_code, Some(TaxCode::parse("0108888888").unwrap()));
+        let row = LedgerEvent::AgencyConfigured(agency.clone()).to_new_event(&EventMetadata::default()).unwrap();
+        assert_eq!(row.payload["tax_code"], "0108888888", "flattened next to the other fields");
+        let bad = stored("AgencyConfigured", json!({ "tax_code": "0108888889" }));
+        assert!(LedgerEvent::decode(&bad).is_err(), "a stored tax code is re-validated");
+    }
+}

@@ -91,6 +91,9 @@ pub struct Settings {
     /// Whether to apply the migrations on start; off for a node running as the application
     /// role, which may not change the schema (it then only checks the schema is current).
     pub migrate: bool,
+    /// Days off besides weekends and the built-in Vietnamese public holidays (treasury
+    /// deadlines move past them): a year beyond the built-in table, a day the government moves.
+    pub non_working_days: Vec<chrono::NaiveDate>,
 }
 
 impl Default for Settings {
@@ -109,6 +112,7 @@ impl Default for Settings {
                 .unwrap_or(feeledger_domain::money::Percent::ZERO),
             run_projections: true,
             migrate: true,
+            non_working_days: Vec::new(),
         }
     }
 }
@@ -132,6 +136,8 @@ pub struct FileSettings {
     pub run_projections: Option<bool>,
     pub migrate: Option<bool>,
     pub log_format: Option<String>,
+    /// `["2028-01-25", …]`: see [`Settings::non_working_days`].
+    pub non_working_days: Option<Vec<chrono::NaiveDate>>,
     #[serde(default)]
     pub providers: FileProviders,
 }
@@ -271,6 +277,14 @@ mod tests {
         let file = FileSettings::parse(example).unwrap();
         assert_eq!(file.listen.as_deref(), Some(DEFAULT_LISTEN));
         assert_eq!(file.qr_ttl_minutes, Some(DEFAULT_QR_TTL_MINUTES));
+    }
+
+    #[test]
+    fn extra_days_off_are_read_as_dates() {
+        let file = FileSettings::parse("non_working_days = [\"2028-01-25\"]").unwrap();
+        assert_eq!(file.non_working_days, Some(vec![chrono::NaiveDate::from_ymd_opt(2028, 1, 25).unwrap()]));
+        let bad = FileSettings::parse("non_working_days = [\"2028-02-30\"]").unwrap_err();
+        assert!(bad.contains("non_working_days"), "{bad}");
     }
 
     #[test]

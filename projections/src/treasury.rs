@@ -8,6 +8,12 @@
 //! - `day/<agency>/<YYYY-MM-DD>/<fee code>`: collected, retained, payable, remitted
 //! - `unremitted/<agency>/<YYYY-MM-DD>`: the cases with money collected that day not yet remitted
 //! - `remittance/<agency>/<YYYY-MM-DD>/<remittance id>`: the batches
+//! - `voucher/<remittance id>`: a batch's deposit voucher (C1-02/NS): its lines per budget
+//!   chapter, sub-item and month, and the cases it covers
+//!
+//! A day document also records, from the rule in force that day, the fee's effective
+//! retention rate, budget sub-item and deposit schedule, and the payment events it sums, so
+//! the declaration (01/PHLP) and the deadlines read facts rather than re-deciding them.
 //!
 //! Each PaymentReceived carries the fee lines it paid (the domain allocated it), so no
 //! per-case state is kept here. The split uses the schedule version in force on the collection
@@ -18,14 +24,19 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use feeledger_domain::agency::AgencyConfigured;
+use feeledger_domain::budget::BudgetSubItem;
 use feeledger_domain::case_fees::{CaseEvent, Command, RecordRemittance, RemittedLine};
 use feeledger_domain::codes::{AgencyCode, CaseCode, FeeCode};
-use feeledger_domain::fee_schedule::{FeeKind, FeeScheduleVersion};
-use feeledger_domain::money::{Split, Vnd};
+use feeledger_domain::declaration::{DeclarationPeriod, DeclarationRow, FeeDeclaration, SourceEvent};
+use feeledger_domain::fee_schedule::{FeeKind, FeeRule, FeeScheduleVersion};
+use feeledger_domain::money::{MoneyError, Percent, Split, Vnd};
+use feeledger_domain::remittance_voucher::{VoucherLine, voucher_lines};
 use feeledger_domain::treasury::{
-    OldestUnremitted, RemittanceSummary, TreasuryReport, TreasuryRow, remittance_due, retention_in, split_collection,
+    DepositSchedule, NextDeadline, OldestUnremitted, RemittanceSummary, TreasuryReport, TreasuryRow, retention_in,
+    split_collection,
 };
 use feeledger_domain::vietnam_time;
+use feeledger_domain::working_days::WorkingCalendar;
 use feeledger_infrastructure::codec::{CASE_STREAM_PREFIX, LedgerEvent};
 use feeledger_infrastructure::event_store::{EventMetadata, EventStore, LeanEvent};
 use feeledger_infrastructure::ledger::{Ledger, LedgerError};
@@ -71,6 +82,81 @@ struct DayDoc {
     retained: Vnd,
     payable: Vnd,
     remitted: Vnd,
+    /// The retention rate applied to the day's money (zero for lệ phí or a non-retaining agency).
+    #[serde(default)]
+    retention_percent: Percent,
+    #[serde(default)]
+    budget_sub_item: Option<BudgetSubItem>,
+    /// `None`: the rule names none, and [`DepositSchedule::fallback`] applies.
+    #[serde(default)]
+    deposit_schedule: Option<DepositSchedule>,
+    /// The payment events summed here.
+    #[serde(default)]
+    sources: Vec<SourceEvent>,
+}
+
+impl DayDoc {
+    fn empty(fee_name: String, kind: FeeKind) -> Self {
+        DayDoc {
+            fee_name,
+            kind,
+            collected: Vnd::ZERO,
+            retained: Vnd::ZERO,
+            payable: Vnd::ZERO,
+            remitted: Vnd::ZERO,
+            retention_percent: Percent::ZERO,
+            budget_sub_item: None,
+            deposit_schedule: None,
+            sources: Vec::new(),
+        }
+    }
+}
+
+/// A remittance's deposit voucher as the treasury sees it (C1-02/NS lines), built from the
+/// RemittedToTreasury facts of every case it covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoucherDoc {
+    pub remittance_id: Uuid,
+    pub agency_code: AgencyCode,
+    pub voucher_number: String,
+    pub remitted_on: NaiveDate,
+    pub up_to: NaiveDate,
+    pub lines: Vec<VoucherLine>,
+    pub amount: Vnd,
+    pub cases: Vec<CaseCode>,
+}
+
+impl VoucherDoc {
+    /// Adds one case's remitted lines, merging them into the lines of the same chapter,
+    /// sub-item and month.
+    fn add(&mut self, case: CaseCode, lines: &[RemittedLine]) -> Result<(), MoneyError> {
+        for new in voucher_lines(lines)? {
+            let same = |l: &&mut VoucherLine| {
+                l.budget_chapter == new.budget_chapter
+                    && l.budget_sub_item == new.budget_sub_item
+                    && l.period == new.period
+            };
+            match self.lines.iter_mut().find(same) {
+                Some(line) => {
+                    line.amount = line.amount.checked_add(new.amount)?;
+                    for name in new.content {
+                        if !line.content.contains(&name) {
+                            line.content.push(name);
+                        }
+                    }
+                }
+                None => self.lines.push(new),
+            }
+        }
+        self.lines.sort_by(|a, b| {
+            (&a.budget_chapter, &a.budget_sub_item, a.period).cmp(&(&b.budget_chapter, &b.budget_sub_item, b.period))
+        });
+        self.amount = Vnd::sum(self.lines.iter().map(|l| l.amount))?;
+        if !self.cases.contains(&case) {
+            self.cases.push(case);
+        }
+        Ok(())
+    }
 }
 
 /// The cases with money collected on a day that is not remitted yet.
@@ -83,8 +169,9 @@ fn day_key(agency: &AgencyCode, on: NaiveDate, fee: &FeeCode) -> String {
     format!("day/{agency}/{on}/{fee}")
 }
 
-fn add(a: Vnd, b: Vnd) -> Vnd {
-    a.checked_add(b).unwrap_or(a)
+/// Adds two amounts of a document; an overflow is an unreadable document, never a wrap.
+fn add(key: &str, a: Vnd, b: Vnd) -> Result<Vnd, ProjectionError> {
+    a.checked_add(b).map_err(|e| doc_error(key, e))
 }
 
 fn case_of(event: &LeanEvent) -> Option<CaseCode> {
@@ -104,9 +191,22 @@ fn split_for(
     split_collection(kind, amount, retains, retention_in(rule, fee))
 }
 
+/// The rule of a fee in force on a day, as known now.
+fn rule_on(schedule: Option<&ScheduleDoc>, day: NaiveDate, fee: &FeeCode) -> Option<FeeRule> {
+    schedule.and_then(|s| s.in_force_on(day)).and_then(|v| v.rule(fee)).cloned()
+}
+
+/// The rate a day's money of a fee is split at: the rule's, where the agency may retain a phí.
+fn effective_retention(kind: FeeKind, retains: bool, rule: Option<&FeeRule>) -> Percent {
+    match (kind, rule) {
+        (FeeKind::Phi, Some(rule)) if retains => rule.retention_percent,
+        _ => Percent::ZERO,
+    }
+}
+
 impl Projection for TreasuryProjection {
     const NAME: &'static str = "treasury";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
     const EVENT_TYPES: &'static [&'static str] =
         &["AgencyConfigured", "FeeSchedulePublished", "PaymentReceived", "RemittedToTreasury"];
 
@@ -170,34 +270,35 @@ impl Projection for TreasuryProjection {
                     .read::<AgencyDoc, _>(&format!("agency/{agency}"), |a| a.is_some_and(|a| a.retains_fees))
                     .await?;
                 let schedule_key = format!("schedule/{agency}");
+                let source = SourceEvent { position: event.position, case_code: case.clone() };
                 for paid in &payment.allocation {
-                    let split = docs
+                    let (split, rule) = docs
                         .read::<ScheduleDoc, _>(&schedule_key, |s| {
-                            split_for(s, retains, day, &paid.fee_code, paid.kind, paid.amount)
+                            (
+                                split_for(s, retains, day, &paid.fee_code, paid.kind, paid.amount),
+                                rule_on(s, day, &paid.fee_code),
+                            )
                         })
                         .await?;
-                    let fee_name = docs
-                        .read::<ScheduleDoc, _>(&schedule_key, |s| {
-                            s.and_then(|s| s.in_force_on(day))
-                                .and_then(|v| v.rule(&paid.fee_code))
-                                .map(|r| r.name.clone())
-                        })
-                        .await?
-                        .unwrap_or_else(|| paid.fee_code.to_string());
-                    let new_day = || DayDoc {
-                        fee_name,
-                        kind: paid.kind,
-                        collected: Vnd::ZERO,
-                        retained: Vnd::ZERO,
-                        payable: Vnd::ZERO,
-                        remitted: Vnd::ZERO,
-                    };
-                    docs.update(&day_key(&agency, day, &paid.fee_code), new_day, |d| {
-                        d.collected = add(d.collected, paid.amount);
-                        d.retained = add(d.retained, split.retained);
-                        d.payable = add(d.payable, split.to_budget);
+                    let fee_name = rule.as_ref().map_or_else(|| paid.fee_code.to_string(), |r| r.name.clone());
+                    let key = day_key(&agency, day, &paid.fee_code);
+                    let new_day = || DayDoc::empty(fee_name, paid.kind);
+                    docs.update(&key, new_day, |d| -> Result<(), ProjectionError> {
+                        d.collected = add(&key, d.collected, paid.amount)?;
+                        d.retained = add(&key, d.retained, split.retained)?;
+                        d.payable = add(&key, d.payable, split.to_budget)?;
+                        // One day has one rule in force: these are the same for all its money.
+                        d.retention_percent = effective_retention(paid.kind, retains, rule.as_ref());
+                        d.budget_sub_item = rule.as_ref().and_then(|r| r.budget_sub_item.clone());
+                        d.deposit_schedule = rule.as_ref().and_then(|r| r.deposit_schedule);
+                        // Events arrive once and in order: comparing with the last keeps this O(1)
+                        // on a busy day.
+                        if d.sources.last() != Some(&source) {
+                            d.sources.push(source.clone());
+                        }
+                        Ok(())
                     })
-                    .await?;
+                    .await??;
                 }
                 let code = case.to_string();
                 docs.update(&format!("unremitted/{agency}/{day}"), UnremittedDoc::default, |u| {
@@ -214,15 +315,9 @@ impl Projection for TreasuryProjection {
                 for line in &remitted.lines {
                     let key = day_key(&agency, line.collected_on, &line.fee_code);
                     let remitted_line = line.to_budget;
-                    let new_day = || DayDoc {
-                        fee_name: line.fee_code.to_string(),
-                        kind: line.kind,
-                        collected: Vnd::ZERO,
-                        retained: Vnd::ZERO,
-                        payable: Vnd::ZERO,
-                        remitted: Vnd::ZERO,
-                    };
-                    docs.update(&key, new_day, |d| d.remitted = add(d.remitted, remitted_line)).await?;
+                    let new_day = || DayDoc::empty(line.fee_code.to_string(), line.kind);
+                    docs.update(&key, new_day, |d| add(&key, d.remitted, remitted_line).map(|sum| d.remitted = sum))
+                        .await??;
                     let index = format!("unremitted/{agency}/{}", line.collected_on);
                     let emptied = docs
                         .update(&index, UnremittedDoc::default, |u| {
@@ -244,10 +339,25 @@ impl Projection for TreasuryProjection {
                     cases: 0,
                 };
                 docs.update(&batch_key, new_batch, |b| {
-                    b.amount = add(b.amount, remitted.to_budget);
+                    b.amount = add(&batch_key, b.amount, remitted.to_budget)?;
                     b.cases += 1;
+                    Ok::<(), ProjectionError>(())
                 })
-                .await
+                .await??;
+                let voucher_key = format!("voucher/{}", remitted.remittance_id);
+                let new_voucher = || VoucherDoc {
+                    remittance_id: remitted.remittance_id,
+                    agency_code: agency.clone(),
+                    voucher_number: remitted.voucher_number.clone(),
+                    remitted_on: remitted.remitted_on,
+                    up_to: remitted.up_to,
+                    lines: Vec::new(),
+                    amount: Vnd::ZERO,
+                    cases: Vec::new(),
+                };
+                docs.update(&voucher_key, new_voucher, |v| v.add(case.clone(), &remitted.lines))
+                    .await?
+                    .map_err(|e| doc_error(&voucher_key, e))
             }
             _ => Ok(()),
         }
@@ -258,6 +368,8 @@ impl Projection for TreasuryProjection {
 #[derive(Debug, Clone)]
 pub struct TreasuryReports {
     docs: DocumentStore,
+    /// Which days deadlines may fall on.
+    calendar: std::sync::Arc<WorkingCalendar>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -288,8 +400,18 @@ fn doc_error(key: &str, error: impl std::fmt::Display) -> ProjectionError {
 }
 
 impl TreasuryReports {
+    /// Reports whose deadlines follow the Vietnamese public holidays.
     pub fn new(docs: DocumentStore) -> Self {
-        TreasuryReports { docs }
+        TreasuryReports { docs, calendar: std::sync::Arc::new(WorkingCalendar::vietnam()) }
+    }
+
+    /// Deadlines by another calendar (e.g. with the configured extra days off).
+    pub fn with_calendar(self, calendar: WorkingCalendar) -> Self {
+        TreasuryReports { calendar: std::sync::Arc::new(calendar), ..self }
+    }
+
+    pub fn calendar(&self) -> &WorkingCalendar {
+        &self.calendar
     }
 
     async fn range<T: for<'de> Deserialize<'de>>(
@@ -313,6 +435,7 @@ impl TreasuryReports {
     }
 
     /// The report of `agency` for collections from `from` to `to` (Vietnamese days, inclusive).
+    /// Deadlines follow each fee's deposit schedule in working days.
     pub async fn report(
         &self,
         agency: &AgencyCode,
@@ -323,21 +446,34 @@ impl TreasuryReports {
         let agency_name = self.doc::<AgencyDoc>(&format!("agency/{agency}")).await?.map(|a| a.name).unwrap_or_default();
         let mut rows: BTreeMap<(FeeKind, String), TreasuryRow> = BTreeMap::new();
         let mut oldest: Option<OldestUnremitted> = None;
-        // Every day up to `to`: the period's rows, and the oldest money still owed at all.
+        let mut next_deadline = None;
+        // Every day up to `to`: the period's rows, and the money still owed at all.
         let days: Vec<(String, DayDoc)> = self.range(&format!("day/{agency}/"), &format!("day/{agency}/{to}~")).await?;
         for (key, day) in days {
             let mut parts = key.rsplitn(3, '/');
             let (Some(fee), Some(date)) = (parts.next(), parts.next()) else { continue };
             let Ok(collected_on) = date.parse::<NaiveDate>() else { continue };
             let unpaid = day.payable.excess_over(day.remitted);
-            if !unpaid.is_zero() && oldest.as_ref().is_none_or(|o| collected_on < o.collected_on) {
-                let due_on = remittance_due(collected_on);
-                oldest = Some(OldestUnremitted {
-                    collected_on,
-                    due_on,
-                    overdue_days: (today - due_on).num_days().max(0),
-                    amount: unpaid,
-                });
+            let due_on =
+                day.deposit_schedule.unwrap_or_else(DepositSchedule::fallback).due(collected_on, &self.calendar);
+            if !unpaid.is_zero() {
+                if oldest.as_ref().is_none_or(|o| collected_on < o.collected_on) {
+                    oldest = Some(OldestUnremitted {
+                        collected_on,
+                        due_on,
+                        overdue_days: (today - due_on).num_days().max(0),
+                        amount: unpaid,
+                    });
+                } else if let Some(o) = oldest.as_mut().filter(|o| o.collected_on == collected_on) {
+                    // The same day's money of several fees: the day's total, the earliest deadline.
+                    o.amount = add(&key, o.amount, unpaid)?;
+                    if due_on < o.due_on {
+                        o.due_on = due_on;
+                        o.overdue_days = (today - due_on).num_days().max(0);
+                    }
+                }
+                next_deadline =
+                    NextDeadline::earliest(next_deadline, due_on, unpaid, today).map_err(|e| doc_error(&key, e))?;
             }
             if collected_on < from {
                 continue;
@@ -346,14 +482,16 @@ impl TreasuryReports {
             let row = rows
                 .entry((day.kind, fee.to_owned()))
                 .or_insert_with(|| TreasuryRow::new(fee_code, day.fee_name.clone(), day.kind));
-            row.add(day.collected, day.retained, day.payable, day.remitted);
+            row.add(day.collected, day.retained, day.payable, day.remitted).map_err(|e| doc_error(&key, e))?;
+            row.owe(unpaid, due_on, today).map_err(|e| doc_error(&key, e))?;
         }
         let rows: Vec<TreasuryRow> = rows.into_values().collect();
         let total = TreasuryRow::total_of(
             &rows,
             FeeCode::parse("TONG").map_err(|e| doc_error("total", e))?,
             "Tổng cộng".into(),
-        );
+        )
+        .map_err(|e| doc_error("total", e))?;
         let remittances: Vec<RemittanceSummary> = self
             .range(&format!("remittance/{agency}/{from}"), &format!("remittance/{agency}/{to}~"))
             .await?
@@ -368,10 +506,65 @@ impl TreasuryReports {
             rows,
             total,
             oldest_unremitted: oldest,
+            next_deadline,
             remittances,
         };
         debug_assert!(report.invariants_hold(), "treasury invariants broken: {report:?}");
         Ok(report)
+    }
+
+    /// The fee declaration of `agency` for a month (01/PHLP) or a year (02/PHLP, phí only):
+    /// per fee, budget sub-item and retention rate, from the days' documents, each row with the
+    /// payment events it sums.
+    pub async fn declaration(
+        &self,
+        agency: &AgencyCode,
+        period: DeclarationPeriod,
+    ) -> Result<FeeDeclaration, ProjectionError> {
+        let (first, last) = match period {
+            DeclarationPeriod::Month { year, month } => {
+                let month = feeledger_domain::remittance_voucher::CollectionMonth { year, month };
+                (month.first_day(), month.last_day())
+            }
+            DeclarationPeriod::Year { year } => {
+                (NaiveDate::from_ymd_opt(year, 1, 1), NaiveDate::from_ymd_opt(year, 12, 31))
+            }
+        };
+        let (Some(first), Some(last)) = (first, last) else {
+            return Err(doc_error("declaration", format!("no such period: {}", period.label())));
+        };
+        let agency_name = self.doc::<AgencyDoc>(&format!("agency/{agency}")).await?.map(|a| a.name).unwrap_or_default();
+        type RowKey = (FeeKind, String, Option<BudgetSubItem>, Percent);
+        let mut rows: BTreeMap<RowKey, DeclarationRow> = BTreeMap::new();
+        let days: Vec<(String, DayDoc)> =
+            self.range(&format!("day/{agency}/{first}"), &format!("day/{agency}/{last}~")).await?;
+        for (key, day) in days {
+            if day.collected.is_zero() {
+                continue;
+            }
+            let Some(fee) = key.rsplit('/').next() else { continue };
+            let fee_code = FeeCode::parse(fee).map_err(|e| doc_error(&key, e))?;
+            let row_key = (day.kind, fee.to_owned(), day.budget_sub_item.clone(), day.retention_percent);
+            let row = rows.entry(row_key).or_insert_with(|| {
+                DeclarationRow::new(
+                    fee_code,
+                    day.fee_name.clone(),
+                    day.kind,
+                    day.budget_sub_item.clone(),
+                    day.retention_percent,
+                )
+            });
+            row.add(day.collected, day.retained, day.payable, day.sources).map_err(|e| doc_error(&key, e))?;
+        }
+        let declaration = FeeDeclaration::new(agency.clone(), agency_name, period, rows.into_values().collect())
+            .map_err(|e| doc_error("declaration", e))?;
+        debug_assert!(declaration.invariants_hold(), "declaration invariants broken: {declaration:?}");
+        Ok(declaration)
+    }
+
+    /// The deposit voucher of a remittance, if it exists.
+    pub async fn voucher(&self, remittance_id: Uuid) -> Result<Option<VoucherDoc>, ProjectionError> {
+        self.doc(&format!("voucher/{remittance_id}")).await
     }
 
     /// The cases with money collected up to `up_to` that is not remitted yet.
@@ -400,7 +593,9 @@ pub async fn payable_up_to(
     up_to: NaiveDate,
 ) -> Result<Vec<(CaseCode, Vec<RemittedLine>)>, RemitError> {
     let schedule = ScheduleDoc { versions: ledger.fee_schedule(agency).await?.versions().to_vec() };
-    let retains = ledger.agency(agency).await?.current.is_some_and(|a| a.retains_fees);
+    let configured = ledger.agency(agency).await?.current;
+    let retains = configured.as_ref().is_some_and(|a| a.retains_fees);
+    let chapter = configured.and_then(|a| a.treasury.budget_chapter);
     let mut out = Vec::new();
     for code in reports.unremitted_cases(agency, up_to).await? {
         let record = ledger.load_case(&code).await?;
@@ -414,15 +609,20 @@ pub async fn payable_up_to(
             }
             for paid in &payment.allocation {
                 let split = split_for(Some(&schedule), retains, day, &paid.fee_code, paid.kind, paid.amount);
-                let entry = grouped.entry((day, paid.line)).or_insert(RemittedLine {
+                let rule = rule_on(Some(&schedule), day, &paid.fee_code);
+                let entry = grouped.entry((day, paid.line)).or_insert_with(|| RemittedLine {
                     collected_on: day,
                     fee_code: paid.fee_code.clone(),
                     kind: paid.kind,
                     to_budget: Vnd::ZERO,
                     retained: Vnd::ZERO,
+                    budget_chapter: chapter.clone(),
+                    budget_sub_item: rule.as_ref().and_then(|r| r.budget_sub_item.clone()),
+                    fee_name: rule.as_ref().map(|r| r.name.clone()),
                 });
-                entry.to_budget = add(entry.to_budget, split.to_budget);
-                entry.retained = add(entry.retained, split.retained);
+                let key = code.as_str();
+                entry.to_budget = add(key, entry.to_budget, split.to_budget)?;
+                entry.retained = add(key, entry.retained, split.retained)?;
             }
         }
         if !grouped.is_empty() {
@@ -463,7 +663,8 @@ pub async fn remit(
     if cases.is_empty() {
         return Err(RemitError::NothingPayable(up_to));
     }
-    let expected = Vnd::sum(cases.iter().flat_map(|(_, lines)| lines.iter().map(|l| l.to_budget))).unwrap_or(Vnd::ZERO);
+    let expected = Vnd::sum(cases.iter().flat_map(|(_, lines)| lines.iter().map(|l| l.to_budget)))
+        .map_err(|e| RemitError::Projection(doc_error("remittance", e)))?;
     if expected != amount {
         return Err(RemitError::AmountMismatch { given: amount, expected, up_to });
     }

@@ -151,3 +151,103 @@ async fn both_screens_follow_a_qr_payment_live_in_a_real_browser() {
     let _ = writeln!(std::io::stderr(), "browser test: {steps} steps in {} ms", report["totalMs"]);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[tokio::test]
+async fn the_remittance_voucher_prints_on_one_a4_page_in_a_real_browser() {
+    let root = repo_root();
+    let missing = missing_prerequisites(&root);
+    if !missing.is_empty() {
+        let what = missing.join(", ");
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "the browser test cannot run in CI without: {what}");
+        let _ = writeln!(std::io::stderr(), "\n*** SKIPPED the voucher browser test: missing {what} ***\n");
+        return;
+    }
+    let app = spawn_app(TestDatabase::sqlite()).await;
+    let tokens = feeledger_api::demo::load(&app.state).await.unwrap();
+    // Today's sample case (a certified copy, phí) and a civil-status extract (lệ phí), both paid.
+    let today = feeledger_domain::vietnam_time::date_of(app.state.clock.now());
+    let sample = format!("H34.22.6-{}-0001", today.format("%y%m%d"));
+    let extract = format!("H34.22.6-{}-0007", today.format("%y%m%d"));
+    app.graphql_ok(
+        &tokens.officer,
+        "mutation($input: AssessFeesInput!) { assessFees(input: $input) { code } }",
+        json!({ "input": { "caseCode": extract, "agencyCode": "H34.22.6", "procedureName": "Cấp bản sao trích lục hộ tịch",
+                           "payer": { "name": "NGUYỄN VĂN AN" }, "lines": [{ "feeCode": "LP-TRICHLUC", "quantity": 2 }] } }),
+    )
+    .await;
+    for (case, amount) in [(&sample, "3000"), (&extract, "16000")] {
+        app.graphql_ok(
+            &tokens.officer,
+            "mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { status } }",
+            json!({ "input": { "caseCode": case, "amount": amount, "channel": "POS", "reference": case, "idempotencyKey": format!("voucher-{case}") } }),
+        )
+        .await;
+    }
+    app.state.runner.caught_up("treasury", Duration::from_secs(10)).await.unwrap();
+    let owed = app
+        .graphql_ok(
+            &tokens.finance,
+            "query($d: Date!) { treasuryReport(agencyCode: \"H34.22.6\", from: $d, to: $d) { outstanding } }",
+            json!({ "d": today.to_string() }),
+        )
+        .await;
+    let amount = owed["treasuryReport"]["outstanding"].as_str().unwrap().to_owned();
+    assert_eq!(amount, "17500", "the lệ phí in full and half of the phí");
+    let remitted = app
+        .graphql_ok(
+            &tokens.finance,
+            "mutation($input: RemitInput!) { remitToTreasury(input: $input) { voucherUrl } }",
+            json!({ "input": { "agencyCode": "H34.22.6", "upTo": today.to_string(), "voucherNumber": "GNT-0001/KBNN",
+                               "amount": amount } }),
+        )
+        .await;
+    let url = format!(
+        "{}{}?token={}",
+        app.address,
+        remitted["remitToTreasury"]["voucherUrl"].as_str().unwrap(),
+        tokens.finance
+    );
+
+    let out = std::env::temp_dir().join(format!("feeledger-voucher-{}", uuid::Uuid::new_v4()));
+    let screenshots = if std::env::var_os("FEELEDGER_UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/screenshots")
+    } else {
+        out.join("screenshots")
+    };
+    let mut node = tokio::process::Command::new("node");
+    node.arg(root.join("tests/browser/voucher.mjs"))
+        .current_dir(&root)
+        .env("FEELEDGER_VOUCHER_URL", &url)
+        .env("FEELEDGER_OUT_DIR", &out)
+        .env("FEELEDGER_SCREENSHOT_DIR", &screenshots)
+        .env("FEELEDGER_CHROMIUM", CHROMIUM)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(PATIENCE, node.output()).await.expect("the voucher test hung").unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = stdout.lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap();
+    let printed = report["printedText"].as_str().unwrap();
+    for expected in [
+        "GIẤY NỘP TIỀN VÀO NGÂN SÁCH NHÀ NƯỚC",
+        "C1-02/NS",
+        "GNT-0001/KBNN",
+        "0108888888",
+        "Số 1 phố Trần Hưng Đạo",
+        "3511.0.1012345",
+        "2716",
+        "2771",
+        "16.000",
+        "1.500",
+        "17.500",
+        "Mười bảy nghìn năm trăm đồng",
+    ] {
+        assert!(printed.contains(expected), "the printed voucher shows {expected:?}: {printed}");
+    }
+    assert_eq!(report["pages"], 1, "one page: {report}");
+    let media_box: Vec<f64> =
+        report["mediaBox"].as_str().unwrap().split_whitespace().map(|n| n.parse().unwrap()).collect();
+    assert!((media_box[2] - 595.0).abs() < 2.0 && (media_box[3] - 842.0).abs() < 2.0, "A4 in points: {media_box:?}");
+    assert!(std::fs::read(report["pdf"].as_str().unwrap()).unwrap().starts_with(b"%PDF"));
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -12,4 +12,5 @@ mod finance;
 mod health;
 mod hostile;
 mod nodes;
+mod treasury;
 mod webhooks;

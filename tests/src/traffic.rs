@@ -8,12 +8,14 @@
 //! The generator is deterministic for a seed.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use feeledger_domain::agency::AgencyConfigured;
+use feeledger_domain::agency::{AgencyConfigured, TreasuryIdentity};
+use feeledger_domain::budget::{BudgetChapter, BudgetSubItem, TaxCode, TreasuryCode};
 use feeledger_domain::case_fees::{AssessFees, Command, FeeLineRequest, PaymentChannel, RecordPayment};
 use feeledger_domain::codes::{AccountNumber, AgencyCode, BankAccount, BankBin, CaseCode, CounterId, FeeCode};
 use feeledger_domain::fee_schedule::{FeeKind, FeeRule, PublishFeeSchedule};
 use feeledger_domain::money::{Percent, Vnd};
 use feeledger_domain::payer::Payer;
+use feeledger_domain::treasury::DepositSchedule;
 use feeledger_domain::vietnam_time;
 use feeledger_infrastructure::event_store::EventMetadata;
 use feeledger_infrastructure::ledger::{Ledger, LedgerError};
@@ -120,6 +122,12 @@ pub async fn configure(
                 counters: vec![CounterId::parse("quay-1").map_err(code_err)?],
                 receipt_template_symbol: None,
                 receipt_serial: None,
+                treasury: TreasuryIdentity {
+                    tax_code: Some(TaxCode::parse("0108888888").map_err(code_err)?),
+                    budget_chapter: Some(BudgetChapter::parse("800").map_err(code_err)?),
+                    treasury_code: Some(TreasuryCode::parse("0011").map_err(code_err)?),
+                    ..TreasuryIdentity::default()
+                },
                 configured_at: at,
             },
             metadata,
@@ -134,6 +142,14 @@ pub async fn configure(
                 kind: *kind,
                 unit_amount: Vnd::new(*amount).map_err(|e| LedgerError::Invalid(e.to_string()))?,
                 retention_percent: Percent::parse(retention).map_err(|e| LedgerError::Invalid(e.to_string()))?,
+                budget_sub_item: Some(
+                    BudgetSubItem::parse(if *kind == FeeKind::Phi { "2716" } else { "2771" }).map_err(code_err)?,
+                ),
+                deposit_schedule: Some(if *kind == FeeKind::Phi {
+                    DepositSchedule::Weekly { weekday: chrono::Weekday::Mon }
+                } else {
+                    DepositSchedule::Daily
+                }),
             })
         })
         .collect::<Result<Vec<_>, LedgerError>>()?;

@@ -1,10 +1,14 @@
 //! Agencies and their fee schedules: what admins configure.
 
-use async_graphql::{Context, InputObject, Object, SimpleObject};
-use feeledger_domain::agency::AgencyConfigured;
-use feeledger_domain::codes::{AccountNumber, AgencyCode, BankAccount, BankBin, CounterId, FeeCode};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
+use feeledger_domain::agency::{AgencyConfigured, TreasuryIdentity};
+use feeledger_domain::budget::{
+    AdminAreaCode, BudgetChapter, BudgetSubItem, DayOfMonth, TaxCode, TaxOfficeCode, TreasuryAccount, TreasuryCode,
+};
+use feeledger_domain::codes::{AccountNumber, AgencyCode, BankAccount, BankBin, CodeError, CounterId, FeeCode};
 use feeledger_domain::fee_schedule::{FeeRule, FeeScheduleVersion, PublishFeeSchedule};
 use feeledger_domain::money::Percent;
+use feeledger_domain::treasury::DepositSchedule;
 
 use super::cases::FeeKindGql;
 use super::errors::{ApiError, ApiResult};
@@ -26,6 +30,113 @@ pub struct ConfigureAgencyInput {
     receipt_template_symbol: Option<String>,
     /// The receipt serial (default `AA-<YY>E` for the year of issue).
     receipt_serial: Option<String>,
+    /// The agency's tax code (mã số thuế): 10 digits, or `NNNNNNNNNN-NNN`; the check digit is
+    /// verified.
+    tax_code: Option<String>,
+    /// The budget chapter (mã chương), 3 digits.
+    budget_chapter: Option<String>,
+    /// The administrative area (mã địa bàn hành chính), 2, 3 or 5 digits.
+    admin_area_code: Option<String>,
+    /// The State Treasury office the agency deposits at (mã KBNN), 4 digits.
+    treasury_code: Option<String>,
+    /// The account at that treasury, e.g. `3511.0.1012345`.
+    treasury_account: Option<String>,
+    /// The tax office managing the revenue (mã cơ quan thu).
+    tax_office_code: Option<String>,
+    /// The address printed on vouchers and declarations.
+    address: Option<String>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "DepositScheduleKind")]
+pub enum DepositScheduleKindGql {
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "Weekday")]
+pub enum WeekdayGql {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
+}
+
+impl From<WeekdayGql> for chrono::Weekday {
+    fn from(day: WeekdayGql) -> Self {
+        use chrono::Weekday::{Fri, Mon, Sat, Sun, Thu, Tue, Wed};
+        match day {
+            WeekdayGql::Monday => Mon,
+            WeekdayGql::Tuesday => Tue,
+            WeekdayGql::Wednesday => Wed,
+            WeekdayGql::Thursday => Thu,
+            WeekdayGql::Friday => Fri,
+            WeekdayGql::Saturday => Sat,
+            WeekdayGql::Sunday => Sun,
+        }
+    }
+}
+
+impl From<chrono::Weekday> for WeekdayGql {
+    fn from(day: chrono::Weekday) -> Self {
+        use chrono::Weekday::{Fri, Mon, Sat, Sun, Thu, Tue, Wed};
+        match day {
+            Mon => WeekdayGql::Monday,
+            Tue => WeekdayGql::Tuesday,
+            Wed => WeekdayGql::Wednesday,
+            Thu => WeekdayGql::Thursday,
+            Fri => WeekdayGql::Friday,
+            Sat => WeekdayGql::Saturday,
+            Sun => WeekdayGql::Sunday,
+        }
+    }
+}
+
+/// When a fee's collected money must be deposited with the treasury: `DAILY`; `WEEKLY` with a
+/// `weekday`; `MONTHLY` with a `dayOfMonth` (1–31) of the next month.
+#[derive(InputObject, SimpleObject, Clone, Copy)]
+#[graphql(input_name = "DepositScheduleInput", name = "DepositSchedule")]
+pub struct DepositScheduleGql {
+    kind: DepositScheduleKindGql,
+    weekday: Option<WeekdayGql>,
+    day_of_month: Option<i32>,
+}
+
+impl DepositScheduleGql {
+    fn parse(self) -> Result<DepositSchedule, String> {
+        let DepositScheduleGql { kind, weekday, day_of_month } = self;
+        match (kind, weekday, day_of_month) {
+            (DepositScheduleKindGql::Daily, None, None) => Ok(DepositSchedule::Daily),
+            (DepositScheduleKindGql::Weekly, Some(weekday), None) => {
+                Ok(DepositSchedule::Weekly { weekday: weekday.into() })
+            }
+            (DepositScheduleKindGql::Monthly, None, Some(day)) => u32::try_from(day)
+                .map_err(|_| "dayOfMonth must be 1 to 31".to_owned())
+                .and_then(|d| DayOfMonth::new(d).map_err(|e| e.to_string()))
+                .map(|day_of_month| DepositSchedule::Monthly { day_of_month }),
+            (DepositScheduleKindGql::Daily, ..) => Err("DAILY takes neither weekday nor dayOfMonth".into()),
+            (DepositScheduleKindGql::Weekly, ..) => Err("WEEKLY needs a weekday and no dayOfMonth".into()),
+            (DepositScheduleKindGql::Monthly, ..) => Err("MONTHLY needs a dayOfMonth (1 to 31) and no weekday".into()),
+        }
+    }
+}
+
+impl From<DepositSchedule> for DepositScheduleGql {
+    fn from(schedule: DepositSchedule) -> Self {
+        let (kind, weekday, day_of_month) = match schedule {
+            DepositSchedule::Daily => (DepositScheduleKindGql::Daily, None, None),
+            DepositSchedule::Weekly { weekday } => (DepositScheduleKindGql::Weekly, Some(weekday.into()), None),
+            DepositSchedule::Monthly { day_of_month } => {
+                (DepositScheduleKindGql::Monthly, None, i32::try_from(day_of_month.get()).ok())
+            }
+        };
+        DepositScheduleGql { kind, weekday, day_of_month }
+    }
 }
 
 #[derive(InputObject)]
@@ -36,6 +147,10 @@ pub struct FeeRuleInput {
     unit_amount: VndScalar,
     /// Decimal string, e.g. "90" or "12.5"; "0" for lệ phí.
     retention_percent: String,
+    /// The budget sub-item (tiểu mục, mã NDKT) the fee is booked to: 4 digits.
+    budget_sub_item: Option<String>,
+    /// When the fee's money must be deposited (default: by the 5th of the next month).
+    deposit_schedule: Option<DepositScheduleGql>,
 }
 
 #[derive(InputObject)]
@@ -55,12 +170,28 @@ pub struct AgencyView {
     account_name: String,
     retains_fees: bool,
     counters: Vec<String>,
+    tax_code: Option<String>,
+    budget_chapter: Option<String>,
+    admin_area_code: Option<String>,
+    treasury_code: Option<String>,
+    treasury_account: Option<String>,
+    tax_office_code: Option<String>,
+    address: Option<String>,
 }
 
 impl From<AgencyConfigured> for AgencyView {
     fn from(a: AgencyConfigured) -> Self {
+        let text = |code: Option<&str>| code.map(str::to_owned);
+        let t = &a.treasury;
         AgencyView {
             code: a.agency_code.to_string(),
+            tax_code: text(t.tax_code.as_ref().map(TaxCode::as_str)),
+            budget_chapter: text(t.budget_chapter.as_ref().map(BudgetChapter::as_str)),
+            admin_area_code: text(t.admin_area_code.as_ref().map(AdminAreaCode::as_str)),
+            treasury_code: text(t.treasury_code.as_ref().map(TreasuryCode::as_str)),
+            treasury_account: text(t.treasury_account.as_ref().map(TreasuryAccount::as_str)),
+            tax_office_code: text(t.tax_office_code.as_ref().map(TaxOfficeCode::as_str)),
+            address: t.address.clone(),
             name: a.name,
             bank_bin: a.bank_account.bin.to_string(),
             account_number: a.bank_account.number.to_string(),
@@ -79,6 +210,9 @@ pub struct FeeRuleView {
     kind: FeeKindGql,
     unit_amount: VndScalar,
     retention_percent: String,
+    budget_sub_item: Option<String>,
+    /// `null`: not configured (money is then due by the 5th of the next month).
+    deposit_schedule: Option<DepositScheduleGql>,
 }
 
 #[derive(SimpleObject)]
@@ -107,9 +241,23 @@ impl From<FeeScheduleVersion> for FeeScheduleView {
                     kind: f.kind.into(),
                     unit_amount: f.unit_amount.into(),
                     retention_percent: f.retention_percent.to_string(),
+                    budget_sub_item: f.budget_sub_item.as_ref().map(ToString::to_string),
+                    deposit_schedule: f.deposit_schedule.map(DepositScheduleGql::from),
                 })
                 .collect(),
         }
+    }
+}
+
+/// Parses an optional code of the input; a bad one is VALIDATION naming the field.
+fn optional_code<T>(
+    field: &str,
+    value: Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, CodeError>,
+) -> ApiResult<Option<T>> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => parse(text).map(Some).map_err(|e| ApiError::Validation(format!("{field}: {e}"))),
     }
 }
 
@@ -205,6 +353,15 @@ impl AgencyMutations {
             counters,
             receipt_template_symbol: input.receipt_template_symbol.map(|t| t.trim().to_owned()),
             receipt_serial: input.receipt_serial.map(|t| t.trim().to_owned()),
+            treasury: TreasuryIdentity {
+                tax_code: optional_code("taxCode", input.tax_code, TaxCode::parse)?,
+                budget_chapter: optional_code("budgetChapter", input.budget_chapter, BudgetChapter::parse)?,
+                admin_area_code: optional_code("adminAreaCode", input.admin_area_code, AdminAreaCode::parse)?,
+                treasury_code: optional_code("treasuryCode", input.treasury_code, TreasuryCode::parse)?,
+                treasury_account: optional_code("treasuryAccount", input.treasury_account, TreasuryAccount::parse)?,
+                tax_office_code: optional_code("taxOfficeCode", input.tax_office_code, TaxOfficeCode::parse)?,
+                address: input.address,
+            },
             configured_at: now(ctx),
         };
         let configured = ledger(ctx).configure_agency(wanted, &metadata(ctx, &principal)).await?;
@@ -219,8 +376,19 @@ impl AgencyMutations {
             .fees
             .into_iter()
             .map(|f| {
+                let fee_code = FeeCode::parse(f.fee_code.trim()).map_err(ApiError::validation)?;
+                let deposit_schedule = f
+                    .deposit_schedule
+                    .map(|d| d.parse().map_err(|e| ApiError::Validation(format!("depositSchedule of {fee_code}: {e}"))))
+                    .transpose()?;
                 Ok(FeeRule {
-                    fee_code: FeeCode::parse(f.fee_code.trim()).map_err(ApiError::validation)?,
+                    budget_sub_item: optional_code(
+                        &format!("budgetSubItem of {fee_code}"),
+                        f.budget_sub_item,
+                        BudgetSubItem::parse,
+                    )?,
+                    deposit_schedule,
+                    fee_code,
                     name: f.name.trim().to_owned(),
                     kind: f.kind.into(),
                     unit_amount: f.unit_amount.0,

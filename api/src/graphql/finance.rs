@@ -5,6 +5,7 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{Datelike, NaiveDate};
 use feeledger_domain::codes::AgencyCode;
+use feeledger_domain::declaration::{DeclarationPeriod, FeeDeclaration};
 use feeledger_domain::money::Percent;
 use feeledger_domain::reconciliation::{DayReconciliation, ExceptionKind, Side};
 use feeledger_domain::treasury::{TreasuryReport, TreasuryRow};
@@ -12,7 +13,7 @@ use feeledger_domain::vietnam_time;
 use feeledger_infrastructure::statement::{StatementFormat, parse as parse_statement};
 use feeledger_projections::reconciliation::ReconciliationError;
 use feeledger_projections::runner::{Projection, ProjectionError, ProjectionStatus, RebuildProgress};
-use feeledger_projections::treasury::{self, RemitError};
+use feeledger_projections::treasury::{self, RemitError, VoucherDoc};
 use futures::Stream;
 use rust_decimal::Decimal;
 use tokio::sync::broadcast;
@@ -227,6 +228,11 @@ pub struct TreasuryRowView {
     remitted: VndScalar,
     outstanding: VndScalar,
     over_remitted: VndScalar,
+    /// The earliest deadline of the row's money not yet remitted, by the fee's own deposit
+    /// schedule in working days (`null` when nothing is owed).
+    due_on: Option<DateScalar>,
+    /// Money not yet remitted whose deadline has passed.
+    overdue: VndScalar,
 }
 
 impl From<&TreasuryRow> for TreasuryRowView {
@@ -241,15 +247,28 @@ impl From<&TreasuryRow> for TreasuryRowView {
             remitted: r.remitted.into(),
             outstanding: r.outstanding.into(),
             over_remitted: r.over_remitted.into(),
+            due_on: r.due_on.map(DateScalar),
+            overdue: r.overdue.into(),
         }
     }
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "NextDeadline")]
+pub struct NextDeadlineView {
+    due_on: DateScalar,
+    /// What is owed by that day.
+    amount: VndScalar,
+    overdue: bool,
+    overdue_days: i32,
 }
 
 #[derive(SimpleObject)]
 #[graphql(name = "OldestUnremitted")]
 pub struct OldestUnremittedView {
     collected_on: DateScalar,
-    /// The 5th of the month after collection.
+    /// Its deadline by the fee's deposit schedule (by default the 5th of the month after
+    /// collection), moved to the next working day.
     due_on: DateScalar,
     overdue_days: i32,
     amount: VndScalar,
@@ -264,6 +283,13 @@ pub struct RemittanceView {
     cases: i32,
     remitted_on: Option<DateScalar>,
     up_to: Option<DateScalar>,
+    /// The printable deposit voucher (mẫu C1-02/NS); add `.csv` or `.xlsx` for its lines.
+    voucher_url: String,
+}
+
+/// `/reports/remittances/<id>`: the printable voucher of a remittance.
+pub(crate) fn voucher_url(remittance_id: uuid::Uuid) -> String {
+    format!("/reports/remittances/{remittance_id}")
 }
 
 pub struct TreasuryView(TreasuryReport);
@@ -303,6 +329,19 @@ impl TreasuryView {
     async fn over_remitted(&self) -> VndScalar {
         self.0.total.over_remitted.into()
     }
+    /// Money owed whose deadline has passed (each fee by its own schedule).
+    async fn overdue(&self) -> VndScalar {
+        self.0.total.overdue.into()
+    }
+    /// The earliest deadline of money still owed (up to `to`) and what is due by it.
+    async fn next_deadline(&self) -> Option<NextDeadlineView> {
+        self.0.next_deadline.as_ref().map(|n| NextDeadlineView {
+            due_on: DateScalar(n.due_on),
+            amount: n.amount.into(),
+            overdue: n.overdue_days > 0,
+            overdue_days: i32::try_from(n.overdue_days).unwrap_or(i32::MAX),
+        })
+    }
     /// The oldest collection still owed to the budget (up to `to`), against its deadline.
     async fn oldest_unremitted(&self) -> Option<OldestUnremittedView> {
         self.0.oldest_unremitted.as_ref().map(|o| OldestUnremittedView {
@@ -323,6 +362,7 @@ impl TreasuryView {
                 cases: i32::try_from(r.cases).unwrap_or(i32::MAX),
                 remitted_on: Some(DateScalar(r.remitted_on)),
                 up_to: Some(DateScalar(r.up_to)),
+                voucher_url: voucher_url(r.remittance_id),
             })
             .collect()
     }
@@ -342,6 +382,137 @@ pub struct RemitInput {
     amount: VndScalar,
     /// The deposit's date (default: today).
     remitted_on: Option<DateScalar>,
+}
+
+// --- declarations and vouchers -----------------------------------------------------------------
+
+#[derive(SimpleObject)]
+#[graphql(name = "DeclarationRow")]
+pub struct DeclarationRowView {
+    fee_code: String,
+    name: String,
+    kind: FeeKindGql,
+    /// The budget sub-item (tiểu mục); `null` when the fee rule names none ("not configured").
+    budget_sub_item: Option<String>,
+    collected: VndScalar,
+    /// The effective rate: zero for lệ phí or an agency that may not retain.
+    retention_percent: String,
+    retained: VndScalar,
+    payable_to_budget: VndScalar,
+    /// The cases whose payments the row sums (drill-down).
+    case_codes: Vec<String>,
+    /// The log positions of those payment events.
+    event_positions: Vec<String>,
+}
+
+/// A fee declaration: 01/PHLP for a month, or the yearly settlement 02/PHLP (phí only).
+pub struct DeclarationView(FeeDeclaration);
+
+#[Object(name = "FeeDeclaration")]
+impl DeclarationView {
+    async fn agency_code(&self) -> String {
+        self.0.agency_code.to_string()
+    }
+    async fn agency_name(&self) -> &str {
+        &self.0.agency_name
+    }
+    /// `01/PHLP` (monthly) or `02/PHLP` (yearly settlement).
+    async fn form(&self) -> &'static str {
+        match self.0.period {
+            DeclarationPeriod::Month { .. } => "01/PHLP",
+            DeclarationPeriod::Year { .. } => "02/PHLP",
+        }
+    }
+    /// `YYYY-MM` or `YYYY`.
+    async fn period(&self) -> String {
+        match self.0.period {
+            DeclarationPeriod::Month { year, month } => format!("{year:04}-{month:02}"),
+            DeclarationPeriod::Year { year } => format!("{year:04}"),
+        }
+    }
+    async fn rows(&self) -> Vec<DeclarationRowView> {
+        self.0
+            .rows
+            .iter()
+            .map(|r| DeclarationRowView {
+                fee_code: r.fee_code.to_string(),
+                name: r.fee_name.clone(),
+                kind: r.kind.into(),
+                budget_sub_item: r.budget_sub_item.as_ref().map(ToString::to_string),
+                collected: r.collected.into(),
+                retention_percent: r.retention_percent.to_string(),
+                retained: r.retained.into(),
+                payable_to_budget: r.payable_to_budget.into(),
+                case_codes: r.case_codes().iter().map(ToString::to_string).collect(),
+                event_positions: r.sources.iter().map(|s| s.position.to_string()).collect(),
+            })
+            .collect()
+    }
+    async fn collected(&self) -> VndScalar {
+        self.0.collected.into()
+    }
+    async fn retained(&self) -> VndScalar {
+        self.0.retained.into()
+    }
+    async fn payable_to_budget(&self) -> VndScalar {
+        self.0.payable_to_budget.into()
+    }
+    /// collected = retained + payable for every row, and the totals are the rows' sums.
+    async fn balanced(&self) -> bool {
+        self.0.invariants_hold()
+    }
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "VoucherLine")]
+pub struct VoucherLineView {
+    /// `null`: not configured when the money was remitted.
+    budget_chapter: Option<String>,
+    budget_sub_item: Option<String>,
+    /// The month of collection, `YYYY-MM`.
+    period: String,
+    content: String,
+    amount: VndScalar,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "RemittanceVoucher")]
+pub struct RemittanceVoucherView {
+    id: ID,
+    agency_code: String,
+    voucher_number: String,
+    remitted_on: DateScalar,
+    up_to: DateScalar,
+    lines: Vec<VoucherLineView>,
+    amount: VndScalar,
+    amount_in_words: String,
+    cases: Vec<String>,
+    url: String,
+}
+
+fn voucher_view(voucher: &VoucherDoc) -> RemittanceVoucherView {
+    RemittanceVoucherView {
+        id: ID(voucher.remittance_id.to_string()),
+        agency_code: voucher.agency_code.to_string(),
+        voucher_number: voucher.voucher_number.clone(),
+        remitted_on: DateScalar(voucher.remitted_on),
+        up_to: DateScalar(voucher.up_to),
+        lines: voucher
+            .lines
+            .iter()
+            .map(|l| VoucherLineView {
+                budget_chapter: l.budget_chapter.as_ref().map(ToString::to_string),
+                budget_sub_item: l.budget_sub_item.as_ref().map(ToString::to_string),
+                period: l.period.to_string(),
+                content: l.content.join("; "),
+                amount: l.amount.into(),
+            })
+            .collect(),
+        amount: voucher.amount.into(),
+        amount_in_words: feeledger_domain::amount_in_words::vietnamese(voucher.amount),
+        cases: voucher.cases.iter().map(ToString::to_string).collect(),
+        url: voucher_url(voucher.remittance_id),
+    }
 }
 
 // --- cashless, receipts, statements, projections -----------------------------------------------
@@ -535,6 +706,56 @@ impl FinanceQueries {
         Ok(TreasuryView(report))
     }
 
+    /// The monthly fee declaration (01/PHLP) of `month` ("YYYY-MM"): per fee and budget
+    /// sub-item, collected, retention rate, retained and payable to the budget, each row with
+    /// the cases and events it sums.
+    async fn fee_declaration(
+        &self,
+        ctx: &Context<'_>,
+        agency_code: String,
+        month: String,
+    ) -> ApiResult<DeclarationView> {
+        let (_, agency) = report_reader(ctx, &agency_code)?;
+        let first = parse_month(&month)?;
+        let period = DeclarationPeriod::Month { year: first.year(), month: first.month() };
+        api(ctx).runner.wait_for(treasury::TreasuryProjection::NAME, READ_PATIENCE).await;
+        let declaration = api(ctx).treasury.declaration(&agency, period).await.map_err(projection_error)?;
+        Ok(DeclarationView(declaration))
+    }
+
+    /// The yearly settlement of phí (02/PHLP) of `year`.
+    async fn fee_settlement(&self, ctx: &Context<'_>, agency_code: String, year: i32) -> ApiResult<DeclarationView> {
+        let (_, agency) = report_reader(ctx, &agency_code)?;
+        if !(2000..=9999).contains(&year) {
+            return Err(ApiError::Validation(format!("year {year} is out of range")));
+        }
+        api(ctx).runner.wait_for(treasury::TreasuryProjection::NAME, READ_PATIENCE).await;
+        let declaration =
+            api(ctx).treasury.declaration(&agency, DeclarationPeriod::Year { year }).await.map_err(projection_error)?;
+        Ok(DeclarationView(declaration))
+    }
+
+    /// A remittance's deposit voucher (C1-02/NS lines), or `null` when there is none.
+    async fn remittance_voucher(
+        &self,
+        ctx: &Context<'_>,
+        remittance_id: ID,
+    ) -> ApiResult<Option<RemittanceVoucherView>> {
+        let principal = principal(ctx)?.clone();
+        if !matches!(principal.role, Role::Finance | Role::Auditor | Role::Admin) {
+            return Err(ApiError::forbidden());
+        }
+        let id: uuid::Uuid =
+            remittance_id.parse().map_err(|_| ApiError::Validation("remittanceId must be a UUID".into()))?;
+        api(ctx).runner.wait_for(treasury::TreasuryProjection::NAME, READ_PATIENCE).await;
+        let voucher = api(ctx).treasury.voucher(id).await.map_err(projection_error)?;
+        match voucher {
+            Some(v) if principal.can_read_agency(&v.agency_code) => Ok(Some(voucher_view(&v))),
+            Some(_) => Err(ApiError::forbidden()),
+            None => Ok(None),
+        }
+    }
+
     /// Of the cases paid in full in `month` ("YYYY-MM"), the share paid without cash and online.
     async fn cashless_rate(
         &self,
@@ -694,6 +915,7 @@ impl FinanceMutations {
             cases: i32::try_from(remittance.cases).unwrap_or(i32::MAX),
             remitted_on: Some(DateScalar(remitted_on)),
             up_to: Some(input.up_to),
+            voucher_url: voucher_url(remittance.remittance_id),
         })
     }
 
