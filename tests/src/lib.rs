@@ -2,7 +2,9 @@
 //! fresh PostgreSQL database, with a small GraphQL client and tokens for every role.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc, reason = "test support fails loudly")]
 
+pub mod node;
 pub mod traffic;
+pub mod wire;
 
 use feeledger_api::app::{AppState, Application};
 use feeledger_api::auth::{Role, TokenRequest};
@@ -38,7 +40,22 @@ pub async fn spawn_each_backend() -> Vec<TestApp> {
     apps
 }
 
+/// The app on SQLite, then (when configured) on PostgreSQL, with settings adjusted by `adjust`.
+pub async fn spawn_each_backend_with(adjust: impl Fn(&mut Settings)) -> Vec<TestApp> {
+    let mut apps = Vec::new();
+    for database in TestDatabase::each_backend().await {
+        apps.push(spawn_app_with(database, &adjust).await);
+    }
+    apps
+}
+
 impl TestApp {
+    /// How many events the log holds: "a refused request appended nothing" is this number
+    /// unchanged.
+    pub async fn event_count(&self) -> i64 {
+        self.state.ledger.store().head().await.unwrap().event_count
+    }
+
     pub fn backend(&self) -> &'static str {
         self.database.backend_name
     }
