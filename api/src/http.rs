@@ -104,7 +104,10 @@ async fn graphql_request(headers: &HeaderMap, body: Body) -> Result<async_graphq
         return Err(too_large_response(true));
     }
     let invalid = |why: String| graphql_error(StatusCode::BAD_REQUEST, "VALIDATION", &crate::graphql::limits::short(&why));
-    let value: Value = serde_json::from_slice(&bytes).map_err(|error| invalid(format!("the body is not valid JSON: {error}")))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| invalid("the body is not UTF-8".into()))?;
+    // A repeated key ("query" or an amount in "variables" twice) is ambiguous: refused.
+    let value = feeledger_infrastructure::strict_json::parse(text)
+        .map_err(|error| invalid(format!("the body is not valid JSON: {error}")))?;
     match &value {
         Value::Object(fields) if fields.get("query").is_some_and(Value::is_string) => {}
         Value::Object(_) => return Err(invalid("the body has no \"query\" string".into())),

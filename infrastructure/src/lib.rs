@@ -11,6 +11,7 @@ pub mod payment_intake;
 pub mod settings;
 pub mod statement;
 pub mod statement_store;
+pub mod strict_json;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;

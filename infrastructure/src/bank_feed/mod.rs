@@ -30,6 +30,8 @@ use hmac::Mac;
 use hmac::digest::KeyInit;
 use serde_json::{Map, Value};
 
+use crate::strict_json;
+
 pub use feeledger_domain::bank_credit::{BankCredit, Provider};
 
 /// What a verified, well-formed notification says.
@@ -184,88 +186,17 @@ fn vietnam_local_time(text: &str, format: LocalTimeFormat, field: &str) -> Resul
 ///
 /// Bytes that are not UTF-8 are read as U+FFFD: the body's signature was checked on the raw
 /// bytes, and a signed payment must not be refused for the text its bank put in a free-text
-/// field. A key that appears twice in one object is refused: which copy the provider signed
+/// field; for the same reason a `\\u` escape of half a surrogate pair reads as U+FFFD. A key that
+/// appears twice in one object is refused: which copy the provider signed
 /// and which one would be read could differ.
 fn parse_json_object(raw: &[u8]) -> Result<Map<String, Value>, FeedError> {
     let text = String::from_utf8_lossy(raw);
-    match serde_json::from_str::<UniqueKeys>(&text) {
-        Ok(UniqueKeys(Value::Object(map))) => Ok(map),
-        Ok(UniqueKeys(other)) => {
+    match strict_json::parse(&strict_json::without_lone_surrogates(&text)) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => {
             Err(FeedError::Malformed(format!("the body must be a JSON object, got {}", describe(&other))))
         }
         Err(err) => Err(FeedError::Malformed(format!("the body is not valid JSON: {err}"))),
-    }
-}
-
-/// A JSON value whose objects have no repeated key, at any depth.
-struct UniqueKeys(Value);
-
-impl<'de> serde::Deserialize<'de> for UniqueKeys {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
-    }
-}
-
-struct UniqueKeysVisitor;
-
-impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        // Only to be refused later with the number shown: amounts must be integers.
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(UniqueKeys(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let UniqueKeys(value) = map.next_value()?;
-            if object.contains_key(&key) {
-                return Err(serde::de::Error::custom(format_args!("the key {key:?} appears more than once")));
-            }
-            object.insert(key, value);
-        }
-        Ok(Value::Object(object))
     }
 }
 
