@@ -9,11 +9,14 @@
 #   scripts/fuzz.sh all SECONDS [RUNS]    every target in turn, one at a time
 #   scripts/fuzz.sh list                  the target names
 #   scripts/fuzz.sh seed                  add seeds from the repository's fixtures to fuzz/corpus
+#   scripts/fuzz.sh trim                  cap every committed corpus at CORPUS_BYTES_MAX
 #
 # A crashing input is written to fuzz/regressions/TARGET/ (crash-*, timeout-*, oom-*); commit it
 # with the fix: `cargo test -p feeledger-fuzz-targets` replays fuzz/corpus and fuzz/regressions.
 # Fuzzing runs niced, on one core; set FUZZ_TARGET_DIR to move the build (default
-# ~/.cache/feeledger/target-fuzz-instrumented) and FUZZ_WORK for the scratch corpora.
+# ~/.cache/feeledger/target-fuzz-instrumented), FUZZ_WORK for the scratch corpora, and
+# FUZZ_SKIP_BUILD=1 to run the binaries already built (api/build.rs makes cargo rebuild the api
+# crate on every build while api/web/node_modules is not installed).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +28,9 @@ BIN_DIR="$CARGO_TARGET_DIR/$TRIPLE/release"
 TARGETS=(sepay casso payos vnpay statement_csv statement_camt053 vietqr codes vnd vnd_scalar)
 # A single input slower than this is reported as a hang.
 TIMEOUT_SECONDS=10
+# The committed corpus of one target is kept below this many bytes (its largest inputs go first),
+# so that the repository stays small; the fuzzer's scratch corpus keeps everything.
+CORPUS_BYTES_MAX=204800
 
 # What cargo-fuzz passes on nightly, less -Zsanitizer: libFuzzer's inline 8-bit counters, the PC
 # table and comparison tracing. `--target` keeps these flags off build scripts and proc macros.
@@ -36,11 +42,12 @@ RUSTFLAGS_FUZZ="--cfg fuzzing -Cpasses=sancov-module \
 -Cllvm-args=-simplifycfg-branch-fold-threshold=0"
 
 usage() {
-    sed -n '6,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '6,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
 build() {
+    [[ "${FUZZ_SKIP_BUILD:-0}" == 1 ]] && return 0
     RUSTFLAGS="$RUSTFLAGS_FUZZ" nice -n 10 cargo build --release --locked \
         --manifest-path "$HARNESS/Cargo.toml" --target "$TRIPLE" --bins
 }
@@ -89,6 +96,17 @@ minimize() {
     nice -n 10 "$BIN_DIR/$target" -merge=1 -timeout="$TIMEOUT_SECONDS" "$merged" "$corpus" "$WORK/$target" \
         >"$WORK/$target.merge.log" 2>&1
     rm -rf "$corpus" && mv "$merged" "$corpus"
+    trim "$target"
+}
+
+# Drops the largest inputs of fuzz/corpus/TARGET until it is below CORPUS_BYTES_MAX.
+trim() {
+    local corpus="$ROOT/fuzz/corpus/$1" total size file
+    total=$(find "$corpus" -type f -printf '%s\n' | awk '{ sum += $1 } END { print sum + 0 }')
+    while ((total > CORPUS_BYTES_MAX)) && read -r size file; do
+        rm -- "$file"
+        total=$((total - size))
+    done < <(find "$corpus" -type f -printf '%s %p\n' | sort -rn)
 }
 
 # Seeds from the repository's own fixtures and the providers' published samples. The first
@@ -151,6 +169,7 @@ case "${1:-}" in
     build) build ;;
     list) printf '%s\n' "${TARGETS[@]}" ;;
     seed) seed ;;
+    trim) for target in "${TARGETS[@]}"; do trim "$target"; done ;;
     all)
         [[ $# -ge 2 ]] || usage
         build
