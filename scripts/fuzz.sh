@@ -79,7 +79,7 @@ fuzz() {
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     crashes=$(($(find "$regressions" -type f | wc -l) - crashes_before))
     files=$(find "$corpus" -type f | wc -l)
-    bytes=$(du -sb "$corpus" | cut -f1)
+    bytes=$(find "$corpus" -type f -printf '%s\n' | awk '{ sum += $1 } END { print sum + 0 }')
     printf '%-18s executions %12s  exec/s %7s  wall %5ss  crashes %s  corpus %s files, %s bytes  (exit %s, log %s)\n' \
         "$target" "${execs:-?}" "${rate:-?}" "$wall" "$crashes" "$files" "$bytes" "$status" "$log"
     if [[ $status -ne 0 ]]; then
