@@ -109,7 +109,11 @@ impl CaseCode {
         if sequence.len() != 4 || !sequence.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid(KIND, text, "must end with a 4-digit sequence number"));
         }
-        if date.len() != 6 || NaiveDate::parse_from_str(date, "%y%m%d").is_err() {
+        // Six ASCII digits first: chrono's `%y%m%d` also reads "2 4 26" (spaces, one-digit fields).
+        if date.len() != 6
+            || !date.bytes().all(|b| b.is_ascii_digit())
+            || NaiveDate::parse_from_str(date, "%y%m%d").is_err()
+        {
             return Err(invalid(KIND, text, "must contain a valid YYMMDD date"));
         }
         AgencyCode::parse(agency).map_err(|_| invalid(KIND, text, "must start with a valid agency code"))?;
@@ -273,6 +277,8 @@ mod tests {
             "-240426-0002",
             "H34.22.6-240426-0002 ",
             "H34.22.6_240426-0002",
+            "H34.22.6-2 4 26-0002", // chrono alone would read this as 2002-04-26
+            "H34.22.6-24 4 6-0002",
         ] {
             assert!(CaseCode::parse(bad).is_err(), "{bad:?} should be rejected");
         }

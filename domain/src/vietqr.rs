@@ -139,7 +139,9 @@ impl Payload {
             Some(last) if last.id == "63" && last.value.chars().count() == 4 => last.value,
             _ => return Err(VietQrError::MissingCrc),
         };
-        let covered = &text[..text.len() - 4];
+        // The CRC covers every byte before its value. The value is four characters but not
+        // necessarily four bytes until it is checked, so cut by its length in bytes.
+        let covered = &text[..text.len() - crc.len()];
         let computed = crc_hex(covered);
         if !computed.eq_ignore_ascii_case(&crc) {
             return Err(VietQrError::BadCrc { found: crc, computed });
@@ -351,6 +353,15 @@ mod tests {
         };
         assert_eq!(qr.encode().unwrap(), published);
         assert_eq!(DynamicQr::parse(published).unwrap(), qr);
+    }
+
+    #[test]
+    fn a_crc_of_non_ascii_characters_is_a_mismatch_not_a_panic() {
+        assert!(matches!(Payload::parse("0002016304€€€€"), Err(VietQrError::BadCrc { .. })));
+        assert!(matches!(
+            Payload::parse("0002016304\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}"),
+            Err(VietQrError::BadCrc { .. })
+        ));
     }
 
     #[test]
