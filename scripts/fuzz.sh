@@ -15,8 +15,7 @@
 # with the fix: `cargo test -p feeledger-fuzz-targets` replays fuzz/corpus and fuzz/regressions.
 # Fuzzing runs niced, on one core; set FUZZ_TARGET_DIR to move the build (default
 # ~/.cache/feeledger/target-fuzz-instrumented), FUZZ_WORK for the scratch corpora, and
-# FUZZ_SKIP_BUILD=1 to run the binaries already built (api/build.rs makes cargo rebuild the api
-# crate on every build while api/web/node_modules is not installed).
+# FUZZ_SKIP_BUILD=1 to run the binaries already built.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
