@@ -1,11 +1,7 @@
 //! Several `feeledger serve` processes on one PostgreSQL behave as one system: a subscriber on
 //! one node sees a payment taken by another, and when the node running the projections is
 //! killed, another continues them from the checkpoint with nothing lost or doubled.
-#![allow(clippy::zombie_processes, reason = "nodes are killed and reaped on drop")]
-
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use feeledger_infrastructure::test_support::TestDatabase;
@@ -18,74 +14,21 @@ pub(crate) const CASSO_KEY: &str = "mgExMrjj4i7a1p8Cs6LmFbpCd8lbw4sSX4LZXPag7TKa
 pub(crate) const AGENCY: &str = "H34.22.6";
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The `feeledger` binary beside this test's own executable (`cargo test --workspace` builds it
-/// for the api crate's tests).
-pub(crate) fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = dir.join("feeledger");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --bin feeledger` (cargo test --workspace does)",
-        path.display()
-    );
-    path
-}
+/// What every node of these tests is configured with, besides its database.
+const NODE_ENV: [(&str, &str); 2] = [("FEELEDGER_SEPAY_API_KEY", SEPAY_KEY), ("FEELEDGER_CASSO_CHECKSUM_KEY", CASSO_KEY)];
+
+pub(crate) use feeledger_tests::node::Node;
 
 pub(crate) fn feeledger(database_url: &str) -> Command {
-    let mut command = Command::new(binary());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("FEELEDGER_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .env("FEELEDGER_DATABASE_URL", database_url)
-        .env("FEELEDGER_SEPAY_API_KEY", SEPAY_KEY)
-        .env("FEELEDGER_CASSO_CHECKSUM_KEY", CASSO_KEY);
-    command
-}
-
-pub(crate) struct Node {
-    pub(crate) child: Child,
-    pub(crate) base: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    feeledger_tests::node::feeledger(database_url, &NODE_ENV)
 }
 
 pub(crate) fn start_node(database_url: &str, extra: &[&str]) -> Node {
-    let mut child = feeledger(database_url)
-        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + PATIENCE;
-    while let Some(Ok(line)) = lines.next() {
-        if let Ok(log) = serde_json::from_str::<Value>(&line)
-            && log["message"] == "feeledger is serving"
-        {
-            let base = format!("http://{}", log["listen"].as_str().unwrap());
-            // Keep draining the log so the node never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines.by_ref() {});
-            return Node { child, base };
-        }
-        assert!(Instant::now() < deadline, "the node did not start in time");
-    }
-    panic!("the node exited before serving");
+    Node::start(database_url, &NODE_ENV, extra)
 }
 
 pub(crate) fn token(database_url: &str, args: &[&str]) -> String {
-    let output = feeledger(database_url).args(["tokens", "issue"]).args(args).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    feeledger_tests::node::token(database_url, &NODE_ENV, args)
 }
 
 pub(crate) async fn graphql(node: &Node, token: &str, query: &str) -> Value {
