@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use feeledger_infrastructure::bank_feed::{self, FeedError, Notification, Outcome, Provider, Secret};
 use feeledger_infrastructure::inbox::{InboxOutcome, ReceivedRequest, UnfinishedRequest};
+use feeledger_infrastructure::ledger::LedgerError;
 use feeledger_infrastructure::payment_intake::{Intake, IntakeError};
 use feeledger_infrastructure::settings::ProviderSecrets;
 use serde_json::{Map, Value};
@@ -153,7 +154,8 @@ async fn handle(
         Ok(id) => id,
         Err(error) => {
             tracing::error!(%error, provider = provider.as_str(), "cannot store a bank notification");
-            return answer(provider, &Outcome::Internal, None);
+            let unavailable = error.is_unavailable().then_some(StatusCode::SERVICE_UNAVAILABLE);
+            return answer(provider, &Outcome::Internal, unavailable);
         }
     };
     let span = tracing::info_span!("webhook", provider = provider.as_str(), inbox.id = inbox_id);
@@ -242,7 +244,11 @@ async fn handling(
         }
         Err(error) => {
             tracing::error!(%error, "payment intake failed; the provider will retry");
-            Handled::new(Outcome::Internal, InboxOutcome::Failed, Some(error.to_string()), Some(credit_id))
+            let unavailable = matches!(&error, IntakeError::Ledger(LedgerError::Store(store)) if store.is_unavailable());
+            Handled {
+                status_override: unavailable.then_some(StatusCode::SERVICE_UNAVAILABLE),
+                ..Handled::new(Outcome::Internal, InboxOutcome::Failed, Some(error.to_string()), Some(credit_id))
+            }
         }
     }
 }
@@ -275,7 +281,12 @@ fn answer(provider: Provider, outcome: &Outcome, status_override: Option<StatusC
     };
     let status =
         status_override.unwrap_or_else(|| StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
-    (status, Json(body)).into_response()
+    let mut response = (status, Json(body)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // The database is unreachable (a failover) or the provider is not configured: retry.
+        response.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+    }
+    response
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

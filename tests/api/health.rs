@@ -68,7 +68,11 @@ async fn when_postgresql_goes_away_requests_fail_with_503_and_the_node_recovers_
     let Some(db) = feeledger_infrastructure::test_support::TestDatabase::postgres().await else { return };
     let name = database_name(&db.url).to_owned();
     let server = std::env::var(feeledger_infrastructure::test_support::TEST_DATABASE_URL_VAR).unwrap();
-    let app = feeledger_tests::spawn_app(db).await;
+    let sepay_key = "sepay-key-for-the-outage-test";
+    let app = feeledger_tests::spawn_app_with(db, |settings| {
+        settings.providers.sepay_api_key = Some(feeledger_infrastructure::settings::Secret::new(sepay_key));
+    })
+    .await;
     app.configure_agency("H34.22.6").await;
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap();
     let officer = app.officer("H34.22.6");
@@ -99,6 +103,17 @@ async fn when_postgresql_goes_away_requests_fail_with_503_and_the_node_recovers_
     assert!(down.headers().contains_key("retry-after"));
     let body: serde_json::Value = down.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "UNAVAILABLE", "{body:#}");
+    // A bank notification cannot even be stored: 503 with Retry-After, so the provider retries.
+    let notification = client
+        .post(format!("{}/webhooks/sepay", app.address))
+        .header("Content-Type", "application/json")
+        .header("Authorization", format!("Apikey {sepay_key}"))
+        .body(r#"{"id":1,"transferType":"in"}"#)
+        .send()
+        .await
+        .expect("a notification fails rather than hangs");
+    assert_eq!(notification.status(), 503);
+    assert!(notification.headers().contains_key("retry-after"));
 
     sqlx::query(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true")).execute(&admin).await.unwrap();
     admin.close().await;
