@@ -108,7 +108,9 @@ fn token_problem(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
         ErrorKind::ImmatureSignature => "it is not valid yet",
         ErrorKind::InvalidSignature => "its signature does not match (it was not issued by this service)",
         ErrorKind::InvalidIssuer => "it was not issued by this service",
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "it is signed with an algorithm this service does not accept",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            "it is signed with an algorithm this service does not accept"
+        }
         _ => "it is malformed",
     }
 }

@@ -103,7 +103,8 @@ async fn graphql_request(headers: &HeaderMap, body: Body) -> Result<async_graphq
     if too_large {
         return Err(too_large_response(true));
     }
-    let invalid = |why: String| graphql_error(StatusCode::BAD_REQUEST, "VALIDATION", &crate::graphql::limits::short(&why));
+    let invalid =
+        |why: String| graphql_error(StatusCode::BAD_REQUEST, "VALIDATION", &crate::graphql::limits::short(&why));
     let text = std::str::from_utf8(&bytes).map_err(|_| invalid("the body is not UTF-8".into()))?;
     // A repeated key ("query" or an amount in "variables" twice) is ambiguous: refused.
     let value = feeledger_infrastructure::strict_json::parse(text)
@@ -147,7 +148,11 @@ fn route_error(status: StatusCode, code: &str, message: &str) -> Response {
 fn too_large_response(graphql: bool) -> Response {
     let message = format!("the request body is larger than {BODY_LIMIT_BYTES} bytes");
     let status = StatusCode::PAYLOAD_TOO_LARGE;
-    if graphql { graphql_error(status, "PAYLOAD_TOO_LARGE", &message) } else { route_error(status, "PAYLOAD_TOO_LARGE", &message) }
+    if graphql {
+        graphql_error(status, "PAYLOAD_TOO_LARGE", &message)
+    } else {
+        route_error(status, "PAYLOAD_TOO_LARGE", &message)
+    }
 }
 
 /// Refuses a body announced larger than the limit before anything reads it. Webhooks are left

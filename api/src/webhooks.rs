@@ -237,14 +237,17 @@ async fn handling(
             let outcome = if provider == Provider::Vnpay { Outcome::NotFound } else { Outcome::Accepted };
             Handled::new(outcome, InboxOutcome::Unmatched, Some(reason), Some(credit_id))
         }
-        Ok(Intake::Duplicate { .. }) => Handled::new(Outcome::Duplicate, InboxOutcome::Duplicate, None, Some(credit_id)),
+        Ok(Intake::Duplicate { .. }) => {
+            Handled::new(Outcome::Duplicate, InboxOutcome::Duplicate, None, Some(credit_id))
+        }
         Err(IntakeError::UnknownAccount(account)) => {
             let why = format!("account {account} is not a collection account of this service");
             Handled::new(Outcome::Malformed(why.clone()), InboxOutcome::Rejected, Some(why), Some(credit_id))
         }
         Err(error) => {
             tracing::error!(%error, "payment intake failed; the provider will retry");
-            let unavailable = matches!(&error, IntakeError::Ledger(LedgerError::Store(store)) if store.is_unavailable());
+            let unavailable =
+                matches!(&error, IntakeError::Ledger(LedgerError::Store(store)) if store.is_unavailable());
             Handled {
                 status_override: unavailable.then_some(StatusCode::SERVICE_UNAVAILABLE),
                 ..Handled::new(Outcome::Internal, InboxOutcome::Failed, Some(error.to_string()), Some(credit_id))
@@ -382,7 +385,8 @@ async fn recover(state: &AppState, request: UnfinishedRequest) {
         match state.inbox.handled_elsewhere(credit_id, request.id).await {
             Ok(true) => {
                 let detail = Some("interrupted; the provider's retry of the same credit was handled".to_owned());
-                let handled = Handled::new(Outcome::Duplicate, InboxOutcome::Superseded, detail, Some(credit_id.clone()));
+                let handled =
+                    Handled::new(Outcome::Duplicate, InboxOutcome::Superseded, detail, Some(credit_id.clone()));
                 return finish_recovered(state, Some(provider), request.id, &handled).await;
             }
             Ok(false) => {}

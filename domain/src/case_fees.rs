@@ -567,7 +567,8 @@ fn assess(state: &CaseFees, c: AssessFees) -> Result<Vec<CaseEvent>, CaseError> 
         return Err(CaseError::AgencyMismatch { case_code: c.case_code, agency_code: c.agency_code });
     }
     let procedure_name = c.procedure_name.trim().to_owned();
-    if procedure_name.is_empty() || procedure_name.chars().count() > 300 || procedure_name.chars().any(char::is_control) {
+    if procedure_name.is_empty() || procedure_name.chars().count() > 300 || procedure_name.chars().any(char::is_control)
+    {
         return Err(CaseError::BadProcedureName);
     }
     if c.lines.is_empty() || c.lines.len() > MAX_LINES {

@@ -201,9 +201,7 @@ impl Inbox {
                            AND outcome IN ('recorded', 'unmatched', 'duplicate'))";
         let context = "looking for a handled retry of a notification";
         match &self.store {
-            EventStore::Postgres(pg) => {
-                sqlx::query_scalar(SQL).bind(credit_id).bind(except).fetch_one(pg.pool()).await
-            }
+            EventStore::Postgres(pg) => sqlx::query_scalar(SQL).bind(credit_id).bind(except).fetch_one(pg.pool()).await,
             EventStore::Sqlite(lite) => {
                 sqlx::query_scalar(SQL).bind(credit_id).bind(except).fetch_one(lite.pool()).await
             }

@@ -134,7 +134,6 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -286,7 +286,8 @@ async fn concurrent_slow_and_rolled_back_writers_never_make_a_reader_skip_or_rep
                 if batch.is_empty() {
                     if writers_finished {
                         let since = *finished_at.get_or_insert_with(std::time::Instant::now);
-                        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+                        let total: i64 =
+                            sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
                         if seen.len() as i64 >= total || since.elapsed() > Duration::from_secs(30) {
                             break;
                         }

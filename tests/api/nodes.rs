@@ -15,7 +15,8 @@ pub(crate) const AGENCY: &str = "H34.22.6";
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
 /// What every node of these tests is configured with, besides its database.
-const NODE_ENV: [(&str, &str); 2] = [("FEELEDGER_SEPAY_API_KEY", SEPAY_KEY), ("FEELEDGER_CASSO_CHECKSUM_KEY", CASSO_KEY)];
+const NODE_ENV: [(&str, &str); 2] =
+    [("FEELEDGER_SEPAY_API_KEY", SEPAY_KEY), ("FEELEDGER_CASSO_CHECKSUM_KEY", CASSO_KEY)];
 
 pub(crate) use feeledger_tests::node::Node;
 

@@ -526,7 +526,8 @@ async fn a_signed_notification_is_recorded_whatever_bytes_its_text_holds_and_dup
         let backend = app.backend();
         assess(&app, CASE, 3).await;
         // U+0000 and other control characters, written as JSON escapes.
-        let (status, body) = post_sepay(&app, &sepay_body(8001, json!(1000), &format!("{CASE}\u{0} nop\u{1b} phi"))).await;
+        let (status, body) =
+            post_sepay(&app, &sepay_body(8001, json!(1000), &format!("{CASE}\u{0} nop\u{1b} phi"))).await;
         assert_eq!((status, body), (200, json!({ "success": true })), "[{backend}]");
         // Raw bytes that are not UTF-8 inside the content.
         let mut raw = sepay_body(8002, json!(1000), &format!("{CASE} XX")).into_bytes();
@@ -553,7 +554,11 @@ async fn a_signed_notification_is_recorded_whatever_bytes_its_text_holds_and_dup
         assert!(contents.iter().any(|c| c.contains('\u{fffd}')), "[{backend}] {contents:?}");
 
         // The same key twice: which one was signed? Refused, kept, nothing recorded.
-        let doubled = sepay_body(8003, json!(1000), CASE).replacen("\"transferAmount\":1000", "\"transferAmount\":1000,\"transferAmount\":9000", 1);
+        let doubled = sepay_body(8003, json!(1000), CASE).replacen(
+            "\"transferAmount\":1000",
+            "\"transferAmount\":1000,\"transferAmount\":9000",
+            1,
+        );
         assert!(doubled.contains("9000"), "{doubled}");
         let (status, _) = post_sepay(&app, &doubled).await;
         assert_eq!(status, 400, "[{backend}]");

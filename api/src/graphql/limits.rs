@@ -110,7 +110,8 @@ fn check_document(document: &ExecutableDocument) -> Result<Counts, Refusal> {
     if document.fragments.len() > MAX_FRAGMENTS {
         return Err(Refusal::Invalid(format!("a document may define at most {MAX_FRAGMENTS} fragments")));
     }
-    let mut counter = FieldCounter { document, memo: HashMap::new(), root_memo: HashMap::new(), counts: Counts::default() };
+    let mut counter =
+        FieldCounter { document, memo: HashMap::new(), root_memo: HashMap::new(), counts: Counts::default() };
     let mut total: u64 = 0;
     for name in document.fragments.keys() {
         total = total.saturating_add(counter.fragment(name)?);
@@ -264,7 +265,9 @@ pub fn check_request(request: &mut Request, authenticated: bool) -> Result<(), R
         .map_err(|error| Refusal::Invalid(format!("the query cannot be parsed: {}", short(&error.message))))?;
     let counts = check_document(document)?;
     if counts.asks_introspection && !authenticated {
-        return Err(Refusal::Unauthenticated("introspection needs a bearer token (Authorization: Bearer <token>)".into()));
+        return Err(Refusal::Unauthenticated(
+            "introspection needs a bearer token (Authorization: Bearer <token>)".into(),
+        ));
     }
     Ok(())
 }
@@ -360,7 +363,8 @@ mod tests {
 
     #[test]
     fn a_hundred_aliases_are_refused_and_twenty_are_not() {
-        let aliases = |n: usize| format!("{{ {} }}", (0..n).map(|i| format!("a{i}: __typename")).collect::<Vec<_>>().join(" "));
+        let aliases =
+            |n: usize| format!("{{ {} }}", (0..n).map(|i| format!("a{i}: __typename")).collect::<Vec<_>>().join(" "));
         assert_eq!(check(&aliases(20)), Ok(()));
         assert!(matches!(check(&aliases(100)), Err(Refusal::Invalid(message)) if message.contains("top-level")));
     }

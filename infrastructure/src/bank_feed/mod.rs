@@ -193,9 +193,7 @@ fn parse_json_object(raw: &[u8]) -> Result<Map<String, Value>, FeedError> {
     let text = String::from_utf8_lossy(raw);
     match strict_json::parse(&strict_json::without_lone_surrogates(&text)) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => {
-            Err(FeedError::Malformed(format!("the body must be a JSON object, got {}", describe(&other))))
-        }
+        Ok(other) => Err(FeedError::Malformed(format!("the body must be a JSON object, got {}", describe(&other)))),
         Err(err) => Err(FeedError::Malformed(format!("the body is not valid JSON: {err}"))),
     }
 }
