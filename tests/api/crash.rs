@@ -182,18 +182,7 @@ async fn sender(
 }
 
 async fn graphql(base: &str, token: &str, query: &str, variables: Value) -> Value {
-    let body: Value = reqwest::Client::new()
-        .post(format!("{base}/graphql"))
-        .bearer_auth(token)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(body["errors"].is_null(), "{query}: {body:#}");
-    body["data"].clone()
+    feeledger_tests::node::graphql(base, token, query, variables).await
 }
 
 async fn wait_until_acknowledged(delivered: &Delivered, count: usize) {

@@ -33,18 +33,7 @@ pub(crate) fn token(database_url: &str, args: &[&str]) -> String {
 }
 
 pub(crate) async fn graphql(node: &Node, token: &str, query: &str) -> Value {
-    let body: Value = reqwest::Client::new()
-        .post(format!("{}/graphql", node.base))
-        .bearer_auth(token)
-        .json(&json!({ "query": query }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(body["errors"].is_null(), "{query}: {body:#}");
-    body["data"].clone()
+    feeledger_tests::node::graphql(&node.base, token, query, Value::Null).await
 }
 
 pub(crate) async fn assess(node: &Node, officer: &str, code: &str) {

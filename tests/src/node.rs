@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// How long a node may take to migrate and start listening.
 pub const START_PATIENCE: Duration = Duration::from_secs(60);
@@ -100,4 +100,20 @@ pub fn token(database_url: &str, env: &[(&str, &str)], args: &[&str]) -> String 
     let output = feeledger(database_url, env).args(["tokens", "issue"]).args(args).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// POSTs a GraphQL document to the node at `base`, failing the test on any error; returns `data`.
+pub async fn graphql(base: &str, token: &str, query: &str, variables: Value) -> Value {
+    let body: Value = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body["errors"].is_null(), "{query}: {body:#}");
+    body["data"].clone()
 }
