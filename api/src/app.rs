@@ -54,6 +54,8 @@ pub struct AppState {
     pub runner: Runner,
     /// The services behind GraphQL, also used by the download routes.
     pub context: ApiContext,
+    /// Whether the client address is taken from `X-Forwarded-For` (behind our own proxy).
+    pub trust_forwarded_for: bool,
 }
 
 /// Connects to the database named in `settings` and applies the migrations.
@@ -131,13 +133,30 @@ impl Application {
             live: live.clone(),
             clock: clock.clone(),
             qr_ttl_seconds: settings.qr_ttl_seconds,
+            public_limit: crate::rate_limit::PublicRateLimit::new(
+                settings.public_rate_per_client_per_minute,
+                settings.public_rate_global_per_minute,
+            ),
+            public_base_url: settings.public_base_url.as_ref().map(|url| url.trim_end_matches('/').to_owned()),
         };
         let schema = build_schema(context.clone());
         let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await
             .map_err(|source| StartError::Listen { address: settings.listen.clone(), source })?;
         let providers = settings.providers.clone();
-        let state = AppState { schema, tokens, ledger, live, clock, intake, inbox, providers, runner, context };
+        let state = AppState {
+            schema,
+            tokens,
+            ledger,
+            live,
+            clock,
+            intake,
+            inbox,
+            providers,
+            runner,
+            context,
+            trust_forwarded_for: settings.trust_forwarded_for,
+        };
         crate::webhooks::start_inbox_recovery(
             state.clone(),
             Duration::from_secs(settings.inbox_recovery_after_seconds),
@@ -156,6 +175,8 @@ impl Application {
     /// Serves until `shutdown` completes, then finishes the requests in flight.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let router = http::router(self.state);
-        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await
+        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 }

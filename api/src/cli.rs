@@ -246,6 +246,15 @@ struct ServeArgs {
     /// The address people use to reach the service, for printed links.
     #[arg(long, env = "FEELEDGER_PUBLIC_BASE_URL")]
     public_base_url: Option<String>,
+    /// Requests a minute one client address may make for the public payment page [default: 60].
+    #[arg(long, env = "FEELEDGER_PUBLIC_RATE_PER_CLIENT_PER_MINUTE")]
+    public_rate_per_client_per_minute: Option<u32>,
+    /// Requests a minute for the public payment page from all clients together [default: 6000].
+    #[arg(long, env = "FEELEDGER_PUBLIC_RATE_GLOBAL_PER_MINUTE")]
+    public_rate_global_per_minute: Option<u32>,
+    /// Take the client address from the last `X-Forwarded-For` entry (behind your own proxy).
+    #[arg(long, env = "FEELEDGER_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: Option<bool>,
     #[command(flatten)]
     providers: ProviderArgs,
 }
@@ -612,6 +621,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         database_max_connections: args.database_max_connections.unwrap_or(base.database_max_connections),
         run_projections: args.run_projections.or(file.run_projections).unwrap_or(true),
         public_base_url: args.public_base_url.or_else(|| file.public_base_url.clone()),
+        public_rate_per_client_per_minute: args
+            .public_rate_per_client_per_minute
+            .or(file.public_rate_per_client_per_minute)
+            .unwrap_or(base.public_rate_per_client_per_minute),
+        public_rate_global_per_minute: args
+            .public_rate_global_per_minute
+            .or(file.public_rate_global_per_minute)
+            .unwrap_or(base.public_rate_global_per_minute),
+        trust_forwarded_for: args.trust_forwarded_for.or(file.trust_forwarded_for).unwrap_or(false),
         cashless_target_percent,
         providers: file.providers_under(args.providers.secrets()),
         non_working_days: file.non_working_days.clone().unwrap_or_default(),

@@ -105,6 +105,7 @@ async fn sample_case(
         schedule: state.ledger.schedule_in_force(agency, now).await?,
         counter_id: Some(counter.clone()),
         now,
+        procedure_code: None,
     });
     state.ledger.execute(&code, assess, metadata, None).await?;
     let bank = state.ledger.agency(agency).await?.current.map(|a| a.bank_account).ok_or_else(|| data(&"no agency"))?;
@@ -157,6 +158,9 @@ pub async fn load(state: &AppState) -> Result<DemoTokens, DemoError> {
                 counters: counters.clone(),
                 receipt_template_symbol: None,
                 receipt_serial: None,
+                public_payment: true,
+                receipt_per_payment: true,
+                receipt_number_width: None,
                 treasury: demo_treasury_identity().map_err(parse_err)?,
                 configured_at: now,
             },

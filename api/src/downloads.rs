@@ -38,6 +38,8 @@ struct ReportQuery {
     month: Option<String>,
     /// For the yearly settlement.
     year: Option<i32>,
+    /// `YYYY-Qn`, for the receipt-usage report.
+    quarter: Option<String>,
     /// For a browser download: the token as a query parameter.
     token: Option<String>,
 }
@@ -202,6 +204,23 @@ async fn report(
                     .map(|b| file(XLSX, format!("{name}.xlsx"), b))
             }
         }
+        "receipt-usage.csv" | "receipt-usage.xlsx" => {
+            let Some(quarter) = query.quarter.as_deref().and_then(feeledger_domain::receipt::Quarter::parse) else {
+                return problem(StatusCode::BAD_REQUEST, "VALIDATION", "quarter (YYYY-Qn) is required");
+            };
+            let report = match crate::graphql::receipt_reports::usage_report(context, &agency, quarter).await {
+                Ok(report) => report,
+                Err(_) => {
+                    return problem(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "the report cannot be produced now");
+                }
+            };
+            let name = format!("bao-cao-su-dung-bien-lai-{agency}-{quarter}");
+            if file_name.ends_with(".csv") {
+                crate::receipt_exports::usage_csv(&report).map(|b| file(CSV, format!("{name}.csv"), b))
+            } else {
+                crate::receipt_exports::usage_xlsx(&report).map(|b| file(XLSX, format!("{name}.xlsx"), b))
+            }
+        }
         _ => return problem(StatusCode::NOT_FOUND, "NOT_FOUND", "no such report"),
     };
     rendered.unwrap_or_else(|error| {
@@ -273,8 +292,13 @@ fn printable(html: String) -> Response {
 
 /// `GET /receipts/{receipt_id}`: the printable receipt. Like a QR image, the random id is the
 /// capability to see it (the page shows the payer's name and masked id only).
+/// `….json` and `….xml` give the same receipt as structured data (`crate::receipt_exports`).
 async fn receipt(State(state): State<AppState>, Path(receipt_id): Path<String>) -> Response {
     let not_found = || problem(StatusCode::NOT_FOUND, "NOT_FOUND", "no such receipt");
+    let (receipt_id, format) = match receipt_id.rsplit_once('.') {
+        Some((id, extension @ ("json" | "xml"))) => (id.to_owned(), extension),
+        _ => (receipt_id, "html"),
+    };
     let Ok(receipt_id) = receipt_id.parse::<uuid::Uuid>() else { return not_found() };
     let Ok(Some(event)) = state.ledger.store().receipt_issued(receipt_id).await else { return not_found() };
     let code = event.stream_id.trim_start_matches(feeledger_infrastructure::codec::CASE_STREAM_PREFIX);
@@ -288,6 +312,29 @@ async fn receipt(State(state): State<AppState>, Path(receipt_id): Path<String>) 
         issued.replaces.and_then(|old| record.state.receipts.iter().find(|r| r.receipt_id == old)).map(|r| r.number);
     let agency_name =
         state.ledger.agency(&code.agency()).await.ok().and_then(|a| a.current).map(|a| a.name).unwrap_or_default();
+    let document = crate::receipt_exports::ReceiptDocument {
+        receipt: issued,
+        case_code: code.as_str(),
+        agency_name: &agency_name,
+        cancelled,
+    };
+    let name = format!("bien-lai-{}-{}", issued.serial, issued.printed_number());
+    match format {
+        "json" => {
+            let body = serde_json::to_vec_pretty(&crate::receipt_exports::receipt_json(&document)).unwrap_or_default();
+            return file("application/json", format!("{name}.json"), body);
+        }
+        "xml" => {
+            return match crate::receipt_exports::receipt_xml(&document) {
+                Ok(body) => file("application/xml; charset=utf-8", format!("{name}.xml"), body),
+                Err(error) => {
+                    tracing::error!(%error, "receipt XML failed");
+                    problem(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "the file could not be produced")
+                }
+            };
+        }
+        _ => {}
+    }
     let html = crate::receipt_page::render(&crate::receipt_page::ReceiptPage {
         receipt: issued,
         agency_name: &agency_name,

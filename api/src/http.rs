@@ -8,7 +8,7 @@ use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Json, Response};
@@ -21,6 +21,7 @@ use tower_http::trace::TraceLayer;
 use crate::app::AppState;
 use crate::graphql::RequestId;
 use crate::graphql::errors::ApiError;
+use crate::rate_limit::ClientAddress;
 
 /// GraphQL documents are small; anything bigger is a mistake or an attack. The same bound holds
 /// for every other route that takes a body (webhooks have a smaller one of their own) and for
@@ -42,10 +43,12 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::screens::routes())
         .merge(crate::webhooks::routes())
         .merge(crate::downloads::routes())
+        .merge(crate::pay_page::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(middleware::from_fn(refuse_oversized_bodies))
+        .layer(middleware::from_fn_with_state(state.clone(), client_address))
         .layer(middleware::map_response(errors_as_json))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
@@ -54,6 +57,23 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Records where the request came from ([`ClientAddress`]) for the public rate limits: the TCP
+/// peer, or behind our own proxy (`trust_forwarded_for`) the last `X-Forwarded-For` entry, the
+/// one that proxy appended.
+async fn client_address(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
+    let forwarded = state
+        .trust_forwarded_for
+        .then(|| {
+            let header = request.headers().get("x-forwarded-for")?.to_str().ok()?;
+            header.rsplit(',').next()?.trim().parse::<std::net::IpAddr>().ok()
+        })
+        .flatten();
+    let address = forwarded.or(peer).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    request.extensions_mut().insert(ClientAddress(address));
+    next.run(request).await
 }
 
 async fn graphiql() -> Html<String> {
@@ -65,7 +85,12 @@ async fn graphiql() -> Html<String> {
 /// with a JSON error and a code; the document itself is checked by the schema's limits
 /// (`graphql::limits`). An answer with an UNAVAILABLE error (the database cannot be reached) is
 /// sent as 503 with `Retry-After`, so load balancers and clients see the outage for what it is.
-async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+async fn graphql(
+    State(state): State<AppState>,
+    Extension(client): Extension<ClientAddress>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let request = match graphql_request(&headers, body).await {
         Ok(request) => request,
         Err(refused) => return refused,
@@ -73,15 +98,32 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Body) 
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let authentication = state.tokens.authenticate(authorization);
     let request_id = headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let request = request.data(authentication).data(RequestId(request_id));
+    let request = request.data(authentication).data(RequestId(request_id)).data(client);
     let response = state.schema.execute(request).await;
+    // A public field refused by the rate limit: 429 with Retry-After, the body still GraphQL's.
+    let rate_limited = response.errors.iter().find_map(|error| {
+        let extensions = error.extensions.as_ref()?;
+        match (extensions.get("code"), extensions.get("retryAfter")) {
+            (Some(async_graphql::Value::String(code)), Some(async_graphql::Value::Number(seconds)))
+                if code == "RATE_LIMITED" =>
+            {
+                seconds.as_u64()
+            }
+            _ => None,
+        }
+    });
     let unavailable_code = ApiError::Unavailable.code();
     let unavailable = response.errors.iter().any(|error| {
         let code = error.extensions.as_ref().and_then(|e| e.get("code"));
         matches!(code, Some(async_graphql::Value::String(code)) if code == unavailable_code)
     });
     let mut http = GraphQLResponse::from(response).into_response();
-    if unavailable {
+    if let Some(seconds) = rate_limited {
+        *http.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            http.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    } else if unavailable {
         *http.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         http.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     }
@@ -220,7 +262,12 @@ async fn method_not_allowed() -> Response {
 /// GraphQL subscriptions over WebSocket (graphql-transport-ws, and the legacy
 /// subscriptions-transport-ws). The token comes in the `connection_init` payload as
 /// `{"authorization": "Bearer <token>"}`; resolvers answer UNAUTHENTICATED without one.
-async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+async fn graphql_ws(
+    State(state): State<AppState>,
+    Extension(client): Extension<ClientAddress>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let tokens = state.tokens.clone();
     let schema = state.schema.clone();
     upgrade
@@ -235,6 +282,7 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
                         .find_map(|key| payload.get(*key).and_then(|v| v.as_str()));
                     let mut data = async_graphql::Data::default();
                     data.insert(tokens.authenticate(authorization));
+                    data.insert(client);
                     Ok(data)
                 })
                 .serve()

@@ -40,7 +40,7 @@ pub fn receipt_number(number: u32) -> String {
 /// A complete, standalone, printable HTML page.
 pub fn render(page: &ReceiptPage<'_>) -> String {
     let receipt = page.receipt;
-    let number = receipt_number(receipt.number);
+    let number = receipt.printed_number();
     let title = format!("Biên lai số {number} – ký hiệu {}", receipt.serial);
     let markup: Markup = html! {
         (DOCTYPE)
@@ -62,6 +62,13 @@ pub fn render(page: &ReceiptPage<'_>) -> String {
                             div.issuer {
                                 div.caption { "Đơn vị thu phí, lệ phí" }
                                 div.org { (page.agency_name) }
+                                div.tax-code {
+                                    "Mã số thuế: "
+                                    @match &receipt.tax_code {
+                                        Some(tax_code) => span data-testid="tax-code" { (tax_code) },
+                                        None => span { "(chưa cấu hình)" },
+                                    }
+                                }
                                 div { "Mã đơn vị: " (receipt.agency_code) }
                             }
                             dl.series {
@@ -89,6 +96,12 @@ pub fn render(page: &ReceiptPage<'_>) -> String {
                         }
                         dl.fields {
                             dt { "Mã hồ sơ:" } dd { (page.case_code) }
+                            @if let Some(procedure) = &receipt.procedure_code {
+                                dt { "Mã thủ tục hành chính:" } dd { (procedure) }
+                            }
+                            @if receipt.payment_id.is_some() {
+                                dt { "Nội dung:" } dd { "Thu theo lần nộp tiền (một phần hoặc toàn bộ phí, lệ phí của hồ sơ)" }
+                            }
                             dt { "Họ tên người nộp:" } dd.payer { (receipt.payer_name) }
                             @if let Some(masked) = &receipt.payer_masked_id {
                                 dt { "Số định danh/Mã số thuế:" } dd { (masked) }
@@ -273,6 +286,10 @@ mod tests {
             // 19:30 UTC on the 4th is 02:30 on the 5th in Hà Nội.
             issued_at: "2026-03-04T19:30:00Z".parse().unwrap(),
             replaces: None,
+            tax_code: Some(feeledger_domain::budget::TaxCode::parse("0100109106").unwrap()),
+            procedure_code: Some(feeledger_domain::procedure::ProcedureCode::parse("2.000815.000.00.00.H34").unwrap()),
+            payment_id: None,
+            number_width: None,
         }
     }
 
@@ -318,6 +335,9 @@ mod tests {
             "21.000",
             "Hai mươi mốt nghìn đồng",
             "Người thu tiền",
+            "Mã số thuế: ",
+            "0100109106",
+            "2.000815.000.00.00.H34",
         ] {
             assert!(html.contains(expected), "missing {expected:?}");
         }

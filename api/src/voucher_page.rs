@@ -227,6 +227,9 @@ mod tests {
             counters: vec![],
             receipt_template_symbol: None,
             receipt_serial: None,
+            public_payment: false,
+            receipt_per_payment: false,
+            receipt_number_width: None,
             treasury: TreasuryIdentity {
                 tax_code: Some(TaxCode::parse("0108888888").unwrap()),
                 ..TreasuryIdentity::default()

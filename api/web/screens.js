@@ -958,6 +958,8 @@
       setText("case-overpaid", vnd(c.overpaid));
 
       const open = c.status !== "CANCELLED" && toBig(c.outstanding) > 0n;
+      // The printable slip whose QR leads the citizen to the public payment page.
+      $("print-slip").href = `/cases/${encodeURIComponent(c.code)}/slip?token=${encodeURIComponent(TOKEN)}`;
       const createQr = $("create-qr");
       createQr.disabled = !open;
       const payable = Boolean(c.qr && c.qr.payable);

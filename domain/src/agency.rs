@@ -29,6 +29,16 @@ pub struct AgencyConfigured {
     /// a report names what is missing instead of inventing a code.
     #[serde(default, flatten)]
     pub treasury: TreasuryIdentity,
+    /// Whether citizens may look the agency's cases up and pay them on the public page `/pay`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public_payment: bool,
+    /// Whether a receipt is issued automatically for every payment (a partial one included),
+    /// rather than once, by hand, when the case is paid in full.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub receipt_per_payment: bool,
+    /// How many digits a receipt number has (default [`crate::receipt::DEFAULT_NUMBER_WIDTH`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_number_width: Option<u8>,
     pub configured_at: DateTime<Utc>,
 }
 
@@ -67,6 +77,8 @@ pub enum AgencyError {
     BadReceiptSeries,
     #[error("address must be at most 300 characters")]
     BadAddress,
+    #[error("receiptNumberWidth must be 1 to 9 digits")]
+    BadReceiptNumberWidth,
 }
 
 /// An agency's current configuration: the latest AgencyConfigured event, if any.
@@ -106,6 +118,9 @@ impl Agency {
         if !series_ok(&wanted.receipt_template_symbol) || !series_ok(&wanted.receipt_serial) {
             return Err(AgencyError::BadReceiptSeries);
         }
+        if wanted.receipt_number_width.is_some_and(|w| !crate::receipt::NUMBER_WIDTHS.contains(&w)) {
+            return Err(AgencyError::BadReceiptNumberWidth);
+        }
         wanted.treasury.address = wanted.treasury.address.map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
         if wanted.treasury.address.as_ref().is_some_and(|a| a.chars().count() > 300) {
             return Err(AgencyError::BadAddress);
@@ -122,6 +137,9 @@ impl Agency {
                 && current.receipt_template_symbol == wanted.receipt_template_symbol
                 && current.receipt_serial == wanted.receipt_serial
                 && current.treasury == wanted.treasury
+                && current.public_payment == wanted.public_payment
+                && current.receipt_per_payment == wanted.receipt_per_payment
+                && current.receipt_number_width == wanted.receipt_number_width
         });
         Ok((!unchanged).then_some(wanted))
     }

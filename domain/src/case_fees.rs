@@ -13,11 +13,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::budget::TaxCode;
 use crate::budget::{BudgetChapter, BudgetSubItem};
 use crate::codes::{AgencyCode, BankAccount, CaseCode, CounterId, FeeCode, PaymentReference};
 use crate::fee_schedule::{FeeKind, FeeScheduleVersion};
 use crate::money::{MoneyError, NAPAS_TRANSFER_LIMIT, Vnd};
 use crate::payer::Payer;
+use crate::procedure::ProcedureCode;
 use crate::receipt::{ReceiptCancelled, ReceiptIssued};
 use crate::vietqr;
 
@@ -90,6 +92,9 @@ pub struct FeeAssessed {
     pub schedule_effective_from: NaiveDate,
     pub counter_id: Option<CounterId>,
     pub assessed_at: DateTime<Utc>,
+    /// The procedure code (mã TTHC), when the officer gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub procedure_code: Option<ProcedureCode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,6 +311,7 @@ pub struct AssessFees {
     pub schedule: FeeScheduleVersion,
     pub counter_id: Option<CounterId>,
     pub now: DateTime<Utc>,
+    pub procedure_code: Option<ProcedureCode>,
 }
 
 #[derive(Debug, Clone)]
@@ -369,6 +375,12 @@ pub struct IssueReceipt {
     pub serial: String,
     pub number: u32,
     pub now: DateTime<Utc>,
+    /// The agency's tax code (MST) as configured now.
+    pub tax_code: Option<TaxCode>,
+    /// A receipt for this payment only (the agency issues one per payment); `None`: the receipt
+    /// of the case paid in full.
+    pub payment_id: Option<Uuid>,
+    pub number_width: Option<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -436,6 +448,8 @@ pub enum CaseError {
     ReceiptAlreadyIssued(Uuid),
     #[error("receipt {0} is not an active receipt of this case")]
     UnknownReceipt(Uuid),
+    #[error("payment {0} paid no fee line (it was all beyond what was owed): there is nothing to put on a receipt")]
+    NothingToReceipt(Uuid),
     #[error(transparent)]
     Money(#[from] MoneyError),
     #[error(transparent)]
@@ -522,7 +536,27 @@ impl CaseFees {
 
     /// The receipt in force: the last issued one, unless it was cancelled.
     pub fn active_receipt(&self) -> Option<&ReceiptIssued> {
-        self.receipts.last().filter(|r| !self.cancelled_receipts.iter().any(|c| c.receipt_id == r.receipt_id))
+        self.receipts.last().filter(|r| !self.is_cancelled(r.receipt_id))
+    }
+
+    fn is_cancelled(&self, receipt_id: Uuid) -> bool {
+        self.cancelled_receipts.iter().any(|c| c.receipt_id == receipt_id)
+    }
+
+    /// Every receipt not cancelled, oldest first.
+    pub fn receipts_in_force(&self) -> impl Iterator<Item = &ReceiptIssued> {
+        self.receipts.iter().filter(|r| !self.is_cancelled(r.receipt_id))
+    }
+
+    /// The payments that paid a fee line and have no receipt in force (for an agency that
+    /// issues a receipt per payment).
+    pub fn payments_without_receipt(&self) -> Vec<Uuid> {
+        self.payments
+            .iter()
+            .filter(|p| !p.allocation.is_empty())
+            .filter(|p| !self.receipts_in_force().any(|r| r.payment_id == Some(p.payment_id)))
+            .map(|p| p.payment_id)
+            .collect()
     }
 
     /// The QR a citizen may still pay: active and asking for exactly what is outstanding.
@@ -605,6 +639,7 @@ fn assess(state: &CaseFees, c: AssessFees) -> Result<Vec<CaseEvent>, CaseError> 
         schedule_effective_from: c.schedule.effective_from,
         counter_id: c.counter_id,
         assessed_at: c.now,
+        procedure_code: c.procedure_code,
     })])
 }
 
@@ -792,13 +827,43 @@ fn remit(state: &CaseFees, c: RecordRemittance) -> Result<Vec<CaseEvent>, CaseEr
 
 fn issue_receipt(state: &CaseFees, c: IssueReceipt) -> Result<Vec<CaseEvent>, CaseError> {
     let assessed = require_assessed(state)?;
-    if !matches!(state.status, CaseStatus::Paid | CaseStatus::Overpaid) {
-        return Err(CaseError::NotPaidInFull);
-    }
-    if let Some(active) = state.active_receipt() {
-        return Err(CaseError::ReceiptAlreadyIssued(active.receipt_id));
-    }
-    let amount = assessed.total;
+    let (lines, amount, replaces) = match c.payment_id {
+        None => {
+            if !matches!(state.status, CaseStatus::Paid | CaseStatus::Overpaid) {
+                return Err(CaseError::NotPaidInFull);
+            }
+            if let Some(active) = state.receipts_in_force().last() {
+                return Err(CaseError::ReceiptAlreadyIssued(active.receipt_id));
+            }
+            (assessed.lines.clone(), assessed.total, state.receipts.iter().rev().find(|r| r.payment_id.is_none()))
+        }
+        Some(payment_id) => {
+            let payment = state
+                .payments
+                .iter()
+                .find(|p| p.payment_id == payment_id)
+                .ok_or(CaseError::UnknownPayment(payment_id))?;
+            if let Some(active) =
+                state.receipts_in_force().find(|r| r.payment_id == Some(payment_id) || r.payment_id.is_none())
+            {
+                return Err(CaseError::ReceiptAlreadyIssued(active.receipt_id));
+            }
+            if payment.allocation.is_empty() {
+                return Err(CaseError::NothingToReceipt(payment_id));
+            }
+            let lines = payment
+                .allocation
+                .iter()
+                .filter_map(|share| {
+                    let line = assessed.lines.get(share.line)?;
+                    Some(AssessedLine { amount: share.amount, ..line.clone() })
+                })
+                .collect::<Vec<_>>();
+            let amount = Vnd::sum(payment.allocation.iter().map(|share| share.amount))?;
+            let replaces = state.receipts.iter().rev().find(|r| r.payment_id == Some(payment_id));
+            (lines, amount, replaces)
+        }
+    };
     Ok(vec![CaseEvent::ReceiptIssued(ReceiptIssued {
         receipt_id: c.receipt_id,
         agency_code: assessed.agency_code.clone(),
@@ -807,18 +872,21 @@ fn issue_receipt(state: &CaseFees, c: IssueReceipt) -> Result<Vec<CaseEvent>, Ca
         number: c.number,
         payer_name: assessed.payer.name.clone(),
         payer_masked_id: assessed.payer.masked_id(),
-        lines: assessed.lines.clone(),
+        lines,
         amount,
         amount_in_words: crate::amount_in_words::vietnamese(amount),
         issued_at: c.now,
-        replaces: state.receipts.last().map(|r| r.receipt_id),
+        replaces: replaces.map(|r| r.receipt_id),
+        tax_code: c.tax_code,
+        procedure_code: assessed.procedure_code.clone(),
+        payment_id: c.payment_id,
+        number_width: c.number_width,
     })])
 }
 
 fn cancel_receipt(state: &CaseFees, c: CancelReceipt) -> Result<Vec<CaseEvent>, CaseError> {
-    match state.active_receipt() {
-        Some(active) if active.receipt_id == c.receipt_id => {}
-        _ => return Err(CaseError::UnknownReceipt(c.receipt_id)),
+    if !state.receipts_in_force().any(|r| r.receipt_id == c.receipt_id) {
+        return Err(CaseError::UnknownReceipt(c.receipt_id));
     }
     let reason = c.reason.trim();
     if reason.is_empty() {

@@ -11,6 +11,7 @@ pub mod declaration;
 pub mod fee_schedule;
 pub mod money;
 pub mod payer;
+pub mod procedure;
 pub mod receipt;
 pub mod reconciliation;
 pub mod remittance_voucher;

@@ -110,6 +110,7 @@ fn assess_command(lines: &[(&str, u32)]) -> Command {
         schedule: schedule(),
         counter_id: Some(CounterId::parse("quay-1").unwrap()),
         now: now(),
+        procedure_code: None,
     })
 }
 

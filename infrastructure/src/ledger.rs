@@ -46,6 +46,8 @@ pub enum LedgerError {
     Store(StoreError),
     #[error(transparent)]
     Codec(#[from] CodecError),
+    #[error(transparent)]
+    ReceiptNumbers(#[from] feeledger_domain::receipt::ReceiptNumberError),
 }
 
 impl From<StoreError> for LedgerError {
@@ -250,7 +252,16 @@ impl Ledger {
                     .map(|event| LedgerEvent::Case(event).to_new_event(metadata))
                     .collect::<Result<Vec<_>, _>>()?;
                 let expected = ExpectedVersion::from_read(record.version);
+                let paid = matches!(command, Command::RecordPayment(_));
                 match self.store.append(&stream, expected, rows, idempotency).await {
+                    Ok(AppendOutcome::Appended(_)) if paid => {
+                        // Issued now, never before the payment (a test clock may run ahead).
+                        let at = match &command {
+                            Command::RecordPayment(payment) => payment.received_at.max(Utc::now()),
+                            _ => Utc::now(),
+                        };
+                        return self.issue_receipts_due(code, metadata, at).await;
+                    }
                     Ok(AppendOutcome::Appended(_)) => return self.load_case(code).await,
                     Ok(AppendOutcome::AlreadyDone { stream_version, .. }) => {
                         return self.load_case_at_version(code, stream_version).await;
@@ -273,18 +284,79 @@ impl Ledger {
 const RECEIPT_ATTEMPTS: u32 = 64;
 
 impl Ledger {
-    /// Issues the receipt of a fully paid case, numbered within its template and serial.
-    ///
-    /// The number is the next version of the series stream, appended in the same transaction as
-    /// the case's ReceiptIssued: two receipts can never share a number, and since a failed
-    /// transaction appends neither, no number is ever skipped.
+    /// Issues the receipt of a fully paid case, numbered within its template and serial. For an
+    /// agency that issues a receipt per payment, issues the receipts its payments still lack.
     pub async fn issue_receipt(
         &self,
         code: &CaseCode,
         metadata: &EventMetadata,
         now: DateTime<Utc>,
     ) -> Result<CaseRecord, LedgerError> {
-        let agency_config = self.require_agency(&code.agency()).await?;
+        let agency = self.require_agency(&code.agency()).await?;
+        if agency.receipt_per_payment {
+            let due = self.load_case(code).await?.state.payments_without_receipt();
+            if due.is_empty() {
+                // Nothing left to issue: let the decider say why (not paid, already issued).
+                return self.issue_one_receipt(code, &agency, None, metadata, now).await;
+            }
+            let mut record = None;
+            for payment_id in due {
+                record = Some(self.issue_one_receipt(code, &agency, Some(payment_id), metadata, now).await?);
+            }
+            return record.ok_or_else(|| LedgerError::NotFound(format!("case {code}")));
+        }
+        self.issue_one_receipt(code, &agency, None, metadata, now).await
+    }
+
+    /// After a payment: when the agency issues a receipt per payment, issues the receipts the
+    /// case's payments lack (a payment that paid no fee line gets none). Returns the case.
+    ///
+    /// It runs right after the payment's own transaction; a crash in between leaves the payment
+    /// without its receipt until the next payment of the case or `issueReceipt` issues it.
+    pub async fn issue_receipts_due(
+        &self,
+        code: &CaseCode,
+        metadata: &EventMetadata,
+        now: DateTime<Utc>,
+    ) -> Result<CaseRecord, LedgerError> {
+        let record = self.load_case(code).await?;
+        let agency = match self.agency(&code.agency()).await?.current {
+            Some(agency) if agency.receipt_per_payment => agency,
+            _ => return Ok(record),
+        };
+        let due = record.state.payments_without_receipt();
+        if due.is_empty() {
+            return Ok(record);
+        }
+        let mut record = record;
+        for payment_id in due {
+            match self.issue_one_receipt(code, &agency, Some(payment_id), metadata, now).await {
+                Ok(issued) => record = issued,
+                // The payment is recorded whatever happens to its receipt; say so loudly.
+                Err(error) => {
+                    tracing::error!(case.code = %code, payment.id = %payment_id, %error, "the payment's receipt could not be issued");
+                    return self.load_case(code).await;
+                }
+            }
+        }
+        Ok(record)
+    }
+
+    /// Issues one receipt: of the case paid in full (`payment_id` `None`) or of one payment.
+    ///
+    /// The number is the next version of the series stream of the year, appended in the same
+    /// transaction as the case's ReceiptIssued: two receipts can never share a number, and since
+    /// a failed transaction appends neither, no number is ever skipped. Numbering starts at 1
+    /// each 1 January (a new series stream); past the configured width it is an error, never a
+    /// wrap.
+    async fn issue_one_receipt(
+        &self,
+        code: &CaseCode,
+        agency_config: &AgencyConfigured,
+        payment_id: Option<uuid::Uuid>,
+        metadata: &EventMetadata,
+        now: DateTime<Utc>,
+    ) -> Result<CaseRecord, LedgerError> {
         let template = agency_config
             .receipt_template_symbol
             .clone()
@@ -292,21 +364,27 @@ impl Ledger {
         let year = chrono::Datelike::year(&feeledger_domain::vietnam_time::date_of(now));
         let serial =
             agency_config.receipt_serial.clone().unwrap_or_else(|| feeledger_domain::receipt::default_serial(year));
-        let series = feeledger_domain::receipt::series_stream(&code.agency(), &template, &serial);
+        let width = agency_config.receipt_number_width.unwrap_or(feeledger_domain::receipt::DEFAULT_NUMBER_WIDTH);
+        let series = feeledger_domain::receipt::series_stream(&code.agency(), &template, &serial, year);
         for attempt in 0..RECEIPT_ATTEMPTS {
             let record = self.load_case(code).await?;
             let series_version = self.store.stream_version(&series).await?;
-            let number =
-                u32::try_from(series_version + 1).map_err(|_| LedgerError::Invalid("receipt series is full".into()))?;
             let receipt_id = uuid::Uuid::new_v4();
+            let number = feeledger_domain::receipt::next_number(series_version, width);
             let issue = Command::IssueReceipt(feeledger_domain::case_fees::IssueReceipt {
                 receipt_id,
                 template_symbol: template.clone(),
                 serial: serial.clone(),
-                number,
+                number: *number.as_ref().unwrap_or(&0),
                 now,
+                tax_code: agency_config.treasury.tax_code.clone(),
+                payment_id,
+                number_width: agency_config.receipt_number_width,
             });
-            let case_events = case_fees::decide(&record.state, issue)?
+            // The case's own refusal (not paid, already issued) comes before "used up".
+            let decided = case_fees::decide(&record.state, issue)?;
+            let number = number?;
+            let case_events = decided
                 .into_iter()
                 .map(|event| LedgerEvent::Case(event).to_new_event(metadata))
                 .collect::<Result<Vec<_>, _>>()?;

@@ -52,6 +52,12 @@ pub const DEFAULT_LIVE_POLL_MS: u64 = 1_000;
 /// A notification still unfinished this long after it arrived was interrupted (a request
 /// takes milliseconds); the inbox recovery finishes it.
 pub const DEFAULT_INBOX_RECOVERY_AFTER_SECONDS: u64 = 60;
+/// Requests a minute one client address may make to the public payment page's data: a page
+/// that polls every 5 s uses 12, so a citizen never meets the limit, while walking through
+/// case codes goes at one a second at most.
+pub const DEFAULT_PUBLIC_RATE_PER_CLIENT_PER_MINUTE: u32 = 60;
+/// Requests a minute to the public payment page's data from all clients together.
+pub const DEFAULT_PUBLIC_RATE_GLOBAL_PER_MINUTE: u32 = 6_000;
 
 /// The keys each payment intermediary signs its notifications with. A provider without its key
 /// answers 503 and accepts nothing.
@@ -96,6 +102,13 @@ pub struct Settings {
     pub non_working_days: Vec<chrono::NaiveDate>,
     /// PostgreSQL read replica(s) for reads that tolerate one (FEELEDGER_READ_DATABASE_URL).
     pub read_database_url: Option<String>,
+    /// The public payment page's rate limits (requests a minute): per client address, and all
+    /// clients together.
+    pub public_rate_per_client_per_minute: u32,
+    pub public_rate_global_per_minute: u32,
+    /// Whether the client address is the last one of `X-Forwarded-For` (behind our own reverse
+    /// proxy) rather than the TCP peer.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for Settings {
@@ -116,6 +129,9 @@ impl Default for Settings {
             migrate: true,
             non_working_days: Vec::new(),
             read_database_url: None,
+            public_rate_per_client_per_minute: DEFAULT_PUBLIC_RATE_PER_CLIENT_PER_MINUTE,
+            public_rate_global_per_minute: DEFAULT_PUBLIC_RATE_GLOBAL_PER_MINUTE,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -142,6 +158,9 @@ pub struct FileSettings {
     /// `["2028-01-25", …]`: see [`Settings::non_working_days`].
     pub non_working_days: Option<Vec<chrono::NaiveDate>>,
     pub read_database_url: Option<String>,
+    pub public_rate_per_client_per_minute: Option<u32>,
+    pub public_rate_global_per_minute: Option<u32>,
+    pub trust_forwarded_for: Option<bool>,
     #[serde(default)]
     pub providers: FileProviders,
 }
@@ -248,6 +267,32 @@ impl Settings {
                 "FEELEDGER_INBOX_RECOVERY_AFTER_SECONDS",
                 "inbox_recovery_after_seconds",
                 "1 to 86400 seconds".into(),
+            );
+        }
+        if !(1..=1_000_000).contains(&self.public_rate_per_client_per_minute) {
+            return bad(
+                "public rate per client",
+                "FEELEDGER_PUBLIC_RATE_PER_CLIENT_PER_MINUTE",
+                "public_rate_per_client_per_minute",
+                "1 to 1000000 requests a minute".into(),
+            );
+        }
+        if !(1..=10_000_000).contains(&self.public_rate_global_per_minute) {
+            return bad(
+                "public rate, all clients",
+                "FEELEDGER_PUBLIC_RATE_GLOBAL_PER_MINUTE",
+                "public_rate_global_per_minute",
+                "1 to 10000000 requests a minute".into(),
+            );
+        }
+        if let Some(url) = &self.public_base_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return bad(
+                "public base URL",
+                "FEELEDGER_PUBLIC_BASE_URL",
+                "public_base_url",
+                "an absolute http(s):// URL, e.g. https://dichvucong.example.gov.vn".into(),
             );
         }
         if !(1..=1_000).contains(&self.database_max_connections) {

@@ -10,16 +10,16 @@ use std::time::Duration;
 use feeledger_tests::{TestDatabase, spawn_app};
 use serde_json::{Value, json};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 /// A bound on a broken run (the script gives up by itself after 100 s), not a performance target.
-const PATIENCE: Duration = Duration::from_secs(120);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(120);
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the repository").to_path_buf()
 }
 
 /// What the browser test needs and this machine lacks.
-fn missing_prerequisites(root: &Path) -> Vec<String> {
+pub(crate) fn missing_prerequisites(root: &Path) -> Vec<String> {
     let mut missing = Vec::new();
     if !Path::new(CHROMIUM).exists() {
         missing.push(format!("{CHROMIUM} (apt-get install chromium)"));
@@ -57,7 +57,7 @@ fn greyscale(path: &Path) -> (usize, usize, Vec<u8>) {
     (info.width as usize, info.height as usize, grey)
 }
 
-fn decode_qr(path: &Path) -> String {
+pub(crate) fn decode_qr(path: &Path) -> String {
     let (w, h, pixels) = greyscale(path);
     let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| pixels[y * w + x]);
     let grids = image.detect_grids();

@@ -326,6 +326,7 @@ async fn keep_paying(ledger: &feeledger_infrastructure::ledger::Ledger, count: u
                     schedule,
                     counter_id: None,
                     now,
+                    procedure_code: None,
                 }),
                 &metadata,
                 None,

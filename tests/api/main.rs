@@ -13,5 +13,7 @@ mod finance;
 mod health;
 mod hostile;
 mod nodes;
+mod pay_browser;
+mod public_pay;
 mod treasury;
 mod webhooks;

@@ -122,6 +122,9 @@ pub async fn configure(
                 counters: vec![CounterId::parse("quay-1").map_err(code_err)?],
                 receipt_template_symbol: None,
                 receipt_serial: None,
+                public_payment: false,
+                receipt_per_payment: false,
+                receipt_number_width: None,
                 treasury: TreasuryIdentity {
                     tax_code: Some(TaxCode::parse("0108888888").map_err(code_err)?),
                     budget_chapter: Some(BudgetChapter::parse("800").map_err(code_err)?),
@@ -225,6 +228,7 @@ pub async fn generate(ledger: &Ledger, plan: &Plan) -> Result<Generated, LedgerE
                             schedule,
                             counter_id: None,
                             now: opened,
+                            procedure_code: None,
                         }),
                         &metadata,
                         None,

@@ -45,6 +45,13 @@ pub struct ConfigureAgencyInput {
     tax_office_code: Option<String>,
     /// The address printed on vouchers and declarations.
     address: Option<String>,
+    /// Whether citizens may look cases up and pay them on the public page `/pay` (default false).
+    public_payment: Option<bool>,
+    /// Whether a receipt is issued automatically for every payment, partial ones included
+    /// (default false: one receipt, by hand, once the case is paid in full).
+    receipt_per_payment: Option<bool>,
+    /// Digits of a receipt number, 1 to 9 (default 7).
+    receipt_number_width: Option<i32>,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -177,6 +184,12 @@ pub struct AgencyView {
     treasury_account: Option<String>,
     tax_office_code: Option<String>,
     address: Option<String>,
+    public_payment: bool,
+    receipt_per_payment: bool,
+    receipt_template_symbol: String,
+    /// The configured serial; `null`: `AA-<YY>E` of the year of issue.
+    receipt_serial: Option<String>,
+    receipt_number_width: i32,
 }
 
 impl From<AgencyConfigured> for AgencyView {
@@ -192,6 +205,16 @@ impl From<AgencyConfigured> for AgencyView {
             treasury_account: text(t.treasury_account.as_ref().map(TreasuryAccount::as_str)),
             tax_office_code: text(t.tax_office_code.as_ref().map(TaxOfficeCode::as_str)),
             address: t.address.clone(),
+            public_payment: a.public_payment,
+            receipt_per_payment: a.receipt_per_payment,
+            receipt_template_symbol: a
+                .receipt_template_symbol
+                .clone()
+                .unwrap_or_else(|| feeledger_domain::receipt::DEFAULT_TEMPLATE_SYMBOL.to_owned()),
+            receipt_serial: a.receipt_serial.clone(),
+            receipt_number_width: i32::from(
+                a.receipt_number_width.unwrap_or(feeledger_domain::receipt::DEFAULT_NUMBER_WIDTH),
+            ),
             name: a.name,
             bank_bin: a.bank_account.bin.to_string(),
             account_number: a.bank_account.number.to_string(),
@@ -362,6 +385,17 @@ impl AgencyMutations {
                 tax_office_code: optional_code("taxOfficeCode", input.tax_office_code, TaxOfficeCode::parse)?,
                 address: input.address,
             },
+            public_payment: input.public_payment.unwrap_or(false),
+            receipt_per_payment: input.receipt_per_payment.unwrap_or(false),
+            receipt_number_width: input
+                .receipt_number_width
+                .map(|w| {
+                    u8::try_from(w)
+                        .ok()
+                        .filter(|w| feeledger_domain::receipt::NUMBER_WIDTHS.contains(w))
+                        .ok_or_else(|| ApiError::Validation("receiptNumberWidth must be 1 to 9 digits".into()))
+                })
+                .transpose()?,
             configured_at: now(ctx),
         };
         let configured = ledger(ctx).configure_agency(wanted, &metadata(ctx, &principal)).await?;

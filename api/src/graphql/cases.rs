@@ -228,6 +228,11 @@ impl CaseView {
         CaseStatusGql::of(self.state())
     }
 
+    /// The procedure code (mã TTHC) recorded at assessment.
+    async fn procedure_code(&self) -> Option<String> {
+        self.state().assessment.as_ref().and_then(|a| a.procedure_code.as_ref()).map(ToString::to_string)
+    }
+
     async fn total(&self) -> VndScalar {
         self.state().total().into()
     }
@@ -360,6 +365,8 @@ pub struct AssessFeesInput {
     lines: Vec<FeeLineInput>,
     /// Makes a retried request return the first result instead of failing or duplicating.
     idempotency_key: Option<String>,
+    /// The procedure code (mã TTHC), e.g. `2.000815.000.00.00.H34`; printed on receipts.
+    procedure_code: Option<String>,
 }
 
 #[derive(InputObject, Serialize)]
@@ -455,6 +462,13 @@ impl CaseMutations {
                 Ok(FeeLineRequest { fee_code, quantity })
             })
             .collect::<ApiResult<Vec<_>>>()?;
+        let procedure_code = match input.procedure_code.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(code) => Some(
+                feeledger_domain::procedure::ProcedureCode::parse(code)
+                    .map_err(|e| ApiError::Validation(format!("procedureCode: {e}")))?,
+            ),
+        };
         let idempotency = idempotency_key(&input, "assessFees", input.idempotency_key.as_deref())?;
         let at = now(ctx);
         let schedule = ledger(ctx).schedule_in_force(&agency_code, at).await?;
@@ -467,6 +481,7 @@ impl CaseMutations {
             schedule,
             counter_id: principal.counter.clone(),
             now: at,
+            procedure_code,
         });
         let record = ledger(ctx).execute(&case_code, command, &metadata(ctx, &principal), idempotency.as_ref()).await?;
         Ok(CaseView::new(record, &principal))

@@ -19,6 +19,8 @@ pub enum ApiError {
     Unauthenticated(String),
     Unavailable,
     Internal,
+    /// Too many requests to a public field: try again after this many seconds.
+    RateLimited(u64),
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             | ApiError::Unauthenticated(m) => m.clone(),
             ApiError::Unavailable => "the database is unavailable; try again shortly".into(),
             ApiError::Internal => "internal error (see the server log for this request id)".into(),
+            ApiError::RateLimited(seconds) => format!("too many requests; try again in {seconds} s"),
         }
     }
 
@@ -43,6 +46,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
             ApiError::Unavailable => "UNAVAILABLE",
             ApiError::Internal => "INTERNAL",
+            ApiError::RateLimited(_) => "RATE_LIMITED",
         }
     }
 
@@ -58,7 +62,16 @@ impl ApiError {
 impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
         let code = error.code();
-        async_graphql::Error::new(error.message()).extend_with(|_, extensions| extensions.set("code", code))
+        let retry_after = match error {
+            ApiError::RateLimited(seconds) => Some(seconds),
+            _ => None,
+        };
+        async_graphql::Error::new(error.message()).extend_with(|_, extensions| {
+            extensions.set("code", code);
+            if let Some(seconds) = retry_after {
+                extensions.set("retryAfter", seconds);
+            }
+        })
     }
 }
 
@@ -74,7 +87,8 @@ impl From<LedgerError> for ApiError {
                 | CaseError::IdempotencyKeyReused(_)
                 | CaseError::AlreadyReconciled { .. }
                 | CaseError::NotPaidInFull
-                | CaseError::ReceiptAlreadyIssued(_) => ApiError::Conflict(rejected.to_string()),
+                | CaseError::ReceiptAlreadyIssued(_)
+                | CaseError::NothingToReceipt(_) => ApiError::Conflict(rejected.to_string()),
                 CaseError::UnknownReceipt(_) => ApiError::NotFound(rejected.to_string()),
                 CaseError::AgencyMismatch { .. }
                 | CaseError::BadLineCount
@@ -95,6 +109,7 @@ impl From<LedgerError> for ApiError {
             LedgerError::NotFound(_) => ApiError::NotFound(error.to_string()),
             LedgerError::Contended(_) | LedgerError::IdempotencyKeyReused(_) => ApiError::Conflict(error.to_string()),
             LedgerError::Store(store) => store.into(),
+            LedgerError::ReceiptNumbers(_) => ApiError::Conflict(error.to_string()),
             LedgerError::Codec(_) => {
                 tracing::error!(error = %error, "command failed inside the ledger");
                 ApiError::Internal

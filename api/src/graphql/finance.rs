@@ -548,6 +548,14 @@ pub struct ReceiptView {
     cancelled: bool,
     /// The printable receipt.
     url: String,
+    /// The number as printed, on the series' width: `0000012`.
+    printed_number: String,
+    /// The collecting agency's tax code (MST) when the receipt was issued.
+    tax_code: Option<String>,
+    /// The procedure code (mã TTHC) recorded at assessment.
+    procedure_code: Option<String>,
+    /// Set on a receipt for one payment (agencies with `receiptPerPayment`).
+    payment_id: Option<ID>,
 }
 
 #[derive(SimpleObject)]
@@ -661,6 +669,10 @@ pub(crate) fn receipt_view(
         issued_at: DateTimeScalar(receipt.issued_at),
         cancelled: state.cancelled_receipts.iter().any(|c| c.receipt_id == receipt.receipt_id),
         url: format!("/receipts/{}", receipt.receipt_id),
+        printed_number: receipt.printed_number(),
+        tax_code: receipt.tax_code.as_ref().map(ToString::to_string),
+        procedure_code: receipt.procedure_code.as_ref().map(ToString::to_string),
+        payment_id: receipt.payment_id.map(|id| ID(id.to_string())),
     })
 }
 

@@ -9,6 +9,8 @@ mod credits;
 pub mod errors;
 mod finance;
 pub mod limits;
+mod public;
+pub mod receipt_reports;
 pub mod scalars;
 
 use std::sync::Arc;
@@ -39,15 +41,33 @@ pub use cases::{CaseMutations, CaseQueries, mask_personal_data};
 pub use counter::{CounterMutations, CounterQueries, CounterSubscriptions};
 pub use credits::{CreditMutations, CreditQueries};
 pub use finance::{FinanceMutations, FinanceQueries, FinanceSubscriptions};
+pub use public::{PublicMutations, PublicQueries, PublicSubscriptions};
+pub use receipt_reports::ReceiptReportQueries;
 
 #[derive(MergedObject, Default, Debug)]
-pub struct QueryRoot(CaseQueries, CounterQueries, CreditQueries, FinanceQueries, AgencyQueries, AuditQueries);
+pub struct QueryRoot(
+    CaseQueries,
+    CounterQueries,
+    CreditQueries,
+    FinanceQueries,
+    AgencyQueries,
+    AuditQueries,
+    PublicQueries,
+    ReceiptReportQueries,
+);
 
 #[derive(MergedObject, Default, Debug)]
-pub struct MutationRoot(CaseMutations, CounterMutations, CreditMutations, FinanceMutations, AgencyMutations);
+pub struct MutationRoot(
+    CaseMutations,
+    CounterMutations,
+    CreditMutations,
+    FinanceMutations,
+    AgencyMutations,
+    PublicMutations,
+);
 
 #[derive(MergedSubscription, Default, Debug)]
-pub struct SubscriptionRoot(CounterSubscriptions, FinanceSubscriptions);
+pub struct SubscriptionRoot(CounterSubscriptions, FinanceSubscriptions, PublicSubscriptions);
 
 pub type FeeledgerSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -65,6 +85,10 @@ pub struct ApiContext {
     pub live: LiveFeed,
     pub clock: Clock,
     pub qr_ttl_seconds: u32,
+    /// The public payment page's rate limits.
+    pub public_limit: crate::rate_limit::PublicRateLimit,
+    /// Where citizens reach the service (the case slip's QR links to `{it}/pay/{code}`).
+    pub public_base_url: Option<String>,
 }
 
 pub fn build_schema(context: ApiContext) -> FeeledgerSchema {

@@ -168,6 +168,7 @@ fn case_life(
             schedule: schedule.clone(),
             counter_id: Some(feeledger_domain::codes::CounterId::parse("quay-1")?),
             now: at,
+            procedure_code: None,
         }),
         Command::IssueQr(cf::IssueQr {
             qr_id: uuid::Uuid::new_v4(),
