@@ -211,7 +211,11 @@ async fn report(
             let report = match crate::graphql::receipt_reports::usage_report(context, &agency, quarter).await {
                 Ok(report) => report,
                 Err(_) => {
-                    return problem(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "the report cannot be produced now");
+                    return problem(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "UNAVAILABLE",
+                        "the report cannot be produced now",
+                    );
                 }
             };
             let name = format!("bao-cao-su-dung-bien-lai-{agency}-{quarter}");

@@ -382,3 +382,43 @@ fn full_payment_tells_how_the_case_was_paid() {
     let CaseEvent::FullyPaid(paid) = &events[1] else { panic!("{events:?}") };
     assert_eq!(paid.channels, [PaymentChannel::Vietqr]);
 }
+
+// --- receipts per payment (issue 14) ---------------------------------------------------------
+
+fn receipt_for(payment_id: Option<Uuid>, number: u32) -> Command {
+    Command::IssueReceipt(IssueReceipt {
+        receipt_id: Uuid::new_v4(),
+        template_symbol: "01BLP0-001".into(),
+        serial: "AA-26E".into(),
+        number,
+        now: now() + Duration::minutes(5),
+        tax_code: Some(feeledger_domain::budget::TaxCode::parse("0100109106").unwrap()),
+        payment_id,
+        number_width: None,
+    })
+}
+
+#[test]
+fn a_partial_payment_gets_a_receipt_of_what_it_paid_and_only_one() {
+    let mut history = assessed_3000();
+    history.extend(given(history.clone()).when(payment("bank-1", 2000)).then_events());
+    let payment_id = CaseFees::fold(&history).payments[0].payment_id;
+
+    let issued = given(history.clone()).when(receipt_for(Some(payment_id), 1)).then_events();
+    let CaseEvent::ReceiptIssued(receipt) = &issued[0] else { panic!("{issued:?}") };
+    assert_eq!(receipt.amount, vnd(2000));
+    assert_eq!(Vnd::sum(receipt.lines.iter().map(|l| l.amount)).unwrap(), vnd(2000), "the lines sum to the receipt");
+    assert_eq!(receipt.payment_id, Some(payment_id));
+    assert_eq!(receipt.tax_code.as_ref().map(|t| t.as_str()), Some("0100109106"));
+    history.extend(issued);
+
+    let again = given(history.clone()).when(receipt_for(Some(payment_id), 2)).then_error();
+    assert!(matches!(again, CaseError::ReceiptAlreadyIssued(_)), "{again:?}");
+    assert_eq!(CaseFees::fold(&history).payments_without_receipt(), Vec::<Uuid>::new());
+
+    // Paid in full later: the per-payment receipts stand; no whole-case receipt on top of them.
+    history.extend(given(history.clone()).when(payment("bank-2", 1000)).then_events());
+    let whole = given(history.clone()).when(receipt_for(None, 2)).then_error();
+    assert!(matches!(whole, CaseError::ReceiptAlreadyIssued(_)), "{whole:?}");
+    assert_eq!(CaseFees::fold(&history).payments_without_receipt().len(), 1);
+}
