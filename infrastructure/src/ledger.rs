@@ -332,6 +332,8 @@ impl Ledger {
         for payment_id in due {
             match self.issue_one_receipt(code, &agency, Some(payment_id), metadata, now).await {
                 Ok(issued) => record = issued,
+                // A concurrent payment's request issued it first.
+                Err(LedgerError::Rejected(CaseError::ReceiptAlreadyIssued(_))) => record = self.load_case(code).await?,
                 // The payment is recorded whatever happens to its receipt; say so loudly.
                 Err(error) => {
                     tracing::error!(case.code = %code, payment.id = %payment_id, %error, "the payment's receipt could not be issued");

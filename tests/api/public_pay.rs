@@ -474,3 +474,41 @@ async fn a_receipt_exports_as_json_and_as_our_xml_document() {
         assert_eq!(missing.status(), 404);
     }
 }
+
+#[tokio::test]
+async fn concurrent_payments_each_get_exactly_one_receipt_numbered_without_gaps() {
+    for app in spawn_each_backend().await {
+        configure(&app, AGENCY, json!({ "receiptPerPayment": true })).await;
+        let cases: Vec<String> = (11..19).map(|n| format!("H34.22.6-261129-{n:04}")).collect();
+        for case in &cases {
+            assess(&app, AGENCY, case, 3).await;
+        }
+        // Eight citizens pay part at the same moment, then the rest at the same moment: every
+        // receipt takes the series' next number.
+        for (round, amount) in [(1, "2000"), (2, "1000")] {
+            futures::future::join_all(cases.iter().map(|case| {
+                let app = &app;
+                async move { pay(app, case, amount, &format!("{case}-{round}")).await }
+            }))
+            .await;
+        }
+        let mut numbers = Vec::new();
+        for case in &cases {
+            let shown = app
+                .graphql_ok(
+                    &app.officer(AGENCY),
+                    "query($c: String!) { case(code: $c) { status receipts { number amount paymentId } } }",
+                    json!({ "c": case }),
+                )
+                .await;
+            assert_eq!(shown["case"]["status"], "PAID");
+            let receipts = shown["case"]["receipts"].as_array().unwrap();
+            let amounts: Vec<&str> = receipts.iter().map(|r| r["amount"].as_str().unwrap()).collect();
+            assert_eq!(amounts, ["2000", "1000"], "[{}] one receipt per payment: {shown:#}", app.backend());
+            assert_ne!(receipts[0]["paymentId"], receipts[1]["paymentId"]);
+            numbers.extend(receipts.iter().map(|r| r["number"].as_i64().unwrap()));
+        }
+        numbers.sort_unstable();
+        assert_eq!(numbers, (1..=16).collect::<Vec<_>>(), "[{}] 1..16, no gap, no duplicate", app.backend());
+    }
+}
