@@ -13,6 +13,7 @@ pub mod money;
 pub mod payer;
 pub mod receipt;
 pub mod reconciliation;
+pub mod remittance;
 pub mod remittance_voucher;
 pub mod treasury;
 pub mod vietnam_time;

@@ -81,7 +81,18 @@ pub fn fold_case(code: CaseCode, events: Vec<RecordedEvent>) -> Result<CaseRecor
         }
     }
     let version = events.last().map_or(0, |e| e.stream_version);
+    if let Some(reason) = &state.inconsistent {
+        // Readers get the state with its mark; every command on it is refused (`decide`).
+        tracing::error!(case.code = %code, reason, "a case's history does not add up");
+    }
     Ok(CaseRecord { code, state, events, version })
+}
+
+/// A case for a reader: refused when its history does not add up, rather than shown with a
+/// figure that is wrong.
+fn readable(record: CaseRecord) -> Result<CaseRecord, LedgerError> {
+    record.state.check()?;
+    Ok(record)
 }
 
 /// The write side of the ledger.
@@ -198,14 +209,14 @@ impl Ledger {
     /// write committed before this call (`EventStore::for_reads`). Not for deciding commands.
     pub async fn read_case(&self, code: &CaseCode) -> Result<CaseRecord, LedgerError> {
         let events = self.store.for_reads().await.read_stream(&codec::case_stream(code)).await?;
-        Ok(fold_case(code.clone(), events)?)
+        readable(fold_case(code.clone(), events)?)
     }
 
     /// Like [`Ledger::read_case`], as the case was at an instant.
     pub async fn read_case_as_of(&self, code: &CaseCode, as_of: DateTime<Utc>) -> Result<CaseRecord, LedgerError> {
         let mut events = self.store.for_reads().await.read_stream(&codec::case_stream(code)).await?;
         events.retain(|e| e.recorded_at <= as_of);
-        Ok(fold_case(code.clone(), events)?)
+        readable(fold_case(code.clone(), events)?)
     }
 
     /// The case as it was after its event of version `version` (what a first request produced).

@@ -8,6 +8,7 @@ pub mod inbox;
 pub mod ledger;
 pub mod live_feed;
 pub mod payment_intake;
+pub mod remittance;
 pub mod settings;
 pub mod statement;
 pub mod statement_store;

@@ -76,6 +76,10 @@ impl From<LedgerError> for ApiError {
                 | CaseError::NotPaidInFull
                 | CaseError::ReceiptAlreadyIssued(_) => ApiError::Conflict(rejected.to_string()),
                 CaseError::UnknownReceipt(_) => ApiError::NotFound(rejected.to_string()),
+                CaseError::InconsistentHistory(_) => {
+                    tracing::error!(error = %rejected, "a case's history does not add up");
+                    ApiError::Internal
+                }
                 CaseError::AgencyMismatch { .. }
                 | CaseError::BadLineCount
                 | CaseError::BadQuantity(_)
