@@ -61,10 +61,7 @@ pub fn allocate(lines: &[AssessedLine], paid: &mut [Vnd], amount: Vnd) -> Result
 }
 
 /// What each line has received after `payments`, in order.
-pub fn paid_per_line(
-    lines: &[AssessedLine],
-    payments: impl IntoIterator<Item = Vnd>,
-) -> Result<Vec<Vnd>, MoneyError> {
+pub fn paid_per_line(lines: &[AssessedLine], payments: impl IntoIterator<Item = Vnd>) -> Result<Vec<Vnd>, MoneyError> {
     let mut paid = vec![Vnd::ZERO; lines.len()];
     for amount in payments {
         allocate(lines, &mut paid, amount)?;

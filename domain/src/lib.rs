@@ -7,6 +7,7 @@ pub mod bank_credit;
 pub mod budget;
 pub mod case_fees;
 pub mod codes;
+pub mod decider;
 pub mod declaration;
 pub mod fee_schedule;
 pub mod money;

@@ -76,6 +76,8 @@ pub enum CodecError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("event at position {position} ({event_type}) does not belong in stream {stream_id}")]
+    WrongStream { position: i64, event_type: String, stream_id: String },
     #[error("event could not be serialised: {0}")]
     Serialise(#[from] serde_json::Error),
 }

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bank_feed;
 pub mod codec;
+pub mod command;
 pub mod event_store;
 pub mod inbox;
 pub mod ledger;

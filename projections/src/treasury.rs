@@ -534,7 +534,12 @@ impl TreasuryReports {
         }
         let declaration = FeeDeclaration::new(agency.clone(), agency_name, period, rows.into_values().collect())
             .map_err(|e| doc_error("declaration", e))?;
-        crate::invariants::require(TreasuryProjection::NAME, "fee declaration", declaration.invariants_hold(), &declaration)?;
+        crate::invariants::require(
+            TreasuryProjection::NAME,
+            "fee declaration",
+            declaration.invariants_hold(),
+            &declaration,
+        )?;
         Ok(declaration)
     }
 
@@ -545,7 +550,11 @@ impl TreasuryReports {
 
     /// The cases with money collected up to `up_to` that is not remitted yet: the candidates
     /// of a remittance (`Ledger::remit` decides from each case's own stream).
-    pub async fn unremitted_cases(&self, agency: &AgencyCode, up_to: NaiveDate) -> Result<Vec<CaseCode>, ProjectionError> {
+    pub async fn unremitted_cases(
+        &self,
+        agency: &AgencyCode,
+        up_to: NaiveDate,
+    ) -> Result<Vec<CaseCode>, ProjectionError> {
         let days: Vec<(String, UnremittedDoc)> =
             self.range(&format!("unremitted/{agency}/"), &format!("unremitted/{agency}/{up_to}~")).await?;
         let mut seen = std::collections::BTreeSet::new();

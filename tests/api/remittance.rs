@@ -10,10 +10,10 @@ use feeledger_tests::{TestApp, spawn_each_backend};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-const REMIT: &str = "mutation($input: RemitInput!) { remitToTreasury(input: $input) { id amount cases voucherNumber } }";
+const REMIT: &str =
+    "mutation($input: RemitInput!) { remitToTreasury(input: $input) { id amount cases voucherNumber } }";
 
-const OUTSTANDING: &str =
-    "query($a: String!, $f: Date!, $t: Date!) { treasuryReport(agencyCode: $a, from: $f, to: $t) { outstanding remitted } }";
+const OUTSTANDING: &str = "query($a: String!, $f: Date!, $t: Date!) { treasuryReport(agencyCode: $a, from: $f, to: $t) { outstanding remitted } }";
 
 async fn count(app: &TestApp, event_type: &str) -> usize {
     app.state.ledger.store().events_of_type(event_type).await.unwrap().len()
@@ -40,10 +40,9 @@ async fn fail_the_remittance_of(app: &TestApp, stream_id: &str, on: bool) {
                  EXECUTE FUNCTION feeledger_test_fail()"
             ),
         ],
-        ("postgres", false) => vec![
-            "DROP TRIGGER feeledger_test_fail ON events".into(),
-            "DROP FUNCTION feeledger_test_fail()".into(),
-        ],
+        ("postgres", false) => {
+            vec!["DROP TRIGGER feeledger_test_fail ON events".into(), "DROP FUNCTION feeledger_test_fail()".into()]
+        }
         (_, true) => vec![format!(
             "CREATE TRIGGER feeledger_test_fail BEFORE INSERT ON events \
              WHEN NEW.event_type = 'RemittedToTreasury' AND NEW.stream_id = '{stream_id}' \
