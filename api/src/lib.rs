@@ -10,6 +10,7 @@ pub mod downloads;
 pub mod exports;
 pub mod graphql;
 pub mod http;
+pub mod labels;
 pub mod metrics;
 pub mod qr_expiry;
 pub mod qr_image;
