@@ -15,8 +15,6 @@
 use std::borrow::Cow;
 
 use chrono::NaiveDate;
-use feeledger_domain::case_fees::PaymentChannel;
-use feeledger_domain::fee_schedule::FeeKind;
 use feeledger_domain::money::{MoneyError, Vnd};
 use feeledger_domain::reconciliation::{DayReconciliation, ExceptionKind, Side};
 use feeledger_domain::treasury::{OldestUnremitted, TreasuryReport, TreasuryRow};
@@ -50,23 +48,7 @@ const CHANNEL_HEADERS: [&str; 3] = ["Kênh", "Số giao dịch", "Số tiền"];
 const TOTAL_LABEL: &str = "Tổng cộng";
 const MATCH_LABEL: &str = "Khớp";
 
-/// "Phí" or "Lệ phí", as the law and the receipts name them.
-pub(crate) fn fee_kind_label(kind: FeeKind) -> &'static str {
-    match kind {
-        FeeKind::Phi => "Phí",
-        FeeKind::LePhi => "Lệ phí",
-    }
-}
-
-pub(crate) fn channel_label(channel: PaymentChannel) -> &'static str {
-    match channel {
-        PaymentChannel::Vietqr => "Chuyển khoản VietQR",
-        PaymentChannel::Pos => "Thẻ (POS)",
-        PaymentChannel::Cash => "Tiền mặt",
-        PaymentChannel::Ewallet => "Ví điện tử",
-        PaymentChannel::PaymentPlatform => "Nền tảng thanh toán",
-    }
-}
+pub(crate) use crate::labels::{channel_label, fee_kind_label};
 
 pub(crate) fn exception_kind_label(kind: ExceptionKind) -> &'static str {
     match kind {
@@ -540,6 +522,8 @@ impl Styles {
 
 #[cfg(test)]
 mod tests {
+    use feeledger_domain::case_fees::PaymentChannel;
+    use feeledger_domain::fee_schedule::FeeKind;
     use std::io::Cursor;
 
     use calamine::{Data, Range, Reader, Xlsx, open_workbook_from_rs};

@@ -10,6 +10,7 @@ pub mod downloads;
 pub mod exports;
 pub mod graphql;
 pub mod http;
+pub mod labels;
 pub mod metrics;
 pub mod pay_page;
 pub mod qr_expiry;

@@ -65,6 +65,8 @@ struct Metrics {
     db_connections: Family<PoolLabels, Gauge>,
     db_primary: Family<HostLabels, Gauge>,
     replica_reads: Family<ReadLabels, Counter>,
+    report_invariants_broken: Counter,
+    report_invariants_broken_seen: AtomicU64,
     /// The store's own counts at the last scrape: served by the replica, by the primary instead.
     replica_reads_seen: [AtomicU64; 2],
 }
@@ -115,6 +117,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Reads that may use the read replica, by where they were served (replica; primary: the replica lagged or failed)",
         replica_reads.clone(),
     );
+    let report_invariants_broken = Counter::default();
+    registry.register(
+        "report_invariants_broken",
+        "Reports refused because their lines did not add up to their totals (each is logged as an error)",
+        report_invariants_broken.clone(),
+    );
     Metrics {
         registry,
         events_appended,
@@ -128,6 +136,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         db_primary,
         replica_reads,
         replica_reads_seen: [AtomicU64::new(0), AtomicU64::new(0)],
+        report_invariants_broken,
+        report_invariants_broken_seen: AtomicU64::new(0),
     }
 });
 
@@ -172,6 +182,9 @@ pub async fn render(state: &AppState) -> String {
     let total = feeledger_infrastructure::event_store::events_appended_total();
     let seen = metrics.events_appended_seen.swap(total, Ordering::Relaxed);
     metrics.events_appended.inc_by(total.saturating_sub(seen));
+    let broken = feeledger_projections::invariants::broken_total();
+    let seen = metrics.report_invariants_broken_seen.swap(broken, Ordering::Relaxed);
+    metrics.report_invariants_broken.inc_by(broken.saturating_sub(seen));
 
     match state.runner.statuses().await {
         Ok(statuses) => {

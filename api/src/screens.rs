@@ -27,12 +27,16 @@ pub fn routes() -> Router<AppState> {
         .route("/counter/{counter_id}", get(|| async { page(COUNTER_HTML) }))
         .route("/display/{counter_id}", get(|| async { page(DISPLAY_HTML) }))
         .route("/assets/screens.js", get(|| async { asset("text/javascript; charset=utf-8", SCREENS_JS.as_bytes()) }))
+        .route("/assets/labels.js", get(|| async { asset("text/javascript; charset=utf-8", LABELS_JS.as_bytes()) }))
         .route("/assets/screens.css", get(|| async { asset("text/css; charset=utf-8", SCREENS_CSS.as_bytes()) }))
         .route(
             "/assets/graphql-transport-ws.js",
             get(|| async { asset("text/javascript; charset=utf-8", GRAPHQL_WS_JS.as_bytes()) }),
         )
 }
+
+/// The Vietnamese labels for the scripts, generated once from `crate::labels`.
+static LABELS_JS: std::sync::LazyLock<String> = std::sync::LazyLock::new(crate::labels::labels_js);
 
 fn page(html: &'static str) -> Response {
     let mut response = html.into_response();

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::case_fees::AssessedLine;
 use crate::fee_schedule::FeeKind;
-use crate::money::Vnd;
+use crate::money::{MoneyError, Vnd};
 
 /// The part of one payment that went to one line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +37,9 @@ pub fn fill_order(lines: &[AssessedLine]) -> Vec<usize> {
 
 /// Divides `amount` over the lines, given what each line has already received (`paid[i]`,
 /// updated in place). Returns the shares and the excess; `Σ shares + excess == amount`.
-pub fn allocate(lines: &[AssessedLine], paid: &mut [Vnd], amount: Vnd) -> PaymentAllocation {
+/// A line's share never takes it past its amount, so the only error is a `paid` figure that
+/// does not add up, which is reported rather than kept.
+pub fn allocate(lines: &[AssessedLine], paid: &mut [Vnd], amount: Vnd) -> Result<PaymentAllocation, MoneyError> {
     let mut left = amount;
     let mut shares = Vec::new();
     for index in fill_order(lines) {
@@ -51,20 +53,20 @@ pub fn allocate(lines: &[AssessedLine], paid: &mut [Vnd], amount: Vnd) -> Paymen
         if share.is_zero() {
             continue;
         }
-        *already = already.checked_add(share).unwrap_or(*already);
+        *already = already.checked_add(share)?;
         left = left.excess_over(share);
         shares.push(LineShare { line: index, amount: share });
     }
-    PaymentAllocation { shares, excess: left }
+    Ok(PaymentAllocation { shares, excess: left })
 }
 
 /// What each line has received after `payments`, in order.
-pub fn paid_per_line(lines: &[AssessedLine], payments: impl IntoIterator<Item = Vnd>) -> Vec<Vnd> {
+pub fn paid_per_line(lines: &[AssessedLine], payments: impl IntoIterator<Item = Vnd>) -> Result<Vec<Vnd>, MoneyError> {
     let mut paid = vec![Vnd::ZERO; lines.len()];
     for amount in payments {
-        allocate(lines, &mut paid, amount);
+        allocate(lines, &mut paid, amount)?;
     }
-    paid
+    Ok(paid)
 }
 
 #[cfg(test)]
@@ -91,9 +93,9 @@ mod tests {
     fn le_phi_is_filled_before_phi_whatever_the_line_order() {
         let lines = [line("P-SAOY", FeeKind::Phi, 3000), line("LP-TRICHLUC", FeeKind::LePhi, 8000)];
         let mut paid = vec![Vnd::ZERO; 2];
-        let first = allocate(&lines, &mut paid, vnd(9000));
+        let first = allocate(&lines, &mut paid, vnd(9000)).unwrap();
         assert_eq!(first.shares, [LineShare { line: 1, amount: vnd(8000) }, LineShare { line: 0, amount: vnd(1000) }]);
-        let second = allocate(&lines, &mut paid, vnd(5000));
+        let second = allocate(&lines, &mut paid, vnd(5000)).unwrap();
         assert_eq!(second.shares, [LineShare { line: 0, amount: vnd(2000) }]);
         assert_eq!(second.excess, vnd(3000));
         assert_eq!(paid, [vnd(3000), vnd(8000)]);
@@ -102,7 +104,7 @@ mod tests {
     #[test]
     fn the_kon_tum_partial_payment_leaves_the_third_page_unpaid() {
         let lines = [line("P-SAOY-2TRANG", FeeKind::Phi, 2000), line("P-SAOY-TRANGTHEM", FeeKind::Phi, 1000)];
-        assert_eq!(paid_per_line(&lines, [vnd(2000)]), [vnd(2000), Vnd::ZERO]);
+        assert_eq!(paid_per_line(&lines, [vnd(2000)]).unwrap(), [vnd(2000), Vnd::ZERO]);
     }
 
     proptest::proptest! {
@@ -113,7 +115,7 @@ mod tests {
                 .collect();
             let mut paid = vec![Vnd::ZERO; lines.len()];
             for p in payments {
-                let allocation = allocate(&lines, &mut paid, vnd(p));
+                let allocation = allocate(&lines, &mut paid, vnd(p)).unwrap();
                 let total = Vnd::sum(allocation.shares.iter().map(|s| s.amount)).unwrap().checked_add(allocation.excess).unwrap();
                 proptest::prop_assert_eq!(total, vnd(p));
             }

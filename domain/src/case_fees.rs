@@ -442,6 +442,8 @@ pub enum CaseError {
     AlreadyReconciled { payment_id: Uuid, statement_line_id: String },
     #[error("a cancellation needs a reason")]
     MissingReason,
+    #[error("the case's history does not add up ({0}); nothing more can be recorded on it")]
+    InconsistentHistory(String),
     #[error("a receipt is issued only once the case is paid in full")]
     NotPaidInFull,
     #[error("receipt {0} is already issued for this case; cancel it to issue a new one")]
@@ -491,6 +493,10 @@ pub struct CaseFees {
     pub cancelled_receipts: Vec<ReceiptCancelled>,
     pub cancelled: Option<AssessmentCancelled>,
     pub last_changed_at: Option<DateTime<Utc>>,
+    /// Set when the history does not add up (a sum past the largest amount): `evolve` is total,
+    /// so it records the break here instead of keeping a wrong figure, and every reader
+    /// ([`CaseFees::check`], `decide`) turns it into an error.
+    pub inconsistent: Option<String>,
 }
 
 impl Default for CaseFees {
@@ -508,6 +514,7 @@ impl Default for CaseFees {
             cancelled_receipts: Vec::new(),
             cancelled: None,
             last_changed_at: None,
+            inconsistent: None,
         }
     }
 }
@@ -515,6 +522,20 @@ impl Default for CaseFees {
 impl CaseFees {
     pub fn fold<'a>(events: impl IntoIterator<Item = &'a CaseEvent>) -> CaseFees {
         events.into_iter().fold(CaseFees::default(), evolve)
+    }
+
+    /// The state, or why its history cannot be trusted.
+    pub fn check(&self) -> Result<&CaseFees, CaseError> {
+        match &self.inconsistent {
+            Some(reason) => Err(CaseError::InconsistentHistory(reason.clone())),
+            None => Ok(self),
+        }
+    }
+
+    fn mark_inconsistent(&mut self, what: &str, error: MoneyError) {
+        if self.inconsistent.is_none() {
+            self.inconsistent = Some(format!("{what}: {error}"));
+        }
     }
 
     /// What the case owes: the assessed total, or nothing once cancelled.
@@ -573,6 +594,7 @@ impl CaseFees {
 // ---------------------------------------------------------------------------------------------
 
 pub fn decide(state: &CaseFees, command: Command) -> Result<Vec<CaseEvent>, CaseError> {
+    let state = state.check()?;
     match command {
         Command::AssessFees(c) => assess(state, c),
         Command::IssueQr(c) => issue_qr(state, c),
@@ -713,7 +735,7 @@ fn record_payment(state: &CaseFees, c: RecordPayment) -> Result<Vec<CaseEvent>, 
         (Some(assessed), status) if status != CaseStatus::Cancelled => {
             let mut paid_lines = state.paid_per_line.clone();
             paid_lines.resize(assessed.lines.len(), Vnd::ZERO);
-            let divided = crate::allocation::allocate(&assessed.lines, &mut paid_lines, amount);
+            let divided = crate::allocation::allocate(&assessed.lines, &mut paid_lines, amount)?;
             let shares = divided
                 .shares
                 .iter()
@@ -936,12 +958,23 @@ pub fn evolve(mut state: CaseFees, event: &CaseEvent) -> CaseFees {
             state.last_changed_at = Some(e.expired_at);
         }
         CaseEvent::PaymentReceived(e) => {
-            // The amounts were checked when the event was decided; saturate rather than panic.
-            state.paid = state.paid.checked_add(e.amount).unwrap_or(state.paid);
+            // The amounts were checked when the event was decided; a history that still adds up
+            // past the largest amount is marked, never summed wrongly.
+            match state.paid.checked_add(e.amount) {
+                Ok(paid) => state.paid = paid,
+                Err(error) => state.mark_inconsistent("total paid", error),
+            }
+            let mut broken = None;
             for share in &e.allocation {
                 if let Some(paid) = state.paid_per_line.get_mut(share.line) {
-                    *paid = paid.checked_add(share.amount).unwrap_or(*paid);
+                    match paid.checked_add(share.amount) {
+                        Ok(sum) => *paid = sum,
+                        Err(error) => broken = Some(error),
+                    }
                 }
+            }
+            if let Some(error) = broken {
+                state.mark_inconsistent("paid per fee line", error);
             }
             state.payments.push(e.clone());
             state.last_changed_at = Some(e.received_at);

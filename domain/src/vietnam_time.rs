@@ -3,10 +3,16 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
 
-/// UTC+07:00 (Asia/Ho_Chi_Minh has had no DST since 1975).
+/// UTC+07:00 (Asia/Ho_Chi_Minh has had no DST since 1975). The one definition of Vietnam time
+/// in the code base; the screens' `Asia/Ho_Chi_Minh` is the same offset.
+pub const OFFSET: FixedOffset = match FixedOffset::east_opt(7 * 3600) {
+    Some(offset) => offset,
+    None => panic!("UTC+7 is a valid offset"),
+};
+
+/// [`OFFSET`], for call sites that want a function.
 pub fn offset() -> FixedOffset {
-    // 7 hours is always a valid offset; the fallback is unreachable.
-    FixedOffset::east_opt(7 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!()))
+    OFFSET
 }
 
 /// The Vietnamese calendar day of an instant.

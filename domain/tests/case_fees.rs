@@ -422,3 +422,25 @@ fn a_partial_payment_gets_a_receipt_of_what_it_paid_and_only_one() {
     assert!(matches!(whole, CaseError::ReceiptAlreadyIssued(_)), "{whole:?}");
     assert_eq!(CaseFees::fold(&history).payments_without_receipt().len(), 1);
 }
+
+// --- a history that does not add up ----------------------------------------------------------
+
+#[test]
+fn a_history_whose_payments_add_up_past_the_largest_amount_is_marked_and_refuses_every_command() {
+    let history = then_apply(assessed_3000(), payment("p-1", 1000));
+    let CaseEvent::PaymentReceived(received) = history.iter().find(|e| e.event_type() == "PaymentReceived").unwrap()
+    else {
+        unreachable!()
+    };
+    // Two payments of the largest amount each (a log written by something other than `decide`).
+    let huge = PaymentReceived { amount: Vnd::new(feeledger_domain::money::VND_MAX).unwrap(), ..received.clone() };
+    let mut broken = assessed_3000();
+    broken.extend([CaseEvent::PaymentReceived(huge.clone()), CaseEvent::PaymentReceived(huge)]);
+
+    let state = CaseFees::fold(&broken);
+    assert!(state.inconsistent.as_deref().is_some_and(|r| r.starts_with("total paid")), "{:?}", state.inconsistent);
+    assert_eq!(state.paid, Vnd::new(feeledger_domain::money::VND_MAX).unwrap(), "the first sum that fits is kept");
+    assert!(matches!(state.check(), Err(CaseError::InconsistentHistory(_))));
+    assert!(matches!(given(broken).when(payment("p-2", 1000)).then_error(), CaseError::InconsistentHistory(_)));
+    assert!(CaseFees::fold(&history).check().is_ok());
+}

@@ -7,6 +7,7 @@ use feeledger_domain::case_fees::CaseEvent;
 use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::fee_schedule::FeeSchedulePublished;
 use feeledger_domain::receipt::ReceiptNumberAssigned;
+use feeledger_domain::remittance::RemittanceRecorded;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
@@ -24,6 +25,7 @@ pub const CASE_STREAM_PREFIX: &str = "case-";
 pub const AGENCY_STREAM_PREFIX: &str = "agency-";
 pub const FEE_SCHEDULE_STREAM_PREFIX: &str = "fee-schedule-";
 pub const BANK_CREDIT_STREAM_PREFIX: &str = "bank-credit-";
+pub const REMITTANCE_STREAM_PREFIX: &str = "remittance-";
 
 pub fn case_stream(code: &CaseCode) -> String {
     format!("{CASE_STREAM_PREFIX}{code}")
@@ -42,6 +44,12 @@ pub fn bank_credit_stream(credit_id: &str) -> String {
     format!("{BANK_CREDIT_STREAM_PREFIX}{credit_id}")
 }
 
+/// `remittance-<id>`: one stream per deposit voucher (the id is derived from the agency and
+/// the voucher number, see `feeledger_domain::remittance`).
+pub fn remittance_stream(remittance_id: Uuid) -> String {
+    format!("{REMITTANCE_STREAM_PREFIX}{remittance_id}")
+}
+
 /// Any event of the ledger, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedgerEvent {
@@ -50,6 +58,7 @@ pub enum LedgerEvent {
     AgencyConfigured(AgencyConfigured),
     FeeSchedulePublished(FeeSchedulePublished),
     ReceiptNumberAssigned(ReceiptNumberAssigned),
+    RemittanceRecorded(RemittanceRecorded),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +76,8 @@ pub enum CodecError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("event at position {position} ({event_type}) does not belong in stream {stream_id}")]
+    WrongStream { position: i64, event_type: String, stream_id: String },
     #[error("event could not be serialised: {0}")]
     Serialise(#[from] serde_json::Error),
 }
@@ -79,6 +90,7 @@ impl LedgerEvent {
             LedgerEvent::AgencyConfigured(_) => "AgencyConfigured",
             LedgerEvent::FeeSchedulePublished(_) => "FeeSchedulePublished",
             LedgerEvent::ReceiptNumberAssigned(_) => "ReceiptNumberAssigned",
+            LedgerEvent::RemittanceRecorded(_) => "RemittanceRecorded",
         }
     }
 
@@ -130,6 +142,7 @@ impl LedgerEvent {
             "AgencyConfigured" => payload.parse().map(LedgerEvent::AgencyConfigured).map_err(fail),
             "FeeSchedulePublished" => payload.parse().map(LedgerEvent::FeeSchedulePublished).map_err(fail),
             "ReceiptNumberAssigned" => payload.parse().map(LedgerEvent::ReceiptNumberAssigned).map_err(fail),
+            "RemittanceRecorded" => payload.parse().map(LedgerEvent::RemittanceRecorded).map_err(fail),
             _ => Err(CodecError::UnknownType { position, event_type: event_type.to_owned() }),
         }
     }
@@ -143,6 +156,7 @@ impl LedgerEvent {
             LedgerEvent::AgencyConfigured(event) => to_payload(event)?,
             LedgerEvent::FeeSchedulePublished(event) => to_payload(event)?,
             LedgerEvent::ReceiptNumberAssigned(event) => to_payload(event)?,
+            LedgerEvent::RemittanceRecorded(event) => to_payload(event)?,
         };
         Ok(NewEvent {
             event_id: Uuid::now_v7(),

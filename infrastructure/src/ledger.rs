@@ -1,28 +1,23 @@
-//! Command handling: look the facts up, let the domain decide, append what it decided.
-//!
-//! Every command follows the same path: (1) if it carries an idempotency key already used for
-//! the same request, return the state that request produced; (2) read the stream and fold it;
-//! (3) `decide`; (4) append the events with the version read as the expected version, in one
-//! transaction with the idempotency key; (5) on a concurrent change, start again from (1).
+//! The write side: cases, agencies and fee schedules, each command run by the one command loop
+//! of [`crate::command`] (idempotency key, read and fold, decide, append at the version read,
+//! decide again on a conflict). Receipts number themselves across two streams in one
+//! transaction; remittances are in [`crate::remittance`].
 //! "Command rejected" ([`LedgerError::Rejected`] and friends) and "could not record"
 //! ([`LedgerError::Store`]) are different errors on purpose.
 
 use chrono::{DateTime, Utc};
 use feeledger_domain::agency::{Agency, AgencyConfigured, AgencyError};
-use feeledger_domain::case_fees::{self, CaseError, CaseEvent, CaseFees, Command};
+use feeledger_domain::case_fees::{self, CaseError, CaseFees, Command};
 use feeledger_domain::codes::{AgencyCode, CaseCode};
-use feeledger_domain::fee_schedule::{
-    FeeSchedule, FeeScheduleError, FeeSchedulePublished, FeeScheduleVersion, PublishFeeSchedule,
-};
+use feeledger_domain::decider::{AgencyDecider, CaseDecider, FeeScheduleDecider};
+use feeledger_domain::fee_schedule::{FeeSchedule, FeeScheduleError, FeeScheduleVersion, PublishFeeSchedule};
 use tracing::Instrument;
 
 use crate::codec::{self, CodecError, LedgerEvent};
+use crate::command::{self, Folded, Handled};
 use crate::event_store::{
-    AppendOutcome, EventMetadata, EventStore, ExpectedVersion, IdempotencyKey, RecordedEvent, StoreError, StreamAppend,
+    EventMetadata, EventStore, ExpectedVersion, IdempotencyKey, RecordedEvent, StoreError, StreamAppend,
 };
-
-/// How often a command is re-decided after losing a race for its stream before giving up.
-const MAX_ATTEMPTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -76,14 +71,19 @@ impl CaseRecord {
 
 /// Decodes and folds a case stream.
 pub fn fold_case(code: CaseCode, events: Vec<RecordedEvent>) -> Result<CaseRecord, CodecError> {
-    let mut state = CaseFees::default();
-    for event in &events {
-        if let LedgerEvent::Case(case_event) = LedgerEvent::decode(event)? {
-            state = case_fees::evolve(state, &case_event);
-        }
+    let Folded { state, events, version } = command::fold::<CaseDecider>(events)?;
+    if let Some(reason) = &state.inconsistent {
+        // Readers get the state with its mark; every command on it is refused (`decide`).
+        tracing::error!(case.code = %code, reason, "a case's history does not add up");
     }
-    let version = events.last().map_or(0, |e| e.stream_version);
     Ok(CaseRecord { code, state, events, version })
+}
+
+/// A case for a reader: refused when its history does not add up, rather than shown with a
+/// figure that is wrong.
+fn readable(record: CaseRecord) -> Result<CaseRecord, LedgerError> {
+    record.state.check()?;
+    Ok(record)
 }
 
 /// The write side of the ledger.
@@ -104,12 +104,7 @@ impl Ledger {
     // --- agencies ------------------------------------------------------------------------
 
     pub async fn agency(&self, code: &AgencyCode) -> Result<Agency, LedgerError> {
-        let events = self.store.read_stream(&codec::agency_stream(code)).await?;
-        let mut agency = Agency::default();
-        for event in &events {
-            agency = agency.evolve(&codec::decode_as::<AgencyConfigured>(event)?);
-        }
-        Ok(agency)
+        Ok(self.fold_stream::<AgencyDecider>(&codec::agency_stream(code)).await?.state)
     }
 
     /// Creates or updates an agency; re-sending the same configuration appends nothing.
@@ -118,25 +113,16 @@ impl Ledger {
         wanted: AgencyConfigured,
         metadata: &EventMetadata,
     ) -> Result<AgencyConfigured, LedgerError> {
-        let stream = codec::agency_stream(&wanted.agency_code);
-        for _ in 0..MAX_ATTEMPTS {
-            let events = self.store.read_stream(&stream).await?;
-            let mut agency = Agency::default();
-            for event in &events {
-                agency = agency.evolve(&codec::decode_as::<AgencyConfigured>(event)?);
+        let code = wanted.agency_code.clone();
+        match self.handle::<AgencyDecider>(&codec::agency_stream(&code), wanted, metadata, None).await? {
+            Handled::Appended { mut events, .. } => {
+                events.pop().ok_or_else(|| LedgerError::NotFound(format!("agency {code}")))
             }
-            let Some(configured) = agency.decide_configure(wanted.clone())? else {
-                return agency.current.ok_or_else(|| LedgerError::NotFound(format!("agency {}", wanted.agency_code)));
-            };
-            let version = events.last().map_or(0, |e| e.stream_version);
-            let row = LedgerEvent::AgencyConfigured(configured.clone()).to_new_event(metadata)?;
-            match self.store.append(&stream, ExpectedVersion::from_read(version), vec![row], None).await {
-                Ok(_) => return Ok(configured),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(other) => return Err(other.into()),
+            Handled::Unchanged { state, .. } => {
+                state.current.ok_or_else(|| LedgerError::NotFound(format!("agency {code}")))
             }
+            Handled::Repeated { .. } => self.require_agency(&code).await,
         }
-        Err(LedgerError::Contended(stream))
     }
 
     async fn require_agency(&self, code: &AgencyCode) -> Result<AgencyConfigured, LedgerError> {
@@ -146,12 +132,7 @@ impl Ledger {
     // --- fee schedules -------------------------------------------------------------------
 
     pub async fn fee_schedule(&self, agency: &AgencyCode) -> Result<FeeSchedule, LedgerError> {
-        let events = self.store.read_stream(&codec::fee_schedule_stream(agency)).await?;
-        let mut schedule = FeeSchedule::default();
-        for event in &events {
-            schedule = schedule.evolve(&codec::decode_as::<FeeSchedulePublished>(event)?);
-        }
-        Ok(schedule)
+        Ok(self.fold_stream::<FeeScheduleDecider>(&codec::fee_schedule_stream(agency)).await?.state)
     }
 
     pub async fn publish_fee_schedule(
@@ -161,18 +142,13 @@ impl Ledger {
     ) -> Result<FeeScheduleVersion, LedgerError> {
         self.require_agency(&command.agency_code).await?;
         let stream = codec::fee_schedule_stream(&command.agency_code);
-        for _ in 0..MAX_ATTEMPTS {
-            let schedule = self.fee_schedule(&command.agency_code).await?;
-            let version = schedule.versions().len() as i64;
-            let published = schedule.decide_publish(command.clone())?;
-            let row = LedgerEvent::FeeSchedulePublished(published.clone()).to_new_event(metadata)?;
-            match self.store.append(&stream, ExpectedVersion::from_read(version), vec![row], None).await {
-                Ok(_) => return Ok(published.schedule),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(other) => return Err(other.into()),
+        match self.handle::<FeeScheduleDecider>(&stream, command, metadata, None).await? {
+            Handled::Appended { mut events, .. } => {
+                events.pop().map(|published| published.schedule).ok_or(LedgerError::Contended(stream))
             }
+            // A schedule publication always appends; these cannot happen without a key.
+            Handled::Unchanged { .. } | Handled::Repeated { .. } => Err(LedgerError::Contended(stream)),
         }
-        Err(LedgerError::Contended(stream))
     }
 
     /// The schedule version in force on the Vietnamese calendar day of `at`.
@@ -200,14 +176,14 @@ impl Ledger {
     /// write committed before this call (`EventStore::for_reads`). Not for deciding commands.
     pub async fn read_case(&self, code: &CaseCode) -> Result<CaseRecord, LedgerError> {
         let events = self.store.for_reads().await.read_stream(&codec::case_stream(code)).await?;
-        Ok(fold_case(code.clone(), events)?)
+        readable(fold_case(code.clone(), events)?)
     }
 
     /// Like [`Ledger::read_case`], as the case was at an instant.
     pub async fn read_case_as_of(&self, code: &CaseCode, as_of: DateTime<Utc>) -> Result<CaseRecord, LedgerError> {
         let mut events = self.store.for_reads().await.read_stream(&codec::case_stream(code)).await?;
         events.retain(|e| e.recorded_at <= as_of);
-        Ok(fold_case(code.clone(), events)?)
+        readable(fold_case(code.clone(), events)?)
     }
 
     /// The case as it was after its event of version `version` (what a first request produced).
@@ -235,44 +211,21 @@ impl Ledger {
         let stream = codec::case_stream(code);
         let span = tracing::info_span!("case_command", case.code = %code, command = command_name(&command));
         async {
-            for attempt in 1..=MAX_ATTEMPTS {
-                if let Some(key) = idempotency
-                    && let Some((_, version)) = self.store.idempotency_record(key).await?
-                {
-                    tracing::info!(idempotency.key = %key.key, "repeated request: returning the first result");
-                    return self.load_case_at_version(code, version).await;
+            // A payment may make a receipt due (an agency issuing one per payment); it is issued
+            // now, never before the payment (a test clock may run ahead).
+            let paid_at = match &command {
+                Command::RecordPayment(payment) => Some(payment.received_at.max(Utc::now())),
+                _ => None,
+            };
+            match self.handle::<CaseDecider>(&stream, command, metadata, idempotency).await? {
+                Handled::Appended { .. } if paid_at.is_some() => {
+                    self.issue_receipts_due(code, metadata, paid_at.unwrap_or_else(Utc::now)).await
                 }
-                let record = self.load_case(code).await?;
-                let decided: Vec<CaseEvent> = case_fees::decide(&record.state, command.clone())?;
-                if decided.is_empty() {
-                    return Ok(record);
-                }
-                let rows = decided
-                    .into_iter()
-                    .map(|event| LedgerEvent::Case(event).to_new_event(metadata))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let expected = ExpectedVersion::from_read(record.version);
-                let paid = matches!(command, Command::RecordPayment(_));
-                match self.store.append(&stream, expected, rows, idempotency).await {
-                    Ok(AppendOutcome::Appended(_)) if paid => {
-                        // Issued now, never before the payment (a test clock may run ahead).
-                        let at = match &command {
-                            Command::RecordPayment(payment) => payment.received_at.max(Utc::now()),
-                            _ => Utc::now(),
-                        };
-                        return self.issue_receipts_due(code, metadata, at).await;
-                    }
-                    Ok(AppendOutcome::Appended(_)) => return self.load_case(code).await,
-                    Ok(AppendOutcome::AlreadyDone { stream_version, .. }) => {
-                        return self.load_case_at_version(code, stream_version).await;
-                    }
-                    Err(StoreError::Conflict { .. }) => {
-                        tracing::debug!(attempt, "stream changed concurrently; deciding again");
-                    }
-                    Err(other) => return Err(other.into()),
-                }
+                // The stored events (positions, recording times) are what a caller is shown.
+                Handled::Appended { .. } => self.load_case(code).await,
+                Handled::Unchanged { .. } => self.load_case(code).await,
+                Handled::Repeated { version } => self.load_case_at_version(code, version).await,
             }
-            Err(LedgerError::Contended(stream.clone()))
         }
         .instrument(span)
         .await

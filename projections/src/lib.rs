@@ -2,6 +2,7 @@
 
 pub mod cashless;
 pub mod documents;
+pub mod invariants;
 pub mod lease;
 pub mod payments;
 pub mod receipts;

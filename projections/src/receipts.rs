@@ -133,7 +133,11 @@ pub async fn usage(
         if receipt.cancelled {
             usage.cancelled += 1;
         } else {
-            usage.total = usage.total.checked_add(receipt.amount).unwrap_or(usage.total);
+            usage.total = usage.total.checked_add(receipt.amount).map_err(|e| ProjectionError::Document {
+                projection: ReceiptsProjection::NAME,
+                key: format!("usage/{}/{}", usage.template_symbol, usage.serial),
+                reason: e.to_string(),
+            })?;
         }
     }
     Ok(per_series.into_values().collect())

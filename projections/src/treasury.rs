@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use feeledger_domain::agency::AgencyConfigured;
 use feeledger_domain::budget::BudgetSubItem;
-use feeledger_domain::case_fees::{CaseEvent, Command, RecordRemittance, RemittedLine};
+use feeledger_domain::case_fees::{CaseEvent, RemittedLine};
 use feeledger_domain::codes::{AgencyCode, CaseCode, FeeCode};
 use feeledger_domain::declaration::{DeclarationPeriod, DeclarationRow, FeeDeclaration, SourceEvent};
 use feeledger_domain::fee_schedule::{FeeKind, FeeRule, FeeScheduleVersion};
@@ -38,8 +38,7 @@ use feeledger_domain::treasury::{
 use feeledger_domain::vietnam_time;
 use feeledger_domain::working_days::WorkingCalendar;
 use feeledger_infrastructure::codec::{CASE_STREAM_PREFIX, LedgerEvent};
-use feeledger_infrastructure::event_store::{EventMetadata, EventStore, LeanEvent};
-use feeledger_infrastructure::ledger::{Ledger, LedgerError};
+use feeledger_infrastructure::event_store::{EventStore, LeanEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -372,29 +371,6 @@ pub struct TreasuryReports {
     calendar: std::sync::Arc<WorkingCalendar>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RemitError {
-    #[error("the amount {given} does not equal what is payable to the budget up to {up_to}: {expected}")]
-    AmountMismatch { given: Vnd, expected: Vnd, up_to: NaiveDate },
-    #[error("nothing is payable to the budget up to {0}")]
-    NothingPayable(NaiveDate),
-    #[error("voucher number must be 1 to 50 characters")]
-    BadVoucher,
-    #[error(transparent)]
-    Projection(#[from] ProjectionError),
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-}
-
-/// What one remittance did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Remittance {
-    pub remittance_id: Uuid,
-    pub voucher_number: String,
-    pub amount: Vnd,
-    pub cases: u32,
-}
-
 fn doc_error(key: &str, error: impl std::fmt::Display) -> ProjectionError {
     ProjectionError::Document { projection: TreasuryProjection::NAME, key: key.to_owned(), reason: error.to_string() }
 }
@@ -509,7 +485,7 @@ impl TreasuryReports {
             next_deadline,
             remittances,
         };
-        debug_assert!(report.invariants_hold(), "treasury invariants broken: {report:?}");
+        crate::invariants::require(TreasuryProjection::NAME, "treasury report", report.invariants_hold(), &report)?;
         Ok(report)
     }
 
@@ -558,7 +534,12 @@ impl TreasuryReports {
         }
         let declaration = FeeDeclaration::new(agency.clone(), agency_name, period, rows.into_values().collect())
             .map_err(|e| doc_error("declaration", e))?;
-        debug_assert!(declaration.invariants_hold(), "declaration invariants broken: {declaration:?}");
+        crate::invariants::require(
+            TreasuryProjection::NAME,
+            "fee declaration",
+            declaration.invariants_hold(),
+            &declaration,
+        )?;
         Ok(declaration)
     }
 
@@ -567,123 +548,24 @@ impl TreasuryReports {
         self.doc(&format!("voucher/{remittance_id}")).await
     }
 
-    /// The cases with money collected up to `up_to` that is not remitted yet.
-    async fn unremitted_cases(&self, agency: &AgencyCode, up_to: NaiveDate) -> Result<Vec<CaseCode>, ProjectionError> {
+    /// The cases with money collected up to `up_to` that is not remitted yet: the candidates
+    /// of a remittance (`Ledger::remit` decides from each case's own stream).
+    pub async fn unremitted_cases(
+        &self,
+        agency: &AgencyCode,
+        up_to: NaiveDate,
+    ) -> Result<Vec<CaseCode>, ProjectionError> {
         let days: Vec<(String, UnremittedDoc)> =
             self.range(&format!("unremitted/{agency}/"), &format!("unremitted/{agency}/{up_to}~")).await?;
+        let mut seen = std::collections::BTreeSet::new();
         let mut cases: Vec<CaseCode> = Vec::new();
         for (key, day) in days {
             for code in day.cases {
-                let code = CaseCode::parse(&code).map_err(|e| doc_error(&key, e))?;
-                if !cases.contains(&code) {
-                    cases.push(code);
+                if seen.insert(code.clone()) {
+                    cases.push(CaseCode::parse(&code).map_err(|e| doc_error(&key, e))?);
                 }
             }
         }
         Ok(cases)
     }
-}
-
-/// What each case still has to remit for collections up to `up_to`, per day and fee line,
-/// split by the rules as known now. Read from the cases' own streams (a remittance is rare).
-pub async fn payable_up_to(
-    ledger: &Ledger,
-    reports: &TreasuryReports,
-    agency: &AgencyCode,
-    up_to: NaiveDate,
-) -> Result<Vec<(CaseCode, Vec<RemittedLine>)>, RemitError> {
-    let schedule = ScheduleDoc { versions: ledger.fee_schedule(agency).await?.versions().to_vec() };
-    let configured = ledger.agency(agency).await?.current;
-    let retains = configured.as_ref().is_some_and(|a| a.retains_fees);
-    let chapter = configured.and_then(|a| a.treasury.budget_chapter);
-    let mut out = Vec::new();
-    for code in reports.unremitted_cases(agency, up_to).await? {
-        let record = ledger.load_case(&code).await?;
-        // A remittance covers everything collected up to its day.
-        let remitted_through = record.state.remittances.iter().map(|r| r.up_to).max();
-        let mut grouped: BTreeMap<(NaiveDate, usize), RemittedLine> = BTreeMap::new();
-        for payment in &record.state.payments {
-            let day = vietnam_time::date_of(payment.received_at);
-            if day > up_to || remitted_through.is_some_and(|through| day <= through) {
-                continue;
-            }
-            for paid in &payment.allocation {
-                let split = split_for(Some(&schedule), retains, day, &paid.fee_code, paid.kind, paid.amount);
-                let rule = rule_on(Some(&schedule), day, &paid.fee_code);
-                let entry = grouped.entry((day, paid.line)).or_insert_with(|| RemittedLine {
-                    collected_on: day,
-                    fee_code: paid.fee_code.clone(),
-                    kind: paid.kind,
-                    to_budget: Vnd::ZERO,
-                    retained: Vnd::ZERO,
-                    budget_chapter: chapter.clone(),
-                    budget_sub_item: rule.as_ref().and_then(|r| r.budget_sub_item.clone()),
-                    fee_name: rule.as_ref().map(|r| r.name.clone()),
-                });
-                let key = code.as_str();
-                entry.to_budget = add(key, entry.to_budget, split.to_budget)?;
-                entry.retained = add(key, entry.retained, split.retained)?;
-            }
-        }
-        if !grouped.is_empty() {
-            out.push((code, grouped.into_values().collect()));
-        }
-    }
-    Ok(out)
-}
-
-/// A deposit to the treasury, as finance staff enter it.
-#[derive(Debug, Clone)]
-pub struct RemitRequest {
-    pub agency: AgencyCode,
-    /// Every payable, unremitted amount collected up to and including this day.
-    pub up_to: NaiveDate,
-    pub voucher_number: String,
-    /// Must equal what is payable (a check against typing errors).
-    pub amount: Vnd,
-    pub remitted_on: NaiveDate,
-}
-
-/// Records a deposit to the treasury: every payable, unremitted amount of the agency collected
-/// up to and including `up_to`, which must add up to `amount` (a check against typing errors).
-/// Appends RemittedToTreasury to each case it covers (idempotent per remittance id).
-pub async fn remit(
-    ledger: &Ledger,
-    reports: &TreasuryReports,
-    request: &RemitRequest,
-    metadata: &EventMetadata,
-) -> Result<Remittance, RemitError> {
-    let RemitRequest { agency, up_to, voucher_number, amount, remitted_on } = request;
-    let (up_to, amount, remitted_on) = (*up_to, *amount, *remitted_on);
-    let voucher = voucher_number.trim();
-    if voucher.is_empty() || voucher.chars().count() > 50 {
-        return Err(RemitError::BadVoucher);
-    }
-    let cases = payable_up_to(ledger, reports, agency, up_to).await?;
-    if cases.is_empty() {
-        return Err(RemitError::NothingPayable(up_to));
-    }
-    let expected = Vnd::sum(cases.iter().flat_map(|(_, lines)| lines.iter().map(|l| l.to_budget)))
-        .map_err(|e| RemitError::Projection(doc_error("remittance", e)))?;
-    if expected != amount {
-        return Err(RemitError::AmountMismatch { given: amount, expected, up_to });
-    }
-    let remittance_id = Uuid::now_v7();
-    for (code, lines) in &cases {
-        let command = Command::RecordRemittance(RecordRemittance {
-            remittance_id,
-            voucher_number: voucher.to_owned(),
-            remitted_on,
-            up_to,
-            lines: lines.clone(),
-        });
-        ledger.execute(code, command, metadata, None).await?;
-    }
-    tracing::info!(agency.code = %agency, remittance.id = %remittance_id, amount_vnd = amount.dong(), cases = cases.len(), "remitted to the treasury");
-    Ok(Remittance {
-        remittance_id,
-        voucher_number: voucher.to_owned(),
-        amount,
-        cases: u32::try_from(cases.len()).unwrap_or(u32::MAX),
-    })
 }

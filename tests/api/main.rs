@@ -15,5 +15,6 @@ mod hostile;
 mod nodes;
 mod pay_browser;
 mod public_pay;
+mod remittance;
 mod treasury;
 mod webhooks;

@@ -120,8 +120,8 @@ impl FeeLineView {
                     unit_amount: line.unit_amount.into(),
                     amount: line.amount.into(),
                     paid: paid.into(),
-                    // An allocation never pays a line beyond its amount.
-                    outstanding: line.amount.checked_sub(paid).unwrap_or(Vnd::ZERO).into(),
+                    // An allocation never pays a line beyond its amount: what is left, never below zero.
+                    outstanding: line.amount.excess_over(paid).into(),
                 }
             })
             .collect()

@@ -90,6 +90,10 @@ impl From<LedgerError> for ApiError {
                 | CaseError::ReceiptAlreadyIssued(_)
                 | CaseError::NothingToReceipt(_) => ApiError::Conflict(rejected.to_string()),
                 CaseError::UnknownReceipt(_) => ApiError::NotFound(rejected.to_string()),
+                CaseError::InconsistentHistory(_) => {
+                    tracing::error!(error = %rejected, "a case's history does not add up");
+                    ApiError::Internal
+                }
                 CaseError::AgencyMismatch { .. }
                 | CaseError::BadLineCount
                 | CaseError::BadQuantity(_)

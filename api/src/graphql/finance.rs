@@ -8,12 +8,14 @@ use feeledger_domain::codes::AgencyCode;
 use feeledger_domain::declaration::{DeclarationPeriod, FeeDeclaration};
 use feeledger_domain::money::Percent;
 use feeledger_domain::reconciliation::{DayReconciliation, ExceptionKind, Side};
+use feeledger_domain::remittance::{RemitError, RemitRequest};
 use feeledger_domain::treasury::{TreasuryReport, TreasuryRow};
 use feeledger_domain::vietnam_time;
+use feeledger_infrastructure::remittance::RemittanceError;
 use feeledger_infrastructure::statement::{StatementFormat, parse as parse_statement};
 use feeledger_projections::reconciliation::ReconciliationError;
 use feeledger_projections::runner::{Projection, ProjectionError, ProjectionStatus, RebuildProgress};
-use feeledger_projections::treasury::{self, RemitError, VoucherDoc};
+use feeledger_projections::treasury::{self, VoucherDoc};
 use futures::Stream;
 use rust_decimal::Decimal;
 use tokio::sync::broadcast;
@@ -904,22 +906,28 @@ impl FinanceMutations {
             .await
             .map_err(projection_error)?;
         let remitted_on = input.remitted_on.map_or_else(|| today(ctx), |d| d.0);
-        let request = treasury::RemitRequest {
+        let request = RemitRequest {
             agency,
             up_to: input.up_to.0,
             voucher_number: input.voucher_number.clone(),
             amount: input.amount.0,
             remitted_on,
         };
-        let remittance = treasury::remit(ledger(ctx), &api(ctx).treasury, &request, &metadata(ctx, &principal))
-            .await
-            .map_err(|e| match e {
-            RemitError::AmountMismatch { .. } | RemitError::BadVoucher | RemitError::NothingPayable(_) => {
-                ApiError::Validation(e.to_string())
-            }
-            RemitError::Projection(p) => projection_error(p),
-            RemitError::Ledger(l) => l.into(),
-        })?;
+        let candidates =
+            api(ctx).treasury.unremitted_cases(&request.agency, request.up_to).await.map_err(projection_error)?;
+        let remittance = ledger(ctx).remit(&request, &candidates, &metadata(ctx, &principal), now(ctx)).await.map_err(
+            |e| match e {
+                RemittanceError::Rejected(RemitError::Money(error)) => {
+                    tracing::error!(%error, "a remittance's sums do not add up");
+                    ApiError::Internal
+                }
+                RemittanceError::Rejected(used @ RemitError::VoucherUsed { .. }) => {
+                    ApiError::Conflict(used.to_string())
+                }
+                RemittanceError::Rejected(rejected) => ApiError::Validation(rejected.to_string()),
+                RemittanceError::Ledger(l) => l.into(),
+            },
+        )?;
         Ok(RemittanceView {
             id: ID(remittance.remittance_id.to_string()),
             voucher_number: remittance.voucher_number,

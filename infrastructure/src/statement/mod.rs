@@ -21,16 +21,13 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::str::FromStr;
 
-use chrono::{FixedOffset, NaiveDate};
+use chrono::NaiveDate;
 use feeledger_domain::money::{MoneyError, VND_MAX, Vnd};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Vietnam's offset from UTC (UTC+7, no daylight saving): booking times become calendar days here.
-const VIETNAM: FixedOffset = match FixedOffset::east_opt(7 * 3600) {
-    Some(offset) => offset,
-    None => panic!("UTC+7 is a valid offset"),
-};
+/// Vietnam's offset from UTC: booking times become calendar days here.
+use feeledger_domain::vietnam_time::OFFSET as VIETNAM;
 
 /// Whether money came into the account (credit, "Có") or left it (debit, "Nợ").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

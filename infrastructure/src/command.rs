@@ -1,0 +1,158 @@
+//! One command loop for every aggregate (`feeledger_domain::decider::Decider`):
+//!
+//! 1. if the command carries an idempotency key already used for the same request, the first
+//!    result is returned (the stream version that request reached);
+//! 2. the stream is read and folded;
+//! 3. the decider decides (pure; no IO);
+//! 4. the events are appended with the version read as the expected version, in one transaction
+//!    with the idempotency key;
+//! 5. when another writer appended first, everything from (1) runs again, up to
+//!    [`MAX_ATTEMPTS`] times.
+//!
+//! Commands that write several streams at once (a remittance, a numbered receipt) append with
+//! `EventStore::append_together` in one transaction, each stream at the version read.
+
+use feeledger_domain::agency::AgencyConfigured;
+use feeledger_domain::case_fees::CaseEvent;
+use feeledger_domain::decider::{AgencyDecider, CaseDecider, Decider, FeeScheduleDecider};
+use feeledger_domain::fee_schedule::FeeSchedulePublished;
+
+use crate::codec::{CodecError, LedgerEvent};
+use crate::event_store::{AppendOutcome, EventMetadata, ExpectedVersion, IdempotencyKey, RecordedEvent, StoreError};
+use crate::ledger::{Ledger, LedgerError};
+
+/// How often a command is decided again after losing a race for its stream before giving up.
+pub const MAX_ATTEMPTS: usize = 5;
+
+/// A decider whose events are stored in the ledger's log.
+pub trait Stored: Decider {
+    fn encode(event: Self::Event) -> LedgerEvent;
+    /// The decider's event, or `None` for an event of another family (a corrupt stream).
+    fn decode(event: LedgerEvent) -> Option<Self::Event>;
+}
+
+impl Stored for CaseDecider {
+    fn encode(event: CaseEvent) -> LedgerEvent {
+        LedgerEvent::Case(event)
+    }
+    fn decode(event: LedgerEvent) -> Option<CaseEvent> {
+        match event {
+            LedgerEvent::Case(event) => Some(event),
+            _ => None,
+        }
+    }
+}
+
+impl Stored for AgencyDecider {
+    fn encode(event: AgencyConfigured) -> LedgerEvent {
+        LedgerEvent::AgencyConfigured(event)
+    }
+    fn decode(event: LedgerEvent) -> Option<AgencyConfigured> {
+        match event {
+            LedgerEvent::AgencyConfigured(event) => Some(event),
+            _ => None,
+        }
+    }
+}
+
+impl Stored for FeeScheduleDecider {
+    fn encode(event: FeeSchedulePublished) -> LedgerEvent {
+        LedgerEvent::FeeSchedulePublished(event)
+    }
+    fn decode(event: LedgerEvent) -> Option<FeeSchedulePublished> {
+        match event {
+            LedgerEvent::FeeSchedulePublished(event) => Some(event),
+            _ => None,
+        }
+    }
+}
+
+/// A stream folded: its state, the events it was folded from, and the version they reach.
+#[derive(Debug, Clone)]
+pub struct Folded<D: Decider> {
+    pub state: D::State,
+    pub events: Vec<RecordedEvent>,
+    pub version: i64,
+}
+
+/// Folds stored events with a decider.
+pub fn fold<D: Stored>(events: Vec<RecordedEvent>) -> Result<Folded<D>, CodecError> {
+    let mut state = D::State::default();
+    for recorded in &events {
+        match D::decode(LedgerEvent::decode(recorded)?) {
+            Some(event) => state = D::evolve(state, &event),
+            None => {
+                return Err(CodecError::WrongStream {
+                    position: recorded.position,
+                    event_type: recorded.event_type.clone(),
+                    stream_id: recorded.stream_id.clone(),
+                });
+            }
+        }
+    }
+    let version = events.last().map_or(0, |e| e.stream_version);
+    Ok(Folded { state, events, version })
+}
+
+/// What running a command did.
+#[derive(Debug, Clone)]
+pub enum Handled<D: Decider> {
+    /// The events decided were appended; the state after them and the stream's new version.
+    Appended { state: D::State, events: Vec<D::Event>, version: i64 },
+    /// The command changed nothing (a repeat the decider recognised); the state as read.
+    Unchanged { state: D::State, version: i64 },
+    /// The idempotency key was used before for this same request, which reached `version`.
+    Repeated { version: i64 },
+}
+
+impl Ledger {
+    /// Reads and folds a stream with a decider.
+    pub async fn fold_stream<D: Stored>(&self, stream: &str) -> Result<Folded<D>, LedgerError> {
+        Ok(fold::<D>(self.store().read_stream(stream).await?)?)
+    }
+
+    /// Runs one command against one stream; see the module documentation.
+    pub async fn handle<D>(
+        &self,
+        stream: &str,
+        command: D::Command,
+        metadata: &EventMetadata,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<Handled<D>, LedgerError>
+    where
+        D: Stored,
+        LedgerError: From<D::Error>,
+    {
+        for attempt in 1..=MAX_ATTEMPTS {
+            if let Some(key) = idempotency
+                && let Some((_, version)) = self.store().idempotency_record(key).await?
+            {
+                tracing::info!(idempotency.key = %key.key, "repeated request: returning the first result");
+                return Ok(Handled::Repeated { version });
+            }
+            let folded = self.fold_stream::<D>(stream).await?;
+            let decided = D::decide(&folded.state, command.clone())?;
+            if decided.is_empty() {
+                return Ok(Handled::Unchanged { state: folded.state, version: folded.version });
+            }
+            let rows = decided
+                .iter()
+                .map(|event| D::encode(event.clone()).to_new_event(metadata))
+                .collect::<Result<Vec<_>, _>>()?;
+            match self.store().append(stream, ExpectedVersion::from_read(folded.version), rows, idempotency).await {
+                Ok(AppendOutcome::Appended(appended)) => {
+                    let state = decided.iter().fold(folded.state, D::evolve);
+                    return Ok(Handled::Appended { state, events: decided, version: appended.last_version });
+                }
+                Ok(AppendOutcome::AlreadyDone { stream_version, .. }) => {
+                    return Ok(Handled::Repeated { version: stream_version });
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    tracing::debug!(attempt, stream, "stream changed concurrently; deciding again");
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(LedgerError::Contended(stream.to_owned()))
+    }
+}

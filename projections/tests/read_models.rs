@@ -1,0 +1,278 @@
+//! The read models, given / when / then: given a history appended through the ledger's
+//! commands, when the projections have caught up with it, then their documents say exactly
+//! what the events say. On SQLite always, and on PostgreSQL when it is configured.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc, reason = "tests fail loudly")]
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use feeledger_domain::agency::AgencyConfigured;
+use feeledger_domain::case_fees::{AssessFees, CaseStatus, Command, FeeLineRequest, PaymentChannel, RecordPayment};
+use feeledger_domain::codes::{AgencyCode, CaseCode, FeeCode};
+use feeledger_domain::fee_schedule::{FeeKind, FeeRule, PublishFeeSchedule};
+use feeledger_domain::money::{Percent, Vnd};
+use feeledger_domain::payer::Payer;
+use feeledger_domain::remittance::RemitRequest;
+use feeledger_domain::treasury::TreasuryReport;
+use feeledger_infrastructure::event_store::EventMetadata;
+use feeledger_infrastructure::ledger::Ledger;
+use feeledger_infrastructure::test_support::TestDatabase;
+use feeledger_projections::cashless::{self, MonthCounts};
+use feeledger_projections::payments::payments_between;
+use feeledger_projections::receipts;
+use feeledger_projections::runner::Runner;
+use feeledger_projections::treasury::TreasuryReports;
+use serde_json::json;
+use uuid::Uuid;
+
+const AGENCY: &str = "G01.1";
+const CATCH_UP: Duration = Duration::from_secs(30);
+
+fn vnd(dong: i64) -> Vnd {
+    Vnd::new(dong).unwrap()
+}
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 10, d).unwrap()
+}
+
+/// 09:00 in Hà Nội on 2026-10-`d`.
+fn at(d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 10, d, 2, 0, 0).single().unwrap()
+}
+
+fn agency() -> AgencyCode {
+    AgencyCode::parse(AGENCY).unwrap()
+}
+
+fn case(n: u32) -> CaseCode {
+    CaseCode::parse(&format!("{AGENCY}-261005-{n:04}")).unwrap()
+}
+
+/// One backend's ledger and projections.
+struct World {
+    _database: TestDatabase,
+    ledger: Ledger,
+    runner: Runner,
+    metadata: EventMetadata,
+}
+
+/// Given: an agency that may retain its phí, with a phí (2,000 đ, 90% retained) and a lệ phí
+/// (25,000 đ, all to the budget), on each backend.
+async fn given_an_agency() -> Vec<World> {
+    let mut worlds = Vec::new();
+    for database in TestDatabase::each_backend().await {
+        let store = database.store().await;
+        let ledger = Ledger::new(store.clone());
+        let runner = Runner::new(store, Duration::from_millis(20));
+        runner.spawn_all();
+        let metadata = EventMetadata { actor: Some("projection test".into()), ..EventMetadata::default() };
+        // From JSON, so that settings added later keep their defaults here.
+        let configured: AgencyConfigured = serde_json::from_value(json!({
+            "agency_code": AGENCY, "name": "UBND xã Thử Nghiệm",
+            "bank_account": { "bin": "970415", "number": "113366668888", "name": "UBND XA THU NGHIEM" },
+            "retains_fees": true, "counters": ["quay-1"], "budget_chapter": "800",
+            "configured_at": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        ledger.configure_agency(configured, &metadata).await.unwrap();
+        let rule = |code: &str, kind, amount, retention: &str| FeeRule {
+            fee_code: FeeCode::parse(code).unwrap(),
+            name: format!("Phí {code}"),
+            kind,
+            unit_amount: vnd(amount),
+            retention_percent: Percent::parse(retention).unwrap(),
+            budget_sub_item: None,
+            deposit_schedule: None,
+        };
+        let publish = PublishFeeSchedule {
+            agency_code: agency(),
+            effective_from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            fees: vec![rule("P-SAOY", FeeKind::Phi, 2_000, "90"), rule("LP-HOTICH", FeeKind::LePhi, 25_000, "0")],
+            published_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap(),
+        };
+        ledger.publish_fee_schedule(publish, &metadata).await.unwrap();
+        worlds.push(World { _database: database, ledger, runner, metadata });
+    }
+    worlds
+}
+
+impl World {
+    fn backend(&self) -> &'static str {
+        self._database.backend_name
+    }
+
+    /// A case assessed one of each fee (27,000 đ) on day `d`.
+    async fn assessed(&self, n: u32, d: u32) -> CaseCode {
+        let code = case(n);
+        let schedule = self.ledger.schedule_in_force(&agency(), at(d)).await.unwrap();
+        let line = |fee: &str| FeeLineRequest { fee_code: FeeCode::parse(fee).unwrap(), quantity: 1 };
+        let assess = Command::AssessFees(AssessFees {
+            case_code: code.clone(),
+            agency_code: agency(),
+            procedure_name: "Đăng ký khai sinh".into(),
+            payer: Payer::new("Nguyễn Văn An", Some("079201008870")).unwrap(),
+            lines: vec![line("P-SAOY"), line("LP-HOTICH")],
+            schedule,
+            counter_id: None,
+            procedure_code: None,
+            now: at(d),
+        });
+        self.ledger.execute(&code, assess, &self.metadata, None).await.unwrap();
+        code
+    }
+
+    async fn paid(&self, code: &CaseCode, amount: i64, channel: PaymentChannel, d: u32) -> Uuid {
+        let payment_id = Uuid::new_v4();
+        let pay = Command::RecordPayment(RecordPayment {
+            payment_id,
+            idempotency_key: payment_id.to_string(),
+            amount: vnd(amount),
+            channel,
+            reference: code.to_string(),
+            provider: None,
+            bank_reference: None,
+            qr_id: None,
+            payer_account: None,
+            received_at: at(d),
+        });
+        self.ledger.execute(code, pay, &self.metadata, None).await.unwrap();
+        payment_id
+    }
+
+    async fn caught_up(&self) {
+        for name in ["treasury", "payments", "cashless", "receipts"] {
+            self.runner.caught_up(name, CATCH_UP).await.unwrap();
+        }
+    }
+
+    async fn treasury(&self) -> TreasuryReport {
+        self.caught_up().await;
+        TreasuryReports::new(self.runner.documents().clone()).report(&agency(), day(1), day(31), day(31)).await.unwrap()
+    }
+}
+
+fn row<'a>(report: &'a TreasuryReport, fee: &str) -> &'a feeledger_domain::treasury::TreasuryRow {
+    report.rows.iter().find(|r| r.fee_code.as_str() == fee).unwrap_or_else(|| panic!("no row {fee}: {report:?}"))
+}
+
+#[tokio::test]
+async fn treasury_splits_each_payment_by_the_rule_in_force_and_a_partial_payment_goes_to_the_le_phi_first() {
+    for world in given_an_agency().await {
+        let backend = world.backend();
+        // Given one case paid in full and one paid 10,000 đ of its 27,000 đ.
+        let full = world.assessed(1, 5).await;
+        world.paid(&full, 27_000, PaymentChannel::Vietqr, 5).await;
+        let partial = world.assessed(2, 6).await;
+        world.paid(&partial, 10_000, PaymentChannel::Cash, 6).await;
+
+        // Then: the phí keeps 90% at the agency, the lệ phí goes wholly to the budget, and the
+        // partial payment paid the lệ phí (lệ phí first, ADR 0004).
+        let report = world.treasury().await;
+        let phi = row(&report, "P-SAOY");
+        assert_eq!(
+            (phi.collected, phi.retained, phi.payable_to_budget),
+            (vnd(2_000), vnd(1_800), vnd(200)),
+            "[{backend}]"
+        );
+        let le_phi = row(&report, "LP-HOTICH");
+        assert_eq!(
+            (le_phi.collected, le_phi.retained, le_phi.payable_to_budget),
+            (vnd(35_000), vnd(0), vnd(35_000)),
+            "[{backend}]"
+        );
+        assert_eq!(report.total.collected, vnd(37_000), "[{backend}]");
+        assert_eq!((report.total.remitted, report.total.outstanding), (vnd(0), vnd(35_200)), "[{backend}]");
+        assert!(report.invariants_hold(), "[{backend}] {report:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_remittance_moves_what_was_payable_to_remitted_and_nothing_is_owed_twice() {
+    for world in given_an_agency().await {
+        let backend = world.backend();
+        let first = world.assessed(1, 5).await;
+        world.paid(&first, 27_000, PaymentChannel::Vietqr, 5).await;
+        let second = world.assessed(2, 8).await;
+        world.paid(&second, 27_000, PaymentChannel::Pos, 8).await;
+        world.caught_up().await;
+
+        // When finance deposits what was collected up to the 6th.
+        let reports = TreasuryReports::new(world.runner.documents().clone());
+        let candidates = reports.unremitted_cases(&agency(), day(6)).await.unwrap();
+        assert_eq!(candidates, vec![first.clone()], "[{backend}]");
+        let request = RemitRequest {
+            agency: agency(),
+            up_to: day(6),
+            voucher_number: "GNT-01".into(),
+            amount: vnd(25_200),
+            remitted_on: day(7),
+        };
+        let remittance = world.ledger.remit(&request, &candidates, &world.metadata, at(7)).await.unwrap();
+        assert_eq!((remittance.amount, remittance.cases), (vnd(25_200), 1), "[{backend}]");
+
+        // Then the first case's money is remitted, the second's still owed.
+        let report = world.treasury().await;
+        assert_eq!((report.total.remitted, report.total.outstanding), (vnd(25_200), vnd(25_200)), "[{backend}]");
+        assert_eq!(report.remittances.len(), 1, "[{backend}]");
+        assert_eq!(reports.unremitted_cases(&agency(), day(31)).await.unwrap(), vec![second], "[{backend}]");
+    }
+}
+
+#[tokio::test]
+async fn payments_are_listed_per_day_and_cashless_counts_each_case_paid_in_full_once() {
+    for world in given_an_agency().await {
+        let backend = world.backend();
+        let transfer = world.assessed(1, 5).await;
+        let transfer_payment = world.paid(&transfer, 27_000, PaymentChannel::Vietqr, 5).await;
+        let cash = world.assessed(2, 5).await;
+        world.paid(&cash, 7_000, PaymentChannel::Cash, 5).await;
+        world.paid(&cash, 20_000, PaymentChannel::Vietqr, 6).await;
+        let unpaid = world.assessed(3, 5).await;
+        world.paid(&unpaid, 1_000, PaymentChannel::Vietqr, 6).await;
+        world.caught_up().await;
+
+        let docs = world.runner.documents();
+        let on_the_5th = payments_between(docs, &agency(), day(5), day(5)).await.unwrap();
+        assert_eq!(on_the_5th.len(), 2, "[{backend}] {on_the_5th:?}");
+        let by_transfer = on_the_5th.iter().find(|p| p.payment_id == transfer_payment).unwrap();
+        assert_eq!((by_transfer.amount, by_transfer.channel), (vnd(27_000), PaymentChannel::Vietqr), "[{backend}]");
+        assert_eq!(by_transfer.reconciled_line_id, None, "[{backend}]");
+        assert_eq!(payments_between(docs, &agency(), day(6), day(6)).await.unwrap().len(), 2, "[{backend}]");
+
+        // Two cases paid in full (the third is not); one of them partly in cash.
+        let counts = cashless::month(docs, &agency(), "2026-10").await.unwrap();
+        assert_eq!(counts, MonthCounts { cases: 2, cashless: 1, online: 1 }, "[{backend}]");
+        assert_eq!(MonthCounts::percent(counts.cashless, counts.cases), rust_decimal::Decimal::from(50), "[{backend}]");
+        assert_eq!(world.ledger.load_case(&unpaid).await.unwrap().state.status, CaseStatus::PartiallyPaid);
+    }
+}
+
+#[tokio::test]
+async fn the_receipt_register_counts_numbers_issued_and_cancelled_per_series() {
+    for world in given_an_agency().await {
+        let backend = world.backend();
+        let mut issued = Vec::new();
+        for n in 1..=3 {
+            let code = world.assessed(n, 5).await;
+            world.paid(&code, 27_000, PaymentChannel::Vietqr, 5).await;
+            let record = world.ledger.issue_receipt(&code, &world.metadata, at(5)).await.unwrap();
+            issued.push((code, record.state.receipts.last().unwrap().receipt_id));
+        }
+        let (code, receipt_id) = &issued[1];
+        let cancel = Command::CancelReceipt(feeledger_domain::case_fees::CancelReceipt {
+            receipt_id: *receipt_id,
+            reason: "sai tên người nộp".into(),
+            now: at(5),
+        });
+        world.ledger.execute(code, cancel, &world.metadata, None).await.unwrap();
+        world.caught_up().await;
+
+        let usage = receipts::usage(world.runner.documents(), &agency(), day(1), day(31)).await.unwrap();
+        assert_eq!(usage.len(), 1, "[{backend}] one template and serial: {usage:?}");
+        let series = &usage[0];
+        assert_eq!((series.first_number, series.last_number), (1, 3), "[{backend}]");
+        assert_eq!((series.used, series.cancelled), (3, 1), "[{backend}]");
+        assert_eq!(series.total, vnd(54_000), "[{backend}] the receipts in force");
+    }
+}
