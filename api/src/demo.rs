@@ -158,6 +158,7 @@ pub async fn load(state: &AppState) -> Result<DemoTokens, DemoError> {
                 receipt_template_symbol: None,
                 receipt_serial: None,
                 treasury: demo_treasury_identity().map_err(parse_err)?,
+                placement: feeledger_domain::oversight::Placement::default(),
                 configured_at: now,
             },
             &metadata,

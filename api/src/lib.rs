@@ -3,6 +3,7 @@
 pub mod app;
 pub mod auth;
 pub mod budget_exports;
+pub mod charts;
 pub mod cli;
 pub mod clock;
 pub mod demo;
@@ -11,6 +12,9 @@ pub mod exports;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod office_pages;
+pub mod oversight;
+pub mod oversight_reports;
 pub mod qr_expiry;
 pub mod qr_image;
 pub mod receipt_page;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::budget::{AdminAreaCode, BudgetChapter, TaxCode, TaxOfficeCode, TreasuryAccount, TreasuryCode};
 use crate::codes::{AgencyCode, BankAccount, CounterId};
+use crate::oversight::{Placement, PlacementHistory};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgencyConfigured {
@@ -29,6 +30,10 @@ pub struct AgencyConfigured {
     /// a report names what is missing instead of inventing a code.
     #[serde(default, flatten)]
     pub treasury: TreasuryIdentity,
+    /// Its level and parent in the province's hierarchy, effective from a date (absent in
+    /// configurations recorded before the hierarchy existed).
+    #[serde(default, flatten)]
+    pub placement: Placement,
     pub configured_at: DateTime<Utc>,
 }
 
@@ -73,11 +78,14 @@ pub enum AgencyError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Agency {
     pub current: Option<AgencyConfigured>,
+    /// Every placement in the hierarchy it has had, for the months before the latest.
+    pub placements: PlacementHistory,
 }
 
 impl Agency {
-    pub fn evolve(self, event: &AgencyConfigured) -> Agency {
-        Agency { current: Some(event.clone()) }
+    pub fn evolve(mut self, event: &AgencyConfigured) -> Agency {
+        self.placements.record(&event.placement);
+        Agency { current: Some(event.clone()), placements: self.placements }
     }
 
     pub fn has_counter(&self, counter: &CounterId) -> bool {
@@ -110,6 +118,10 @@ impl Agency {
         if wanted.treasury.address.as_ref().is_some_and(|a| a.chars().count() > 300) {
             return Err(AgencyError::BadAddress);
         }
+        // A configuration sent without a level keeps the agency where it is (older clients).
+        if !wanted.placement.is_placed() {
+            wanted.placement = self.current.as_ref().map(|c| c.placement.clone()).unwrap_or_default();
+        }
         let mut seen = BTreeSet::new();
         if let Some(dup) = wanted.counters.iter().find(|c| !seen.insert(*c)) {
             return Err(AgencyError::DuplicateCounter(dup.clone()));
@@ -122,6 +134,7 @@ impl Agency {
                 && current.receipt_template_symbol == wanted.receipt_template_symbol
                 && current.receipt_serial == wanted.receipt_serial
                 && current.treasury == wanted.treasury
+                && current.placement == wanted.placement
         });
         Ok((!unchanged).then_some(wanted))
     }

@@ -10,6 +10,7 @@ pub mod codes;
 pub mod declaration;
 pub mod fee_schedule;
 pub mod money;
+pub mod oversight;
 pub mod payer;
 pub mod receipt;
 pub mod reconciliation;

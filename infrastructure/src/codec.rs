@@ -6,6 +6,7 @@ use feeledger_domain::bank_credit::CreditEvent;
 use feeledger_domain::case_fees::CaseEvent;
 use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::fee_schedule::FeeSchedulePublished;
+use feeledger_domain::oversight::TargetSet;
 use feeledger_domain::receipt::ReceiptNumberAssigned;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -50,6 +51,8 @@ pub enum LedgerEvent {
     AgencyConfigured(AgencyConfigured),
     FeeSchedulePublished(FeeSchedulePublished),
     ReceiptNumberAssigned(ReceiptNumberAssigned),
+    /// A cashless and online target for a level of agencies, from a month on.
+    TargetSet(TargetSet),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +82,7 @@ impl LedgerEvent {
             LedgerEvent::AgencyConfigured(_) => "AgencyConfigured",
             LedgerEvent::FeeSchedulePublished(_) => "FeeSchedulePublished",
             LedgerEvent::ReceiptNumberAssigned(_) => "ReceiptNumberAssigned",
+            LedgerEvent::TargetSet(_) => "TargetSet",
         }
     }
 
@@ -130,6 +134,7 @@ impl LedgerEvent {
             "AgencyConfigured" => payload.parse().map(LedgerEvent::AgencyConfigured).map_err(fail),
             "FeeSchedulePublished" => payload.parse().map(LedgerEvent::FeeSchedulePublished).map_err(fail),
             "ReceiptNumberAssigned" => payload.parse().map(LedgerEvent::ReceiptNumberAssigned).map_err(fail),
+            "TargetSet" => payload.parse().map(LedgerEvent::TargetSet).map_err(fail),
             _ => Err(CodecError::UnknownType { position, event_type: event_type.to_owned() }),
         }
     }
@@ -143,6 +148,7 @@ impl LedgerEvent {
             LedgerEvent::AgencyConfigured(event) => to_payload(event)?,
             LedgerEvent::FeeSchedulePublished(event) => to_payload(event)?,
             LedgerEvent::ReceiptNumberAssigned(event) => to_payload(event)?,
+            LedgerEvent::TargetSet(event) => to_payload(event)?,
         };
         Ok(NewEvent {
             event_id: Uuid::now_v7(),

@@ -14,6 +14,7 @@ use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::fee_schedule::{
     FeeSchedule, FeeScheduleError, FeeSchedulePublished, FeeScheduleVersion, PublishFeeSchedule,
 };
+use feeledger_domain::oversight::{TARGETS_STREAM, TargetSet, Targets, check_placement};
 use tracing::Instrument;
 
 use crate::codec::{self, CodecError, LedgerEvent};
@@ -126,6 +127,14 @@ impl Ledger {
             let Some(configured) = agency.decide_configure(wanted.clone())? else {
                 return agency.current.ok_or_else(|| LedgerError::NotFound(format!("agency {}", wanted.agency_code)));
             };
+            if configured.placement.is_placed() {
+                let parent_level = match &configured.placement.parent_code {
+                    Some(parent) => self.agency(parent).await?.placements.latest().and_then(|p| p.level),
+                    None => None,
+                };
+                check_placement(&configured.agency_code, &configured.placement, parent_level)
+                    .map_err(|e| LedgerError::Invalid(e.to_string()))?;
+            }
             let version = events.last().map_or(0, |e| e.stream_version);
             let row = LedgerEvent::AgencyConfigured(configured.clone()).to_new_event(metadata)?;
             match self.store.append(&stream, ExpectedVersion::from_read(version), vec![row], None).await {
@@ -135,6 +144,50 @@ impl Ledger {
             }
         }
         Err(LedgerError::Contended(stream))
+    }
+
+    /// Every configured agency, folded (its configuration and its placements over time).
+    pub async fn agencies(&self) -> Result<std::collections::BTreeMap<AgencyCode, Agency>, LedgerError> {
+        let mut agencies: std::collections::BTreeMap<AgencyCode, Agency> = std::collections::BTreeMap::new();
+        for event in self.store.events_of_type("AgencyConfigured").await? {
+            let configured = codec::decode_as::<AgencyConfigured>(&event)?;
+            let agency = agencies.remove(&configured.agency_code).unwrap_or_default();
+            agencies.insert(configured.agency_code.clone(), agency.evolve(&configured));
+        }
+        Ok(agencies)
+    }
+
+    // --- oversight targets -----------------------------------------------------------------
+
+    /// Every cashless and online target ever set, in order.
+    pub async fn targets(&self) -> Result<Targets, LedgerError> {
+        let mut targets = Targets::default();
+        for event in self.store.read_stream(TARGETS_STREAM).await? {
+            targets = targets.evolve(&codec::decode_as::<TargetSet>(&event)?);
+        }
+        Ok(targets)
+    }
+
+    /// Sets a level's targets from a month on; the same target again appends nothing.
+    pub async fn set_target(&self, wanted: TargetSet, metadata: &EventMetadata) -> Result<TargetSet, LedgerError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let events = self.store.read_stream(TARGETS_STREAM).await?;
+            let mut targets = Targets::default();
+            for event in &events {
+                targets = targets.evolve(&codec::decode_as::<TargetSet>(event)?);
+            }
+            let Some(set) = targets.decide_set(wanted.clone()).map_err(|e| LedgerError::Invalid(e.to_string()))? else {
+                return Ok(wanted);
+            };
+            let version = events.last().map_or(0, |e| e.stream_version);
+            let row = LedgerEvent::TargetSet(set.clone()).to_new_event(metadata)?;
+            match self.store.append(TARGETS_STREAM, ExpectedVersion::from_read(version), vec![row], None).await {
+                Ok(_) => return Ok(set),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(LedgerError::Contended(TARGETS_STREAM.into()))
     }
 
     async fn require_agency(&self, code: &AgencyCode) -> Result<AgencyConfigured, LedgerError> {

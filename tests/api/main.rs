@@ -13,5 +13,6 @@ mod finance;
 mod health;
 mod hostile;
 mod nodes;
+mod oversight;
 mod treasury;
 mod webhooks;

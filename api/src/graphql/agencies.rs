@@ -45,6 +45,14 @@ pub struct ConfigureAgencyInput {
     tax_office_code: Option<String>,
     /// The address printed on vouchers and declarations.
     address: Option<String>,
+    /// Its level in the province's hierarchy (absent: keeps the level it has).
+    level: Option<super::oversight::AgencyLevelGql>,
+    /// The agency it reports to: the province for departments and districts, a district for
+    /// communes.
+    parent_code: Option<String>,
+    /// The first day the level and parent hold (absent: since always); earlier months keep the
+    /// placement then in force.
+    placed_from: Option<DateScalar>,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -177,6 +185,9 @@ pub struct AgencyView {
     treasury_account: Option<String>,
     tax_office_code: Option<String>,
     address: Option<String>,
+    level: Option<super::oversight::AgencyLevelGql>,
+    parent_code: Option<String>,
+    placed_from: Option<DateScalar>,
 }
 
 impl From<AgencyConfigured> for AgencyView {
@@ -192,6 +203,9 @@ impl From<AgencyConfigured> for AgencyView {
             treasury_account: text(t.treasury_account.as_ref().map(TreasuryAccount::as_str)),
             tax_office_code: text(t.tax_office_code.as_ref().map(TaxOfficeCode::as_str)),
             address: t.address.clone(),
+            level: a.placement.level.map(Into::into),
+            parent_code: a.placement.parent_code.as_ref().map(ToString::to_string),
+            placed_from: a.placement.placed_from.map(DateScalar),
             name: a.name,
             bank_bin: a.bank_account.bin.to_string(),
             account_number: a.bank_account.number.to_string(),
@@ -281,7 +295,7 @@ fn readable_agency(ctx: &Context<'_>, code: &str) -> ApiResult<AgencyCode> {
 #[graphql(name = "Viewer")]
 pub struct ViewerView {
     subject: String,
-    /// `officer`, `display`, `finance`, `auditor` or `admin`.
+    /// `officer`, `display`, `finance`, `auditor`, `admin` or `oversight`.
     role: String,
     agency_code: Option<String>,
     counter_id: Option<String>,
@@ -306,6 +320,21 @@ impl AgencyQueries {
     async fn agency(&self, ctx: &Context<'_>, code: String) -> ApiResult<Option<AgencyView>> {
         let code = readable_agency(ctx, &code)?;
         Ok(ledger(ctx).agency(&code).await?.current.map(AgencyView::from))
+    }
+
+    /// Every agency the caller may read, by code (admins, unscoped finance staff and auditors:
+    /// all; scoped ones: their own).
+    async fn agencies(&self, ctx: &Context<'_>) -> ApiResult<Vec<AgencyView>> {
+        let principal = principal(ctx)?.clone();
+        if !matches!(principal.role, Role::Admin | Role::Finance | Role::Auditor) {
+            return Err(ApiError::forbidden());
+        }
+        let agencies = ledger(ctx).agencies().await?;
+        Ok(agencies
+            .into_iter()
+            .filter(|(code, _)| principal.can_read_agency(code))
+            .filter_map(|(_, agency)| agency.current.map(AgencyView::from))
+            .collect())
     }
 
     /// Every published version of an agency's fee schedule, oldest first.
@@ -361,6 +390,11 @@ impl AgencyMutations {
                 treasury_account: optional_code("treasuryAccount", input.treasury_account, TreasuryAccount::parse)?,
                 tax_office_code: optional_code("taxOfficeCode", input.tax_office_code, TaxOfficeCode::parse)?,
                 address: input.address,
+            },
+            placement: feeledger_domain::oversight::Placement {
+                level: input.level.map(Into::into),
+                parent_code: optional_code("parentCode", input.parent_code, AgencyCode::parse)?,
+                placed_from: input.placed_from.map(|d| d.0),
             },
             configured_at: now(ctx),
         };

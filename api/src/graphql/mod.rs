@@ -9,6 +9,7 @@ mod credits;
 pub mod errors;
 mod finance;
 pub mod limits;
+pub(crate) mod oversight;
 pub mod scalars;
 
 use std::sync::Arc;
@@ -39,12 +40,28 @@ pub use cases::{CaseMutations, CaseQueries, mask_personal_data};
 pub use counter::{CounterMutations, CounterQueries, CounterSubscriptions};
 pub use credits::{CreditMutations, CreditQueries};
 pub use finance::{FinanceMutations, FinanceQueries, FinanceSubscriptions};
+pub use oversight::{OversightMutations, OversightQueries};
 
 #[derive(MergedObject, Default, Debug)]
-pub struct QueryRoot(CaseQueries, CounterQueries, CreditQueries, FinanceQueries, AgencyQueries, AuditQueries);
+pub struct QueryRoot(
+    CaseQueries,
+    CounterQueries,
+    CreditQueries,
+    FinanceQueries,
+    AgencyQueries,
+    AuditQueries,
+    OversightQueries,
+);
 
 #[derive(MergedObject, Default, Debug)]
-pub struct MutationRoot(CaseMutations, CounterMutations, CreditMutations, FinanceMutations, AgencyMutations);
+pub struct MutationRoot(
+    CaseMutations,
+    CounterMutations,
+    CreditMutations,
+    FinanceMutations,
+    AgencyMutations,
+    OversightMutations,
+);
 
 #[derive(MergedSubscription, Default, Debug)]
 pub struct SubscriptionRoot(CounterSubscriptions, FinanceSubscriptions);
