@@ -76,7 +76,7 @@ fn frame(title: &str, aria: &str, body: Markup, legend: &[(String, &'static str,
 
 /// Where each legend entry starts, left to right after the title's left edge.
 fn legend_positions(legend: &[(String, &'static str, bool)]) -> Vec<(i64, (String, &'static str, bool))> {
-    let mut x = LEFT + 200;
+    let mut x = LEFT;
     legend
         .iter()
         .map(|entry| {

@@ -9,6 +9,7 @@ mod credits;
 pub mod errors;
 mod finance;
 pub mod limits;
+mod office;
 pub(crate) mod oversight;
 pub mod scalars;
 
@@ -40,6 +41,7 @@ pub use cases::{CaseMutations, CaseQueries, mask_personal_data};
 pub use counter::{CounterMutations, CounterQueries, CounterSubscriptions};
 pub use credits::{CreditMutations, CreditQueries};
 pub use finance::{FinanceMutations, FinanceQueries, FinanceSubscriptions};
+pub use office::OfficeSubscriptions;
 pub use oversight::{OversightMutations, OversightQueries};
 
 #[derive(MergedObject, Default, Debug)]
@@ -64,7 +66,7 @@ pub struct MutationRoot(
 );
 
 #[derive(MergedSubscription, Default, Debug)]
-pub struct SubscriptionRoot(CounterSubscriptions, FinanceSubscriptions);
+pub struct SubscriptionRoot(CounterSubscriptions, FinanceSubscriptions, OfficeSubscriptions);
 
 pub type FeeledgerSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
