@@ -137,7 +137,7 @@ pub async fn league_table(
     let sum = |code: &AgencyCode, per: Period| {
         per.months().iter().fold(Counts::default(), |total, month| {
             let c = found.get(&(code.clone(), month.to_string())).cloned().unwrap_or_default();
-            total.add(Counts { cases: c.cases, cashless: c.cashless, online: c.online })
+            total.plus(Counts { cases: c.cases, cashless: c.cashless, online: c.online })
         })
     };
     let entries = placed
@@ -205,7 +205,7 @@ pub async fn rate_series(
         .map(|(m, codes)| {
             let counts = codes.iter().fold(Counts::default(), |total, code| {
                 let c = found.get(&(code.clone(), m.to_string())).cloned().unwrap_or_default();
-                total.add(Counts { cases: c.cases, cashless: c.cashless, online: c.online })
+                total.plus(Counts { cases: c.cases, cashless: c.cashless, online: c.online })
             });
             let target = level.and_then(|l| targets.in_force(l, m));
             RatePoint {

@@ -53,18 +53,21 @@ pub struct LeagueQuery {
     token: Option<String>,
 }
 
+/// A refused request: the response that says why (boxed, it is large).
+type Refused = Box<Response>;
+
 fn problem(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": code, "message": message.into() }))).into_response()
 }
 
-fn caller(state: &AppState, headers: &HeaderMap, token: Option<&str>) -> Result<Principal, Response> {
+fn caller(state: &AppState, headers: &HeaderMap, token: Option<&str>) -> Result<Principal, Refused> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let authorization = authorization.or_else(|| token.map(|t| format!("Bearer {t}")));
     match state.tokens.authenticate(authorization.as_deref()) {
         Authentication::Authenticated(principal) => Ok(principal),
-        Authentication::Invalid(reason) => Err(problem(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", reason)),
+        Authentication::Invalid(reason) => Err(Box::new(problem(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", reason))),
         Authentication::Anonymous => {
-            Err(problem(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "a bearer token is required"))
+            Err(Box::new(problem(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "a bearer token is required")))
         }
     }
 }
@@ -83,8 +86,8 @@ fn oversight_problem(error: OversightError) -> Response {
 }
 
 /// The root, period and level a league request asks for, or the 400 that refuses it.
-fn league_request(query: &LeagueQuery) -> Result<(AgencyCode, Period, Option<AgencyLevel>), Response> {
-    let bad = |message: String| problem(StatusCode::BAD_REQUEST, "VALIDATION", message);
+fn league_request(query: &LeagueQuery) -> Result<(AgencyCode, Period, Option<AgencyLevel>), Refused> {
+    let bad = |message: String| Box::new(problem(StatusCode::BAD_REQUEST, "VALIDATION", message));
     let root = query.root.as_deref().ok_or_else(|| bad("root (an agency code) is required".into()))?;
     let root = AgencyCode::parse(root.trim()).map_err(|e| bad(e.to_string()))?;
     let period = match (query.month.as_deref(), query.quarter.as_deref()) {
@@ -123,11 +126,11 @@ async fn league_file(
 ) -> Response {
     let principal = match caller(&state, &headers, query.token.as_deref()) {
         Ok(p) => p,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (root, period, level) = match league_request(&query) {
         Ok(r) => r,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let league = match league_table(&state.context, &principal, &root, period, level).await {
         Ok(league) => league,
@@ -342,11 +345,11 @@ fn html_response(body: String) -> Response {
 async fn announcement(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<LeagueQuery>) -> Response {
     let principal = match caller(&state, &headers, query.token.as_deref()) {
         Ok(p) => p,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (root, period, _) = match league_request(&query) {
         Ok(r) => r,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let league = match league_table(&state.context, &principal, &root, period, None).await {
         Ok(league) => league,
@@ -533,11 +536,11 @@ fn svg_response(markup: Markup) -> Response {
 async fn rates_chart(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<LeagueQuery>) -> Response {
     let principal = match caller(&state, &headers, query.token.as_deref()) {
         Ok(p) => p,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (root, period, level) = match league_request(&query) {
         Ok(r) => r,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     match rate_series(&state.context, &principal, &root, period.last_month(), level).await {
         Ok(series) => {
@@ -560,23 +563,27 @@ pub struct AgencyChartQuery {
 }
 
 /// The agency of a finance chart, if the caller may read its money (finance, auditor, admin).
-fn money_reader(state: &AppState, headers: &HeaderMap, query: &AgencyChartQuery) -> Result<AgencyCode, Response> {
+fn money_reader(state: &AppState, headers: &HeaderMap, query: &AgencyChartQuery) -> Result<AgencyCode, Refused> {
     let principal = caller(state, headers, query.token.as_deref())?;
     let agency = AgencyCode::parse(query.agency.trim())
-        .map_err(|e| problem(StatusCode::BAD_REQUEST, "VALIDATION", e.to_string()))?;
+        .map_err(|e| Box::new(problem(StatusCode::BAD_REQUEST, "VALIDATION", e.to_string())))?;
     if matches!(principal.role, Role::Finance | Role::Auditor | Role::Admin) && principal.can_read_agency(&agency) {
         Ok(agency)
     } else {
-        Err(problem(StatusCode::FORBIDDEN, "FORBIDDEN", "your token does not allow this chart"))
+        Err(Box::new(problem(StatusCode::FORBIDDEN, "FORBIDDEN", "your token does not allow this chart")))
     }
 }
 
-fn days(state: &AppState, query: &AgencyChartQuery) -> Result<(NaiveDate, NaiveDate), Response> {
+fn days(state: &AppState, query: &AgencyChartQuery) -> Result<(NaiveDate, NaiveDate), Refused> {
     let today = vietnam_time::date_of(state.clock.now());
     let to = query.to.unwrap_or(today);
     let from = query.from.unwrap_or(to - Duration::days(29));
     if from > to || (to - from).num_days() > 366 {
-        return Err(problem(StatusCode::BAD_REQUEST, "VALIDATION", "from must be before to, at most a year apart"));
+        return Err(Box::new(problem(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION",
+            "from must be before to, at most a year apart",
+        )));
     }
     Ok((from, to))
 }
@@ -594,7 +601,7 @@ async fn collected_chart(
     let (agency, (from, to)) = match money_reader(&state, &headers, &query).and_then(|a| Ok((a, days(&state, &query)?)))
     {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     state.runner.wait_for("payments", std::time::Duration::from_secs(2)).await;
     let payments =
@@ -642,7 +649,7 @@ async fn overdue_chart(
     let (agency, (from, to)) = match money_reader(&state, &headers, &query).and_then(|a| Ok((a, days(&state, &query)?)))
     {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let today = vietnam_time::date_of(state.clock.now());
     state.runner.wait_for("treasury", std::time::Duration::from_secs(2)).await;

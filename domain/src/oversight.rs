@@ -435,7 +435,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub fn add(self, other: Counts) -> Counts {
+    pub fn plus(self, other: Counts) -> Counts {
         Counts {
             cases: self.cases.saturating_add(other.cases),
             cashless: self.cashless.saturating_add(other.cashless),
@@ -576,7 +576,7 @@ pub fn league(period: Period, entries: Vec<LeagueEntry>, targets: &Targets) -> L
             let online_met = judged.map(|t| reaches(c.online, c.cases, t.online_percent));
             let met = cashless_met.zip(online_met).map(|(a, b)| a && b);
             total.agencies += 1;
-            total.counts = total.counts.add(c);
+            total.counts = total.counts.plus(c);
             match met {
                 Some(true) => total.met += 1,
                 Some(false) => total.not_met += 1,

@@ -126,7 +126,7 @@ async fn the_league_table_of_a_generated_province_equals_the_counts_of_its_cases
                     assert_eq!(row["met"], json!(met), "{what}");
                 }
                 let sums = level_sums.entry(level.as_str().to_owned()).or_default();
-                *sums = sums.add(c);
+                *sums = sums.plus(c);
                 checked_cases += c.cases;
             }
             // Ranks: within a level, a better cashless rate (exact) never ranks after a worse one.
@@ -170,7 +170,7 @@ async fn the_league_table_of_a_generated_province_equals_the_counts_of_its_cases
         assert_eq!(quarter["leagueQuarter"]["period"], "2026-Q3");
         for row in quarter["leagueQuarter"]["rows"].as_array().unwrap() {
             let code = row["agencyCode"].as_str().unwrap();
-            let sum = generated.counts_of(code, "2026-08").add(generated.counts_of(code, "2026-09"));
+            let sum = generated.counts_of(code, "2026-08").plus(generated.counts_of(code, "2026-09"));
             assert_eq!(row["cases"].as_u64(), Some(u64::from(sum.cases)), "[{backend}] Q3 {code}");
             assert_eq!(row["cashless"].as_u64(), Some(u64::from(sum.cashless)), "[{backend}] Q3 {code}");
         }
