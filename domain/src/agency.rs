@@ -139,3 +139,60 @@ impl Agency {
         Ok((!unchanged).then_some(wanted))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use chrono::Utc;
+
+    use super::*;
+    use crate::codes::{AccountNumber, BankBin};
+    use crate::oversight::AgencyLevel;
+
+    fn configured(placement: Placement) -> AgencyConfigured {
+        AgencyConfigured {
+            agency_code: AgencyCode::parse("P01.H01.X01").unwrap(),
+            name: "UBND xã X01".into(),
+            bank_account: BankAccount {
+                bin: BankBin::parse("970436").unwrap(),
+                number: AccountNumber::parse("190300000001").unwrap(),
+                name: "BO PHAN MOT CUA".into(),
+            },
+            retains_fees: true,
+            counters: vec![CounterId::parse("quay-1").unwrap()],
+            receipt_template_symbol: None,
+            receipt_serial: None,
+            treasury: TreasuryIdentity::default(),
+            placement,
+            configured_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_configuration_without_a_level_keeps_the_placement_and_a_new_one_is_recorded_with_its_date() {
+        let placed = Placement {
+            level: Some(AgencyLevel::Commune),
+            parent_code: Some(AgencyCode::parse("P01.H01").unwrap()),
+            placed_from: None,
+        };
+        let agency = Agency::default().evolve(&configured(placed.clone()));
+        // An older client re-sends the configuration without a level: nothing changes.
+        assert_eq!(agency.decide_configure(configured(Placement::default())).unwrap(), None);
+        let renamed = agency
+            .decide_configure(AgencyConfigured {
+                name: "UBND xã X01 mới".into(), ..configured(Placement::default())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(renamed.placement, placed);
+        let moved = Placement {
+            parent_code: Some(AgencyCode::parse("P01.H02").unwrap()),
+            placed_from: Some("2027-01-01".parse().unwrap()),
+            ..placed.clone()
+        };
+        let decided = agency.decide_configure(configured(moved.clone())).unwrap().unwrap();
+        let agency = agency.evolve(&decided);
+        assert_eq!(agency.placements.on("2026-12-31".parse().unwrap()), Some(&placed));
+        assert_eq!(agency.placements.on("2027-01-01".parse().unwrap()), Some(&moved));
+    }
+}
