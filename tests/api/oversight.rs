@@ -65,7 +65,15 @@ async fn the_league_table_of_a_generated_province_equals_the_counts_of_its_cases
     for app in spawn_each_backend().await {
         let backend = app.backend();
         let plan = ProvincePlan::standard();
+        let started = std::time::Instant::now();
         let generated = province::generate(&app.state.ledger, &plan).await.unwrap();
+        eprintln!(
+            "[{backend}] generated {} agencies, {} cases ({} paid) in {:?}",
+            generated.agencies.len(),
+            generated.cases,
+            generated.paid_cases.len(),
+            started.elapsed()
+        );
         assert_eq!(generated.agencies.len(), 57);
         // The Bắc Giang shape: departments and districts 80% then 100%, communes 70% then 100%.
         for level in ["DEPARTMENT", "DISTRICT"] {
@@ -75,6 +83,9 @@ async fn the_league_table_of_a_generated_province_equals_the_counts_of_its_cases
         set_target(&app, "COMMUNE", "2026-08", "70", "30").await;
         set_target(&app, "COMMUNE", "2026-10", "100", "30").await;
         let admin = app.admin();
+        let started = std::time::Instant::now();
+        league(&app, &admin, ROOT, "2026-10").await;
+        eprintln!("[{backend}] leagueTable of 57 agencies over HTTP in {:?}", started.elapsed());
         let mut checked_cases = 0;
         for month in ["2026-08", "2026-09", "2026-10"] {
             let table = league(&app, &admin, ROOT, month).await;
@@ -441,6 +452,25 @@ async fn the_league_csv_and_xlsx_say_what_the_table_says() {
             seen += 1;
         }
         assert_eq!(seen, generated.agencies.len());
+
+        // The charts are SVG drawn by the server: the rates of the communes against their
+        // target line, and the money a department collected per day, by channel.
+        let svg = |path: String| {
+            let client = app.client.clone();
+            let token = admin.clone();
+            async move {
+                let response = client.get(path).bearer_auth(token).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                assert_eq!(response.headers()["content-type"], "image/svg+xml");
+                response.text().await.unwrap()
+            }
+        };
+        let rates = svg(format!("{}/charts/rates.svg?root={ROOT}&month=2026-09&level=COMMUNE", app.address)).await;
+        assert!(rates.starts_with("<svg") && rates.contains("<polyline") && rates.contains("Chỉ tiêu KDTM"), "{rates}");
+        let collected =
+            svg(format!("{}/charts/collected.svg?agency=P01.S01&from=2026-08-01&to=2026-10-31", app.address)).await;
+        let paid_days = generated.counts.keys().filter(|(a, _)| a == "P01.S01").count();
+        assert!(paid_days == 0 || collected.matches("<rect").count() > 1, "[{backend}] bars: {collected}");
 
         // Bad requests: a clear 400 with a JSON body.
         for query in [
