@@ -30,6 +30,9 @@ pub enum Role {
     Auditor,
     /// Configures agencies and fee schedules, rebuilds projections.
     Admin,
+    /// Province oversight: reads the aggregates (league tables, rates, charts) of the subtree of
+    /// agencies under its root agency; never a case, a payer or a payment.
+    Oversight,
 }
 
 impl Role {
@@ -40,6 +43,7 @@ impl Role {
             Role::Finance => "finance",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Oversight => "oversight",
         }
     }
 }
@@ -80,7 +84,7 @@ impl Principal {
             Role::Admin => true,
             Role::Finance | Role::Auditor => self.agency.as_ref().is_none_or(|own| own == agency),
             Role::Officer => self.agency.as_ref() == Some(agency),
-            Role::Display => false,
+            Role::Display | Role::Oversight => false,
         }
     }
 
@@ -95,6 +99,7 @@ impl Principal {
             Role::Display => self.agency.as_ref() == Some(agency) && self.counter.as_ref() == Some(counter),
             Role::Officer => self.agency.as_ref() == Some(agency),
             Role::Admin | Role::Auditor | Role::Finance => self.can_read_agency(agency),
+            Role::Oversight => false,
         }
     }
 }
@@ -206,6 +211,12 @@ impl TokenService {
             }
             Role::Admin if request.agency.is_some() || request.counter.is_some() => {
                 return Err(AuthError::UnexpectedScope { role, what: "an agency or counter" });
+            }
+            Role::Oversight if request.agency.is_none() || request.counter.is_some() => {
+                return Err(AuthError::MissingScope {
+                    role,
+                    what: "--agency (the root of its subtree) and no --counter",
+                });
             }
             Role::Finance | Role::Auditor if request.counter.is_some() => {
                 return Err(AuthError::UnexpectedScope { role, what: "a counter" });
@@ -336,7 +347,7 @@ mod tests {
             let Authentication::Invalid(message) = tokens.authenticate(Some(&format!("Bearer {token}"))) else {
                 panic!("{token} must be refused");
             };
-            for role in ["officer", "display", "finance", "auditor", "admin"] {
+            for role in ["officer", "display", "finance", "auditor", "admin", "oversight"] {
                 assert!(!message.contains(role), "{message:?} names the role {role}");
             }
         }

@@ -679,7 +679,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 fn print_demo(base: &str, tokens: &crate::demo::DemoTokens) {
     use std::io::Write as _;
     let banner = format!(
-        "\nfeeledger demo — agency {agency} ({name})\n  Officer screen:  {base}/counter/{counter}?token={officer}\n  Citizen screen:  {base}/display/{counter}?token={display}\n  GraphiQL:        {base}/graphql\n\n  Tokens (Authorization: Bearer <token>):\n    officer  {officer}\n    display  {display}\n    finance  {finance}\n    auditor  {auditor}\n    admin    {admin}\n\n",
+        "\nfeeledger demo — agency {agency} ({name})\n  Officer screen:  {base}/counter/{counter}?token={officer}\n  Citizen screen:  {base}/display/{counter}?token={display}\n  Finance page:    {base}/finance?token={finance}\n  Oversight page:  {base}/oversight?token={oversight}\n  Admin page:      {base}/admin?token={admin}\n  GraphiQL:        {base}/graphql\n\n  Tokens (Authorization: Bearer <token>):\n    officer    {officer}\n    display    {display}\n    finance    {finance}\n    auditor    {auditor}\n    admin      {admin}\n    oversight  {oversight}\n\n",
         agency = crate::demo::AGENCY,
         name = crate::demo::AGENCY_NAME,
         counter = crate::demo::COUNTERS[0],
@@ -688,6 +688,7 @@ fn print_demo(base: &str, tokens: &crate::demo::DemoTokens) {
         finance = tokens.finance,
         auditor = tokens.auditor,
         admin = tokens.admin,
+        oversight = tokens.oversight,
     );
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());

@@ -45,6 +45,8 @@ pub struct DemoTokens {
     pub finance: String,
     pub auditor: String,
     pub admin: String,
+    /// Oversight of the demo agency's subtree (itself).
+    pub oversight: String,
 }
 
 fn demo_fees() -> Result<Vec<FeeRule>, DemoError> {
@@ -162,6 +164,12 @@ pub async fn load(state: &AppState) -> Result<DemoTokens, DemoError> {
                 receipt_per_payment: true,
                 receipt_number_width: None,
                 treasury: demo_treasury_identity().map_err(parse_err)?,
+                // A ward's people's committee: a commune-level agency (the demo has no district).
+                placement: feeledger_domain::oversight::Placement {
+                    level: Some(feeledger_domain::oversight::AgencyLevel::Commune),
+                    parent_code: None,
+                    placed_from: None,
+                },
                 configured_at: now,
             },
             &metadata,
@@ -186,6 +194,11 @@ pub async fn load(state: &AppState) -> Result<DemoTokens, DemoError> {
 
     sample_case(state, &agency, &counters, &metadata).await?;
 
+    // The Bắc Giang plan's targets per level (docs/OVERSIGHT.md), for the oversight page.
+    for target in feeledger_domain::oversight::bac_giang_2022_targets(now) {
+        state.ledger.set_target(target, &metadata).await?;
+    }
+
     let token = |role, counter: Option<&CounterId>| {
         let scoped_agency =
             matches!(role, Role::Officer | Role::Display | Role::Finance | Role::Auditor).then(|| agency.clone());
@@ -198,5 +211,6 @@ pub async fn load(state: &AppState) -> Result<DemoTokens, DemoError> {
         finance: token(Role::Finance, None)?,
         auditor: token(Role::Auditor, None)?,
         admin: token(Role::Admin, None)?,
+        oversight: state.tokens.issue(&TokenRequest::new(Role::Oversight, Some(agency.clone()), None), now)?,
     })
 }

@@ -44,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::webhooks::routes())
         .merge(crate::downloads::routes())
         .merge(crate::pay_page::routes())
+        .merge(crate::oversight_reports::routes())
+        .merge(crate::office_pages::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod auth;
 pub mod budget_exports;
+pub mod charts;
 pub mod cli;
 pub mod clock;
 pub mod demo;
@@ -12,6 +13,9 @@ pub mod graphql;
 pub mod http;
 pub mod labels;
 pub mod metrics;
+pub mod office_pages;
+pub mod oversight;
+pub mod oversight_reports;
 pub mod pay_page;
 pub mod qr_expiry;
 pub mod qr_image;

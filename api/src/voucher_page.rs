@@ -234,6 +234,7 @@ mod tests {
                 tax_code: Some(TaxCode::parse("0108888888").unwrap()),
                 ..TreasuryIdentity::default()
             },
+            placement: feeledger_domain::oversight::Placement::default(),
             configured_at: Utc::now(),
         }
     }

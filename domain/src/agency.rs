@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::budget::{AdminAreaCode, BudgetChapter, TaxCode, TaxOfficeCode, TreasuryAccount, TreasuryCode};
 use crate::codes::{AgencyCode, BankAccount, CounterId};
+use crate::oversight::{Placement, PlacementHistory};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgencyConfigured {
@@ -39,6 +40,10 @@ pub struct AgencyConfigured {
     /// How many digits a receipt number has (default [`crate::receipt::DEFAULT_NUMBER_WIDTH`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt_number_width: Option<u8>,
+    /// Its level and parent in the province's hierarchy, effective from a date (absent in
+    /// configurations recorded before the hierarchy existed).
+    #[serde(default, flatten)]
+    pub placement: Placement,
     pub configured_at: DateTime<Utc>,
 }
 
@@ -85,11 +90,14 @@ pub enum AgencyError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Agency {
     pub current: Option<AgencyConfigured>,
+    /// Every placement in the hierarchy it has had, for the months before the latest.
+    pub placements: PlacementHistory,
 }
 
 impl Agency {
-    pub fn evolve(self, event: &AgencyConfigured) -> Agency {
-        Agency { current: Some(event.clone()) }
+    pub fn evolve(mut self, event: &AgencyConfigured) -> Agency {
+        self.placements.record(&event.placement);
+        Agency { current: Some(event.clone()), placements: self.placements }
     }
 
     pub fn has_counter(&self, counter: &CounterId) -> bool {
@@ -125,6 +133,10 @@ impl Agency {
         if wanted.treasury.address.as_ref().is_some_and(|a| a.chars().count() > 300) {
             return Err(AgencyError::BadAddress);
         }
+        // A configuration sent without a level keeps the agency where it is (older clients).
+        if !wanted.placement.is_placed() {
+            wanted.placement = self.current.as_ref().map(|c| c.placement.clone()).unwrap_or_default();
+        }
         let mut seen = BTreeSet::new();
         if let Some(dup) = wanted.counters.iter().find(|c| !seen.insert(*c)) {
             return Err(AgencyError::DuplicateCounter(dup.clone()));
@@ -140,7 +152,68 @@ impl Agency {
                 && current.public_payment == wanted.public_payment
                 && current.receipt_per_payment == wanted.receipt_per_payment
                 && current.receipt_number_width == wanted.receipt_number_width
+                && current.placement == wanted.placement
         });
         Ok((!unchanged).then_some(wanted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use chrono::Utc;
+
+    use super::*;
+    use crate::codes::{AccountNumber, BankBin};
+    use crate::oversight::AgencyLevel;
+
+    fn configured(placement: Placement) -> AgencyConfigured {
+        AgencyConfigured {
+            agency_code: AgencyCode::parse("P01.H01.X01").unwrap(),
+            name: "UBND xã X01".into(),
+            bank_account: BankAccount {
+                bin: BankBin::parse("970436").unwrap(),
+                number: AccountNumber::parse("190300000001").unwrap(),
+                name: "BO PHAN MOT CUA".into(),
+            },
+            retains_fees: true,
+            counters: vec![CounterId::parse("quay-1").unwrap()],
+            receipt_template_symbol: None,
+            receipt_serial: None,
+            treasury: TreasuryIdentity::default(),
+            placement,
+            receipt_per_payment: false,
+            receipt_number_width: None,
+            public_payment: false,
+            configured_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_configuration_without_a_level_keeps_the_placement_and_a_new_one_is_recorded_with_its_date() {
+        let placed = Placement {
+            level: Some(AgencyLevel::Commune),
+            parent_code: Some(AgencyCode::parse("P01.H01").unwrap()),
+            placed_from: None,
+        };
+        let agency = Agency::default().evolve(&configured(placed.clone()));
+        // An older client re-sends the configuration without a level: nothing changes.
+        assert_eq!(agency.decide_configure(configured(Placement::default())).unwrap(), None);
+        let renamed = agency
+            .decide_configure(AgencyConfigured {
+                name: "UBND xã X01 mới".into(), ..configured(Placement::default())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(renamed.placement, placed);
+        let moved = Placement {
+            parent_code: Some(AgencyCode::parse("P01.H02").unwrap()),
+            placed_from: Some("2027-01-01".parse().unwrap()),
+            ..placed.clone()
+        };
+        let decided = agency.decide_configure(configured(moved.clone())).unwrap().unwrap();
+        let agency = agency.evolve(&decided);
+        assert_eq!(agency.placements.on("2026-12-31".parse().unwrap()), Some(&placed));
+        assert_eq!(agency.placements.on("2027-01-01".parse().unwrap()), Some(&moved));
     }
 }

@@ -10,6 +10,7 @@
 use crate::agency::{Agency, AgencyConfigured, AgencyError};
 use crate::case_fees::{self, CaseError, CaseEvent, CaseFees};
 use crate::fee_schedule::{FeeSchedule, FeeScheduleError, FeeSchedulePublished, PublishFeeSchedule};
+use crate::oversight::{TargetError, TargetSet, Targets};
 
 pub trait Decider {
     type State: Default + Clone + Send + Sync;
@@ -83,6 +84,26 @@ impl Decider for FeeScheduleDecider {
     }
 
     fn evolve(state: FeeSchedule, event: &FeeSchedulePublished) -> FeeSchedule {
+        state.evolve(event)
+    }
+}
+
+/// The province's cashless and online targets per level, effective from a month; setting the
+/// target already in force appends nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetsDecider;
+
+impl Decider for TargetsDecider {
+    type State = Targets;
+    type Command = TargetSet;
+    type Event = TargetSet;
+    type Error = TargetError;
+
+    fn decide(state: &Targets, wanted: TargetSet) -> Result<Vec<TargetSet>, TargetError> {
+        Ok(state.decide_set(wanted)?.into_iter().collect())
+    }
+
+    fn evolve(state: Targets, event: &TargetSet) -> Targets {
         state.evolve(event)
     }
 }

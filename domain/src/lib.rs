@@ -11,6 +11,7 @@ pub mod decider;
 pub mod declaration;
 pub mod fee_schedule;
 pub mod money;
+pub mod oversight;
 pub mod payer;
 pub mod procedure;
 pub mod receipt;

@@ -6,6 +6,7 @@ use feeledger_domain::bank_credit::CreditEvent;
 use feeledger_domain::case_fees::CaseEvent;
 use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::fee_schedule::FeeSchedulePublished;
+use feeledger_domain::oversight::TargetSet;
 use feeledger_domain::receipt::ReceiptNumberAssigned;
 use feeledger_domain::remittance::RemittanceRecorded;
 use serde::Serialize;
@@ -59,6 +60,8 @@ pub enum LedgerEvent {
     FeeSchedulePublished(FeeSchedulePublished),
     ReceiptNumberAssigned(ReceiptNumberAssigned),
     RemittanceRecorded(RemittanceRecorded),
+    /// A cashless and online target for a level of agencies, from a month on.
+    TargetSet(TargetSet),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +94,7 @@ impl LedgerEvent {
             LedgerEvent::FeeSchedulePublished(_) => "FeeSchedulePublished",
             LedgerEvent::ReceiptNumberAssigned(_) => "ReceiptNumberAssigned",
             LedgerEvent::RemittanceRecorded(_) => "RemittanceRecorded",
+            LedgerEvent::TargetSet(_) => "TargetSet",
         }
     }
 
@@ -143,6 +147,7 @@ impl LedgerEvent {
             "FeeSchedulePublished" => payload.parse().map(LedgerEvent::FeeSchedulePublished).map_err(fail),
             "ReceiptNumberAssigned" => payload.parse().map(LedgerEvent::ReceiptNumberAssigned).map_err(fail),
             "RemittanceRecorded" => payload.parse().map(LedgerEvent::RemittanceRecorded).map_err(fail),
+            "TargetSet" => payload.parse().map(LedgerEvent::TargetSet).map_err(fail),
             _ => Err(CodecError::UnknownType { position, event_type: event_type.to_owned() }),
         }
     }
@@ -157,6 +162,7 @@ impl LedgerEvent {
             LedgerEvent::FeeSchedulePublished(event) => to_payload(event)?,
             LedgerEvent::ReceiptNumberAssigned(event) => to_payload(event)?,
             LedgerEvent::RemittanceRecorded(event) => to_payload(event)?,
+            LedgerEvent::TargetSet(event) => to_payload(event)?,
         };
         Ok(NewEvent {
             event_id: Uuid::now_v7(),

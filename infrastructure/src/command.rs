@@ -14,8 +14,9 @@
 
 use feeledger_domain::agency::AgencyConfigured;
 use feeledger_domain::case_fees::CaseEvent;
-use feeledger_domain::decider::{AgencyDecider, CaseDecider, Decider, FeeScheduleDecider};
+use feeledger_domain::decider::{AgencyDecider, CaseDecider, Decider, FeeScheduleDecider, TargetsDecider};
 use feeledger_domain::fee_schedule::FeeSchedulePublished;
+use feeledger_domain::oversight::TargetSet;
 
 use crate::codec::{CodecError, LedgerEvent};
 use crate::event_store::{AppendOutcome, EventMetadata, ExpectedVersion, IdempotencyKey, RecordedEvent, StoreError};
@@ -62,6 +63,18 @@ impl Stored for FeeScheduleDecider {
     fn decode(event: LedgerEvent) -> Option<FeeSchedulePublished> {
         match event {
             LedgerEvent::FeeSchedulePublished(event) => Some(event),
+            _ => None,
+        }
+    }
+}
+
+impl Stored for TargetsDecider {
+    fn encode(event: TargetSet) -> LedgerEvent {
+        LedgerEvent::TargetSet(event)
+    }
+    fn decode(event: LedgerEvent) -> Option<TargetSet> {
+        match event {
+            LedgerEvent::TargetSet(event) => Some(event),
             _ => None,
         }
     }

@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use feeledger_domain::agency::{Agency, AgencyConfigured, AgencyError};
 use feeledger_domain::case_fees::{self, CaseError, CaseFees, Command};
 use feeledger_domain::codes::{AgencyCode, CaseCode};
-use feeledger_domain::decider::{AgencyDecider, CaseDecider, FeeScheduleDecider};
+use feeledger_domain::decider::{AgencyDecider, CaseDecider, FeeScheduleDecider, TargetsDecider};
 use feeledger_domain::fee_schedule::{FeeSchedule, FeeScheduleError, FeeScheduleVersion, PublishFeeSchedule};
+use feeledger_domain::oversight::{TARGETS_STREAM, TargetError, TargetSet, Targets, check_placement};
 use tracing::Instrument;
 
 use crate::codec::{self, CodecError, LedgerEvent};
@@ -43,6 +44,12 @@ pub enum LedgerError {
     Codec(#[from] CodecError),
     #[error(transparent)]
     ReceiptNumbers(#[from] feeledger_domain::receipt::ReceiptNumberError),
+}
+
+impl From<TargetError> for LedgerError {
+    fn from(error: TargetError) -> Self {
+        LedgerError::Invalid(error.to_string())
+    }
 }
 
 impl From<StoreError> for LedgerError {
@@ -114,6 +121,18 @@ impl Ledger {
         metadata: &EventMetadata,
     ) -> Result<AgencyConfigured, LedgerError> {
         let code = wanted.agency_code.clone();
+        // A placement in the hierarchy is checked against the parent's level (another stream)
+        // before the decider runs on this one.
+        if let Some(configured) = self.agency(&code).await?.decide_configure(wanted.clone())?
+            && configured.placement.is_placed()
+        {
+            let parent_level = match &configured.placement.parent_code {
+                Some(parent) => self.agency(parent).await?.placements.latest().and_then(|p| p.level),
+                None => None,
+            };
+            check_placement(&configured.agency_code, &configured.placement, parent_level)
+                .map_err(|e| LedgerError::Invalid(e.to_string()))?;
+        }
         match self.handle::<AgencyDecider>(&codec::agency_stream(&code), wanted, metadata, None).await? {
             Handled::Appended { mut events, .. } => {
                 events.pop().ok_or_else(|| LedgerError::NotFound(format!("agency {code}")))
@@ -122,6 +141,32 @@ impl Ledger {
                 state.current.ok_or_else(|| LedgerError::NotFound(format!("agency {code}")))
             }
             Handled::Repeated { .. } => self.require_agency(&code).await,
+        }
+    }
+
+    /// Every configured agency, folded (its configuration and its placements over time).
+    pub async fn agencies(&self) -> Result<std::collections::BTreeMap<AgencyCode, Agency>, LedgerError> {
+        let mut agencies: std::collections::BTreeMap<AgencyCode, Agency> = std::collections::BTreeMap::new();
+        for event in self.store.events_of_type("AgencyConfigured").await? {
+            let configured = codec::decode_as::<AgencyConfigured>(&event)?;
+            let agency = agencies.remove(&configured.agency_code).unwrap_or_default();
+            agencies.insert(configured.agency_code.clone(), agency.evolve(&configured));
+        }
+        Ok(agencies)
+    }
+
+    // --- oversight targets -----------------------------------------------------------------
+
+    /// Every cashless and online target ever set, in order.
+    pub async fn targets(&self) -> Result<Targets, LedgerError> {
+        Ok(self.fold_stream::<TargetsDecider>(TARGETS_STREAM).await?.state)
+    }
+
+    /// Sets a level's targets from a month on; the same target again appends nothing.
+    pub async fn set_target(&self, wanted: TargetSet, metadata: &EventMetadata) -> Result<TargetSet, LedgerError> {
+        match self.handle::<TargetsDecider>(TARGETS_STREAM, wanted.clone(), metadata, None).await? {
+            Handled::Appended { mut events, .. } => events.pop().ok_or(LedgerError::Contended(TARGETS_STREAM.into())),
+            Handled::Unchanged { .. } | Handled::Repeated { .. } => Ok(wanted),
         }
     }
 

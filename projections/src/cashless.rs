@@ -80,3 +80,30 @@ pub async fn month(docs: &DocumentStore, agency: &AgencyCode, month: &str) -> Re
         }),
     }
 }
+
+/// The counts of every `(agency, month)` asked, in one read (absent: no case paid).
+pub async fn months(
+    docs: &DocumentStore,
+    wanted: &[(AgencyCode, String)],
+) -> Result<std::collections::HashMap<(AgencyCode, String), MonthCounts>, ProjectionError> {
+    let mut found = std::collections::HashMap::new();
+    let Some(state) = docs.state(CashlessProjection::NAME).await? else { return Ok(found) };
+    let keys: Vec<String> = wanted.iter().map(|(agency, month)| format!("month/{agency}/{month}")).collect();
+    let mut loaded = std::collections::HashMap::new();
+    // Bounded batches keep each statement's parameter small.
+    for chunk in keys.chunks(500) {
+        loaded.extend(docs.load(CashlessProjection::NAME, state.active, chunk).await?);
+    }
+    for ((agency, month), key) in wanted.iter().zip(keys) {
+        let counts = match loaded.remove(&key) {
+            None => MonthCounts::default(),
+            Some(value) => serde_json::from_value(value).map_err(|e| ProjectionError::Document {
+                projection: CashlessProjection::NAME,
+                key,
+                reason: e.to_string(),
+            })?,
+        };
+        found.insert((agency.clone(), month.clone()), counts);
+    }
+    Ok(found)
+}

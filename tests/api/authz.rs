@@ -46,7 +46,7 @@ enum May {
 use May::{All, No, Own};
 
 /// The tokens, one per column of [`MATRIX`]. Scoped tokens are scoped to agency A.
-const COLUMNS: [Column; 7] = [
+const COLUMNS: [Column; 8] = [
     Column { label: "officer@A/quay-1", role: Role::Officer, scoped: true, counter: Some("quay-1") },
     Column { label: "display@A/quay-1", role: Role::Display, scoped: true, counter: Some("quay-1") },
     Column { label: "finance@A", role: Role::Finance, scoped: true, counter: None },
@@ -54,60 +54,66 @@ const COLUMNS: [Column; 7] = [
     Column { label: "auditor@A", role: Role::Auditor, scoped: true, counter: None },
     Column { label: "auditor", role: Role::Auditor, scoped: false, counter: None },
     Column { label: "admin", role: Role::Admin, scoped: false, counter: None },
+    Column { label: "oversight@A", role: Role::Oversight, scoped: true, counter: None },
 ];
 
 /// Who may do what. Rows run top to bottom; a mutation changes only its own case or credit, so
 /// no row depends on the outcome of another, and rebuilding a projection comes last.
 #[rustfmt::skip]
-const MATRIX: &[(Op, [May; 7])] = &[
-    //                                   officer  display  finance  finance  auditor  auditor  admin
-    //                                   @A/q-1   @A/q-1   @A       (all)    @A       (all)
+const MATRIX: &[(Op, [May; 8])] = &[
+    //                                   officer  display  finance  finance  auditor  auditor  admin    oversight
+    //                                   @A/q-1   @A/q-1   @A       (all)    @A       (all)             @A
     // --- reads ---
-    (Op::Me,                            [All,     All,     All,     All,     All,     All,     All]),
-    (Op::Case,                          [Own,     No,      Own,     All,     Own,     All,     All]),
-    (Op::CaseHistory,                   [Own,     No,      Own,     All,     Own,     All,     All]),
-    (Op::CounterDisplay,                [Own,     Own,     Own,     All,     Own,     All,     All]),
-    (Op::CounterDisplayOfQuay2,         [Own,     No,      Own,     All,     Own,     All,     All]),
+    (Op::Me,                            [All,     All,     All,     All,     All,     All,     All,     All]),
+    (Op::Case,                          [Own,     No,      Own,     All,     Own,     All,     All,     No]),
+    (Op::CaseHistory,                   [Own,     No,      Own,     All,     Own,     All,     All,     No]),
+    (Op::CounterDisplay,                [Own,     Own,     Own,     All,     Own,     All,     All,     No]),
+    (Op::CounterDisplayOfQuay2,         [Own,     No,      Own,     All,     Own,     All,     All,     No]),
     // A display reads its agency's configuration (the citizen's screen shows its name and account)
     // and, through the same check, its published fee schedules.
-    (Op::Agency,                        [Own,     Own,     Own,     All,     Own,     All,     All]),
-    (Op::FeeSchedules,                  [Own,     Own,     Own,     All,     Own,     All,     All]),
-    (Op::FeeScheduleInForce,            [Own,     Own,     Own,     All,     Own,     All,     All]),
-    (Op::UnmatchedCredits,              [Own,     No,      Own,     All,     Own,     All,     All]),
-    (Op::UnmatchedCreditsOfNoAgency,    [No,      No,      No,      All,     No,      All,     All]),
-    (Op::DailyReconciliation,           [No,      No,      Own,     All,     Own,     All,     All]),
-    (Op::TreasuryReport,                [No,      No,      Own,     All,     Own,     All,     All]),
-    (Op::CashlessRate,                  [No,      No,      Own,     All,     Own,     All,     All]),
-    (Op::ReceiptUsage,                  [No,      No,      Own,     All,     Own,     All,     All]),
-    (Op::Projections,                   [No,      No,      All,     All,     All,     All,     All]),
-    (Op::AuditEvents,                   [No,      No,      No,      No,      No,      All,     No]),
-    (Op::DailyDigests,                  [No,      No,      All,     All,     All,     All,     All]),
+    (Op::Agency,                        [Own,     Own,     Own,     All,     Own,     All,     All,     No]),
+    (Op::FeeSchedules,                  [Own,     Own,     Own,     All,     Own,     All,     All,     No]),
+    (Op::FeeScheduleInForce,            [Own,     Own,     Own,     All,     Own,     All,     All,     No]),
+    (Op::UnmatchedCredits,              [Own,     No,      Own,     All,     Own,     All,     All,     No]),
+    (Op::UnmatchedCreditsOfNoAgency,    [No,      No,      No,      All,     No,      All,     All,     No]),
+    (Op::DailyReconciliation,           [No,      No,      Own,     All,     Own,     All,     All,     No]),
+    (Op::TreasuryReport,                [No,      No,      Own,     All,     Own,     All,     All,     No]),
+    (Op::CashlessRate,                  [No,      No,      Own,     All,     Own,     All,     All,     No]),
+    (Op::ReceiptUsage,                  [No,      No,      Own,     All,     Own,     All,     All,     No]),
+    (Op::Projections,                   [No,      No,      All,     All,     All,     All,     All,     No]),
+    (Op::AuditEvents,                   [No,      No,      No,      No,      No,      All,     No,      No]),
+    (Op::DailyDigests,                  [No,      No,      All,     All,     All,     All,     All,     No]),
+    // Aggregates of a subtree (no case, no person): the oversight token of A reads A's.
+    (Op::LeagueTable,                   [No,      No,      Own,     All,     Own,     All,     All,     Own]),
+    (Op::Targets,                       [No,      No,      All,     All,     All,     All,     All,     All]),
+    (Op::Agencies,                      [No,      No,      All,     All,     All,     All,     All,     No]),
     // --- subscriptions (over /graphql/ws) ---
-    (Op::CaseStatusSubscription,        [Own,     No,      Own,     All,     Own,     All,     All]),
-    (Op::CounterDisplaySubscription,    [Own,     Own,     Own,     All,     Own,     All,     All]),
-    (Op::ProjectionProgress,            [No,      No,      All,     All,     All,     All,     All]),
+    (Op::CaseStatusSubscription,        [Own,     No,      Own,     All,     Own,     All,     All,     No]),
+    (Op::CounterDisplaySubscription,    [Own,     Own,     Own,     All,     Own,     All,     All,     No]),
+    (Op::ProjectionProgress,            [No,      No,      All,     All,     All,     All,     All,     No]),
     // --- counter work ---
-    (Op::AssessFees,                    [Own,     No,      No,      No,      No,      No,      No]),
-    (Op::IssueQr,                       [Own,     No,      No,      No,      No,      No,      No]),
-    (Op::IssueQrAtQuay2,                [No,      No,      No,      No,      No,      No,      No]),
-    (Op::RecordPayment,                 [Own,     No,      No,      No,      No,      No,      No]),
-    (Op::CancelAssessment,              [Own,     No,      No,      No,      No,      No,      No]),
-    (Op::IssueReceipt,                  [Own,     No,      Own,     All,     No,      No,      No]),
-    (Op::CancelReceipt,                 [Own,     No,      Own,     All,     No,      No,      No]),
-    (Op::AssignCredit,                  [Own,     No,      Own,     All,     No,      No,      No]),
-    (Op::MarkCreditForRefund,           [Own,     No,      Own,     All,     No,      No,      No]),
+    (Op::AssessFees,                    [Own,     No,      No,      No,      No,      No,      No,      No]),
+    (Op::IssueQr,                       [Own,     No,      No,      No,      No,      No,      No,      No]),
+    (Op::IssueQrAtQuay2,                [No,      No,      No,      No,      No,      No,      No,      No]),
+    (Op::RecordPayment,                 [Own,     No,      No,      No,      No,      No,      No,      No]),
+    (Op::CancelAssessment,              [Own,     No,      No,      No,      No,      No,      No,      No]),
+    (Op::IssueReceipt,                  [Own,     No,      Own,     All,     No,      No,      No,      No]),
+    (Op::CancelReceipt,                 [Own,     No,      Own,     All,     No,      No,      No,      No]),
+    (Op::AssignCredit,                  [Own,     No,      Own,     All,     No,      No,      No,      No]),
+    (Op::MarkCreditForRefund,           [Own,     No,      Own,     All,     No,      No,      No,      No]),
     // Ids that do not exist: NOT_FOUND for who may act on one, FORBIDDEN for who never may.
-    (Op::CancelUnknownReceipt,          [All,     No,      All,     All,     No,      No,      No]),
-    (Op::AssignUnknownCredit,           [All,     No,      All,     All,     No,      No,      No]),
-    (Op::MarkUnknownCreditForRefund,    [All,     No,      All,     All,     No,      No,      No]),
+    (Op::CancelUnknownReceipt,          [All,     No,      All,     All,     No,      No,      No,      No]),
+    (Op::AssignUnknownCredit,           [All,     No,      All,     All,     No,      No,      No,      No]),
+    (Op::MarkUnknownCreditForRefund,    [All,     No,      All,     All,     No,      No,      No,      No]),
     // --- finance ---
-    (Op::ImportBankStatement,           [No,      No,      Own,     All,     No,      No,      No]),
-    (Op::ReconcileDay,                  [No,      No,      Own,     All,     No,      No,      No]),
-    (Op::RemitToTreasury,               [No,      No,      Own,     All,     No,      No,      No]),
+    (Op::ImportBankStatement,           [No,      No,      Own,     All,     No,      No,      No,      No]),
+    (Op::ReconcileDay,                  [No,      No,      Own,     All,     No,      No,      No,      No]),
+    (Op::RemitToTreasury,               [No,      No,      Own,     All,     No,      No,      No,      No]),
     // --- administration ---
-    (Op::ConfigureAgency,               [No,      No,      No,      No,      No,      No,      All]),
-    (Op::PublishFeeSchedule,            [No,      No,      No,      No,      No,      No,      All]),
-    (Op::RebuildProjection,             [No,      No,      No,      No,      No,      No,      All]),
+    (Op::ConfigureAgency,               [No,      No,      No,      No,      No,      No,      All,     No]),
+    (Op::PublishFeeSchedule,            [No,      No,      No,      No,      No,      No,      All,     No]),
+    (Op::SetTarget,                     [No,      No,      No,      No,      No,      No,      All,     No]),
+    (Op::RebuildProjection,             [No,      No,      No,      No,      No,      No,      All,     No]),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +161,10 @@ enum Op {
     ConfigureAgency,
     PublishFeeSchedule,
     RebuildProjection,
+    LeagueTable,
+    Targets,
+    Agencies,
+    SetTarget,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +221,7 @@ fn configure_input(t: &Target) -> Value {
     json!({ "input": {
         "code": t.agency, "name": format!("UBND {}", t.agency), "bankBin": "970415",
         "accountNumber": t.account, "accountName": "UBND PHUONG", "retainsFees": true,
-        "counters": ["quay-1", "quay-2"]
+        "counters": ["quay-1", "quay-2"], "level": "DISTRICT"
     }})
 }
 
@@ -325,6 +335,10 @@ impl Op {
             Op::ConfigureAgency => "configureAgency",
             Op::PublishFeeSchedule => "publishFeeSchedule",
             Op::RebuildProjection => "rebuildProjection",
+            Op::LeagueTable => "leagueTable",
+            Op::Targets => "targets",
+            Op::Agencies => "agencies",
+            Op::SetTarget => "setTarget",
         }
     }
 
@@ -348,6 +362,7 @@ impl Op {
             | Op::RemitToTreasury
             | Op::ConfigureAgency
             | Op::PublishFeeSchedule
+            | Op::SetTarget
             | Op::RebuildProjection => Kind::Mutation,
             _ => Kind::Query,
         }
@@ -367,6 +382,9 @@ impl Op {
                 | Op::AssignUnknownCredit
                 | Op::MarkUnknownCreditForRefund
                 | Op::RebuildProjection
+                | Op::Targets
+                | Op::Agencies
+                | Op::SetTarget
         )
     }
 
@@ -500,6 +518,17 @@ impl Op {
             Op::RebuildProjection => {
                 ("mutation { rebuildProjection(name: \"cashless\") { name generation } }", json!({}))
             }
+            Op::LeagueTable => (
+                "query($agency: String!) { leagueTable(rootAgencyCode: $agency, month: \"2024-04\") { rows { agencyCode cases met rank } } }",
+                agency,
+            ),
+            Op::Targets => ("query { targets { level effectiveFrom } }", json!({})),
+            Op::Agencies => ("query { agencies { code level } }", json!({})),
+            // The target it already has: allowed, it appends nothing.
+            Op::SetTarget => (
+                "mutation { setTarget(input: { level: COMMUNE, effectiveFrom: \"2024-01\", cashlessPercent: \"70\", onlinePercent: \"30\" }) { level } }",
+                json!({}),
+            ),
         }
     }
 }
@@ -630,7 +659,7 @@ async fn every_token_may_do_what_the_matrix_says_in_its_own_agency_and_in_anothe
 // --- credentials that are not a valid token -------------------------------------------------------
 
 /// The column allowed to do an operation in agency A (the token that would succeed), if any.
-fn allowed_column(row: &[May; 7]) -> Option<&'static Column> {
+fn allowed_column(row: &[May; 8]) -> Option<&'static Column> {
     COLUMNS.iter().zip(row).find(|(_, may)| **may != No).map(|(column, _)| column)
 }
 

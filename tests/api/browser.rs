@@ -251,3 +251,171 @@ async fn the_remittance_voucher_prints_on_one_a4_page_in_a_real_browser() {
     assert!(std::fs::read(report["pdf"].as_str().unwrap()).unwrap().starts_with(b"%PDF"));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// The office pages (/finance, /oversight, /admin) and the printable league announcement in a
+/// real headless Chromium (tests/browser/office.mjs): a month of counter traffic with its bank
+/// statement for the finance page, a generated province of 57 agencies for the oversight pages.
+#[tokio::test]
+async fn the_finance_oversight_and_admin_pages_and_the_announcement_work_in_a_real_browser() {
+    use feeledger_api::auth::Role;
+    use feeledger_infrastructure::settings::{ProviderSecrets, Secret};
+    use feeledger_tests::province::{self, ProvincePlan};
+    use feeledger_tests::traffic::{self, Plan};
+
+    let root = repo_root();
+    let missing = missing_prerequisites(&root);
+    if !missing.is_empty() {
+        let what = missing.join(", ");
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "the browser test cannot run in CI without: {what}");
+        let _ = writeln!(std::io::stderr(), "\n*** SKIPPED the office pages browser test: missing {what} ***\n");
+        return;
+    }
+    const SEPAY_KEY: &str = "sepay-office-test-api-key";
+    let app = feeledger_tests::spawn_app_with(TestDatabase::sqlite(), |s| {
+        s.providers = ProviderSecrets { sepay_api_key: Some(Secret::new(SEPAY_KEY)), ..ProviderSecrets::default() }
+    })
+    .await;
+    let plan = Plan::small();
+    let generated = traffic::generate(&app.state.ledger, &plan).await.unwrap();
+    let agency = plan.agencies[0].clone();
+    let finance = app.token(Role::Finance, Some(&agency), None);
+    let (_, account, lines) = generated.statements.iter().find(|(a, _, _)| a.as_str() == agency).unwrap();
+    app.graphql_ok(
+        &finance,
+        "mutation($input: StatementInput!) { importBankStatement(input: $input) { inserted } }",
+        json!({ "input": { "format": "CSV", "content": traffic::statement_csv(account, lines) } }),
+    )
+    .await;
+    // The day of the month with the most exceptions, for the page to show.
+    let mut busiest = (0, String::new());
+    for day in 1..=30 {
+        let date = format!("2026-10-{day:02}");
+        let data = app
+            .graphql_ok(
+                &finance,
+                "query($a: String!, $d: Date!) { dailyReconciliation(agencyCode: $a, date: $d) { exceptions { kind } } }",
+                json!({ "a": agency, "d": date }),
+            )
+            .await;
+        let count = data["dailyReconciliation"]["exceptions"].as_array().unwrap().len();
+        if count > busiest.0 {
+            busiest = (count, date);
+        }
+    }
+    assert!(busiest.0 > 0, "the tampered statement leaves exceptions");
+    let unpaid: Vec<String> = generated
+        .cases
+        .iter()
+        .filter(|c| c.agency().as_str() == agency && !generated.paid_in_full.contains(c))
+        .map(ToString::to_string)
+        .collect();
+    let total = |case: String| {
+        let app = &app;
+        let finance = finance.clone();
+        async move {
+            let data = app
+                .graphql_ok(&finance, "query($c: String!) { case(code: $c) { outstanding } }", json!({ "c": case }))
+                .await;
+            data["case"]["outstanding"].as_str().unwrap().to_owned()
+        }
+    };
+    let (assign_case, live_case) = (unpaid[0].clone(), unpaid[1].clone());
+    let assign_amount: i64 = total(assign_case.clone()).await.parse().unwrap();
+    let live_amount = total(live_case.clone()).await;
+    let body = json!({
+        "id": 77_001, "gateway": "VietinBank", "transactionDate": "2026-10-15 10:20:00",
+        "accountNumber": account, "code": null, "content": "chuyen tien le phi", "transferType": "in",
+        "transferAmount": assign_amount, "accumulated": 19_077_000, "subAccount": null, "referenceCode": "FT26288770011"
+    });
+    let response = app
+        .client
+        .post(format!("{}/webhooks/sepay", app.address))
+        .header("Authorization", format!("Apikey {SEPAY_KEY}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let _province = province::generate(&app.state.ledger, &ProvincePlan::standard()).await.unwrap();
+    let admin = app.admin();
+    for (level, from, cashless) in [
+        ("DEPARTMENT", "2026-08", "80"),
+        ("DISTRICT", "2026-08", "80"),
+        ("COMMUNE", "2026-08", "70"),
+        ("DEPARTMENT", "2026-10", "100"),
+        ("DISTRICT", "2026-10", "100"),
+        ("COMMUNE", "2026-10", "60"),
+    ] {
+        app.graphql_ok(
+            &admin,
+            "mutation($i: TargetInput!) { setTarget(input: $i) { level } }",
+            json!({ "i": { "level": level, "effectiveFrom": from, "cashlessPercent": cashless, "onlinePercent": "30" } }),
+        )
+        .await;
+    }
+    let oversight = app.token(Role::Oversight, Some(province::ROOT), None);
+    let officer = app.token(Role::Officer, Some(&agency), Some("quay-1"));
+
+    let out = std::env::temp_dir().join(format!("feeledger-office-{}", uuid::Uuid::new_v4()));
+    let screenshots = if std::env::var_os("FEELEDGER_UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/screenshots")
+    } else {
+        out.join("screenshots")
+    };
+    let mut node = tokio::process::Command::new("node");
+    node.arg(root.join("tests/browser/office.mjs"))
+        .current_dir(&root)
+        .env("FEELEDGER_BASE_URL", &app.address)
+        .env("FEELEDGER_FINANCE_TOKEN", &finance)
+        .env("FEELEDGER_OFFICER_TOKEN", &officer)
+        .env("FEELEDGER_OVERSIGHT_TOKEN", &oversight)
+        .env("FEELEDGER_ADMIN_TOKEN", &admin)
+        .env("FEELEDGER_AGENCY", &agency)
+        .env("FEELEDGER_DATE", &busiest.1)
+        .env("FEELEDGER_CREDIT", "sepay:77001")
+        .env("FEELEDGER_ASSIGN_CASE", &assign_case)
+        .env("FEELEDGER_LIVE_CASE", &live_case)
+        .env("FEELEDGER_LIVE_AMOUNT", &live_amount)
+        .env("FEELEDGER_ROOT", province::ROOT)
+        .env("FEELEDGER_MONTH", "2026-10")
+        .env("FEELEDGER_OUT_DIR", &out)
+        .env("FEELEDGER_SCREENSHOT_DIR", &screenshots)
+        .env("FEELEDGER_CHROMIUM", CHROMIUM)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(PATIENCE, node.output()).await.expect("the office pages test hung").unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the office pages test failed; see {}\n{stdout}\n{}",
+        out.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = stdout.lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap();
+    assert_eq!(report["exceptions"].as_u64(), Some(busiest.0 as u64), "the day's exceptions are listed: {report}");
+    assert_eq!(report["leagueRows"], 57, "every agency of the province");
+    assert_eq!(report["communeRows"], 45, "the communes only");
+    assert!(report["agencies"].as_u64().unwrap() >= 59, "{report}");
+    let text = report["announcementText"].as_str().unwrap();
+    for expected in [
+        "THÔNG BÁO KẾT QUẢ",
+        "THÁNG 10/2026",
+        "Các đơn vị đạt chỉ tiêu",
+        "Các đơn vị không đạt chỉ tiêu",
+        "UBND cấp xã",
+        "Sở, ban, ngành",
+    ] {
+        assert!(text.contains(expected), "the announcement says {expected:?}: {text}");
+    }
+    assert!(report["quarterText"].as_str().unwrap().contains("QUÝ IV/2026"), "{report}");
+    let media_box: Vec<f64> =
+        report["mediaBox"].as_str().unwrap().split_whitespace().map(|n| n.parse().unwrap()).collect();
+    assert!((media_box[2] - 595.0).abs() < 2.0 && (media_box[3] - 842.0).abs() < 2.0, "A4 in points: {media_box:?}");
+    for name in ["finance.png", "oversight.png", "admin.png", "announcement.png"] {
+        let size = std::fs::metadata(screenshots.join(name)).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 10_000, "screenshot {name} was written ({size} bytes)");
+    }
+    let _ = writeln!(std::io::stderr(), "office pages: {}", report["steps"]);
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -13,6 +13,7 @@ mod finance;
 mod health;
 mod hostile;
 mod nodes;
+mod oversight;
 mod pay_browser;
 mod public_pay;
 mod remittance;

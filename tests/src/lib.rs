@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc, reason = "test support fails loudly")]
 
 pub mod node;
+pub mod province;
 pub mod traffic;
 pub mod wire;
 

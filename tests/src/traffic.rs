@@ -131,6 +131,7 @@ pub async fn configure(
                     treasury_code: Some(TreasuryCode::parse("0011").map_err(code_err)?),
                     ..TreasuryIdentity::default()
                 },
+                placement: feeledger_domain::oversight::Placement::default(),
                 configured_at: at,
             },
             metadata,

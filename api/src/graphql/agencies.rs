@@ -52,6 +52,14 @@ pub struct ConfigureAgencyInput {
     receipt_per_payment: Option<bool>,
     /// Digits of a receipt number, 1 to 9 (default 7).
     receipt_number_width: Option<i32>,
+    /// Its level in the province's hierarchy (absent: keeps the level it has).
+    level: Option<super::oversight::AgencyLevelGql>,
+    /// The agency it reports to: the province for departments and districts, a district for
+    /// communes.
+    parent_code: Option<String>,
+    /// The first day the level and parent hold (absent: since always); earlier months keep the
+    /// placement then in force.
+    placed_from: Option<DateScalar>,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -190,6 +198,9 @@ pub struct AgencyView {
     /// The configured serial; `null`: `AA-<YY>E` of the year of issue.
     receipt_serial: Option<String>,
     receipt_number_width: i32,
+    level: Option<super::oversight::AgencyLevelGql>,
+    parent_code: Option<String>,
+    placed_from: Option<DateScalar>,
 }
 
 impl From<AgencyConfigured> for AgencyView {
@@ -215,6 +226,9 @@ impl From<AgencyConfigured> for AgencyView {
             receipt_number_width: i32::from(
                 a.receipt_number_width.unwrap_or(feeledger_domain::receipt::DEFAULT_NUMBER_WIDTH),
             ),
+            level: a.placement.level.map(Into::into),
+            parent_code: a.placement.parent_code.as_ref().map(ToString::to_string),
+            placed_from: a.placement.placed_from.map(DateScalar),
             name: a.name,
             bank_bin: a.bank_account.bin.to_string(),
             account_number: a.bank_account.number.to_string(),
@@ -304,7 +318,7 @@ fn readable_agency(ctx: &Context<'_>, code: &str) -> ApiResult<AgencyCode> {
 #[graphql(name = "Viewer")]
 pub struct ViewerView {
     subject: String,
-    /// `officer`, `display`, `finance`, `auditor` or `admin`.
+    /// `officer`, `display`, `finance`, `auditor`, `admin` or `oversight`.
     role: String,
     agency_code: Option<String>,
     counter_id: Option<String>,
@@ -329,6 +343,21 @@ impl AgencyQueries {
     async fn agency(&self, ctx: &Context<'_>, code: String) -> ApiResult<Option<AgencyView>> {
         let code = readable_agency(ctx, &code)?;
         Ok(ledger(ctx).agency(&code).await?.current.map(AgencyView::from))
+    }
+
+    /// Every agency the caller may read, by code (admins, unscoped finance staff and auditors:
+    /// all; scoped ones: their own).
+    async fn agencies(&self, ctx: &Context<'_>) -> ApiResult<Vec<AgencyView>> {
+        let principal = principal(ctx)?.clone();
+        if !matches!(principal.role, Role::Admin | Role::Finance | Role::Auditor) {
+            return Err(ApiError::forbidden());
+        }
+        let agencies = ledger(ctx).agencies().await?;
+        Ok(agencies
+            .into_iter()
+            .filter(|(code, _)| principal.can_read_agency(code))
+            .filter_map(|(_, agency)| agency.current.map(AgencyView::from))
+            .collect())
     }
 
     /// Every published version of an agency's fee schedule, oldest first.
@@ -396,6 +425,11 @@ impl AgencyMutations {
                         .ok_or_else(|| ApiError::Validation("receiptNumberWidth must be 1 to 9 digits".into()))
                 })
                 .transpose()?,
+            placement: feeledger_domain::oversight::Placement {
+                level: input.level.map(Into::into),
+                parent_code: optional_code("parentCode", input.parent_code, AgencyCode::parse)?,
+                placed_from: input.placed_from.map(|d| d.0),
+            },
             configured_at: now(ctx),
         };
         let configured = ledger(ctx).configure_agency(wanted, &metadata(ctx, &principal)).await?;

@@ -55,7 +55,7 @@ fn today(ctx: &Context<'_>) -> NaiveDate {
     vietnam_time::date_of(now(ctx))
 }
 
-fn projection_error(error: ProjectionError) -> ApiError {
+pub(crate) fn projection_error(error: ProjectionError) -> ApiError {
     match error {
         ProjectionError::Unknown(name) => ApiError::NotFound(format!("no projection named {name:?}")),
         ProjectionError::Lagging(name) => {

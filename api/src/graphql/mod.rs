@@ -9,6 +9,8 @@ mod credits;
 pub mod errors;
 mod finance;
 pub mod limits;
+mod office;
+pub(crate) mod oversight;
 mod public;
 pub mod receipt_reports;
 pub mod scalars;
@@ -41,6 +43,8 @@ pub use cases::{CaseMutations, CaseQueries, mask_personal_data};
 pub use counter::{CounterMutations, CounterQueries, CounterSubscriptions};
 pub use credits::{CreditMutations, CreditQueries};
 pub use finance::{FinanceMutations, FinanceQueries, FinanceSubscriptions};
+pub use office::OfficeSubscriptions;
+pub use oversight::{OversightMutations, OversightQueries};
 pub use public::{PublicMutations, PublicQueries, PublicSubscriptions};
 pub use receipt_reports::ReceiptReportQueries;
 
@@ -54,6 +58,7 @@ pub struct QueryRoot(
     AuditQueries,
     PublicQueries,
     ReceiptReportQueries,
+    OversightQueries,
 );
 
 #[derive(MergedObject, Default, Debug)]
@@ -64,10 +69,11 @@ pub struct MutationRoot(
     FinanceMutations,
     AgencyMutations,
     PublicMutations,
+    OversightMutations,
 );
 
 #[derive(MergedSubscription, Default, Debug)]
-pub struct SubscriptionRoot(CounterSubscriptions, FinanceSubscriptions, PublicSubscriptions);
+pub struct SubscriptionRoot(CounterSubscriptions, FinanceSubscriptions, PublicSubscriptions, OfficeSubscriptions);
 
 pub type FeeledgerSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
