@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use chrono::NaiveDate;
 use feeledger_domain::money::{MoneyError, Vnd};
-use feeledger_domain::reconciliation::{DayReconciliation, ExceptionKind, Side};
+use feeledger_domain::reconciliation::{DayReconciliation, Side};
 use feeledger_domain::treasury::{OldestUnremitted, TreasuryReport, TreasuryRow};
 use rust_xlsxwriter::{
     ColNum, Color, DocProperties, Format, FormatAlign, FormatBorder, RowNum, Workbook, Worksheet, XlsxError,
@@ -48,16 +48,7 @@ const CHANNEL_HEADERS: [&str; 3] = ["Kênh", "Số giao dịch", "Số tiền"];
 const TOTAL_LABEL: &str = "Tổng cộng";
 const MATCH_LABEL: &str = "Khớp";
 
-pub(crate) use crate::labels::{channel_label, fee_kind_label};
-
-pub(crate) fn exception_kind_label(kind: ExceptionKind) -> &'static str {
-    match kind {
-        ExceptionKind::LedgerOnly => "Có trên sổ, không có trên sao kê",
-        ExceptionKind::BankOnly => "Có trên sao kê, không có trên sổ",
-        ExceptionKind::AmountMismatch => "Lệch số tiền",
-        ExceptionKind::Duplicate => "Trùng lặp",
-    }
-}
+pub(crate) use crate::labels::{channel_label, exception_kind_label, fee_kind_label};
 
 fn side_label(side: Side) -> &'static str {
     match side {

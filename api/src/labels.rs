@@ -1,56 +1,91 @@
 //! The Vietnamese words for the ledger's enumerations: one table, used by the downloads
 //! (CSV, XLSX), the printable pages and — through `/assets/labels.js`, generated from the same
-//! table — the screens' JavaScript. The keys are the GraphQL enum names.
+//! functions — the pages' JavaScript. Each function is an exhaustive `match`, so a new value
+//! cannot go without its words; the script's keys are the values' GraphQL (and serde) names.
 
 use feeledger_domain::case_fees::{CaseStatus, PaymentChannel};
 use feeledger_domain::fee_schedule::FeeKind;
-
-const FEE_KINDS: [(FeeKind, &str, &str); 2] = [(FeeKind::Phi, "PHI", "Phí"), (FeeKind::LePhi, "LE_PHI", "Lệ phí")];
-
-const CHANNELS: [(PaymentChannel, &str, &str); 5] = [
-    (PaymentChannel::Vietqr, "VIETQR", "Chuyển khoản VietQR"),
-    (PaymentChannel::Pos, "POS", "Thẻ (POS)"),
-    (PaymentChannel::Cash, "CASH", "Tiền mặt"),
-    (PaymentChannel::Ewallet, "EWALLET", "Ví điện tử"),
-    (PaymentChannel::PaymentPlatform, "PAYMENT_PLATFORM", "Nền tảng thanh toán Cổng DVC"),
-];
-
-const CASE_STATUSES: [(CaseStatus, &str, &str); 7] = [
-    (CaseStatus::New, "NEW", "Chưa tính phí"),
-    (CaseStatus::Assessed, "ASSESSED", "Đã tính phí"),
-    (CaseStatus::AwaitingPayment, "AWAITING_PAYMENT", "Chờ thanh toán"),
-    (CaseStatus::PartiallyPaid, "PARTIALLY_PAID", "Đã nộp một phần"),
-    (CaseStatus::Paid, "PAID", "Đã thanh toán"),
-    (CaseStatus::Overpaid, "OVERPAID", "Nộp thừa"),
-    (CaseStatus::Cancelled, "CANCELLED", "Đã hủy"),
-];
-
-fn label<T: PartialEq + Copy>(table: &[(T, &'static str, &'static str)], value: T) -> &'static str {
-    table.iter().find(|(v, _, _)| *v == value).map_or("", |(_, _, text)| text)
-}
+use feeledger_domain::reconciliation::ExceptionKind;
+use serde::Serialize;
 
 /// "Phí" or "Lệ phí", as the law and the receipts name them.
 pub fn fee_kind_label(kind: FeeKind) -> &'static str {
-    label(&FEE_KINDS, kind)
+    match kind {
+        FeeKind::Phi => "Phí",
+        FeeKind::LePhi => "Lệ phí",
+    }
 }
 
 pub fn channel_label(channel: PaymentChannel) -> &'static str {
-    label(&CHANNELS, channel)
+    match channel {
+        PaymentChannel::Vietqr => "Chuyển khoản VietQR",
+        PaymentChannel::Pos => "Thẻ (POS)",
+        PaymentChannel::Cash => "Tiền mặt",
+        PaymentChannel::Ewallet => "Ví điện tử",
+        PaymentChannel::PaymentPlatform => "Nền tảng thanh toán Cổng DVC",
+    }
 }
 
 pub fn case_status_label(status: CaseStatus) -> &'static str {
-    label(&CASE_STATUSES, status)
+    match status {
+        CaseStatus::New => "Chưa tính phí",
+        CaseStatus::Assessed => "Đã tính phí",
+        CaseStatus::AwaitingPayment => "Chờ thanh toán",
+        CaseStatus::PartiallyPaid => "Đã nộp một phần",
+        CaseStatus::Paid => "Đã thanh toán",
+        CaseStatus::Overpaid => "Nộp thừa",
+        CaseStatus::Cancelled => "Đã hủy",
+    }
 }
 
-/// `/assets/labels.js`: the same table for the browser, as `window.FEELEDGER_LABELS`.
-pub fn labels_js() -> String {
-    fn object<T>(table: &[(T, &str, &str)]) -> serde_json::Value {
-        table.iter().map(|(_, key, text)| ((*key).to_owned(), serde_json::Value::from(*text))).collect()
+/// A reconciliation exception, as the finance page and the reconciliation report name it.
+pub fn exception_kind_label(kind: ExceptionKind) -> &'static str {
+    match kind {
+        ExceptionKind::LedgerOnly => "Có trên sổ, không có trên sao kê",
+        ExceptionKind::BankOnly => "Có trên sao kê, không có trên sổ",
+        ExceptionKind::AmountMismatch => "Lệch số tiền",
+        ExceptionKind::Duplicate => "Trùng lặp",
     }
+}
+
+const FEE_KINDS: [FeeKind; 2] = [FeeKind::Phi, FeeKind::LePhi];
+const CHANNELS: [PaymentChannel; 5] = [
+    PaymentChannel::Vietqr,
+    PaymentChannel::Pos,
+    PaymentChannel::Cash,
+    PaymentChannel::Ewallet,
+    PaymentChannel::PaymentPlatform,
+];
+const CASE_STATUSES: [CaseStatus; 7] = [
+    CaseStatus::New,
+    CaseStatus::Assessed,
+    CaseStatus::AwaitingPayment,
+    CaseStatus::PartiallyPaid,
+    CaseStatus::Paid,
+    CaseStatus::Overpaid,
+    CaseStatus::Cancelled,
+];
+const EXCEPTION_KINDS: [ExceptionKind; 4] =
+    [ExceptionKind::LedgerOnly, ExceptionKind::BankOnly, ExceptionKind::AmountMismatch, ExceptionKind::Duplicate];
+
+/// `{ "GRAPHQL_NAME": "label", … }` for the browser.
+fn object<T: Serialize + Copy>(values: &[T], label: fn(T) -> &'static str) -> serde_json::Value {
+    values
+        .iter()
+        .filter_map(|value| match serde_json::to_value(value) {
+            Ok(serde_json::Value::String(name)) => Some((name, serde_json::Value::from(label(*value)))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `/assets/labels.js`: the same words for the browser, as `window.FEELEDGER_LABELS`.
+pub fn labels_js() -> String {
     let labels = serde_json::json!({
-        "feeKind": object(&FEE_KINDS),
-        "channel": object(&CHANNELS),
-        "caseStatus": object(&CASE_STATUSES),
+        "feeKind": object(&FEE_KINDS, fee_kind_label),
+        "channel": object(&CHANNELS, channel_label),
+        "caseStatus": object(&CASE_STATUSES, case_status_label),
+        "exceptionKind": object(&EXCEPTION_KINDS, exception_kind_label),
     });
     format!("// Generated by the server from api/src/labels.rs.\nwindow.FEELEDGER_LABELS = Object.freeze({labels});\n")
 }
@@ -60,19 +95,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_value_has_a_label_and_the_script_carries_the_same_words() {
-        for (kind, _, _) in FEE_KINDS {
-            assert!(!fee_kind_label(kind).is_empty());
-        }
-        for (channel, key, text) in CHANNELS {
-            assert_eq!(channel_label(channel), text);
-            // The key is the GraphQL (and serde) name of the value.
-            assert_eq!(serde_json::to_value(channel).unwrap(), serde_json::Value::from(key));
-        }
-        for (status, key, _) in CASE_STATUSES {
-            assert_eq!(serde_json::to_value(status).unwrap(), serde_json::Value::from(key));
-        }
+    fn the_script_carries_every_value_with_the_same_words_under_its_graphql_name() {
         let js = labels_js();
-        assert!(js.contains("\"CASH\":\"Tiền mặt\"") && js.contains("\"LE_PHI\":\"Lệ phí\""), "{js}");
+        let json = js.split_once("Object.freeze(").unwrap().1.trim_end().trim_end_matches(");");
+        let labels: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(labels["channel"]["CASH"], "Tiền mặt");
+        assert_eq!(labels["channel"].as_object().unwrap().len(), CHANNELS.len());
+        assert_eq!(labels["feeKind"]["LE_PHI"], "Lệ phí");
+        assert_eq!(labels["caseStatus"]["PARTIALLY_PAID"], "Đã nộp một phần");
+        assert_eq!(labels["caseStatus"].as_object().unwrap().len(), CASE_STATUSES.len());
+        assert_eq!(labels["exceptionKind"]["BANK_ONLY"], exception_kind_label(ExceptionKind::BankOnly));
     }
 }
