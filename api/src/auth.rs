@@ -77,8 +77,105 @@ pub struct Principal {
     pub counter: Option<CounterId>,
 }
 
+/// What a caller wants to do. Who may do what lives in [`Principal::may`], and only there:
+/// resolvers and routes ask it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read an agency's cases (status, lines, history).
+    ReadCases,
+    /// Read an agency's configuration (its name, counters, account): also its display screens.
+    ReadAgency,
+    /// List every agency the caller may read.
+    ListAgencies,
+    /// Work an agency's counters: assess, issue QR codes, take payments.
+    OperateCounter,
+    /// Print a case's slip for the citizen.
+    PrintSlip,
+    /// Read an agency's money: treasury, reconciliation, receipts, vouchers, downloads, charts.
+    ReadReports,
+    /// Record facts about an agency's money: reconcile, remit, import statements.
+    ManageMoney,
+    /// Issue or cancel a receipt.
+    IssueReceipts,
+    /// Look at the credits that wait for a person.
+    ReadCreditQueue,
+    /// Assign a waiting credit to a case or mark it for refund.
+    WorkCreditQueue,
+    /// Read aggregates (league tables) of a subtree of agencies.
+    ReadAggregates,
+    /// See how the service runs: projections, daily digests.
+    ReadOperations,
+    /// Read the whole event log, personal data included.
+    ReadEventLog,
+    /// Configure agencies, fee schedules and targets; rebuild projections.
+    Administer,
+}
+
+/// Where an action applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// One agency.
+    Agency(&'a AgencyCode),
+    /// Whatever is not tied to an agency (a credit whose agency could not be told, the whole
+    /// log, the service itself): only tokens not scoped to an agency.
+    Unattributed,
+    /// The role may do this somewhere; the agency is checked once it is known (asked first so
+    /// that a caller who may not act at all learns nothing from a lookup).
+    Somewhere,
+}
+
 impl Principal {
-    /// Whether this caller may read an agency's cases and reports.
+    /// Whether this caller may do `action` in `scope`: the service's whole authorisation policy
+    /// (proved role by role in tests/api/authz.rs).
+    pub fn may(&self, action: Action, scope: Scope<'_>) -> bool {
+        use Action as A;
+        use Role as R;
+        let role = self.role;
+        let unscoped = self.agency.is_none();
+        let roles = |allowed: &[Role]| allowed.contains(&role);
+        let within = |agency: &AgencyCode| match scope {
+            Scope::Agency(_) => self.can_read_agency(agency),
+            _ => true,
+        };
+        let in_scope = match scope {
+            Scope::Agency(agency) => within(agency),
+            Scope::Unattributed => unscoped,
+            Scope::Somewhere => true,
+        };
+        match action {
+            A::ReadCases | A::ReadAgency if role == R::Display => match scope {
+                Scope::Agency(agency) => action == A::ReadAgency && self.agency.as_ref() == Some(agency),
+                _ => false,
+            },
+            A::ReadCases | A::ReadAgency => roles(&[R::Admin, R::Finance, R::Auditor, R::Officer]) && in_scope,
+            A::ListAgencies => roles(&[R::Admin, R::Finance, R::Auditor]),
+            A::OperateCounter => match scope {
+                Scope::Agency(agency) => self.can_operate_in(agency),
+                _ => role == R::Officer,
+            },
+            A::PrintSlip => roles(&[R::Officer, R::Finance, R::Admin]) && in_scope,
+            A::ReadReports => roles(&[R::Finance, R::Auditor, R::Admin]) && in_scope,
+            A::ManageMoney => role == R::Finance && in_scope,
+            A::IssueReceipts => match scope {
+                Scope::Agency(agency) => self.can_operate_in(agency) || (role == R::Finance && within(agency)),
+                _ => roles(&[R::Officer, R::Finance]) && in_scope,
+            },
+            A::ReadCreditQueue => match scope {
+                Scope::Unattributed => unscoped && roles(&[R::Finance, R::Auditor, R::Admin]),
+                _ => roles(&[R::Admin, R::Finance, R::Auditor, R::Officer]) && in_scope,
+            },
+            A::WorkCreditQueue => match scope {
+                Scope::Unattributed => unscoped && role == R::Finance,
+                _ => roles(&[R::Officer, R::Finance]) && in_scope,
+            },
+            A::ReadAggregates => roles(&[R::Admin, R::Finance, R::Auditor, R::Oversight]),
+            A::ReadOperations => roles(&[R::Admin, R::Auditor, R::Finance]),
+            A::ReadEventLog => role == R::Auditor && unscoped,
+            A::Administer => role == R::Admin,
+        }
+    }
+
+    /// Whether this caller may read an agency's cases and reports (by its token's scope).
     pub fn can_read_agency(&self, agency: &AgencyCode) -> bool {
         match self.role {
             Role::Admin => true,

@@ -18,7 +18,7 @@ use feeledger_domain::declaration::DeclarationPeriod;
 use feeledger_domain::remittance_voucher::CollectionMonth;
 
 use crate::app::AppState;
-use crate::auth::{Authentication, Principal, Role};
+use crate::auth::{Action, Authentication, Principal, Scope};
 use crate::{budget_exports, exports};
 
 pub fn routes() -> Router<AppState> {
@@ -58,9 +58,7 @@ fn report_principal(state: &AppState, headers: &HeaderMap, token: Option<&str>) 
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let authorization = authorization.or_else(|| token.map(|t| format!("Bearer {t}")));
     match state.tokens.authenticate(authorization.as_deref()) {
-        Authentication::Authenticated(principal)
-            if matches!(principal.role, Role::Finance | Role::Auditor | Role::Admin) =>
-        {
+        Authentication::Authenticated(principal) if principal.may(Action::ReadReports, Scope::Somewhere) => {
             Ok(principal)
         }
         Authentication::Authenticated(_) => {
@@ -120,7 +118,7 @@ async fn report(
             format!("agency {:?} is not an agency code", query.agency),
         );
     };
-    if !matches!(principal.role, Role::Finance | Role::Auditor | Role::Admin) || !principal.can_read_agency(&agency) {
+    if !principal.may(Action::ReadReports, Scope::Agency(&agency)) {
         return problem(StatusCode::FORBIDDEN, "FORBIDDEN", "your token does not allow this report");
     }
     let today = vietnam_time::date_of(state.clock.now());

@@ -99,7 +99,7 @@ pub fn may_oversee(
 
 /// Whether `principal` may read aggregate reports at all (before anything is looked up).
 pub fn reads_aggregates(principal: &Principal) -> bool {
-    matches!(principal.role, Role::Admin | Role::Finance | Role::Auditor | Role::Oversight)
+    principal.may(crate::auth::Action::ReadAggregates, crate::auth::Scope::Somewhere)
 }
 
 /// The league table of the subtree of `root` for `period`, optionally of one level only.

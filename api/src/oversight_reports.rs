@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::auth::{Authentication, Principal, Role};
+use crate::auth::{Action, Authentication, Principal, Scope};
 use crate::charts::{self, Line, Stack};
 use crate::exports::{ExportError, Styles, csv_text, csv_writer, finish_csv};
 use crate::graphql::oversight::rate_text;
@@ -567,7 +567,7 @@ fn money_reader(state: &AppState, headers: &HeaderMap, query: &AgencyChartQuery)
     let principal = caller(state, headers, query.token.as_deref())?;
     let agency = AgencyCode::parse(query.agency.trim())
         .map_err(|e| Box::new(problem(StatusCode::BAD_REQUEST, "VALIDATION", e.to_string())))?;
-    if matches!(principal.role, Role::Finance | Role::Auditor | Role::Admin) && principal.can_read_agency(&agency) {
+    if principal.may(Action::ReadReports, Scope::Agency(&agency)) {
         Ok(agency)
     } else {
         Err(Box::new(problem(StatusCode::FORBIDDEN, "FORBIDDEN", "your token does not allow this chart")))

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::auth::{Authentication, Role};
+use crate::auth::{Action, Authentication, Scope};
 use crate::exports::fee_kind_label;
 use crate::rate_limit::ClientAddress;
 
@@ -118,8 +118,7 @@ async fn slip(
     let Ok(code) = CaseCode::parse(case_code.trim()) else {
         return problem(StatusCode::BAD_REQUEST, "VALIDATION", "the case code must look like H34.22.6-240426-0002");
     };
-    let allowed = matches!(principal.role, Role::Officer | Role::Finance | Role::Admin)
-        && principal.can_read_agency(&code.agency());
+    let allowed = principal.may(Action::PrintSlip, Scope::Agency(&code.agency()));
     if !allowed {
         return problem(StatusCode::FORBIDDEN, "FORBIDDEN", "your token does not allow this case's slip");
     }

@@ -14,7 +14,7 @@ use super::cases::FeeKindGql;
 use super::errors::{ApiError, ApiResult};
 use super::scalars::{DateScalar, DateTimeScalar, VndScalar};
 use super::{ledger, metadata, now, principal};
-use crate::auth::{Principal, Role};
+use crate::auth::{Action, Principal, Scope};
 
 #[derive(InputObject)]
 pub struct ConfigureAgencyInput {
@@ -300,17 +300,17 @@ fn optional_code<T>(
 
 fn admin(ctx: &Context<'_>) -> ApiResult<Principal> {
     let principal = principal(ctx)?;
-    if principal.role == Role::Admin { Ok(principal.clone()) } else { Err(ApiError::forbidden()) }
+    if principal.may(Action::Administer, Scope::Unattributed) {
+        Ok(principal.clone())
+    } else {
+        Err(ApiError::forbidden())
+    }
 }
 
 fn readable_agency(ctx: &Context<'_>, code: &str) -> ApiResult<AgencyCode> {
     let principal = principal(ctx)?;
     let code = AgencyCode::parse(code.trim()).map_err(ApiError::validation)?;
-    if principal.can_read_agency(&code) || principal.role == Role::Display && principal.agency.as_ref() == Some(&code) {
-        Ok(code)
-    } else {
-        Err(ApiError::forbidden())
-    }
+    if principal.may(Action::ReadAgency, Scope::Agency(&code)) { Ok(code) } else { Err(ApiError::forbidden()) }
 }
 
 /// The caller, as their token says.
@@ -349,7 +349,7 @@ impl AgencyQueries {
     /// all; scoped ones: their own).
     async fn agencies(&self, ctx: &Context<'_>) -> ApiResult<Vec<AgencyView>> {
         let principal = principal(ctx)?.clone();
-        if !matches!(principal.role, Role::Admin | Role::Finance | Role::Auditor) {
+        if !principal.may(Action::ListAgencies, Scope::Somewhere) {
             return Err(ApiError::forbidden());
         }
         let agencies = ledger(ctx).agencies().await?;

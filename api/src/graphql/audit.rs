@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::errors::{ApiError, ApiResult};
 use super::principal;
 use super::scalars::DateTimeScalar;
-use crate::auth::Role;
+use crate::auth::{Action, Scope};
 
 const PAGE_DEFAULT: i32 = 500;
 const PAGE_MAX: i32 = 5_000;
@@ -92,7 +92,7 @@ impl AuditQueries {
         first: Option<i32>,
     ) -> ApiResult<AuditEventPage> {
         let principal = principal(ctx)?;
-        if principal.role != Role::Auditor || principal.agency.is_some() {
+        if !principal.may(Action::ReadEventLog, Scope::Unattributed) {
             return Err(ApiError::Forbidden("the event log is for auditors not scoped to an agency".into()));
         }
         let first = first.unwrap_or(PAGE_DEFAULT);
@@ -118,7 +118,7 @@ impl AuditQueries {
     /// The daily digests sealed so far, oldest first (finance and auditors).
     async fn daily_digests(&self, ctx: &Context<'_>) -> ApiResult<Vec<DailyDigestView>> {
         let principal = principal(ctx)?;
-        if !matches!(principal.role, Role::Auditor | Role::Finance | Role::Admin) {
+        if !principal.may(Action::ReadOperations, Scope::Unattributed) {
             return Err(ApiError::forbidden());
         }
         let seals = audit::seals(super::ledger(ctx).store()).await.map_err(|e| match e {

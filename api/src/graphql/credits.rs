@@ -10,7 +10,7 @@ use super::cases::{CaseView, parse_case_code};
 use super::errors::{ApiError, ApiResult};
 use super::scalars::{DateTimeScalar, VndScalar};
 use super::{api, metadata, now, principal};
-use crate::auth::{Principal, Role};
+use crate::auth::{Action, Principal, Scope};
 
 #[derive(SimpleObject)]
 #[graphql(name = "UnmatchedCredit")]
@@ -71,15 +71,14 @@ fn intake_error(error: IntakeError) -> ApiError {
 
 /// Whether the caller's role works the queue at all (checked before looking a credit up).
 fn may_work_any_queue(principal: &Principal) -> bool {
-    matches!(principal.role, Role::Officer | Role::Finance)
+    principal.may(Action::WorkCreditQueue, Scope::Somewhere)
 }
 
 /// Officers and finance staff work the queue of their agency; unscoped finance works them all.
 fn may_work_queue(principal: &Principal, agency: Option<&AgencyCode>) -> bool {
-    let role_may = may_work_any_queue(principal);
     match agency {
-        Some(agency) => role_may && principal.can_read_agency(agency),
-        None => principal.role == Role::Finance && principal.agency.is_none(),
+        Some(agency) => principal.may(Action::WorkCreditQueue, Scope::Agency(agency)),
+        None => principal.may(Action::WorkCreditQueue, Scope::Unattributed),
     }
 }
 
@@ -98,8 +97,8 @@ impl CreditQueries {
             code => Some(AgencyCode::parse(code).map_err(ApiError::validation)?),
         };
         let allowed = match &agency {
-            Some(agency) => principal.can_read_agency(agency) && principal.role != Role::Display,
-            None => principal.agency.is_none() && matches!(principal.role, Role::Finance | Role::Auditor | Role::Admin),
+            Some(agency) => principal.may(Action::ReadCreditQueue, Scope::Agency(agency)),
+            None => principal.may(Action::ReadCreditQueue, Scope::Unattributed),
         };
         if !allowed {
             return Err(ApiError::forbidden());

@@ -24,7 +24,7 @@ use super::cases::{FeeKindGql, PaymentChannelGql, parse_case_code};
 use super::errors::{ApiError, ApiResult};
 use super::scalars::{DateScalar, DateTimeScalar, VndScalar};
 use super::{api, ledger, metadata, now, principal};
-use crate::auth::{Principal, Role};
+use crate::auth::{Action, Principal, Scope};
 
 /// How long a report waits for its read model to apply the latest events before answering
 /// (a user who has just paid or issued a receipt sees it in the report).
@@ -36,19 +36,17 @@ const READ_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 fn report_reader(ctx: &Context<'_>, agency: &str) -> ApiResult<(Principal, AgencyCode)> {
     let principal = principal(ctx)?.clone();
     let agency = AgencyCode::parse(agency.trim()).map_err(ApiError::validation)?;
-    let may =
-        matches!(principal.role, Role::Finance | Role::Auditor | Role::Admin) && principal.can_read_agency(&agency);
-    if may { Ok((principal, agency)) } else { Err(ApiError::forbidden()) }
+    if principal.may(Action::ReadReports, Scope::Agency(&agency)) {
+        Ok((principal, agency))
+    } else {
+        Err(ApiError::forbidden())
+    }
 }
 
 /// Finance staff act on the money of the agencies their token covers.
 fn finance_actor(ctx: &Context<'_>, agency: &AgencyCode) -> ApiResult<Principal> {
     let principal = principal(ctx)?.clone();
-    if principal.role == Role::Finance && principal.can_read_agency(agency) {
-        Ok(principal)
-    } else {
-        Err(ApiError::forbidden())
-    }
+    if principal.may(Action::ManageMoney, Scope::Agency(agency)) { Ok(principal) } else { Err(ApiError::forbidden()) }
 }
 
 fn today(ctx: &Context<'_>) -> NaiveDate {
@@ -756,7 +754,7 @@ impl FinanceQueries {
         remittance_id: ID,
     ) -> ApiResult<Option<RemittanceVoucherView>> {
         let principal = principal(ctx)?.clone();
-        if !matches!(principal.role, Role::Finance | Role::Auditor | Role::Admin) {
+        if !principal.may(Action::ReadReports, Scope::Somewhere) {
             return Err(ApiError::forbidden());
         }
         let id: uuid::Uuid =
@@ -832,7 +830,7 @@ impl FinanceQueries {
     /// Every read model, its checkpoint, lag, and any rebuild in progress.
     async fn projections(&self, ctx: &Context<'_>) -> ApiResult<Vec<ProjectionStatusView>> {
         let principal = principal(ctx)?;
-        if !matches!(principal.role, Role::Admin | Role::Auditor | Role::Finance) {
+        if !principal.may(Action::ReadOperations, Scope::Unattributed) {
             return Err(ApiError::forbidden());
         }
         let statuses = api(ctx).runner.statuses().await.map_err(projection_error)?;
@@ -848,7 +846,7 @@ impl FinanceMutations {
     /// Imports a bank statement (CSV or camt.053). A line already imported is left as it is.
     async fn import_bank_statement(&self, ctx: &Context<'_>, input: StatementInput) -> ApiResult<StatementImportView> {
         let principal = principal(ctx)?.clone();
-        if principal.role != Role::Finance {
+        if !principal.may(Action::ManageMoney, Scope::Somewhere) {
             return Err(ApiError::forbidden());
         }
         let format = match input.format {
@@ -943,9 +941,7 @@ impl FinanceMutations {
     async fn issue_receipt(&self, ctx: &Context<'_>, case_code: String) -> ApiResult<ReceiptView> {
         let code = parse_case_code(&case_code)?;
         let principal = principal(ctx)?.clone();
-        let may = principal.can_operate_in(&code.agency())
-            || (principal.role == Role::Finance && principal.can_read_agency(&code.agency()));
-        if !may {
+        if !principal.may(Action::IssueReceipts, Scope::Agency(&code.agency())) {
             return Err(ApiError::forbidden());
         }
         let record = ledger(ctx).issue_receipt(&code, &metadata(ctx, &principal), now(ctx)).await?;
@@ -956,7 +952,7 @@ impl FinanceMutations {
     async fn cancel_receipt(&self, ctx: &Context<'_>, receipt_id: ID, reason: String) -> ApiResult<ReceiptView> {
         let principal = principal(ctx)?.clone();
         // Refused before the lookup, so that no other role can probe which receipts exist.
-        if !matches!(principal.role, Role::Officer | Role::Finance) {
+        if !principal.may(Action::IssueReceipts, Scope::Somewhere) {
             return Err(ApiError::forbidden());
         }
         let receipt_id: uuid::Uuid =
@@ -969,9 +965,7 @@ impl FinanceMutations {
             .ok_or_else(|| ApiError::NotFound(format!("receipt {receipt_id} not found")))?;
         let code =
             parse_case_code(event.stream_id.trim_start_matches(feeledger_infrastructure::codec::CASE_STREAM_PREFIX))?;
-        let may = principal.can_operate_in(&code.agency())
-            || (principal.role == Role::Finance && principal.can_read_agency(&code.agency()));
-        if !may {
+        if !principal.may(Action::IssueReceipts, Scope::Agency(&code.agency())) {
             return Err(ApiError::forbidden());
         }
         let command = feeledger_domain::case_fees::Command::CancelReceipt(feeledger_domain::case_fees::CancelReceipt {
@@ -987,7 +981,7 @@ impl FinanceMutations {
     /// keeps answering; switches when caught up. Follow it with `projectionProgress`.
     async fn rebuild_projection(&self, ctx: &Context<'_>, name: String) -> ApiResult<ProjectionStatusView> {
         let principal = principal(ctx)?;
-        if principal.role != Role::Admin {
+        if !principal.may(Action::Administer, Scope::Unattributed) {
             return Err(ApiError::forbidden());
         }
         let runner = &api(ctx).runner;
@@ -1008,7 +1002,7 @@ impl FinanceSubscriptions {
         name: String,
     ) -> Result<impl Stream<Item = ProjectionStatusView> + use<>, ApiError> {
         let principal = principal(ctx)?;
-        if !matches!(principal.role, Role::Admin | Role::Auditor | Role::Finance) {
+        if !principal.may(Action::ReadOperations, Scope::Unattributed) {
             return Err(ApiError::forbidden());
         }
         let runner = api(ctx).runner.clone();

@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 use super::errors::ApiError;
 use super::scalars::DateTimeScalar;
 use super::{api, principal};
-use crate::auth::Role;
+use crate::auth::{Action, Scope};
 
 /// A notice that money arrived: a payment recorded on one of the agency's cases, or a bank
 /// credit observed on (or left unmatched for) its account. The page re-reads its reports.
@@ -53,8 +53,7 @@ impl OfficeSubscriptions {
     ) -> Result<impl Stream<Item = MoneyArrivalView> + use<>, ApiError> {
         let principal = principal(ctx)?;
         let agency = AgencyCode::parse(agency_code.trim()).map_err(ApiError::validation)?;
-        if !matches!(principal.role, Role::Finance | Role::Auditor | Role::Admin) || !principal.can_read_agency(&agency)
-        {
+        if !principal.may(Action::ReadReports, Scope::Agency(&agency)) {
             return Err(ApiError::forbidden());
         }
         let events = api(ctx).live.subscribe();

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use super::errors::{ApiError, ApiResult};
 use super::scalars::DateTimeScalar;
 use super::{api, ledger, metadata, now, principal};
-use crate::auth::Role;
+use crate::auth::{Action, Scope};
 use crate::oversight::OversightError;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -294,7 +294,7 @@ impl OversightMutations {
     /// same target again appends nothing; a different one for the same month corrects it.
     async fn set_target(&self, ctx: &Context<'_>, input: TargetInput) -> ApiResult<TargetView> {
         let principal = principal(ctx)?.clone();
-        if principal.role != Role::Admin {
+        if !principal.may(Action::Administer, Scope::Unattributed) {
             return Err(ApiError::forbidden());
         }
         let percent = |field: &str, text: &str| {

@@ -10,7 +10,7 @@ use feeledger_projections::runner::Projection;
 use super::errors::{ApiError, ApiResult};
 use super::scalars::DateScalar;
 use super::{api, ledger, principal};
-use crate::auth::Role;
+use crate::auth::{Action, Scope};
 use crate::receipt_exports::ReceiptUsageReport;
 
 /// How long the report waits for the receipts read model to apply the latest events.
@@ -95,9 +95,7 @@ impl ReceiptReportQueries {
     ) -> ApiResult<ReceiptUsageReportView> {
         let principal = principal(ctx)?;
         let agency = AgencyCode::parse(agency_code.trim()).map_err(ApiError::validation)?;
-        if !(matches!(principal.role, Role::Finance | Role::Auditor | Role::Admin)
-            && principal.can_read_agency(&agency))
-        {
+        if !principal.may(Action::ReadReports, Scope::Agency(&agency)) {
             return Err(ApiError::forbidden());
         }
         let quarter = parse_quarter(&quarter)?;
