@@ -46,8 +46,15 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
         return Err(StatementError::Missing { at: message.location(), field: "Stmt" });
     }
 
-    let mut result =
-        Statement { account_number: String::new(), statement_id: None, from: None, to: None, lines: Vec::new() };
+    let mut result = Statement {
+        account_number: String::new(),
+        statement_id: None,
+        from: None,
+        to: None,
+        opening_balance: None,
+        closing_balance: None,
+        lines: Vec::new(),
+    };
     let mut statement_ids: Vec<String> = Vec::new();
     let mut first_account: Option<Location> = None;
     let mut ids = LineIds::default();
