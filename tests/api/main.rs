@@ -15,3 +15,5 @@ mod hostile;
 mod nodes;
 mod treasury;
 mod webhooks;
+// issue 15: the banks' own statement exports
+mod bank_statements;
