@@ -201,6 +201,12 @@ impl FromStr for StatementFormat {
 /// when `Auto` recognises nothing.
 pub fn parse(format: StatementFormat, bytes: &[u8]) -> Result<Statement, StatementError> {
     let statement = match format {
+        // A workbook is read once: recognised and parsed from the same grid.
+        StatementFormat::Auto if bank_sheet::is_spreadsheet(bytes) => {
+            let grid = bank_sheet::read_workbook(bytes)?;
+            let bank = bank_sheet::detect(&grid).ok_or(StatementError::UnknownLayout)?;
+            bank_sheet::parse(bank, &grid)?
+        }
         StatementFormat::Auto => return parse(detect(bytes)?, bytes),
         StatementFormat::Csv => csv::parse(bytes)?,
         StatementFormat::Camt053 => camt053::parse(bytes)?,
