@@ -19,8 +19,71 @@ const IMPORT: &str = "mutation($input: StatementInput!) { importBankStatement(in
     accountNumber format lines inserted alreadyKnown firstDay lastDay openingBalance closingBalance creditsTotal debitsTotal } }";
 
 const RECONCILE: &str = "mutation($a: String!, $d: Date!) { reconcileDay(agencyCode: $a, date: $d) { \
-    ledgerTotal bankTotal matchedTotal balanced ledgerExceptionsTotal bankExceptionsTotal \
-    exceptions { kind side amount reference statementLineId } } }";
+    ledgerTotal bankTotal matchedTotal balanced ledgerExceptionsTotal bankExceptionsTotal batchesTotal feesTotal \
+    exceptions { kind side amount reference statementLineId } \
+    batches { kind statementLineId bankAmount ledgerAmount fee days payments } unsettled { kind day amount } } }";
+
+const PER_CHANNEL: &str = "query($a: String!, $d: Date!) { dailyReconciliation(agencyCode: $a, date: $d) { \
+    perChannel { channel count total } } }";
+
+fn credit(day: NaiveDate, dong: i64, description: String, id: String) -> ExportLine {
+    ExportLine {
+        booked_on: day,
+        amount: Vnd::new(dong).unwrap(),
+        direction: Direction::Credit,
+        description,
+        bank_id: id,
+        counterparty_name: None,
+        counterparty_account: None,
+    }
+}
+
+/// What the bank credits for the month's card and cash payments: each card day settled the next
+/// day less a 1% fee (the acquirer's), the cash book deposited in one slip every three cash days
+/// or two days after the first undeposited one, whichever comes first.
+/// Returns the lines and the fees planted.
+async fn batch_lines(app: &TestApp, agency: &str, month: NaiveDate, days: u32) -> (Vec<ExportLine>, i64, usize) {
+    let mut lines = Vec::new();
+    let mut fees = 0;
+    let mut cash_run: Vec<(NaiveDate, i64)> = Vec::new();
+    let mut deposits = 0;
+    for d in 0..days {
+        let date = month + Days::days(i64::from(d));
+        let data = app.graphql_ok(&finance(app), PER_CHANNEL, json!({ "a": agency, "d": date.to_string() })).await;
+        for channel in data["dailyReconciliation"]["perChannel"].as_array().unwrap() {
+            let total = dong(&channel["total"]);
+            match channel["channel"].as_str().unwrap() {
+                "POS" => {
+                    let fee = total / 100;
+                    fees += fee;
+                    let next = date + Days::days(1);
+                    lines.push(credit(
+                        next,
+                        total - fee,
+                        format!("TT POS MID 0000{} NGAY {}", agency.replace('.', ""), date.format("%d/%m/%Y")),
+                        format!("POS{}{}", agency.replace('.', ""), date.format("%m%d")),
+                    ));
+                }
+                "CASH" => cash_run.push((date, total)),
+                _ => {}
+            }
+        }
+        // The cashier deposits at the latest two days after the run's first day.
+        let due = cash_run.first().is_some_and(|(first, _)| (date - *first).num_days() >= 2);
+        if !cash_run.is_empty() && (cash_run.len() == 3 || due || d + 1 == days) {
+            let last = cash_run.last().unwrap().0;
+            lines.push(credit(
+                date,
+                cash_run.iter().map(|(_, t)| t).sum(),
+                format!("NOP TIEN MAT THU PHI {} - {}", cash_run[0].0.format("%d/%m"), last.format("%d/%m")),
+                format!("NTM{}{}", agency.replace('.', ""), date.format("%m%d")),
+            ));
+            deposits += 1;
+            cash_run.clear();
+        }
+    }
+    (lines, fees, deposits)
+}
 
 /// The account's balance before the month.
 const OPENING: i64 = 250_000_000;
@@ -53,7 +116,7 @@ const LAYOUTS: [(&str, Option<Bank>, bool); 5] = [
 
 /// The month's lines cut into five periods of six days (the last takes the rest), each with a
 /// bank fee debited on its last day, each in the next layout; balances chain from [`OPENING`].
-fn month_files(account: &str, lines: &[GeneratedLine], month: NaiveDate) -> Vec<File> {
+fn month_files(account: &str, lines: &[GeneratedLine], month: NaiveDate, batches: &[ExportLine]) -> Vec<File> {
     let mut files = Vec::new();
     let mut opening = OPENING;
     for (k, (format, bank, xlsx)) in LAYOUTS.into_iter().enumerate() {
@@ -74,7 +137,11 @@ fn month_files(account: &str, lines: &[GeneratedLine], month: NaiveDate) -> Vec<
                 counterparty_account: None,
             })
             .collect();
-        let fee_day = period.last().map_or(first, |l| l.booked_on);
+        for batch in batches.iter().filter(|b| b.booked_on >= first && b.booked_on <= last) {
+            export_lines.push(batch.clone());
+        }
+        export_lines.sort_by(|a, b| (a.booked_on, &a.bank_id).cmp(&(b.booked_on, &b.bank_id)));
+        let fee_day = export_lines.last().map_or(first, |l| l.booked_on);
         export_lines.push(ExportLine {
             booked_on: fee_day,
             amount: Vnd::new(11_000).unwrap(),
@@ -117,7 +184,9 @@ async fn a_month_exported_in_each_banks_layout_imports_unchanged_chains_and_reco
         let generated = traffic::generate(&app.state.ledger, &plan).await.unwrap();
 
         for (agency, account, lines) in &generated.statements {
-            let files = month_files(account, lines, plan.month);
+            let (batches, planted_fees, deposits) = batch_lines(&app, agency.as_str(), plan.month, plan.days).await;
+            assert!(planted_fees > 0 && deposits > 0, "[{backend}] the month has card and cash payments");
+            let files = month_files(account, lines, plan.month, &batches);
             let mut imported = 0;
             for file in &files {
                 let done = import(&app, file).await;
@@ -139,7 +208,7 @@ async fn a_month_exported_in_each_banks_layout_imports_unchanged_chains_and_reco
                 assert_eq!(dong(&done["debitsTotal"]), 11_000);
                 imported += n - 1;
             }
-            assert_eq!(imported, lines.len(), "[{backend}] every generated line is in exactly one file");
+            assert_eq!(imported, lines.len() + batches.len(), "[{backend}] every line is in exactly one file");
 
             // The same file again changes nothing, named or recognised.
             let again = import(&app, &files[0]).await;
@@ -201,8 +270,11 @@ async fn a_month_exported_in_each_banks_layout_imports_unchanged_chains_and_reco
                 "{message}"
             );
 
-            // Every day reconciles: each planted defect shows up as its exception, nothing else.
+            // Every day reconciles: each planted defect shows up as its exception, nothing else;
+            // every settlement and deposit is a batch, its fee shown.
             let mut seen: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+            let mut fees_seen = 0;
+            let mut batches_seen: BTreeSet<String> = BTreeSet::new();
             for day in 0..=plan.days {
                 let date = plan.month + Days::days(i64::from(day));
                 let data = app
@@ -210,6 +282,21 @@ async fn a_month_exported_in_each_banks_layout_imports_unchanged_chains_and_reco
                     .await;
                 let report = &data["reconcileDay"];
                 assert_eq!(report["balanced"], true, "[{backend}] {agency} {date}: {report:#}");
+                // Every card day and cash day is settled or deposited: nothing is left open.
+                let near: Vec<String> = batches
+                    .iter()
+                    .filter(|b| (b.booked_on - date).num_days().abs() <= 3)
+                    .map(|b| format!("{} {} {} {}", b.booked_on, b.amount.dong(), b.bank_id, b.description))
+                    .collect();
+                assert_eq!(report["unsettled"], json!([]), "[{backend}] {agency} {date}: {report:#} {near:#?}");
+                fees_seen += dong(&report["feesTotal"]);
+                for batch in report["batches"].as_array().unwrap() {
+                    assert_eq!(dong(&batch["ledgerAmount"]), dong(&batch["bankAmount"]) + dong(&batch["fee"]));
+                    batches_seen.insert(batch["statementLineId"].as_str().unwrap().to_owned());
+                    if batch["kind"] == "CASH_DEPOSIT" {
+                        assert_eq!(batch["fee"], "0");
+                    }
+                }
                 for e in report["exceptions"].as_array().unwrap() {
                     let key = (e["kind"].as_str().unwrap().to_owned(), e["side"].as_str().unwrap().to_owned());
                     let id = e["statementLineId"].as_str().or(e["reference"].as_str()).unwrap_or_default().to_owned();
@@ -241,7 +328,7 @@ async fn a_month_exported_in_each_banks_layout_imports_unchanged_chains_and_reco
             for id in &bank_side {
                 assert!(
                     planted.contains(id.as_str()),
-                    "[{backend}] {id} is an exception but nothing was planted on it"
+                    "[{backend}] {id} is an exception but nothing was planted on it: {seen:?}"
                 );
             }
         }

@@ -127,6 +127,41 @@ pub struct MatchView {
     by_reference: bool,
 }
 
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "BatchKind", remote = "feeledger_domain::batch_matching::BatchKind")]
+pub enum BatchKindGql {
+    /// An acquirer's settlement of a day's card (POS) payments.
+    CardSettlement,
+    /// A cash deposit of one or several days of the cash book.
+    CashDeposit,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "ReconciliationBatch")]
+pub struct BatchView {
+    kind: BatchKindGql,
+    statement_line_id: String,
+    booked_on: DateScalar,
+    /// What the bank credited.
+    bank_amount: VndScalar,
+    /// Σ of the payments it covers.
+    ledger_amount: VndScalar,
+    /// The acquirer's fee: ledgerAmount − bankAmount (zero for cash).
+    fee: VndScalar,
+    days: Vec<DateScalar>,
+    payments: i32,
+    case_codes: Vec<String>,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "UnsettledBatchDay")]
+pub struct UnsettledView {
+    kind: BatchKindGql,
+    day: DateScalar,
+    amount: VndScalar,
+    payments: i32,
+}
+
 #[derive(SimpleObject)]
 #[graphql(name = "ChannelTotal")]
 pub struct ChannelTotalView {
@@ -201,7 +236,48 @@ impl ReconciliationView {
             })
             .collect()
     }
-    /// Σ ledger = Σ matched + Σ ledger-side exceptions, and likewise for the bank side.
+    /// Card settlements and cash deposits booked on the day, each with the payments it covers
+    /// and the acquirer's fee as its own amount.
+    async fn batches(&self) -> Vec<BatchView> {
+        self.0
+            .batches
+            .iter()
+            .map(|b| BatchView {
+                kind: b.kind.into(),
+                statement_line_id: b.line_id.clone(),
+                booked_on: DateScalar(b.booked_on),
+                bank_amount: b.bank_amount.into(),
+                ledger_amount: b.ledger_amount.into(),
+                fee: b.fee.into(),
+                days: b.days.iter().copied().map(DateScalar).collect(),
+                payments: i32::try_from(b.payments.len()).unwrap_or(i32::MAX),
+                case_codes: b.payments.iter().map(|(_, c)| c.to_string()).collect(),
+            })
+            .collect()
+    }
+    /// The day's card and cash payments no settlement or deposit explains yet.
+    async fn unsettled(&self) -> Vec<UnsettledView> {
+        self.0
+            .unsettled
+            .iter()
+            .map(|u| UnsettledView {
+                kind: u.kind.into(),
+                day: DateScalar(u.day),
+                amount: u.amount.into(),
+                payments: i32::try_from(u.count).unwrap_or(i32::MAX),
+            })
+            .collect()
+    }
+    /// Σ of the credits the day's batches explain.
+    async fn batches_total(&self) -> VndScalar {
+        self.0.batches_total().into()
+    }
+    /// Σ of the acquirers' fees of the day's card settlements.
+    async fn fees_total(&self) -> VndScalar {
+        self.0.fees_total().into()
+    }
+    /// Σ ledger = Σ matched + Σ ledger-side exceptions, and Σ bank = Σ matched + Σ batches + Σ
+    /// bank-side exceptions.
     async fn balanced(&self) -> bool {
         self.0.invariants_hold()
     }
