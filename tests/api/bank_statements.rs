@@ -303,6 +303,27 @@ async fn a_month_exported_in_each_banks_layout_imports_unchanged_chains_and_reco
                     seen.entry(key).or_default().insert(id);
                 }
             }
+            assert_eq!(fees_seen, planted_fees, "[{backend}] every acquirer fee is shown, to the đồng");
+            let batch_ids: BTreeSet<String> = batches.iter().map(|b| b.bank_id.clone()).collect();
+            assert_eq!(batches_seen, batch_ids, "[{backend}] every settlement and deposit is explained");
+            // The pairs were recorded as events: the report reads the same afterwards.
+            let first_batch = &batches[0];
+            let query = "query($a: String!, $d: Date!) { dailyReconciliation(agencyCode: $a, date: $d) { batches { statementLineId } } }";
+            let again = app
+                .graphql_ok(
+                    &finance(&app),
+                    query,
+                    json!({ "a": agency.as_str(), "d": first_batch.booked_on.to_string() }),
+                )
+                .await;
+            let ids: Vec<&str> = again["dailyReconciliation"]["batches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|b| b["statementLineId"].as_str())
+                .collect();
+            assert!(ids.contains(&first_batch.bank_id.as_str()), "[{backend}] {again:#}");
+
             let planted: BTreeSet<&str> =
                 generated.tampering.iter().filter(|(a, _, _)| a == agency).map(|(_, _, id)| id.as_str()).collect();
             for (tampered_agency, kind, line_id) in &generated.tampering {

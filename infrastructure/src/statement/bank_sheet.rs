@@ -263,7 +263,7 @@ pub(super) fn detect(grid: &Grid) -> Option<Bank> {
 /// The header: the first row (or pair of rows, for a two-level merged header) where a
 /// booking-date column, a debit and a credit column are all found. Returns the index of its
 /// first and last row in the grid and each role's column.
-fn find_header(grid: &Grid, layout: &Layout) -> Option<(usize, usize, Vec<(Role, usize)>)> {
+fn find_header(grid: &Grid, layout: &Layout) -> Option<(usize, usize, Columns)> {
     for (index, (_, cells)) in grid.rows.iter().enumerate() {
         if let Some(found) = match_header(cells, layout) {
             return Some((index, index, found));
@@ -284,7 +284,10 @@ fn find_header(grid: &Grid, layout: &Layout) -> Option<(usize, usize, Vec<(Role,
     None
 }
 
-fn match_header(cells: &[Cell], layout: &Layout) -> Option<Vec<(Role, usize)>> {
+/// Each role found in a header, with its column.
+type Columns = Vec<(Role, usize)>;
+
+fn match_header(cells: &[Cell], layout: &Layout) -> Option<Columns> {
     let mut found: Vec<(Role, usize)> = Vec::new();
     for (column, cell) in cells.iter().enumerate() {
         let Cell::Text(text) = cell else { continue };

@@ -177,7 +177,8 @@ fn an_mt940_file_of_two_chained_messages_imports_line_by_line() {
     assert_eq!(statement.account_number, "113000123456");
     assert_eq!(statement.statement_id.as_deref(), Some("STMT240425"));
     assert_eq!((statement.opening_balance, statement.closing_balance), (Some(52_500_000), Some(21_339_000)));
-    let summary: Vec<(&str, NaiveDate, Option<NaiveDate>, i64, Direction, &str)> = statement
+    type Row<'a> = (&'a str, NaiveDate, Option<NaiveDate>, i64, Direction, &'a str);
+    let summary: Vec<Row<'_>> = statement
         .lines
         .iter()
         .map(|l| (l.line_id.as_str(), l.booked_on, l.value_date, l.amount.dong(), l.direction, l.description.as_str()))

@@ -130,10 +130,8 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
     while index < fields.len() {
         let field = &fields[index];
         match field.tag.as_str() {
-            "20" => {
-                if statement.statement_id.is_none() {
-                    statement.statement_id = Some(field.value.trim().to_owned());
-                }
+            "20" if statement.statement_id.is_none() => {
+                statement.statement_id = Some(field.value.trim().to_owned());
             }
             "25" => {
                 let value = field.value.trim();
