@@ -323,6 +323,32 @@ impl StatementStore {
         Ok(summary)
     }
 
+    /// The debit line of `account` whose line id or bank reference is `reference`, with its
+    /// amount: the outgoing transfer of a refund, when its statement is imported.
+    pub async fn debit_line(&self, account: &str, reference: &str) -> Result<Option<(String, Vnd)>, StoreError> {
+        const SQL: &str = "SELECT line_id, amount FROM statement_lines WHERE account_number = $1 AND direction = 'debit' \
+                           AND (line_id = $2 OR bank_reference = $2) ORDER BY line_id LIMIT 1";
+        let context = "reading a statement debit line";
+        let row: Option<(String, i64)> = match &self.store {
+            EventStore::Postgres(pg) => sqlx::query_as(SQL)
+                .bind(account)
+                .bind(reference)
+                .fetch_optional(pg.pool())
+                .await
+                .map_err(StoreError::db(context))?,
+            EventStore::Sqlite(lite) => sqlx::query_as(SQL)
+                .bind(account)
+                .bind(reference)
+                .fetch_optional(lite.pool())
+                .await
+                .map_err(StoreError::db(context))?,
+        };
+        row.map(|(id, amount)| {
+            Vnd::new(amount).map(|a| (id, a)).map_err(|e| StoreError::Corrupt { position: 0, reason: e.to_string() })
+        })
+        .transpose()
+    }
+
     /// The recorded balances of `account`'s statements, by period.
     pub async fn balances(&self, account: &str) -> Result<Vec<RecordedBalances>, StoreError> {
         const SQL: &str = "SELECT first_day, last_day, opening, closing FROM statement_balances WHERE account_number = $1 \
