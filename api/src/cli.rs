@@ -241,6 +241,10 @@ struct ServeArgs {
     /// The cashless-rate target, percent [default: 80].
     #[arg(long, env = "FEELEDGER_CASHLESS_TARGET_PERCENT")]
     cashless_target_percent: Option<String>,
+    /// The most an acquirer may deduct when settling a day's card payments, in thousandths of
+    /// the day's total [default: 30, i.e. 3%].
+    #[arg(long, env = "FEELEDGER_CARD_FEE_MAX_PER_MILLE")]
+    card_fee_max_per_mille: Option<i64>,
     /// Whether this node may run the projections (one node at a time does) [default: true].
     #[arg(long, env = "FEELEDGER_RUN_PROJECTIONS")]
     run_projections: Option<bool>,
@@ -637,6 +641,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         cashless_target_percent,
         providers: file.providers_under(args.providers.secrets()),
         non_working_days: file.non_working_days.clone().unwrap_or_default(),
+        card_fee_max_per_mille: args
+            .card_fee_max_per_mille
+            .or(file.card_fee_max_per_mille)
+            .unwrap_or(base.card_fee_max_per_mille),
         ..base
     };
     settings.validate()?;
