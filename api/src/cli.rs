@@ -39,6 +39,7 @@ struct Cli {
 /// and that docker-compose.yml sets no other; at start-up an unknown `FEELEDGER_*` variable (a
 /// typo) is reported.
 pub const ENV_VARS: &[&str] = &[
+    "FEELEDGER_CARD_FEE_MAX_PER_MILLE",
     "FEELEDGER_CASHLESS_TARGET_PERCENT",
     "FEELEDGER_CASSO_CHECKSUM_KEY",
     "FEELEDGER_CONFIG",
