@@ -39,6 +39,7 @@ struct Cli {
 /// and that docker-compose.yml sets no other; at start-up an unknown `FEELEDGER_*` variable (a
 /// typo) is reported.
 pub const ENV_VARS: &[&str] = &[
+    "FEELEDGER_CARD_FEE_MAX_PER_MILLE",
     "FEELEDGER_CASHLESS_TARGET_PERCENT",
     "FEELEDGER_CASSO_CHECKSUM_KEY",
     "FEELEDGER_CONFIG",
@@ -169,7 +170,8 @@ enum StatementsCommand {
     /// Imports a statement file; lines already imported are left as they are.
     Import {
         file: std::path::PathBuf,
-        /// csv or camt053 (default: from the file name's extension).
+        /// auto, csv, camt053, mt940, vietinbank, vietcombank, bidv or agribank (default: auto,
+        /// recognised from the file's content).
         #[arg(long)]
         format: Option<String>,
         #[command(flatten)]
@@ -243,6 +245,10 @@ struct ServeArgs {
     /// The cashless-rate target, percent [default: 80].
     #[arg(long, env = "FEELEDGER_CASHLESS_TARGET_PERCENT")]
     cashless_target_percent: Option<String>,
+    /// The most an acquirer may deduct when settling a day's card payments, in thousandths of
+    /// the day's total [default: 30, i.e. 3%].
+    #[arg(long, env = "FEELEDGER_CARD_FEE_MAX_PER_MILLE")]
+    card_fee_max_per_mille: Option<i64>,
     /// Whether this node may run the projections (one node at a time does) [default: true].
     #[arg(long, env = "FEELEDGER_RUN_PROJECTIONS")]
     run_projections: Option<bool>,
@@ -579,22 +585,43 @@ async fn statements_import(
     database: &DatabaseArgs,
 ) -> anyhow::Result<ExitCode> {
     use feeledger_infrastructure::statement::StatementFormat;
-    let format: StatementFormat = match format {
-        Some(text) => text.parse()?,
-        None => match file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-            Some("csv") => StatementFormat::Csv,
-            Some("xml") => StatementFormat::Camt053,
-            _ => bail!("cannot tell the format of {}: pass --format csv|camt053", file.display()),
-        },
-    };
+    use feeledger_infrastructure::statement_store::{ImportSource, StatementStore};
+    let requested: StatementFormat = format.unwrap_or("auto").parse()?;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:40}] {pos}/{len} lines  {per_sec}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(format!("reading {}", file.display()));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let format = match requested {
+        StatementFormat::Auto => feeledger_infrastructure::statement::detect(&bytes)
+            .with_context(|| format!("recognising {}", file.display()))?,
+        named => named,
+    };
     let statement = feeledger_infrastructure::statement::parse(format, &bytes)
-        .with_context(|| format!("parsing {}", file.display()))?;
+        .with_context(|| format!("parsing {} as {format}", file.display()))?;
+    bar.set_length(statement.lines.len() as u64);
+    bar.set_prefix(format!("importing {} ({format})", file.display()));
     let store = open_store(&database.settings()).await?;
-    let summary =
-        feeledger_infrastructure::statement_store::StatementStore::new(store).import(&statement, Utc::now()).await?;
+    let filename = file.file_name().and_then(|n| n.to_str());
+    let progress_bar = bar.clone();
+    let summary = StatementStore::new(store)
+        .import_from(&statement, ImportSource { format: format.as_str(), filename }, Utc::now(), &mut move |done, _| {
+            progress_bar.set_position(u64::from(done))
+        })
+        .await
+        .with_context(|| format!("importing {}", file.display()))?;
+    bar.finish_and_clear();
+    let balances = match (statement.opening_balance, statement.closing_balance) {
+        (Some(opening), Some(closing)) => format!(", opening balance {opening}, closing balance {closing} (checked)"),
+        _ => String::new(),
+    };
     println!(
-        "account {}: {} lines, {} new, {} already imported",
+        "account {} ({format}): {} lines, {} new, {} already imported{balances}",
         statement.account_number, summary.lines, summary.inserted, summary.already_known
     );
     Ok(ExitCode::SUCCESS)
@@ -636,6 +663,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         cashless_target_percent,
         providers: file.providers_under(args.providers.secrets()),
         non_working_days: file.non_working_days.clone().unwrap_or_default(),
+        card_fee_max_per_mille: args
+            .card_fee_max_per_mille
+            .or(file.card_fee_max_per_mille)
+            .unwrap_or(base.card_fee_max_per_mille),
         ..base
     };
     settings.validate()?;

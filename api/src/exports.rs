@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 
 use chrono::NaiveDate;
+use feeledger_domain::batch_matching::BatchKind;
 use feeledger_domain::money::{MoneyError, Vnd};
 use feeledger_domain::reconciliation::{DayReconciliation, Side};
 use feeledger_domain::treasury::{OldestUnremitted, TreasuryReport, TreasuryRow};
@@ -87,7 +88,7 @@ pub fn treasury_csv(report: &TreasuryReport) -> Result<Vec<u8>, ExportError> {
 pub fn reconciliation_csv(report: &DayReconciliation, _agency_name: &str) -> Result<Vec<u8>, ExportError> {
     let mut csv = csv_writer();
     csv.write_record(LINE_HEADERS)?;
-    for line in exception_lines(report).iter().chain(&match_lines(report)) {
+    for line in exception_lines(report).iter().chain(&match_lines(report)).chain(&batch_lines(report)) {
         let record = [
             Cow::Borrowed(line.kind),
             Cow::Borrowed(line.side),
@@ -179,6 +180,42 @@ fn match_lines(report: &DayReconciliation) -> Vec<Line<'_>> {
             age_days: None,
         })
         .collect()
+}
+
+/// Each card settlement or cash deposit booked on the day (both sides: the bank's amount), and
+/// after a settlement with a fee the acquirer's fee as its own line, so that per batch the ledger
+/// amount is the credit plus its fee.
+fn batch_lines(report: &DayReconciliation) -> Vec<Line<'_>> {
+    let mut lines = Vec::new();
+    for batch in &report.batches {
+        let kind = match batch.kind {
+            BatchKind::CardSettlement => "Quyết toán thẻ (POS)",
+            BatchKind::CashDeposit => "Nộp tiền mặt",
+        };
+        lines.push(Line {
+            kind,
+            side: BOTH_SIDES_LABEL,
+            case_code: None,
+            amount: batch.bank_amount,
+            reference: None,
+            line_id: Some(batch.line_id.as_str()),
+            on: batch.booked_on,
+            age_days: None,
+        });
+        if !batch.fee.is_zero() {
+            lines.push(Line {
+                kind: "Phí quyết toán thẻ",
+                side: "Sổ",
+                case_code: None,
+                amount: batch.fee,
+                reference: None,
+                line_id: Some(batch.line_id.as_str()),
+                on: batch.booked_on,
+                age_days: None,
+            });
+        }
+    }
+    lines
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,7 +401,7 @@ pub fn reconciliation_xlsx(report: &DayReconciliation, agency_name: &str) -> Res
     sheet.write_string_with_format(
         row,
         0,
-        "Tiền mặt và thẻ (POS) nộp theo lô, không đối chiếu từng giao dịch.",
+        "Tiền mặt và thẻ (POS) đối chiếu theo lô: mỗi lần nộp tiền mặt hoặc quyết toán thẻ với các khoản thu của nó.",
         &s.note,
     )?;
 
@@ -373,7 +410,10 @@ pub fn reconciliation_xlsx(report: &DayReconciliation, agency_name: &str) -> Res
     row = write_lines(sheet, row + 1, &exception_lines(report), "Không có ngoại lệ.", &s)?;
     row += 2;
     sheet.write_string_with_format(row, 0, "Các giao dịch đã khớp", &s.section)?;
-    write_lines(sheet, row + 1, &match_lines(report), "Không có giao dịch khớp.", &s)?;
+    row = write_lines(sheet, row + 1, &match_lines(report), "Không có giao dịch khớp.", &s)?;
+    row += 2;
+    sheet.write_string_with_format(row, 0, "Khớp theo lô (quyết toán thẻ, nộp tiền mặt) và phí", &s.section)?;
+    write_lines(sheet, row + 1, &batch_lines(report), "Không có khoản khớp theo lô.", &s)?;
 
     for (col, width) in [34, 16, 24, 16, 22, 18, 12, 12].into_iter().enumerate() {
         sheet.set_column_width(col_num(col), width)?;
@@ -732,6 +772,25 @@ mod tests {
     }
 
     #[test]
+    fn a_card_settlement_is_a_batch_line_and_its_fee_a_line_of_its_own() {
+        let payments =
+            [payment(1, 1, 600_000, PaymentChannel::Pos, None), payment(2, 2, 400_000, PaymentChannel::Pos, None)];
+        let statement = [credit("S1", 989_000, 20, "TT POS MID 0001", None)];
+        let report = reconcile(&agency(), day(11, 20), &payments, &statement, day(11, 21));
+        assert_eq!(report.batches.len(), 1);
+        let (_, records) = parse_csv(&reconciliation_csv(&report, "x").unwrap());
+        let rows: Vec<(String, String, String)> =
+            records.iter().map(|r| (r[0].clone(), r[3].clone(), r[5].clone())).collect();
+        assert_eq!(
+            rows,
+            [
+                ("Quyết toán thẻ (POS)".to_owned(), "989000".to_owned(), "S1".to_owned()),
+                ("Phí quyết toán thẻ".to_owned(), "11000".to_owned(), "S1".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
     fn the_reconciliation_csv_lists_every_exception_and_every_match_in_vietnamese() {
         let report = day_reconciliation();
         let bytes = reconciliation_csv(&report, "UBND phường Thủ Dầu Một").unwrap();
@@ -842,9 +901,11 @@ mod tests {
         assert_eq!(number(&ws, channel_total, 2), 186_000);
         assert_eq!(number(&ws, channel_total, 1), 6);
 
-        // The two tables of lines, with the CSV's columns: exceptions first, then matches.
+        // The tables of lines, with the CSV's columns: exceptions first, then matches, then the
+        // batches (none on this day).
         let tables: Vec<u32> = (0..ws.height() as u32).filter(|&r| text_or_empty(&ws, r, 0) == "Loại dòng").collect();
-        assert_eq!(tables.len(), 2);
+        assert_eq!(tables.len(), 3);
+        assert_eq!(text(&ws, tables[2] + 1, 0), "Không có khoản khớp theo lô.");
         assert_eq!(headers_at(&ws, tables[0], 8), LINE_HEADERS);
         let exceptions = tables[0] + 1..tables[0] + 1 + report.exceptions.len() as u32;
         let matches = tables[1] + 1..tables[1] + 1 + report.matches.len() as u32;

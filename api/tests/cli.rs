@@ -240,18 +240,56 @@ async fn statements_import_once_and_projections_rebuild_from_the_command_line() 
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "account 113366668888: 2 lines, 2 new, 0 already imported"
+        "account 113366668888 (csv): 2 lines, 2 new, 0 already imported"
     );
     let again = import(&["sao-ke.csv", "--format", "csv"]);
     assert_eq!(
         String::from_utf8_lossy(&again.stdout).trim(),
-        "account 113366668888: 2 lines, 0 new, 2 already imported"
+        "account 113366668888 (csv): 2 lines, 0 new, 2 already imported"
     );
     std::fs::write(dir.path().join("bad.csv"), "account_number,booked_on,amount,direction\n1,2026-10-01,12.5,credit\n")
         .unwrap();
     let bad = import(&["bad.csv"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("12.5"), "{}", String::from_utf8_lossy(&bad.stderr));
+
+    // A bank's own XLSX export, recognised from its content whatever its name; its balances are
+    // checked, and the next statement must continue from its closing balance.
+    use feeledger_infrastructure::statement::fixtures::{Export, ExportLine, bank_xlsx};
+    use feeledger_infrastructure::statement::{Bank, Direction};
+    let line = |day: u32, dong: i64, direction: Direction, id: &str| ExportLine {
+        booked_on: chrono::NaiveDate::from_ymd_opt(2026, 10, day).unwrap(),
+        amount: feeledger_domain::money::Vnd::new(dong).unwrap(),
+        direction,
+        description: format!("IBFT {id}"),
+        bank_id: id.into(),
+        counterparty_name: None,
+        counterparty_account: None,
+    };
+    let october = Export {
+        account: "113366668888".into(),
+        account_name: "VP".into(),
+        opening: 1_000_000,
+        lines: vec![line(2, 150_000, Direction::Credit, "FT3"), line(2, 11_000, Direction::Debit, "FT4")],
+    };
+    std::fs::write(dir.path().join("lich-su.bin"), bank_xlsx(Bank::Vietinbank, &october)).unwrap();
+    let xlsx = import(&["lich-su.bin"]);
+    assert!(xlsx.status.success(), "{}", String::from_utf8_lossy(&xlsx.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&xlsx.stdout).trim(),
+        "account 113366668888 (vietinbank): 2 lines, 2 new, 0 already imported, opening balance 1000000, closing balance 1139000 (checked)"
+    );
+    let broken = Export { opening: 1_139_001, lines: vec![line(3, 5_000, Direction::Credit, "FT5")], ..october };
+    std::fs::write(dir.path().join("next.xlsx"), bank_xlsx(Bank::Bidv, &broken)).unwrap();
+    let refused = import(&["next.xlsx", "--format", "bidv"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("closes at 1139000 but the statement for 2026-10-03 to 2026-10-03 opens at 1139001"),
+        "{stderr}"
+    );
+    let unknown = import(&["next.xlsx", "--format", "xlsx"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("expected one of auto, csv, camt053, mt940"));
 
     let rebuild = feeledger(dir.path()).args(["projections", "rebuild", "treasury"]).output().unwrap();
     assert!(rebuild.status.success(), "{}", String::from_utf8_lossy(&rebuild.stderr));

@@ -347,7 +347,8 @@
           connectionParams: { authorization: `Bearer ${TOKEN}` },
           lazy: false,
           retryAttempts: 3,
-          on: { connected: () => { setLive("live", "Trực tiếp"); if (poller) { clearInterval(poller); poller = null; } } },
+          // "Live" once the server follows the log for us (its first notice), not on connect:
+          // a payment between the two would otherwise be missed.
           onNonLazyError: () => poll(),
         });
       }
@@ -356,6 +357,12 @@
         {
           next: (message) => {
             const arrival = message.data && message.data.moneyArrived;
+            if (arrival && arrival.eventType === "Subscribed") {
+              setLive("live", "Trực tiếp");
+              if (poller) { clearInterval(poller); poller = null; }
+              refresh();
+              return;
+            }
             if (arrival) $("last-arrival").textContent = `Vừa có tiền về (${arrival.eventType}) lúc ${new Date().toLocaleTimeString("vi-VN")}`;
             refresh();
           },

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -232,6 +232,28 @@ pub struct CreditRefundRequested {
     pub at: DateTime<Utc>,
 }
 
+/// How refunded money went back to the payer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RefundMethod {
+    BankTransfer,
+    Cash,
+}
+
+/// A credit marked for refund was paid back (issue 15): closes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditRefunded {
+    pub amount: Vnd,
+    pub method: RefundMethod,
+    /// The outgoing transfer's reference (or the cash voucher's number).
+    pub reference: String,
+    pub paid_on: NaiveDate,
+    /// The debit line of the collection account's statement that paid it, when imported.
+    pub statement_line_id: Option<String>,
+    pub recorded_by: String,
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum CreditEvent {
@@ -239,11 +261,12 @@ pub enum CreditEvent {
     CreditMatched(CreditMatched),
     CreditUnmatched(CreditUnmatched),
     CreditRefundRequested(CreditRefundRequested),
+    CreditRefunded(CreditRefunded),
 }
 
 impl CreditEvent {
     pub const TYPES: &'static [&'static str] =
-        &["BankCreditObserved", "CreditMatched", "CreditUnmatched", "CreditRefundRequested"];
+        &["BankCreditObserved", "CreditMatched", "CreditUnmatched", "CreditRefundRequested", "CreditRefunded"];
 
     pub fn event_type(&self) -> &'static str {
         match self {
@@ -251,6 +274,7 @@ impl CreditEvent {
             CreditEvent::CreditMatched(_) => "CreditMatched",
             CreditEvent::CreditUnmatched(_) => "CreditUnmatched",
             CreditEvent::CreditRefundRequested(_) => "CreditRefundRequested",
+            CreditEvent::CreditRefunded(_) => "CreditRefunded",
         }
     }
 }
@@ -263,6 +287,8 @@ pub enum CreditStatus {
     Matched,
     Unmatched,
     RefundRequested,
+    /// Paid back to the payer: closed.
+    Refunded,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,6 +298,7 @@ pub struct CreditState {
     pub matched: Option<CreditMatched>,
     pub unmatched: Option<CreditUnmatched>,
     pub refund: Option<CreditRefundRequested>,
+    pub refunded: Option<CreditRefunded>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -282,6 +309,14 @@ pub enum CreditError {
     RefundAlreadyRequested(String),
     #[error("a refund needs a reason")]
     MissingReason,
+    #[error("credit {0} is not marked for refund; mark it first")]
+    NotMarkedForRefund(String),
+    #[error("credit {0} was already refunded")]
+    AlreadyRefunded(String),
+    #[error("a refund of {amount} dong is more than the {refundable} dong refundable on credit {credit_id}")]
+    RefundTooLarge { credit_id: String, amount: Vnd, refundable: Vnd },
+    #[error("a refund needs the outgoing transfer's reference")]
+    MissingReference,
 }
 
 impl CreditState {
@@ -296,6 +331,7 @@ impl CreditState {
                     matched: None,
                     unmatched: None,
                     refund: None,
+                    refunded: None,
                 }),
                 (Some(mut s), CreditEvent::CreditMatched(m)) => {
                     s.status = CreditStatus::Matched;
@@ -310,6 +346,11 @@ impl CreditState {
                 (Some(mut s), CreditEvent::CreditRefundRequested(r)) => {
                     s.status = CreditStatus::RefundRequested;
                     s.refund = Some(r.clone());
+                    Some(s)
+                }
+                (Some(mut s), CreditEvent::CreditRefunded(r)) => {
+                    s.status = CreditStatus::Refunded;
+                    s.refunded = Some(r.clone());
                     Some(s)
                 }
                 (None, _) => None,
@@ -334,7 +375,9 @@ impl CreditState {
             (CreditStatus::Matched, Some(existing)) => {
                 Err(CreditError::AlreadyMatched(self.credit_id(), existing.case_code.clone()))
             }
-            (CreditStatus::RefundRequested, _) => Err(CreditError::RefundAlreadyRequested(self.credit_id())),
+            (CreditStatus::RefundRequested | CreditStatus::Refunded, _) => {
+                Err(CreditError::RefundAlreadyRequested(self.credit_id()))
+            }
             _ => Ok(vec![CreditEvent::CreditMatched(matched)]),
         }
     }
@@ -353,9 +396,39 @@ impl CreditState {
             (CreditStatus::Matched, Some(existing)) => {
                 Err(CreditError::AlreadyMatched(self.credit_id(), existing.case_code.clone()))
             }
-            (CreditStatus::RefundRequested, _) => Err(CreditError::RefundAlreadyRequested(self.credit_id())),
+            (CreditStatus::RefundRequested | CreditStatus::Refunded, _) => {
+                Err(CreditError::RefundAlreadyRequested(self.credit_id()))
+            }
             _ => Ok(vec![CreditEvent::CreditRefundRequested(request)]),
         }
+    }
+
+    /// What may still be paid back: the whole credit, once marked for refund and not yet paid.
+    pub fn refundable(&self) -> Vnd {
+        if self.status == CreditStatus::RefundRequested { self.observed.credit.amount } else { Vnd::ZERO }
+    }
+
+    /// Recording the refund paid: only of a credit marked for refund, at most its amount, once.
+    /// The refund closes the credit (a smaller amount, e.g. the bank's transfer fee kept back, is
+    /// recorded as it was paid).
+    pub fn decide_refunded(&self, refunded: CreditRefunded) -> Result<Vec<CreditEvent>, CreditError> {
+        match self.status {
+            CreditStatus::Refunded => return Err(CreditError::AlreadyRefunded(self.credit_id())),
+            CreditStatus::RefundRequested => {}
+            _ => return Err(CreditError::NotMarkedForRefund(self.credit_id())),
+        }
+        if refunded.reference.trim().is_empty() {
+            return Err(CreditError::MissingReference);
+        }
+        let refundable = self.refundable();
+        if refunded.amount > refundable {
+            return Err(CreditError::RefundTooLarge {
+                credit_id: self.credit_id(),
+                amount: refunded.amount,
+                refundable,
+            });
+        }
+        Ok(vec![CreditEvent::CreditRefunded(refunded)])
     }
 }
 
@@ -404,6 +477,71 @@ mod tests {
         assert_eq!(
             codes("H34.22.6-240426-0002 va H34.22.7-240426-0001"),
             ["H34.22.6-240426-0002", "H34.22.7-240426-0001"]
+        );
+    }
+
+    #[test]
+    fn given_a_credit_marked_for_refund_when_the_refund_is_paid_then_it_closes_once_and_never_above_its_amount() {
+        let credit = BankCredit {
+            provider: Provider::Sepay,
+            provider_transaction_id: "911".into(),
+            bank_reference: None,
+            amount: Vnd::new(50_000).unwrap(),
+            credited_at: Utc::now(),
+            account_number: None,
+            virtual_account: None,
+            content: "nham tai khoan".into(),
+            match_hint: None,
+            payer_account: None,
+            payer_name: None,
+        };
+        let observed =
+            CreditEvent::BankCreditObserved(BankCreditObserved { credit, agency_code: None, observed_at: Utc::now() });
+        let paid = |dong: i64| CreditRefunded {
+            amount: Vnd::new(dong).unwrap(),
+            method: RefundMethod::BankTransfer,
+            reference: "FT26328000111".into(),
+            paid_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+            statement_line_id: None,
+            recorded_by: "finance".into(),
+            at: Utc::now(),
+        };
+        // given an unmatched credit: not marked, so not refundable
+        let state = CreditState::fold([&observed]).unwrap();
+        assert_eq!(state.decide_refunded(paid(50_000)), Err(CreditError::NotMarkedForRefund("sepay:911".into())));
+        // given it marked for refund
+        let marked = CreditEvent::CreditRefundRequested(CreditRefundRequested {
+            reason: "x".into(),
+            requested_by: "f".into(),
+            at: Utc::now(),
+        });
+        let state = CreditState::fold([&observed, &marked]).unwrap();
+        assert_eq!(state.refundable(), Vnd::new(50_000).unwrap());
+        // when more than refundable is paid: refused
+        assert!(matches!(state.decide_refunded(paid(50_001)), Err(CreditError::RefundTooLarge { .. })));
+        assert_eq!(
+            state.decide_refunded(CreditRefunded { reference: " ".into(), ..paid(50_000) }),
+            Err(CreditError::MissingReference)
+        );
+        // when it is paid: one event, and the credit is closed
+        let events = state.decide_refunded(paid(50_000)).unwrap();
+        assert!(
+            matches!(events.as_slice(), [CreditEvent::CreditRefunded(r)] if r.amount == Vnd::new(50_000).unwrap()),
+            "{events:?}"
+        );
+        let closed = CreditState::fold([&observed, &marked, &events[0]]).unwrap();
+        assert_eq!(closed.status, CreditStatus::Refunded);
+        assert_eq!(closed.refundable(), Vnd::ZERO);
+        assert_eq!(closed.decide_refunded(paid(1)), Err(CreditError::AlreadyRefunded("sepay:911".into())));
+        assert!(
+            closed
+                .decide_match(CreditMatched {
+                    case_code: CaseCode::parse("H34.22.6-240426-0002").unwrap(),
+                    payment_id: Uuid::nil(),
+                    method: MatchMethod::Manual,
+                    matched_at: Utc::now(),
+                })
+                .is_err()
         );
     }
 

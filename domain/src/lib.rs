@@ -4,6 +4,7 @@ pub mod agency;
 pub mod allocation;
 pub mod amount_in_words;
 pub mod bank_credit;
+pub mod batch_matching;
 pub mod budget;
 pub mod case_fees;
 pub mod codes;

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::bank_credit::case_codes_in;
+use crate::batch_matching::{BatchMatch, BatchRules, UnsettledDay, match_batches};
 use crate::case_fees::PaymentChannel;
 use crate::codes::{AgencyCode, CaseCode, match_key};
 use crate::money::Vnd;
@@ -124,6 +125,14 @@ pub struct DayReconciliation {
     pub matches: Vec<Match>,
     pub matched_total: Vnd,
     pub exceptions: Vec<ReconciliationException>,
+    /// Card settlements and cash deposits booked on the day, each explaining a batch of card or
+    /// cash payments (see [`crate::batch_matching`]).
+    #[serde(default)]
+    pub batches: Vec<BatchMatch>,
+    /// The day's card and cash payments that no credit explains yet (the settlement or the
+    /// deposit may still come).
+    #[serde(default)]
+    pub unsettled: Vec<UnsettledDay>,
 }
 
 impl DayReconciliation {
@@ -131,11 +140,23 @@ impl DayReconciliation {
         Vnd::sum(self.exceptions.iter().filter(|e| e.side == side).map(|e| e.amount)).unwrap_or(Vnd::ZERO)
     }
 
-    /// `Σ side = Σ matched + Σ that side's exceptions`, for both sides.
+    /// Σ of the bank's credits the day's batches explain.
+    pub fn batches_total(&self) -> Vnd {
+        Vnd::sum(self.batches.iter().map(|b| b.bank_amount)).unwrap_or(Vnd::ZERO)
+    }
+
+    /// Σ of the acquirers' fees of the day's card settlements.
+    pub fn fees_total(&self) -> Vnd {
+        Vnd::sum(self.batches.iter().map(|b| b.fee)).unwrap_or(Vnd::ZERO)
+    }
+
+    /// `Σ ledger = Σ matched + Σ ledger-side exceptions`, and
+    /// `Σ bank = Σ matched + Σ batches + Σ bank-side exceptions`.
     pub fn invariants_hold(&self) -> bool {
         let add = |a: Vnd, b: Vnd| a.checked_add(b).ok();
         add(self.matched_total, self.exceptions_total(Side::Ledger)) == Some(self.ledger_total)
-            && add(self.matched_total, self.exceptions_total(Side::Bank)) == Some(self.bank_total)
+            && add(self.matched_total, self.batches_total()).and_then(|m| add(m, self.exceptions_total(Side::Bank)))
+                == Some(self.bank_total)
     }
 }
 
@@ -156,11 +177,30 @@ pub fn reconcile(
     statement: &[StatementCredit],
     today: NaiveDate,
 ) -> DayReconciliation {
+    reconcile_with(agency, date, payments, statement, today, &BatchRules::default())
+}
+
+/// [`reconcile`], with the batch matching's tolerances. `payments` and `statement` may cover a
+/// wider range than the day either side (card settlements come days later, a cash deposit may
+/// cover a week): the 1:1 matching uses only what lies within [`DATE_WINDOW_DAYS`] of `date`,
+/// the batch matching all of it.
+pub fn reconcile_with(
+    agency: &AgencyCode,
+    date: NaiveDate,
+    all_payments: &[LedgerPayment],
+    statement: &[StatementCredit],
+    today: NaiveDate,
+    rules: &BatchRules,
+) -> DayReconciliation {
     let agencies = [agency.clone()];
-    let per_channel = totals_per_channel(payments, date);
-    let payments: Vec<&LedgerPayment> = payments.iter().filter(|p| p.credits_the_account()).collect();
-    let lines: Vec<&StatementCredit> = statement.iter().collect();
     let window = |a: NaiveDate, b: NaiveDate| (a - b).num_days().abs();
+    let per_channel = totals_per_channel(all_payments, date);
+    let payments: Vec<&LedgerPayment> = all_payments
+        .iter()
+        .filter(|p| p.credits_the_account() && window(p.received_on, date) <= DATE_WINDOW_DAYS)
+        .collect();
+    let lines: Vec<&StatementCredit> =
+        statement.iter().filter(|l| window(l.booked_on, date) <= DATE_WINDOW_DAYS).collect();
 
     // payment index → line index, for pairs of equal amounts (matches) or not (mismatches).
     let mut paired: BTreeMap<usize, usize> = BTreeMap::new();
@@ -219,6 +259,16 @@ pub fn reconcile(
         }
     }
 
+    // Batches: card and cash payments against the credits no 1:1 pair has taken. Should the
+    // sums overflow (they cannot, short of a corrupt log), no batch is made and every credit stays
+    // visible as an exception: nothing is explained away.
+    let taken_ids: BTreeSet<&str> = line_taken.iter().map(|&li| lines[li].line_id.as_str()).collect();
+    let free: Vec<&StatementCredit> = statement.iter().filter(|l| !taken_ids.contains(l.line_id.as_str())).collect();
+    let outcome = match_batches(all_payments, &free, rules).unwrap_or_default();
+    let batches: Vec<BatchMatch> = outcome.matches.into_iter().filter(|b| b.booked_on == date).collect();
+    let unsettled: Vec<UnsettledDay> = outcome.unsettled.into_iter().filter(|u| u.day == date).collect();
+    let batch_lines: BTreeSet<&str> = batches.iter().map(|b| b.line_id.as_str()).collect();
+
     // The report for `date`.
     let mut matches = Vec::new();
     let mut exceptions = Vec::new();
@@ -257,6 +307,9 @@ pub fn reconcile(
             continue;
         }
         attributed_lines.insert(li);
+        if batch_lines.contains(line.line_id.as_str()) {
+            continue;
+        }
         let kind = match line_reference(line) {
             Some(reference) if paired_references.contains(&reference) => ExceptionKind::Duplicate,
             _ => ExceptionKind::BankOnly,
@@ -274,6 +327,8 @@ pub fn reconcile(
         matches,
         matched_total,
         exceptions,
+        batches,
+        unsettled,
     };
     debug_assert!(report.invariants_hold(), "reconciliation invariants broken: {report:?}");
     report

@@ -143,6 +143,7 @@ impl LedgerEvent {
             "CreditMatched" => credit(payload.parse().map(CreditEvent::CreditMatched)),
             "CreditUnmatched" => credit(payload.parse().map(CreditEvent::CreditUnmatched)),
             "CreditRefundRequested" => credit(payload.parse().map(CreditEvent::CreditRefundRequested)),
+            "CreditRefunded" => credit(payload.parse().map(CreditEvent::CreditRefunded)),
             "AgencyConfigured" => payload.parse().map(LedgerEvent::AgencyConfigured).map_err(fail),
             "FeeSchedulePublished" => payload.parse().map(LedgerEvent::FeeSchedulePublished).map_err(fail),
             "ReceiptNumberAssigned" => payload.parse().map(LedgerEvent::ReceiptNumberAssigned).map_err(fail),

@@ -360,6 +360,21 @@ impl PaymentIntake {
         state.ok_or_else(|| IntakeError::CreditNotFound(credit_id.to_owned()))
     }
 
+    /// Records that a credit marked for refund was paid back (issue 15); closes it.
+    pub async fn record_refund(
+        &self,
+        credit_id: &str,
+        refunded: feeledger_domain::bank_credit::CreditRefunded,
+        metadata: &EventMetadata,
+    ) -> Result<CreditState, IntakeError> {
+        let (state, version) = self.credit(credit_id).await?;
+        let state = state.ok_or_else(|| IntakeError::CreditNotFound(credit_id.to_owned()))?;
+        let events = state.decide_refunded(refunded)?;
+        self.append(credit_id, ExpectedVersion::Exact(version), events, metadata).await?;
+        let (state, _) = self.credit(credit_id).await?;
+        state.ok_or_else(|| IntakeError::CreditNotFound(credit_id.to_owned()))
+    }
+
     /// Credits waiting for a person: of an agency, or of no known agency (`None`).
     pub async fn unmatched(&self, agency: Option<&AgencyCode>) -> Result<Vec<CreditState>, IntakeError> {
         let streams = self.ledger.store().unresolved_unmatched_credits(agency.map(AgencyCode::as_str)).await?;

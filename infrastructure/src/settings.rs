@@ -109,6 +109,9 @@ pub struct Settings {
     /// Whether the client address is the last one of `X-Forwarded-For` (behind our own reverse
     /// proxy) rather than the TCP peer.
     pub trust_forwarded_for: bool,
+    /// The most an acquirer may deduct from a day's card payments when it settles them, in
+    /// thousandths (30 = 3%): the batch matching's only tolerance (issue 15; cash has none).
+    pub card_fee_max_per_mille: i64,
 }
 
 impl Default for Settings {
@@ -132,6 +135,7 @@ impl Default for Settings {
             public_rate_per_client_per_minute: DEFAULT_PUBLIC_RATE_PER_CLIENT_PER_MINUTE,
             public_rate_global_per_minute: DEFAULT_PUBLIC_RATE_GLOBAL_PER_MINUTE,
             trust_forwarded_for: false,
+            card_fee_max_per_mille: feeledger_domain::batch_matching::BatchRules::default().card_fee_max_per_mille,
         }
     }
 }
@@ -161,6 +165,8 @@ pub struct FileSettings {
     pub public_rate_per_client_per_minute: Option<u32>,
     pub public_rate_global_per_minute: Option<u32>,
     pub trust_forwarded_for: Option<bool>,
+    /// See [`Settings::card_fee_max_per_mille`].
+    pub card_fee_max_per_mille: Option<i64>,
     #[serde(default)]
     pub providers: FileProviders,
 }
@@ -255,6 +261,14 @@ impl Settings {
         {
             return bad("token secret", "FEELEDGER_TOKEN_SECRET", "token_secret", "at least 32 characters".into());
         }
+        if !(0..=1000).contains(&self.card_fee_max_per_mille) {
+            return bad(
+                "card settlement fee tolerance",
+                "FEELEDGER_CARD_FEE_MAX_PER_MILLE",
+                "card_fee_max_per_mille",
+                "0 to 1000 thousandths of the day's card total".into(),
+            );
+        }
         if !(60..=24 * 3600).contains(&self.qr_ttl_seconds) {
             return bad("QR lifetime", "FEELEDGER_QR_TTL_MINUTES", "qr_ttl_minutes", "1 to 1440 minutes".into());
         }
@@ -336,6 +350,7 @@ mod tests {
         let file = FileSettings::parse(example).unwrap();
         assert_eq!(file.listen.as_deref(), Some(DEFAULT_LISTEN));
         assert_eq!(file.qr_ttl_minutes, Some(DEFAULT_QR_TTL_MINUTES));
+        assert_eq!(file.card_fee_max_per_mille, Some(Settings::default().card_fee_max_per_mille));
     }
 
     #[test]
@@ -354,6 +369,7 @@ mod tests {
             (Settings { database_url: "mysql://x".into(), ..Settings::default() }, "FEELEDGER_DATABASE_URL"),
             (Settings { token_secret: Some(Secret::new("short")), ..Settings::default() }, "FEELEDGER_TOKEN_SECRET"),
             (Settings { qr_ttl_seconds: 0, ..Settings::default() }, "FEELEDGER_QR_TTL_MINUTES"),
+            (Settings { card_fee_max_per_mille: 1001, ..Settings::default() }, "FEELEDGER_CARD_FEE_MAX_PER_MILLE"),
             (Settings { database_max_connections: 0, ..Settings::default() }, "FEELEDGER_DATABASE_MAX_CONNECTIONS"),
             (
                 Settings { read_database_url: Some("sqlite://replica.db".into()), ..Settings::default() },

@@ -6,14 +6,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use feeledger_domain::batch_matching::BatchRules;
 use feeledger_domain::case_fees::{Command, RecordReconciliation};
-use feeledger_domain::codes::AgencyCode;
-use feeledger_domain::reconciliation::{DayReconciliation, reconcile};
+use feeledger_domain::codes::{AgencyCode, CaseCode};
+use feeledger_domain::reconciliation::{DATE_WINDOW_DAYS, DayReconciliation, reconcile_with};
 use feeledger_infrastructure::event_store::EventMetadata;
 use feeledger_infrastructure::ledger::{Ledger, LedgerError};
 use feeledger_infrastructure::statement_store::StatementStore;
 
-use crate::payments::{PaymentsProjection, payments_between, window};
+use crate::payments::{PaymentsProjection, payments_between};
 use crate::runner::{Projection, ProjectionError, Runner};
 
 /// How long a reconciliation waits for the payments read model to catch up with the log.
@@ -40,11 +41,28 @@ pub struct Reconciliations {
     ledger: Ledger,
     runner: Runner,
     statements: StatementStore,
+    rules: BatchRules,
 }
 
 impl Reconciliations {
     pub fn new(ledger: Ledger, runner: Runner, statements: StatementStore) -> Self {
-        Reconciliations { ledger, runner, statements }
+        Reconciliations { ledger, runner, statements, rules: BatchRules::default() }
+    }
+
+    /// The tolerances of card settlements and cash deposits.
+    #[must_use]
+    pub fn with_batch_rules(mut self, rules: BatchRules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// The days read around `date`: a day either side for transfers, and as far as a card
+    /// settlement or a cash deposit may lag, both ways (a deposit booked on `date` may cover the
+    /// week before; a card day's settlement may come days after).
+    fn window(&self, date: NaiveDate) -> (NaiveDate, NaiveDate) {
+        let lag = self.rules.deposit_lag_days.max(self.rules.settlement_lag_days).max(0);
+        let days = chrono::Duration::days(lag.saturating_mul(2).saturating_add(DATE_WINDOW_DAYS));
+        (date - days, date + days)
     }
 
     /// The reconciliation of `date`, as things stand (nothing is recorded).
@@ -62,10 +80,10 @@ impl Reconciliations {
             .map(|a| a.bank_account.number.to_string())
             .ok_or_else(|| ReconciliationError::UnknownAgency(agency.clone()))?;
         self.runner.caught_up(PaymentsProjection::NAME, CATCH_UP).await?;
-        let (from, to) = window(date);
+        let (from, to) = self.window(date);
         let payments = payments_between(self.runner.documents(), agency, from, to).await?;
         let statement = self.statements.credits(&account, from, to).await?;
-        Ok(reconcile(agency, date, &payments, &statement, today))
+        Ok(reconcile_with(agency, date, &payments, &statement, today, &self.rules))
     }
 
     /// Reconciles `date` and records every new match on its case; returns the report after.
@@ -78,21 +96,32 @@ impl Reconciliations {
         now: DateTime<Utc>,
     ) -> Result<DayReconciliation, ReconciliationError> {
         let report = self.report(agency, date, today).await?;
-        let (from, to) = window(date);
+        let (from, to) = self.window(date);
         let known = payments_between(self.runner.documents(), agency, from, to).await?;
         let mut recorded = 0;
-        for matched in &report.matches {
-            let already = known.iter().any(|p| p.payment_id == matched.payment_id && p.reconciled_line_id.is_some());
+        // 1:1 matches, then every payment of each batch, each paired with the batch's line.
+        let mut pairs: Vec<(uuid::Uuid, CaseCode, String, NaiveDate)> = report
+            .matches
+            .iter()
+            .map(|m| (m.payment_id, m.case_code.clone(), m.line_id.clone(), m.booked_on))
+            .collect();
+        for batch in &report.batches {
+            for (payment_id, case_code) in &batch.payments {
+                pairs.push((*payment_id, case_code.clone(), batch.line_id.clone(), batch.booked_on));
+            }
+        }
+        for (payment_id, case_code, line_id, booked_on) in pairs {
+            let already = known.iter().any(|p| p.payment_id == payment_id && p.reconciled_line_id.is_some());
             if already {
                 continue;
             }
             let command = Command::RecordReconciliation(RecordReconciliation {
-                payment_id: matched.payment_id,
-                statement_line_id: matched.line_id.clone(),
-                statement_date: matched.booked_on,
+                payment_id,
+                statement_line_id: line_id,
+                statement_date: booked_on,
                 now,
             });
-            self.ledger.execute(&matched.case_code, command, metadata, None).await?;
+            self.ledger.execute(&case_code, command, metadata, None).await?;
             recorded += 1;
         }
         tracing::info!(agency.code = %agency, %date, matched = report.matches.len(), recorded, exceptions = report.exceptions.len(), "day reconciled");

@@ -19,3 +19,5 @@ mod public_pay;
 mod remittance;
 mod treasury;
 mod webhooks;
+// issue 15: the banks' own statement exports
+mod bank_statements;

@@ -566,3 +566,64 @@ async fn a_signed_notification_is_recorded_whatever_bytes_its_text_holds_and_dup
         assert_eq!(payment_count(&app).await, 2, "[{backend}]");
     }
 }
+
+// issue 15: a credit marked for refund is paid back, and its statement debit line is paired.
+#[tokio::test]
+async fn a_credit_marked_for_refund_is_paid_back_once_at_most_its_amount_and_paired_with_its_debit_line() {
+    const RECORD: &str = "mutation($input: RefundInput!) { recordRefund(input: $input) { creditId amount method reference paidOn statementLineId status } }";
+    for app in apps().await {
+        let backend = app.backend();
+        post_sepay(&app, &sepay_body(911, json!(50000), "nham tai khoan")).await;
+        post_sepay(&app, &sepay_body(912, json!(70000), "chuyen nham")).await;
+        let finance = app.token(Role::Finance, None, None);
+        let refund = |credit: &str, amount: i64, reference: &str| json!({ "input": { "agencyCode": AGENCY, "creditId": credit, "amount": amount.to_string(), "method": "BANK_TRANSFER", "reference": reference, "paidOn": "2026-11-24" } });
+        // Not marked for refund yet: refused.
+        let early = app.graphql(Some(&finance), RECORD, refund("sepay:911", 50_000, "FT26328000111")).await;
+        assert_eq!(early["errors"][0]["extensions"]["code"], "CONFLICT", "[{backend}] {early:#}");
+        app.graphql_ok(
+            &finance,
+            "mutation { markCreditForRefund(creditId: \"sepay:911\", reason: \"chuyển nhầm\") { status } }",
+            json!({}),
+        )
+        .await;
+        // The statement with the outgoing transfer, imported first.
+        let csv = format!(
+            "account_number,booked_on,amount,direction,description,transaction_id\n\
+             {ACCOUNT},2026-11-24,50000,debit,HOAN TRA CHUYEN NHAM FT911,FT26328000111\n"
+        );
+        app.graphql_ok(
+            &finance,
+            "mutation($input: StatementInput!) { importBankStatement(input: $input) { inserted } }",
+            json!({ "input": { "content": csv } }),
+        )
+        .await;
+        // More than the credit: refused, nothing recorded.
+        let too_much = app.graphql(Some(&finance), RECORD, refund("sepay:911", 50_001, "FT26328000111")).await;
+        assert_eq!(too_much["errors"][0]["extensions"]["code"], "VALIDATION", "[{backend}] {too_much:#}");
+        let message = too_much["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("50001") && message.contains("50000 dong refundable"), "{message}");
+        // Overpayments of a case are not supported yet: said so.
+        let by_case = app
+            .graphql(
+                Some(&finance),
+                RECORD,
+                json!({ "input": { "agencyCode": AGENCY, "caseCode": CASE, "amount": "1000", "method": "CASH", "reference": "PC01", "paidOn": "2026-11-24" } }),
+            )
+            .await;
+        assert_eq!(by_case["errors"][0]["extensions"]["code"], "VALIDATION");
+        // Paid back: the credit is closed and the debit line paired.
+        let done = app.graphql_ok(&finance, RECORD, refund("sepay:911", 50_000, "FT26328000111")).await;
+        let done = &done["recordRefund"];
+        assert_eq!(done["status"], "REFUNDED", "[{backend}] {done:#}");
+        assert_eq!(done["statementLineId"], "FT26328000111");
+        assert_eq!((done["amount"].clone(), done["method"].clone()), (json!("50000"), json!("BANK_TRANSFER")));
+        let again = app.graphql(Some(&finance), RECORD, refund("sepay:911", 50_000, "FT26328000111")).await;
+        assert_eq!(again["errors"][0]["extensions"]["code"], "CONFLICT", "[{backend}] paid once: {again:#}");
+        // An officer may not record refunds.
+        let officer = app.officer(AGENCY);
+        assert_eq!(
+            app.graphql_error_code(Some(&officer), RECORD, refund("sepay:912", 70_000, "FT1")).await,
+            "FORBIDDEN"
+        );
+    }
+}

@@ -1,14 +1,14 @@
 //! Money that arrived but matched no case: the queue people work through, assigning each credit
 //! to its case or marking it for refund. Nothing leaves the queue except by one of those.
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use feeledger_domain::bank_credit::{CreditError, CreditState};
 use feeledger_domain::codes::AgencyCode;
 use feeledger_infrastructure::payment_intake::IntakeError;
 
 use super::cases::{CaseView, parse_case_code};
 use super::errors::{ApiError, ApiResult};
-use super::scalars::{DateTimeScalar, VndScalar};
+use super::scalars::{DateScalar, DateTimeScalar, VndScalar};
 use super::{api, metadata, now, principal};
 use crate::auth::{Action, Principal, Scope};
 
@@ -29,7 +29,7 @@ pub struct CreditView {
     agency_code: Option<String>,
     /// Why it was not matched automatically.
     reason: Option<String>,
-    /// OBSERVED, UNMATCHED, MATCHED or REFUND_REQUESTED.
+    /// OBSERVED, UNMATCHED, MATCHED, REFUND_REQUESTED or REFUNDED.
     status: String,
     /// The case it was assigned to, once assigned.
     case_code: Option<String>,
@@ -63,7 +63,9 @@ fn intake_error(error: IntakeError) -> ApiError {
     match error {
         IntakeError::CreditNotFound(id) => ApiError::NotFound(format!("credit {id} not found")),
         IntakeError::UnknownAccount(_) => ApiError::Validation(error.to_string()),
-        IntakeError::Credit(CreditError::MissingReason) => ApiError::Validation(error.to_string()),
+        IntakeError::Credit(
+            CreditError::MissingReason | CreditError::MissingReference | CreditError::RefundTooLarge { .. },
+        ) => ApiError::Validation(error.to_string()),
         IntakeError::Credit(_) => ApiError::Conflict(error.to_string()),
         IntakeError::Ledger(ledger) => ledger.into(),
     }
@@ -108,6 +110,44 @@ impl CreditQueries {
     }
 }
 
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "RefundMethod", remote = "feeledger_domain::bank_credit::RefundMethod")]
+pub enum RefundMethodGql {
+    BankTransfer,
+    Cash,
+}
+
+#[derive(InputObject)]
+pub struct RefundInput {
+    agency_code: String,
+    /// The unmatched credit marked for refund (`markCreditForRefund`) being paid back.
+    credit_id: Option<ID>,
+    /// A case whose overpayment is paid back: not supported yet (refused).
+    case_code: Option<String>,
+    /// At most what is refundable.
+    amount: VndScalar,
+    method: RefundMethodGql,
+    /// The outgoing transfer's reference, as on the statement's debit line (or the cash
+    /// voucher's number).
+    reference: String,
+    paid_on: DateScalar,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "Refund")]
+pub struct RefundView {
+    credit_id: ID,
+    amount: VndScalar,
+    method: RefundMethodGql,
+    reference: String,
+    paid_on: DateScalar,
+    /// The statement's debit line of the refund, when that statement is imported and the line
+    /// carries `reference` with the same amount.
+    statement_line_id: Option<String>,
+    /// REFUNDED: the credit is closed.
+    status: String,
+}
+
 #[derive(Default, Debug)]
 pub struct CreditMutations;
 
@@ -144,6 +184,70 @@ impl CreditMutations {
             return Err(ApiError::NotFound(format!("case {case_code} has no assessed fees")));
         }
         Ok(CaseView::new(record, &principal))
+    }
+
+    /// Records the refund of a credit marked for refund (finance): amount, method, the outgoing
+    /// transfer's reference and day. Closes the credit; the statement's debit line with that
+    /// reference is paired with it. A refund larger than the credit is refused.
+    async fn record_refund(&self, ctx: &Context<'_>, input: RefundInput) -> ApiResult<RefundView> {
+        let principal = principal(ctx)?.clone();
+        let agency = AgencyCode::parse(input.agency_code.trim()).map_err(ApiError::validation)?;
+        if !principal.may(Action::ManageMoney, Scope::Agency(&agency)) {
+            return Err(ApiError::forbidden());
+        }
+        let credit_id = match (&input.credit_id, &input.case_code) {
+            (Some(id), None) => id.clone(),
+            (None, Some(_)) => {
+                return Err(ApiError::Validation(
+                    "refunding a case's overpayment is not supported yet; give the creditId of a credit marked for refund"
+                        .into(),
+                ));
+            }
+            _ => return Err(ApiError::Validation("give exactly one of creditId and caseCode".into())),
+        };
+        let intake = &api(ctx).intake;
+        let (credit, _) = intake.credit(&credit_id).await.map_err(intake_error)?;
+        let credit = credit.ok_or_else(|| ApiError::NotFound(format!("credit {} not found", credit_id.as_str())))?;
+        if credit.observed.agency_code.as_ref() != Some(&agency) {
+            return Err(ApiError::Validation(format!(
+                "credit {} did not arrive on the account of agency {agency}",
+                credit_id.as_str()
+            )));
+        }
+        // The statement's debit line of the outgoing transfer, when already imported.
+        let reference = input.reference.trim().to_owned();
+        let account = super::ledger(ctx).agency(&agency).await?.current.map(|a| a.bank_account.number.to_string());
+        let statement_line_id = match account {
+            Some(account) => api(ctx)
+                .statements
+                .debit_line(&account, &reference)
+                .await
+                .map_err(|e| ApiError::from(feeledger_infrastructure::ledger::LedgerError::from(e)))?
+                .filter(|(_, amount)| *amount == input.amount.0)
+                .map(|(id, _)| id),
+            None => None,
+        };
+        let refunded = feeledger_domain::bank_credit::CreditRefunded {
+            amount: input.amount.0,
+            method: input.method.into(),
+            reference,
+            paid_on: input.paid_on.0,
+            statement_line_id,
+            recorded_by: principal.subject.clone(),
+            at: now(ctx),
+        };
+        let state =
+            intake.record_refund(&credit_id, refunded, &metadata(ctx, &principal)).await.map_err(intake_error)?;
+        let refunded = state.refunded.clone().ok_or(ApiError::Internal)?;
+        Ok(RefundView {
+            credit_id: ID(state.credit_id()),
+            amount: refunded.amount.into(),
+            method: refunded.method.into(),
+            reference: refunded.reference,
+            paid_on: DateScalar(refunded.paid_on),
+            statement_line_id: refunded.statement_line_id,
+            status: "REFUNDED".into(),
+        })
     }
 
     /// Marks an unmatched credit to be refunded to the payer (it then leaves the queue).

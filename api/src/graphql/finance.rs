@@ -68,6 +68,14 @@ pub(crate) fn projection_error(error: ProjectionError) -> ApiError {
     }
 }
 
+fn import_error(error: feeledger_infrastructure::statement_store::ImportError) -> ApiError {
+    use feeledger_infrastructure::statement_store::ImportError;
+    match error {
+        ImportError::BalanceBreak { .. } | ImportError::PeriodConflict { .. } => ApiError::Conflict(error.to_string()),
+        ImportError::Store(e) => feeledger_infrastructure::ledger::LedgerError::from(e).into(),
+    }
+}
+
 fn reconciliation_error(error: ReconciliationError) -> ApiError {
     match error {
         ReconciliationError::UnknownAgency(agency) => ApiError::NotFound(format!("agency {agency} is not configured")),
@@ -117,6 +125,41 @@ pub struct MatchView {
     booked_on: DateScalar,
     amount: VndScalar,
     by_reference: bool,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "BatchKind", remote = "feeledger_domain::batch_matching::BatchKind")]
+pub enum BatchKindGql {
+    /// An acquirer's settlement of a day's card (POS) payments.
+    CardSettlement,
+    /// A cash deposit of one or several days of the cash book.
+    CashDeposit,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "ReconciliationBatch")]
+pub struct BatchView {
+    kind: BatchKindGql,
+    statement_line_id: String,
+    booked_on: DateScalar,
+    /// What the bank credited.
+    bank_amount: VndScalar,
+    /// Σ of the payments it covers.
+    ledger_amount: VndScalar,
+    /// The acquirer's fee: ledgerAmount − bankAmount (zero for cash).
+    fee: VndScalar,
+    days: Vec<DateScalar>,
+    payments: i32,
+    case_codes: Vec<String>,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "UnsettledBatchDay")]
+pub struct UnsettledView {
+    kind: BatchKindGql,
+    day: DateScalar,
+    amount: VndScalar,
+    payments: i32,
 }
 
 #[derive(SimpleObject)]
@@ -193,7 +236,48 @@ impl ReconciliationView {
             })
             .collect()
     }
-    /// Σ ledger = Σ matched + Σ ledger-side exceptions, and likewise for the bank side.
+    /// Card settlements and cash deposits booked on the day, each with the payments it covers
+    /// and the acquirer's fee as its own amount.
+    async fn batches(&self) -> Vec<BatchView> {
+        self.0
+            .batches
+            .iter()
+            .map(|b| BatchView {
+                kind: b.kind.into(),
+                statement_line_id: b.line_id.clone(),
+                booked_on: DateScalar(b.booked_on),
+                bank_amount: b.bank_amount.into(),
+                ledger_amount: b.ledger_amount.into(),
+                fee: b.fee.into(),
+                days: b.days.iter().copied().map(DateScalar).collect(),
+                payments: i32::try_from(b.payments.len()).unwrap_or(i32::MAX),
+                case_codes: b.payments.iter().map(|(_, c)| c.to_string()).collect(),
+            })
+            .collect()
+    }
+    /// The day's card and cash payments no settlement or deposit explains yet.
+    async fn unsettled(&self) -> Vec<UnsettledView> {
+        self.0
+            .unsettled
+            .iter()
+            .map(|u| UnsettledView {
+                kind: u.kind.into(),
+                day: DateScalar(u.day),
+                amount: u.amount.into(),
+                payments: i32::try_from(u.count).unwrap_or(i32::MAX),
+            })
+            .collect()
+    }
+    /// Σ of the credits the day's batches explain.
+    async fn batches_total(&self) -> VndScalar {
+        self.0.batches_total().into()
+    }
+    /// Σ of the acquirers' fees of the day's card settlements.
+    async fn fees_total(&self) -> VndScalar {
+        self.0.fees_total().into()
+    }
+    /// Σ ledger = Σ matched + Σ ledger-side exceptions, and Σ bank = Σ matched + Σ batches + Σ
+    /// bank-side exceptions.
     async fn balanced(&self) -> bool {
         self.0.invariants_hold()
     }
@@ -570,29 +654,92 @@ pub struct ReceiptUsageView {
     total: VndScalar,
 }
 
+/// The statement formats `importBankStatement` reads; the same names, in lower case, as the
+/// CLI's `--format`.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(name = "StatementFormat")]
 pub enum StatementFormatGql {
+    /// Recognise the format from the file (the default).
+    Auto,
     Csv,
     Camt053,
+    Mt940,
+    /// VietinBank's "LỊCH SỬ GIAO DỊCH - TRANSACTION HISTORY" export (XLSX, XLS or CSV).
+    Vietinbank,
+    /// Vietcombank's "SAO KÊ TÀI KHOẢN / STATEMENT OF ACCOUNT" export.
+    Vietcombank,
+    /// BIDV's "BÁO CÁO CHI TIẾT SỐ DƯ TÀI KHOẢN" export.
+    Bidv,
+    /// Agribank's "SAO KÊ TÀI KHOẢN" export.
+    Agribank,
+}
+
+impl From<StatementFormatGql> for StatementFormat {
+    fn from(format: StatementFormatGql) -> Self {
+        use feeledger_infrastructure::statement::Bank;
+        match format {
+            StatementFormatGql::Auto => StatementFormat::Auto,
+            StatementFormatGql::Csv => StatementFormat::Csv,
+            StatementFormatGql::Camt053 => StatementFormat::Camt053,
+            StatementFormatGql::Mt940 => StatementFormat::Mt940,
+            StatementFormatGql::Vietinbank => StatementFormat::Bank(Bank::Vietinbank),
+            StatementFormatGql::Vietcombank => StatementFormat::Bank(Bank::Vietcombank),
+            StatementFormatGql::Bidv => StatementFormat::Bank(Bank::Bidv),
+            StatementFormatGql::Agribank => StatementFormat::Bank(Bank::Agribank),
+        }
+    }
 }
 
 #[derive(InputObject)]
 pub struct StatementInput {
-    format: StatementFormatGql,
-    /// The file's text (CSV or camt.053 XML, UTF-8).
+    /// Default `AUTO`: recognised from the file.
+    format: Option<StatementFormatGql>,
+    /// The file: text (CSV, camt.053 XML, MT940) as it is, or a binary file (XLSX, XLS) in
+    /// base64. Content is taken as base64 when `filename` ends in `.xlsx` or `.xls`, or when it
+    /// starts with the base64 of a workbook's signature (`UEsDB`, `0M8R4KGx`).
     content: String,
+    /// The file's name, recorded with the statement's balances.
+    filename: Option<String>,
+}
+
+/// The bytes of an uploaded statement (see [`StatementInput::content`]).
+fn statement_bytes(content: &str, filename: Option<&str>) -> ApiResult<Vec<u8>> {
+    use base64::Engine as _;
+    let binary_name = filename.is_some_and(|name| {
+        let name = name.to_ascii_lowercase();
+        name.ends_with(".xlsx") || name.ends_with(".xls")
+    });
+    let trimmed = content.trim_start();
+    if binary_name || trimmed.starts_with("UEsDB") || trimmed.starts_with("0M8R4KGx") {
+        let compact: String = content.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        return base64::engine::general_purpose::STANDARD.decode(compact.as_bytes()).map_err(|e| {
+            ApiError::Validation(format!("content is not valid base64 ({e}); send XLSX and XLS files base64-encoded"))
+        });
+    }
+    Ok(content.as_bytes().to_vec())
 }
 
 #[derive(SimpleObject)]
 #[graphql(name = "StatementImport")]
 pub struct StatementImportView {
     account_number: String,
+    /// The format the file was read as (lower case, e.g. `vietinbank`).
+    format: String,
     lines: i32,
     /// New lines stored.
     inserted: i32,
     /// Lines already imported before (left as they were).
     already_known: i32,
+    /// The first and last booking day of the lines.
+    first_day: Option<DateScalar>,
+    last_day: Option<DateScalar>,
+    /// The balances the file gives, in signed whole đồng; when both are given, opening + Σ
+    /// credits − Σ debits = closing was checked, and the statement chains with the statements
+    /// imported before and after it.
+    opening_balance: Option<String>,
+    closing_balance: Option<String>,
+    credits_total: VndScalar,
+    debits_total: VndScalar,
 }
 
 #[derive(SimpleObject)]
@@ -843,17 +990,24 @@ pub struct FinanceMutations;
 
 #[Object]
 impl FinanceMutations {
-    /// Imports a bank statement (CSV or camt.053). A line already imported is left as it is.
+    /// Imports a bank statement: the ledger's CSV, camt.053, MT940, or a bank's own export
+    /// (VietinBank, Vietcombank, BIDV, Agribank; XLSX/XLS base64-encoded, or CSV), recognised
+    /// automatically unless `format` names it. The whole file or nothing: a line already
+    /// imported is left as it is; balances that do not add up or do not chain are refused.
     async fn import_bank_statement(&self, ctx: &Context<'_>, input: StatementInput) -> ApiResult<StatementImportView> {
         let principal = principal(ctx)?.clone();
         if !principal.may(Action::ManageMoney, Scope::Somewhere) {
             return Err(ApiError::forbidden());
         }
-        let format = match input.format {
-            StatementFormatGql::Csv => StatementFormat::Csv,
-            StatementFormatGql::Camt053 => StatementFormat::Camt053,
+        let requested: StatementFormat = input.format.unwrap_or(StatementFormatGql::Auto).into();
+        let bytes = statement_bytes(&input.content, input.filename.as_deref())?;
+        let format = match requested {
+            StatementFormat::Auto => {
+                feeledger_infrastructure::statement::detect(&bytes).map_err(ApiError::validation)?
+            }
+            named => named,
         };
-        let statement = parse_statement(format, input.content.as_bytes()).map_err(ApiError::validation)?;
+        let statement = parse_statement(format, &bytes).map_err(ApiError::validation)?;
         // A scoped finance user imports only their own agency's account.
         if let Some(own) = &principal.agency {
             let account = ledger(ctx).agency(own).await?.current.map(|a| a.bank_account.number.to_string());
@@ -864,16 +1018,28 @@ impl FinanceMutations {
                 )));
             }
         }
+        let source = feeledger_infrastructure::statement_store::ImportSource {
+            format: format.as_str(),
+            filename: input.filename.as_deref(),
+        };
         let summary = api(ctx)
             .statements
-            .import(&statement, now(ctx))
+            .import_from(&statement, source, now(ctx), &mut |_, _| {})
             .await
-            .map_err(|e| ApiError::from(feeledger_infrastructure::ledger::LedgerError::from(e)))?;
+            .map_err(import_error)?;
+        let (credits, debits) = statement.totals().map_err(ApiError::validation)?;
         Ok(StatementImportView {
             account_number: statement.account_number.clone(),
+            format: format.as_str().to_owned(),
             lines: i32::try_from(summary.lines).unwrap_or(i32::MAX),
             inserted: i32::try_from(summary.inserted).unwrap_or(i32::MAX),
             already_known: i32::try_from(summary.already_known).unwrap_or(i32::MAX),
+            first_day: statement.from.map(DateScalar),
+            last_day: statement.to.map(DateScalar),
+            opening_balance: statement.opening_balance.map(|b| b.to_string()),
+            closing_balance: statement.closing_balance.map(|b| b.to_string()),
+            credits_total: credits.into(),
+            debits_total: debits.into(),
         })
     }
 

@@ -17,7 +17,9 @@ use crate::auth::{Action, Scope};
 #[graphql(name = "MoneyArrival")]
 pub struct MoneyArrivalView {
     agency_code: String,
-    /// `PaymentReceived`, `BankCreditObserved`, `CreditMatched` or `CreditUnmatched`.
+    /// `PaymentReceived`, `BankCreditObserved`, `CreditMatched` or `CreditUnmatched`; first of
+    /// all `Subscribed` (the subscription now follows the log: re-read once, and nothing that
+    /// commits from here on is missed), and `Lagged` when notices were missed.
     event_type: String,
     position: String,
     recorded_at: DateTimeScalar,
@@ -57,7 +59,13 @@ impl OfficeSubscriptions {
             return Err(ApiError::forbidden());
         }
         let events = api(ctx).live.subscribe();
-        Ok(futures::stream::unfold((events, agency), |(mut events, agency)| async move {
+        let subscribed = MoneyArrivalView {
+            agency_code: agency.to_string(),
+            event_type: "Subscribed".into(),
+            position: String::new(),
+            recorded_at: DateTimeScalar(api(ctx).clock.now()),
+        };
+        let arrivals = futures::stream::unfold((events, agency), |(mut events, agency)| async move {
             loop {
                 match events.recv().await {
                     Ok(event) if concerns(&event).as_ref() == Some(&agency) => {
@@ -83,6 +91,7 @@ impl OfficeSubscriptions {
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }
             }
-        }))
+        });
+        Ok(futures::StreamExt::chain(futures::stream::once(async move { subscribed }), arrivals))
     }
 }

@@ -46,8 +46,15 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
         return Err(StatementError::Missing { at: message.location(), field: "Stmt" });
     }
 
-    let mut result =
-        Statement { account_number: String::new(), statement_id: None, from: None, to: None, lines: Vec::new() };
+    let mut result = Statement {
+        account_number: String::new(),
+        statement_id: None,
+        from: None,
+        to: None,
+        opening_balance: None,
+        closing_balance: None,
+        lines: Vec::new(),
+    };
     let mut statement_ids: Vec<String> = Vec::new();
     let mut first_account: Option<Location> = None;
     let mut ids = LineIds::default();
@@ -85,6 +92,29 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
         }
         for entry in stmt.children("Ntry") {
             read_entry(&entry, &account, &mut ids, &mut result.lines)?;
+        }
+        // Balances: the first statement's opening booked balance (OPBD, or PRCD, the previous
+        // closing), the last one's closing booked balance (CLBD).
+        for balance in stmt.children("Bal") {
+            let code = balance.find(&["Tp", "CdOrPrtry", "Cd"]).and_then(|c| c.text()).unwrap_or_default();
+            let is_opening = matches!(code, "OPBD" | "PRCD");
+            if !is_opening && code != "CLBD" {
+                continue;
+            }
+            let amount = balance.require("Amt")?;
+            let dong = match vnd_amount(&amount, "the balance") {
+                Ok(v) => v.dong(),
+                Err(StatementError::Amount { problem: super::AmountProblem::Zero, .. }) => 0,
+                Err(e) => return Err(e),
+            };
+            let signed = if credit_or_debit(&balance)? == Some(Direction::Debit) { -dong } else { dong };
+            if is_opening {
+                if result.opening_balance.is_none() {
+                    result.opening_balance = Some(signed);
+                }
+            } else {
+                result.closing_balance = Some(signed);
+            }
         }
     }
     if !statement_ids.is_empty() {
@@ -769,6 +799,20 @@ mod tests {
             "a debit's party is the creditor"
         );
         assert_eq!(treasury.counterparty_account.as_deref(), Some("3511.0.1055432"));
+    }
+
+    #[test]
+    fn the_opening_and_closing_booked_balances_are_read_and_must_add_up() {
+        let bytes = fixture("camt053_001_02.xml");
+        let statement = super::super::parse(super::super::StatementFormat::Camt053, &bytes).expect("parses");
+        assert_eq!((statement.opening_balance, statement.closing_balance), (Some(15_000_000), Some(16_389_000)));
+        let text = String::from_utf8(bytes).expect("utf-8").replace(">16389000<", ">16389001<");
+        let error =
+            super::super::parse(super::super::StatementFormat::Camt053, text.as_bytes()).expect_err("off by one");
+        assert_eq!(
+            error.to_string(),
+            "file: the balances do not add up: opening balance 15000000 + credits 1400000 - debits 11000 = 16389000, but the closing balance is 16389001"
+        );
     }
 
     #[test]

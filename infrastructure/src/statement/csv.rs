@@ -78,8 +78,15 @@ impl Columns {
 
 pub(super) fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
     let text = decode_utf8(bytes)?;
-    let mut statement =
-        Statement { account_number: String::new(), statement_id: None, from: None, to: None, lines: Vec::new() };
+    let mut statement = Statement {
+        account_number: String::new(),
+        statement_id: None,
+        from: None,
+        to: None,
+        opening_balance: None,
+        closing_balance: None,
+        lines: Vec::new(),
+    };
     if text.trim().is_empty() {
         return Ok(statement);
     }
@@ -217,7 +224,7 @@ fn date(text: &str, field: &'static str, at: &Location) -> Result<NaiveDate, Sta
     })
 }
 
-fn parse_date(text: &str) -> Option<NaiveDate> {
+pub(super) fn parse_date(text: &str) -> Option<NaiveDate> {
     let number = |part: &str, min: usize, max: usize| -> Option<u32> {
         if (min..=max).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit()) {
             part.parse().ok()
@@ -239,7 +246,7 @@ fn parse_date(text: &str) -> Option<NaiveDate> {
 /// Vietnamese way) or `,` (`1,234,000`) when the grouping is unambiguous: one separator kind,
 /// a first group of 1–3 digits not starting with 0, then groups of exactly three digits.
 /// Anything with a decimal part is refused, even `.00`.
-fn amount(text: &str) -> Result<Vnd, AmountProblem> {
+pub(super) fn amount(text: &str) -> Result<Vnd, AmountProblem> {
     if let Some(rest) = text.strip_prefix('-')
         && !rest.is_empty()
         && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b',')

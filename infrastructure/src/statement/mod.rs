@@ -12,8 +12,16 @@
 //! Parsing is all-or-nothing: the first problem stops it with a [`StatementError`] that says where
 //! (CSV line number, or XML element path and line) and what is wrong.
 
+mod bank_sheet;
+#[cfg(test)]
+mod bank_tests;
 mod camt053;
 mod csv;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fixtures;
+mod mt940;
+
+pub use bank_sheet::Bank;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -88,25 +96,69 @@ pub struct Statement {
     /// The period the bank says the statement covers (camt.053 `FrToDt`), as Vietnam days.
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
+    /// The account's balance before the first line and after the last, in đồng (negative when
+    /// overdrawn), where the file gives them (the banks' exports, MT940 `:60F:`/`:62F:`). When
+    /// both are given, `opening + Σ credits − Σ debits = closing` has been checked.
+    pub opening_balance: Option<i64>,
+    pub closing_balance: Option<i64>,
     /// Booked lines only, in file order.
     pub lines: Vec<StatementLine>,
 }
 
-/// The file formats [`parse`] reads.
+impl Statement {
+    /// Σ credits and Σ debits of the lines.
+    ///
+    /// # Errors
+    ///
+    /// The sum overflows the ledger's maximum.
+    pub fn totals(&self) -> Result<(Vnd, Vnd), MoneyError> {
+        let side = |d: Direction| Vnd::sum(self.lines.iter().filter(|l| l.direction == d).map(|l| l.amount));
+        Ok((side(Direction::Credit)?, side(Direction::Debit)?))
+    }
+}
+
+/// The file formats [`parse`] reads. The names (`as_str`) are the CLI's `--format` values and,
+/// in upper case, the GraphQL `StatementFormat` enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StatementFormat {
+    /// Recognise the format from the file itself (see [`detect`]).
+    Auto,
     /// The ledger's CSV layout, described in `docs/STATEMENTS.md`.
     Csv,
     /// ISO 20022 camt.053 (`BankToCustomerStatement`), versions .001.02 to .001.08.
     Camt053,
+    /// SWIFT MT940 customer statement.
+    Mt940,
+    /// A bank's own account-history export: XLSX, XLS, or the same sheet saved as CSV.
+    Bank(Bank),
 }
 
+/// Every format name, in the order error messages list them.
+pub const FORMAT_NAMES: &str = "auto, csv, camt053, mt940, vietinbank, vietcombank, bidv, agribank";
+
 impl StatementFormat {
+    pub const ALL: [StatementFormat; 8] = [
+        StatementFormat::Auto,
+        StatementFormat::Csv,
+        StatementFormat::Camt053,
+        StatementFormat::Mt940,
+        StatementFormat::Bank(Bank::Vietinbank),
+        StatementFormat::Bank(Bank::Vietcombank),
+        StatementFormat::Bank(Bank::Bidv),
+        StatementFormat::Bank(Bank::Agribank),
+    ];
+
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
+            StatementFormat::Auto => "auto",
             StatementFormat::Csv => "csv",
             StatementFormat::Camt053 => "camt053",
+            StatementFormat::Mt940 => "mt940",
+            StatementFormat::Bank(Bank::Vietinbank) => "vietinbank",
+            StatementFormat::Bank(Bank::Vietcombank) => "vietcombank",
+            StatementFormat::Bank(Bank::Bidv) => "bidv",
+            StatementFormat::Bank(Bank::Agribank) => "agribank",
         }
     }
 }
@@ -120,27 +172,114 @@ impl fmt::Display for StatementFormat {
 impl FromStr for StatementFormat {
     type Err = StatementError;
 
-    /// `"csv"` or `"camt053"` (also `"camt.053"`), ignoring ASCII case and surrounding spaces.
+    /// One of [`FORMAT_NAMES`] (also `"camt.053"`, `"mt 940"`), ignoring ASCII case and
+    /// surrounding spaces.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "csv" => Ok(StatementFormat::Csv),
-            "camt053" | "camt.053" => Ok(StatementFormat::Camt053),
-            _ => Err(StatementError::UnknownFormat(s.to_owned())),
-        }
+        let name = s.trim().to_ascii_lowercase();
+        let name = match name.as_str() {
+            "camt.053" => "camt053",
+            "mt 940" | "mt-940" | "swift" => "mt940",
+            other => other,
+        };
+        StatementFormat::ALL
+            .into_iter()
+            .find(|f| f.as_str() == name)
+            .ok_or_else(|| StatementError::UnknownFormat(s.to_owned()))
     }
 }
 
-/// Reads a whole statement file. Nothing is returned unless every line is valid.
+/// Reads a whole statement file. Nothing is returned unless every line is valid and, where the
+/// file gives both balances, `opening + Σ credits − Σ debits = closing`.
 ///
 /// # Errors
 ///
-/// A [`StatementError`] naming the place (CSV line, or XML element path and line) and the
-/// problem, for the first invalid thing in the file.
+/// A [`StatementError`] naming the place (CSV line, sheet row, or XML element path and line)
+/// and the problem, for the first invalid thing in the file; [`StatementError::UnknownLayout`]
+/// when `Auto` recognises nothing.
 pub fn parse(format: StatementFormat, bytes: &[u8]) -> Result<Statement, StatementError> {
-    match format {
-        StatementFormat::Csv => csv::parse(bytes),
-        StatementFormat::Camt053 => camt053::parse(bytes),
+    let statement = match format {
+        // A workbook is read once: recognised and parsed from the same grid.
+        StatementFormat::Auto if bank_sheet::is_spreadsheet(bytes) => {
+            let grid = bank_sheet::read_workbook(bytes)?;
+            let bank = bank_sheet::detect(&grid).ok_or(StatementError::UnknownLayout)?;
+            bank_sheet::parse(bank, &grid)?
+        }
+        StatementFormat::Auto => return parse(detect(bytes)?, bytes),
+        StatementFormat::Csv => csv::parse(bytes)?,
+        StatementFormat::Camt053 => camt053::parse(bytes)?,
+        StatementFormat::Mt940 => mt940::parse(bytes)?,
+        StatementFormat::Bank(bank) => {
+            let grid = if bank_sheet::is_spreadsheet(bytes) {
+                bank_sheet::read_workbook(bytes)?
+            } else {
+                bank_sheet::read_csv(bytes)?
+            };
+            bank_sheet::parse(bank, &grid)?
+        }
+    };
+    check_balances(&statement)?;
+    Ok(statement)
+}
+
+/// The format of a file, from its content: a workbook or a CSV whose preamble names one of the
+/// banks and has its header row; MT940 fields; camt.053 XML; the ledger's CSV header.
+///
+/// # Errors
+///
+/// [`StatementError::UnknownLayout`] naming what was expected.
+pub fn detect(bytes: &[u8]) -> Result<StatementFormat, StatementError> {
+    if bank_sheet::is_spreadsheet(bytes) {
+        let grid = bank_sheet::read_workbook(bytes)?;
+        return bank_sheet::detect(&grid).map(StatementFormat::Bank).ok_or(StatementError::UnknownLayout);
     }
+    let head = bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(bytes);
+    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
+    let head = &head[start..];
+    if head.starts_with(b"<") {
+        return Ok(StatementFormat::Camt053);
+    }
+    if head.starts_with(b":20:") || head.starts_with(b"{1:") || head.starts_with(b":940:") {
+        return Ok(StatementFormat::Mt940);
+    }
+    let Ok(grid) = bank_sheet::read_csv(bytes) else { return Err(StatementError::UnknownLayout) };
+    if let Some(bank) = bank_sheet::detect(&grid) {
+        return Ok(StatementFormat::Bank(bank));
+    }
+    let ledger_header = grid.rows.first().is_some_and(|(_, cells)| {
+        let names: Vec<String> = cells
+            .iter()
+            .map(|c| match c {
+                bank_sheet::Cell::Text(t) => t.trim().trim_start_matches('\u{feff}').to_lowercase(),
+                _ => String::new(),
+            })
+            .collect();
+        ["account_number", "booked_on", "amount", "direction"].iter().all(|n| names.iter().any(|c| c == n))
+    });
+    if ledger_header || grid.rows.is_empty() {
+        return Ok(StatementFormat::Csv);
+    }
+    Err(StatementError::UnknownLayout)
+}
+
+/// `opening + Σ credits − Σ debits = closing`, when both balances are known.
+fn check_balances(statement: &Statement) -> Result<(), StatementError> {
+    let (Some(opening), Some(closing)) = (statement.opening_balance, statement.closing_balance) else { return Ok(()) };
+    let (credits, debits) = statement.totals().map_err(|e| StatementError::Amount {
+        at: Location::File,
+        value: "the sum of the lines".to_owned(),
+        problem: e.into(),
+    })?;
+    let computed = opening.checked_add(credits.dong()).and_then(|v| v.checked_sub(debits.dong()));
+    if computed != Some(closing) {
+        return Err(StatementError::BalanceMismatch {
+            opening,
+            credits: credits.dong(),
+            debits: debits.dong(),
+            computed: computed.unwrap_or(i64::MAX),
+            closing,
+        });
+    }
+    Ok(())
 }
 
 /// Where in the file a problem is.
@@ -150,6 +289,8 @@ pub enum Location {
     File,
     /// The CSV header row (line 1).
     Header,
+    /// A row of a bank's export (the spreadsheet's row number, or the CSV line).
+    Row(u64),
     /// A CSV record, by the line it starts on (the header is line 1).
     Line(u64),
     /// An XML element by path from the root, e.g. `Document/BkToCstmrStmt/Stmt/Ntry[3]/Amt`,
@@ -163,6 +304,7 @@ impl fmt::Display for Location {
             Location::File => f.write_str("file"),
             Location::Header => f.write_str("header (line 1)"),
             Location::Line(line) => write!(f, "line {line}"),
+            Location::Row(row) => write!(f, "row {row}"),
             Location::Xml { path, line } => write!(f, "{path} (line {line})"),
         }
     }
@@ -212,8 +354,16 @@ impl From<MoneyError> for AmountProblem {
 /// Why a statement file could not be read. Every variant says where and what.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StatementError {
-    #[error("unknown statement format {0:?} (expected \"csv\" or \"camt053\")")]
+    #[error("unknown statement format {0:?} (expected one of {FORMAT_NAMES})")]
     UnknownFormat(String),
+    #[error(
+        "file: not a statement layout feeledger knows (expected the ledger's CSV with columns account_number, booked_on, amount, direction; camt.053 XML; MT940; or the VietinBank, Vietcombank, BIDV or Agribank account-history export as XLSX, XLS or CSV, with the bank's name above its header row)"
+    )]
+    UnknownLayout,
+    #[error(
+        "file: the balances do not add up: opening balance {opening} + credits {credits} - debits {debits} = {computed}, but the closing balance is {closing}"
+    )]
+    BalanceMismatch { opening: i64, credits: i64, debits: i64, computed: i64, closing: i64 },
     #[error("{at}: the file is not UTF-8 text ({detail}); export or save it as UTF-8 (in Excel: \"CSV UTF-8\")")]
     NotUtf8 { at: Location, detail: String },
     #[error("{at}: {detail}")]
@@ -390,7 +540,13 @@ mod tests {
         assert_eq!(" CAMT053 ".parse::<StatementFormat>(), Ok(StatementFormat::Camt053));
         assert_eq!("camt.053".parse::<StatementFormat>(), Ok(StatementFormat::Camt053));
         let error = "xlsx".parse::<StatementFormat>().expect_err("xlsx is not a statement format");
-        assert_eq!(error.to_string(), "unknown statement format \"xlsx\" (expected \"csv\" or \"camt053\")");
+        assert_eq!(
+            error.to_string(),
+            "unknown statement format \"xlsx\" (expected one of auto, csv, camt053, mt940, vietinbank, vietcombank, bidv, agribank)"
+        );
+        for format in StatementFormat::ALL {
+            assert_eq!(format.as_str().parse::<StatementFormat>(), Ok(format));
+        }
         assert_eq!(StatementFormat::Camt053.to_string(), "camt053");
     }
 
