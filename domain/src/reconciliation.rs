@@ -133,21 +133,66 @@ pub struct DayReconciliation {
     /// deposit may still come).
     #[serde(default)]
     pub unsettled: Vec<UnsettledDay>,
+    /// Sums of the report, computed once with checked arithmetic.
+    #[serde(default)]
+    pub sums: ReportSums,
+    /// Set when a sum did not fit (only a corrupt log can do that): the report must be refused
+    /// by whoever reads it ([`DayReconciliation::check`]), never shown with a wrong total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconsistent: Option<String>,
+}
+
+/// The side totals of a day's report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSums {
+    pub exceptions_ledger: Vnd,
+    pub exceptions_bank: Vnd,
+    pub batches: Vnd,
+    pub fees: Vnd,
+}
+
+/// Adds up, remembering the first overflow instead of keeping a wrong figure silently.
+#[derive(Debug, Default)]
+struct Sums {
+    broken: Option<String>,
+}
+
+impl Sums {
+    fn sum(&mut self, what: &str, amounts: impl IntoIterator<Item = Vnd>) -> Vnd {
+        match Vnd::sum(amounts) {
+            Ok(total) => total,
+            Err(error) => {
+                self.broken.get_or_insert_with(|| format!("{what}: {error}"));
+                Vnd::ZERO
+            }
+        }
+    }
 }
 
 impl DayReconciliation {
     pub fn exceptions_total(&self, side: Side) -> Vnd {
-        Vnd::sum(self.exceptions.iter().filter(|e| e.side == side).map(|e| e.amount)).unwrap_or(Vnd::ZERO)
+        match side {
+            Side::Ledger => self.sums.exceptions_ledger,
+            Side::Bank => self.sums.exceptions_bank,
+        }
     }
 
     /// Σ of the bank's credits the day's batches explain.
     pub fn batches_total(&self) -> Vnd {
-        Vnd::sum(self.batches.iter().map(|b| b.bank_amount)).unwrap_or(Vnd::ZERO)
+        self.sums.batches
     }
 
     /// Σ of the acquirers' fees of the day's card settlements.
     pub fn fees_total(&self) -> Vnd {
-        Vnd::sum(self.batches.iter().map(|b| b.fee)).unwrap_or(Vnd::ZERO)
+        self.sums.fees
+    }
+
+    /// The report, or why its sums cannot be trusted.
+    pub fn check(&self) -> Result<&DayReconciliation, String> {
+        match &self.inconsistent {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(self),
+        }
     }
 
     /// `Σ ledger = Σ matched + Σ ledger-side exceptions`, and
@@ -194,7 +239,8 @@ pub fn reconcile_with(
 ) -> DayReconciliation {
     let agencies = [agency.clone()];
     let window = |a: NaiveDate, b: NaiveDate| (a - b).num_days().abs();
-    let per_channel = totals_per_channel(all_payments, date);
+    let mut sums = Sums::default();
+    let per_channel = channel_totals(all_payments, date, &mut sums);
     let payments: Vec<&LedgerPayment> = all_payments
         .iter()
         .filter(|p| p.credits_the_account() && window(p.received_on, date) <= DATE_WINDOW_DAYS)
@@ -264,7 +310,13 @@ pub fn reconcile_with(
     // visible as an exception: nothing is explained away.
     let taken_ids: BTreeSet<&str> = line_taken.iter().map(|&li| lines[li].line_id.as_str()).collect();
     let free: Vec<&StatementCredit> = statement.iter().filter(|l| !taken_ids.contains(l.line_id.as_str())).collect();
-    let outcome = match_batches(all_payments, &free, rules).unwrap_or_default();
+    let outcome = match match_batches(all_payments, &free, rules) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            sums.broken.get_or_insert_with(|| format!("batches: {error}"));
+            Default::default()
+        }
+    };
     let batches: Vec<BatchMatch> = outcome.matches.into_iter().filter(|b| b.booked_on == date).collect();
     let unsettled: Vec<UnsettledDay> = outcome.unsettled.into_iter().filter(|u| u.day == date).collect();
     let batch_lines: BTreeSet<&str> = batches.iter().map(|b| b.line_id.as_str()).collect();
@@ -273,9 +325,8 @@ pub fn reconcile_with(
     let mut matches = Vec::new();
     let mut exceptions = Vec::new();
     let mut attributed_lines: BTreeSet<usize> = BTreeSet::new();
-    let mut ledger_total = Vnd::ZERO;
+    let ledger_total = sums.sum("ledger total", payments.iter().filter(|p| p.received_on == date).map(|p| p.amount));
     for (pi, payment) in payments.iter().enumerate().filter(|(_, p)| p.received_on == date) {
-        ledger_total = ledger_total.checked_add(payment.amount).unwrap_or(ledger_total);
         match paired.get(&pi) {
             Some(&li) => {
                 let line = lines[li];
@@ -316,9 +367,21 @@ pub fn reconcile_with(
         };
         exceptions.push(bank_exception(kind, line, today));
     }
-    let bank_total = Vnd::sum(attributed_lines.iter().map(|&li| lines[li].amount)).unwrap_or(Vnd::ZERO);
-    let matched_total = Vnd::sum(matches.iter().map(|m| m.amount)).unwrap_or(Vnd::ZERO);
-    let report = DayReconciliation {
+    let bank_total = sums.sum("bank total", attributed_lines.iter().map(|&li| lines[li].amount));
+    let matched_total = sums.sum("matched total", matches.iter().map(|m| m.amount));
+    let side_total = |sums: &mut Sums, side: Side| {
+        sums.sum(
+            "exceptions",
+            exceptions.iter().filter(|e: &&ReconciliationException| e.side == side).map(|e| e.amount),
+        )
+    };
+    let report_sums = ReportSums {
+        exceptions_ledger: side_total(&mut sums, Side::Ledger),
+        exceptions_bank: side_total(&mut sums, Side::Bank),
+        batches: sums.sum("batches", batches.iter().map(|b| b.bank_amount)),
+        fees: sums.sum("fees", batches.iter().map(|b| b.fee)),
+    };
+    let mut report = DayReconciliation {
         agency_code: agency.clone(),
         date,
         per_channel,
@@ -329,20 +392,29 @@ pub fn reconcile_with(
         exceptions,
         batches,
         unsettled,
+        sums: report_sums,
+        inconsistent: sums.broken,
     };
-    debug_assert!(report.invariants_hold(), "reconciliation invariants broken: {report:?}");
+    if report.inconsistent.is_none() && !report.invariants_hold() {
+        report.inconsistent = Some("its lines do not add up to its totals".into());
+    }
     report
 }
 
 /// Every payment received on `date`, per channel (cash and POS included), for the report.
-pub fn totals_per_channel(payments: &[LedgerPayment], date: NaiveDate) -> Vec<ChannelTotal> {
-    let mut per_channel: BTreeMap<PaymentChannel, (u32, Vnd)> = BTreeMap::new();
+fn channel_totals(payments: &[LedgerPayment], date: NaiveDate, sums: &mut Sums) -> Vec<ChannelTotal> {
+    let mut per_channel: BTreeMap<PaymentChannel, Vec<Vnd>> = BTreeMap::new();
     for payment in payments.iter().filter(|p| p.received_on == date) {
-        let entry = per_channel.entry(payment.channel).or_insert((0, Vnd::ZERO));
-        entry.0 += 1;
-        entry.1 = entry.1.checked_add(payment.amount).unwrap_or(entry.1);
+        per_channel.entry(payment.channel).or_default().push(payment.amount);
     }
-    per_channel.into_iter().map(|(channel, (count, total))| ChannelTotal { channel, count, total }).collect()
+    per_channel
+        .into_iter()
+        .map(|(channel, amounts)| ChannelTotal {
+            channel,
+            count: u32::try_from(amounts.len()).unwrap_or(u32::MAX),
+            total: sums.sum("channel total", amounts),
+        })
+        .collect()
 }
 
 fn line_reference(line: &StatementCredit) -> Option<String> {
@@ -503,6 +575,19 @@ mod tests {
         assert_eq!(report.matches.len(), 1);
         assert_eq!(report.matches[0].payment_id, Uuid::from_u128(2));
         assert_eq!(kinds(&report), [(ExceptionKind::LedgerOnly, Side::Ledger)]);
+    }
+
+    #[test]
+    fn a_day_whose_sums_do_not_fit_is_marked_and_never_reported_with_a_wrong_total() {
+        let max = crate::money::VND_MAX;
+        let payments = [
+            payment(1, "H34.22.6-261120-0001", max, 20, Some("FT001")),
+            payment(2, "H34.22.6-261120-0002", max, 20, Some("FT002")),
+        ];
+        let report = reconcile(&agency(), day(20), &payments, &[], day(20));
+        assert!(report.check().is_err(), "{:?}", report.inconsistent);
+        let fine = reconcile(&agency(), day(20), &payments[..1], &[], day(20));
+        assert!(fine.check().is_ok() && fine.invariants_hold());
     }
 
     #[test]

@@ -83,7 +83,10 @@ impl Reconciliations {
         let (from, to) = self.window(date);
         let payments = payments_between(self.runner.documents(), agency, from, to).await?;
         let statement = self.statements.credits(&account, from, to).await?;
-        Ok(reconcile_with(agency, date, &payments, &statement, today, &self.rules))
+        let report = reconcile_with(agency, date, &payments, &statement, today, &self.rules);
+        // A report whose sums did not fit or do not add up is refused, logged and counted.
+        crate::invariants::require(PaymentsProjection::NAME, "daily reconciliation", report.check().is_ok(), &report)?;
+        Ok(report)
     }
 
     /// Reconciles `date` and records every new match on its case; returns the report after.
