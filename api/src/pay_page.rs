@@ -21,6 +21,7 @@ use crate::app::AppState;
 use crate::auth::{Action, Authentication, Scope};
 use crate::exports::fee_kind_label;
 use crate::rate_limit::ClientAddress;
+use crate::screens::asset;
 
 const PAY_HTML: &str = include_str!("../web/pay.html");
 const PAY_JS: &str = include_str!("../web/pay.js");
@@ -36,18 +37,9 @@ pub fn routes() -> Router<AppState> {
         .route("/pay", get(pay_page))
         .route("/pay/", get(pay_page))
         .route("/pay/{case_code}", get(pay_page))
-        .route("/assets/pay.js", get(|| async { asset("text/javascript; charset=utf-8", PAY_JS) }))
-        .route("/assets/pay.css", get(|| async { asset("text/css; charset=utf-8", PAY_CSS) }))
+        .route("/assets/pay.js", get(|| async { asset("text/javascript; charset=utf-8", PAY_JS.as_bytes()) }))
+        .route("/assets/pay.css", get(|| async { asset("text/css; charset=utf-8", PAY_CSS.as_bytes()) }))
         .route("/cases/{case_code}/slip", get(slip))
-}
-
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    response
 }
 
 /// `GET /pay`, `/pay/{caseCode}`: the page (the code is read by its script from the address).
@@ -69,13 +61,7 @@ async fn pay_page(State(state): State<AppState>, Extension(client): Extension<Cl
         }
         return response;
     }
-    let mut response = PAY_HTML.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAY_CSP));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    response
+    crate::screens::page_with_policy(PAY_HTML, PAY_CSP)
 }
 
 #[derive(Debug, Deserialize)]

@@ -38,17 +38,24 @@ pub fn routes() -> Router<AppState> {
 /// The Vietnamese labels for the scripts, generated once from `crate::labels`.
 static LABELS_JS: std::sync::LazyLock<String> = std::sync::LazyLock::new(crate::labels::labels_js);
 
-fn page(html: &'static str) -> Response {
+/// A page of the binary (the screens, the office pages) under the strict policy above.
+pub(crate) fn page(html: &'static str) -> Response {
+    page_with_policy(html, CONTENT_SECURITY_POLICY)
+}
+
+/// A page of the binary under its own content security policy; never cached, never referred.
+pub(crate) fn page_with_policy(html: &'static str, policy: &'static str) -> Response {
     let mut response = html.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
 }
 
-fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
+/// A script, style sheet or image embedded in the binary.
+pub(crate) fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
