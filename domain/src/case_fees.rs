@@ -252,6 +252,21 @@ pub enum CaseEvent {
     RemittedToTreasury(RemittedToTreasury),
     ReceiptIssued(ReceiptIssued),
     ReceiptCancelled(ReceiptCancelled),
+    OverpaymentRefunded(OverpaymentRefunded),
+}
+
+/// Money a case received beyond what it owed was paid back to the payer (issue 15).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverpaymentRefunded {
+    pub amount: Vnd,
+    pub method: crate::bank_credit::RefundMethod,
+    /// The outgoing transfer's reference (or the cash voucher's number).
+    pub reference: String,
+    pub paid_on: NaiveDate,
+    /// The debit line of the collection account's statement that paid it, when imported.
+    pub statement_line_id: Option<String>,
+    pub recorded_by: String,
+    pub refunded_at: DateTime<Utc>,
 }
 
 impl CaseEvent {
@@ -269,6 +284,7 @@ impl CaseEvent {
         "RemittedToTreasury",
         "ReceiptIssued",
         "ReceiptCancelled",
+        "OverpaymentRefunded",
     ];
 
     pub fn event_type(&self) -> &'static str {
@@ -286,6 +302,7 @@ impl CaseEvent {
             CaseEvent::RemittedToTreasury(_) => "RemittedToTreasury",
             CaseEvent::ReceiptIssued(_) => "ReceiptIssued",
             CaseEvent::ReceiptCancelled(_) => "ReceiptCancelled",
+            CaseEvent::OverpaymentRefunded(_) => "OverpaymentRefunded",
         }
     }
 }
@@ -401,6 +418,7 @@ pub enum Command {
     RecordRemittance(RecordRemittance),
     IssueReceipt(IssueReceipt),
     CancelReceipt(CancelReceipt),
+    RefundOverpayment(OverpaymentRefunded),
 }
 
 /// Why a command was rejected. Nothing is appended when a command is rejected.
@@ -442,6 +460,12 @@ pub enum CaseError {
     AlreadyReconciled { payment_id: Uuid, statement_line_id: String },
     #[error("a cancellation needs a reason")]
     MissingReason,
+    #[error(
+        "{asked} is more than the {refundable} this case can refund (what it received beyond what it owes, less earlier refunds)"
+    )]
+    RefundTooLarge { asked: Vnd, refundable: Vnd },
+    #[error("a refund needs the outgoing transfer's reference (or the cash voucher's number), at most 100 characters")]
+    BadRefundReference,
     #[error("the case's history does not add up ({0}); nothing more can be recorded on it")]
     InconsistentHistory(String),
     #[error("a receipt is issued only once the case is paid in full")]
@@ -491,6 +515,8 @@ pub struct CaseFees {
     /// Every receipt issued, cancelled ones included, in order.
     pub receipts: Vec<ReceiptIssued>,
     pub cancelled_receipts: Vec<ReceiptCancelled>,
+    /// Overpaid money paid back to the payer, in order.
+    pub refunds: Vec<OverpaymentRefunded>,
     pub cancelled: Option<AssessmentCancelled>,
     pub last_changed_at: Option<DateTime<Utc>>,
     /// Set when the history does not add up (a sum past the largest amount): `evolve` is total,
@@ -512,6 +538,7 @@ impl Default for CaseFees {
             remittances: Vec::new(),
             receipts: Vec::new(),
             cancelled_receipts: Vec::new(),
+            refunds: Vec::new(),
             cancelled: None,
             last_changed_at: None,
             inconsistent: None,
@@ -553,6 +580,11 @@ impl CaseFees {
     /// Money received beyond what is owed (all of it, once cancelled), to be refunded.
     pub fn overpaid(&self) -> Vnd {
         self.paid.excess_over(self.total())
+    }
+
+    /// What may still be paid back: the overpayment less the refunds already paid.
+    pub fn refundable(&self) -> Result<Vnd, MoneyError> {
+        Ok(self.overpaid().excess_over(Vnd::sum(self.refunds.iter().map(|r| r.amount))?))
     }
 
     /// The receipt in force: the last issued one, unless it was cancelled.
@@ -605,6 +637,7 @@ pub fn decide(state: &CaseFees, command: Command) -> Result<Vec<CaseEvent>, Case
         Command::RecordRemittance(c) => remit(state, c),
         Command::IssueReceipt(c) => issue_receipt(state, c),
         Command::CancelReceipt(c) => cancel_receipt(state, c),
+        Command::RefundOverpayment(c) => refund_overpayment(state, c),
     }
 }
 
@@ -847,6 +880,25 @@ fn remit(state: &CaseFees, c: RecordRemittance) -> Result<Vec<CaseEvent>, CaseEr
     })])
 }
 
+/// Pays back money received beyond what the case owes. The same refund recorded again (same
+/// reference and amount) changes nothing; more than is refundable is refused.
+fn refund_overpayment(state: &CaseFees, c: OverpaymentRefunded) -> Result<Vec<CaseEvent>, CaseError> {
+    require_assessed(state)?;
+    let reference = c.reference.trim();
+    if reference.is_empty() || reference.chars().count() > 100 {
+        return Err(CaseError::BadRefundReference);
+    }
+    if state.refunds.iter().any(|r| r.reference == reference && r.amount == c.amount) {
+        return Ok(Vec::new());
+    }
+    let amount = c.amount.require_positive()?;
+    let refundable = state.refundable()?;
+    if amount > refundable {
+        return Err(CaseError::RefundTooLarge { asked: amount, refundable });
+    }
+    Ok(vec![CaseEvent::OverpaymentRefunded(OverpaymentRefunded { reference: reference.to_owned(), ..c })])
+}
+
 fn issue_receipt(state: &CaseFees, c: IssueReceipt) -> Result<Vec<CaseEvent>, CaseError> {
     let assessed = require_assessed(state)?;
     let (lines, amount, replaces) = match c.payment_id {
@@ -1011,6 +1063,9 @@ pub fn evolve(mut state: CaseFees, event: &CaseEvent) -> CaseFees {
         }
         CaseEvent::ReceiptCancelled(e) => {
             state.cancelled_receipts.push(e.clone());
+        }
+        CaseEvent::OverpaymentRefunded(e) => {
+            state.refunds.push(e.clone());
         }
     }
     state

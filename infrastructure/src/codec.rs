@@ -139,6 +139,7 @@ impl LedgerEvent {
             "RemittedToTreasury" => case(payload.parse().map(CaseEvent::RemittedToTreasury)),
             "ReceiptIssued" => case(payload.parse().map(CaseEvent::ReceiptIssued)),
             "ReceiptCancelled" => case(payload.parse().map(CaseEvent::ReceiptCancelled)),
+            "OverpaymentRefunded" => case(payload.parse().map(CaseEvent::OverpaymentRefunded)),
             "BankCreditObserved" => credit(payload.parse().map(CreditEvent::BankCreditObserved)),
             "CreditMatched" => credit(payload.parse().map(CreditEvent::CreditMatched)),
             "CreditUnmatched" => credit(payload.parse().map(CreditEvent::CreditUnmatched)),

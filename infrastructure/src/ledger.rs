@@ -435,5 +435,6 @@ fn command_name(command: &Command) -> &'static str {
         Command::RecordRemittance(_) => "RecordRemittance",
         Command::IssueReceipt(_) => "IssueReceipt",
         Command::CancelReceipt(_) => "CancelReceipt",
+        Command::RefundOverpayment(_) => "RefundOverpayment",
     }
 }

@@ -602,7 +602,7 @@ async fn a_credit_marked_for_refund_is_paid_back_once_at_most_its_amount_and_pai
         assert_eq!(too_much["errors"][0]["extensions"]["code"], "VALIDATION", "[{backend}] {too_much:#}");
         let message = too_much["errors"][0]["message"].as_str().unwrap();
         assert!(message.contains("50001") && message.contains("50000 dong refundable"), "{message}");
-        // Overpayments of a case are not supported yet: said so.
+        // A case with no assessed fees has no overpayment to pay back.
         let by_case = app
             .graphql(
                 Some(&finance),
@@ -610,7 +610,7 @@ async fn a_credit_marked_for_refund_is_paid_back_once_at_most_its_amount_and_pai
                 json!({ "input": { "agencyCode": AGENCY, "caseCode": CASE, "amount": "1000", "method": "CASH", "reference": "PC01", "paidOn": "2026-11-24" } }),
             )
             .await;
-        assert_eq!(by_case["errors"][0]["extensions"]["code"], "VALIDATION");
+        assert_eq!(by_case["errors"][0]["extensions"]["code"], "NOT_FOUND", "[{backend}] {by_case:#}");
         // Paid back: the credit is closed and the debit line paired.
         let done = app.graphql_ok(&finance, RECORD, refund("sepay:911", 50_000, "FT26328000111")).await;
         let done = &done["recordRefund"];
@@ -625,5 +625,47 @@ async fn a_credit_marked_for_refund_is_paid_back_once_at_most_its_amount_and_pai
             app.graphql_error_code(Some(&officer), RECORD, refund("sepay:912", 70_000, "FT1")).await,
             "FORBIDDEN"
         );
+    }
+}
+
+// issue 15: a case's overpayment is paid back, at most what it received beyond what it owes.
+#[tokio::test]
+async fn a_cases_overpayment_is_paid_back_at_most_once_and_never_more_than_it_received_beyond_its_fees() {
+    const RECORD: &str = "mutation($input: RefundInput!) { recordRefund(input: $input) { creditId caseCode amount method reference statementLineId status } }";
+    for app in apps().await {
+        let backend = app.backend();
+        assess(&app, CASE, 3).await; // 3,000 đ
+        app.graphql_ok(
+            &app.officer(AGENCY),
+            "mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { status } }",
+            json!({ "input": { "caseCode": CASE, "amount": "8000", "channel": "CASH", "reference": "PT-01", "idempotencyKey": "cash-8000" } }),
+        )
+        .await;
+        assert_eq!(case(&app, CASE).await["overpaid"], "5000", "[{backend}]");
+        let finance = app.token(Role::Finance, None, None);
+        let refund = |amount: i64, reference: &str| json!({ "input": { "agencyCode": AGENCY, "caseCode": CASE, "amount": amount.to_string(), "method": "CASH", "reference": reference, "paidOn": "2026-11-24" } });
+        let events = app.event_count().await;
+
+        // More than the overpayment: refused by name, nothing recorded.
+        let too_much = app.graphql(Some(&finance), RECORD, refund(5_001, "PC-01")).await;
+        assert_eq!(too_much["errors"][0]["extensions"]["code"], "VALIDATION", "[{backend}] {too_much:#}");
+        assert!(too_much["errors"][0]["message"].as_str().unwrap().contains("5000"), "{too_much:#}");
+        assert_eq!(app.event_count().await, events, "[{backend}]");
+
+        // Paid back in cash against voucher PC-01; the same request again records nothing more.
+        let done = app.graphql_ok(&finance, RECORD, refund(5_000, "PC-01")).await["recordRefund"].clone();
+        assert_eq!((done["caseCode"].as_str(), done["creditId"].is_null()), (Some(CASE), true), "[{backend}] {done:#}");
+        assert_eq!((done["amount"].as_str(), done["status"].as_str()), (Some("5000"), Some("REFUNDED")));
+        assert_eq!(app.event_count().await, events + 1, "[{backend}] one OverpaymentRefunded");
+        app.graphql_ok(&finance, RECORD, refund(5_000, "PC-01")).await;
+        assert_eq!(app.event_count().await, events + 1, "[{backend}] a retry appends nothing");
+
+        // Nothing is left to refund; an officer may not record refunds; another agency's case is refused.
+        let more = app.graphql(Some(&finance), RECORD, refund(1, "PC-02")).await;
+        assert_eq!(more["errors"][0]["extensions"]["code"], "VALIDATION", "[{backend}] {more:#}");
+        assert_eq!(app.graphql_error_code(Some(&app.officer(AGENCY)), RECORD, refund(1, "PC-03")).await, "FORBIDDEN");
+        let elsewhere = json!({ "input": { "agencyCode": "H34.22.7", "caseCode": CASE, "amount": "1", "method": "CASH", "reference": "PC-04", "paidOn": "2026-11-24" } });
+        assert_eq!(app.graphql_error_code(Some(&finance), RECORD, elsewhere).await, "VALIDATION");
+        assert_eq!(app.event_count().await, events + 1, "[{backend}]");
     }
 }

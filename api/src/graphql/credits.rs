@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use feeledger_domain::bank_credit::{CreditError, CreditState};
-use feeledger_domain::codes::AgencyCode;
+use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_infrastructure::payment_intake::IntakeError;
 
 use super::cases::{CaseView, parse_case_code};
@@ -122,7 +122,7 @@ pub struct RefundInput {
     agency_code: String,
     /// The unmatched credit marked for refund (`markCreditForRefund`) being paid back.
     credit_id: Option<ID>,
-    /// A case whose overpayment is paid back: not supported yet (refused).
+    /// A case whose overpayment (money received beyond what it owes) is paid back.
     case_code: Option<String>,
     /// At most what is refundable.
     amount: VndScalar,
@@ -136,7 +136,10 @@ pub struct RefundInput {
 #[derive(SimpleObject)]
 #[graphql(name = "Refund")]
 pub struct RefundView {
-    credit_id: ID,
+    /// The credit paid back (`null` for a case's overpayment).
+    credit_id: Option<ID>,
+    /// The case whose overpayment was paid back (`null` for a credit).
+    case_code: Option<String>,
     amount: VndScalar,
     method: RefundMethodGql,
     reference: String,
@@ -146,6 +149,25 @@ pub struct RefundView {
     statement_line_id: Option<String>,
     /// REFUNDED: the credit is closed.
     status: String,
+}
+
+/// The statement's debit line of a refund's outgoing transfer, when that statement is already
+/// imported: the line whose id or bank reference is `reference`, with the same amount.
+async fn refund_debit_line(
+    ctx: &Context<'_>,
+    agency: &AgencyCode,
+    reference: &str,
+    amount: feeledger_domain::money::Vnd,
+) -> ApiResult<Option<String>> {
+    let account = super::ledger(ctx).agency(agency).await?.current.map(|a| a.bank_account.number.to_string());
+    let Some(account) = account else { return Ok(None) };
+    Ok(api(ctx)
+        .statements
+        .debit_line(&account, reference)
+        .await
+        .map_err(|e| ApiError::from(feeledger_infrastructure::ledger::LedgerError::from(e)))?
+        .filter(|(_, found)| *found == amount)
+        .map(|(id, _)| id))
 }
 
 #[derive(Default, Debug)]
@@ -195,13 +217,37 @@ impl CreditMutations {
         if !principal.may(Action::ManageMoney, Scope::Agency(&agency)) {
             return Err(ApiError::forbidden());
         }
+        let reference = input.reference.trim().to_owned();
         let credit_id = match (&input.credit_id, &input.case_code) {
             (Some(id), None) => id.clone(),
-            (None, Some(_)) => {
-                return Err(ApiError::Validation(
-                    "refunding a case's overpayment is not supported yet; give the creditId of a credit marked for refund"
-                        .into(),
-                ));
+            (None, Some(code)) => {
+                let code = CaseCode::parse(code.trim()).map_err(ApiError::validation)?;
+                if code.agency() != agency {
+                    return Err(ApiError::Validation(format!("case {code} is not a case of agency {agency}")));
+                }
+                let statement_line_id = refund_debit_line(ctx, &agency, &reference, input.amount.0).await?;
+                let refund = feeledger_domain::case_fees::OverpaymentRefunded {
+                    amount: input.amount.0,
+                    method: input.method.into(),
+                    reference,
+                    paid_on: input.paid_on.0,
+                    statement_line_id,
+                    recorded_by: principal.subject.clone(),
+                    refunded_at: now(ctx),
+                };
+                let command = feeledger_domain::case_fees::Command::RefundOverpayment(refund);
+                let record = super::ledger(ctx).execute(&code, command, &metadata(ctx, &principal), None).await?;
+                let refunded = record.state.refunds.last().cloned().ok_or(ApiError::Internal)?;
+                return Ok(RefundView {
+                    credit_id: None,
+                    case_code: Some(code.to_string()),
+                    amount: refunded.amount.into(),
+                    method: refunded.method.into(),
+                    reference: refunded.reference,
+                    paid_on: DateScalar(refunded.paid_on),
+                    statement_line_id: refunded.statement_line_id,
+                    status: "REFUNDED".into(),
+                });
             }
             _ => return Err(ApiError::Validation("give exactly one of creditId and caseCode".into())),
         };
@@ -214,19 +260,7 @@ impl CreditMutations {
                 credit_id.as_str()
             )));
         }
-        // The statement's debit line of the outgoing transfer, when already imported.
-        let reference = input.reference.trim().to_owned();
-        let account = super::ledger(ctx).agency(&agency).await?.current.map(|a| a.bank_account.number.to_string());
-        let statement_line_id = match account {
-            Some(account) => api(ctx)
-                .statements
-                .debit_line(&account, &reference)
-                .await
-                .map_err(|e| ApiError::from(feeledger_infrastructure::ledger::LedgerError::from(e)))?
-                .filter(|(_, amount)| *amount == input.amount.0)
-                .map(|(id, _)| id),
-            None => None,
-        };
+        let statement_line_id = refund_debit_line(ctx, &agency, &reference, input.amount.0).await?;
         let refunded = feeledger_domain::bank_credit::CreditRefunded {
             amount: input.amount.0,
             method: input.method.into(),
@@ -240,7 +274,8 @@ impl CreditMutations {
             intake.record_refund(&credit_id, refunded, &metadata(ctx, &principal)).await.map_err(intake_error)?;
         let refunded = state.refunded.clone().ok_or(ApiError::Internal)?;
         Ok(RefundView {
-            credit_id: ID(state.credit_id()),
+            credit_id: Some(ID(state.credit_id())),
+            case_code: None,
             amount: refunded.amount.into(),
             method: refunded.method.into(),
             reference: refunded.reference,

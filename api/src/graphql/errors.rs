@@ -104,6 +104,8 @@ impl From<LedgerError> for ApiError {
                 | CaseError::BadExpiry
                 | CaseError::BadIdempotencyKey
                 | CaseError::MissingReason
+                | CaseError::RefundTooLarge { .. }
+                | CaseError::BadRefundReference
                 | CaseError::Money(_)
                 | CaseError::VietQr(_) => ApiError::Validation(rejected.to_string()),
             },
