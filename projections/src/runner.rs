@@ -366,6 +366,8 @@ impl Runner {
         }
         // The building generation's documents, kept across batches while it is built here.
         let mut building: Option<(i32, Documents, Instant, i64)> = None;
+        // The live generation known to be past its first batch (no preparation to look for).
+        let mut prepared: Option<i32> = None;
         loop {
             let Some(state) = self.docs.state(P::NAME).await? else { return Ok(()) };
             if let Some(target) = until_switched
@@ -375,14 +377,23 @@ impl Runner {
             }
             // A rebuild run from the CLI builds only the new generation: the active one is kept
             // up to date by the servers' runners (and replaced at the switch anyway).
-            let live_applied = if until_switched.is_some() {
-                0
+            // Whether the live generation reached the end of the readable log: then it waits for
+            // the next commit rather than reading once more to find nothing (a commit after the
+            // read is announced after it, so its notice is still to come).
+            let live_caught_up = if until_switched.is_some() {
+                true
             } else {
                 let mut live = Documents::new(self.docs.clone(), P::NAME, state.active, false);
-                if self.docs.checkpoint(P::NAME, state.active).await?.is_some_and(|c| c.events_seen == 0) {
-                    projection.prepare(&mut live, self.store()).await?;
+                if prepared != Some(state.active) {
+                    if self.docs.checkpoint(P::NAME, state.active).await?.is_some_and(|c| c.events_seen == 0) {
+                        projection.prepare(&mut live, self.store()).await?;
+                    } else {
+                        // Events seen: the generation is past its first batch for good.
+                        prepared = Some(state.active);
+                    }
                 }
-                self.step(projection, &mut live, LIVE_BATCH).await?.0
+                let (applied, at_end) = self.step(projection, &mut live, LIVE_BATCH).await?;
+                applied == 0 || at_end
             };
 
             let mut rebuilt = 0;
@@ -419,7 +430,7 @@ impl Runner {
                     }
                 }
             }
-            if live_applied == 0 && rebuilt == 0 {
+            if live_caught_up && rebuilt == 0 {
                 tokio::select! {
                     _ = notices.recv() => {}
                     () = self.wake.notified() => {}
