@@ -263,7 +263,8 @@ async fn handling(
     // The outcome is written in the transaction that records the money, when there is one.
     let resolution = |intake: &Intake| {
         let handled = Handled::from_intake(provider, intake, credit_id.clone());
-        let status = inbox.answered.then(|| answer(provider, &handled.outcome, handled.status_override).status().as_u16());
+        let status =
+            inbox.answered.then(|| answer(provider, &handled.outcome, handled.status_override).status().as_u16());
         Some(InboxResolution {
             id: inbox.id,
             outcome: handled.inbox_outcome,

@@ -543,9 +543,21 @@ impl Signer {
                 (None, Some(key)) => (key, false),
                 (None, None) => anyhow::bail!("set FEELEDGER_SEPAY_HMAC_SECRET or FEELEDGER_SEPAY_API_KEY"),
             },
-            "casso" => (env_secret("FEELEDGER_CASSO_CHECKSUM_KEY").ok_or_else(|| anyhow::anyhow!("set FEELEDGER_CASSO_CHECKSUM_KEY"))?, false),
-            "payos" => (env_secret("FEELEDGER_PAYOS_CHECKSUM_KEY").ok_or_else(|| anyhow::anyhow!("set FEELEDGER_PAYOS_CHECKSUM_KEY"))?, false),
-            "vnpay" => (env_secret("FEELEDGER_VNPAY_HASH_SECRET").ok_or_else(|| anyhow::anyhow!("set FEELEDGER_VNPAY_HASH_SECRET"))?, false),
+            "casso" => (
+                env_secret("FEELEDGER_CASSO_CHECKSUM_KEY")
+                    .ok_or_else(|| anyhow::anyhow!("set FEELEDGER_CASSO_CHECKSUM_KEY"))?,
+                false,
+            ),
+            "payos" => (
+                env_secret("FEELEDGER_PAYOS_CHECKSUM_KEY")
+                    .ok_or_else(|| anyhow::anyhow!("set FEELEDGER_PAYOS_CHECKSUM_KEY"))?,
+                false,
+            ),
+            "vnpay" => (
+                env_secret("FEELEDGER_VNPAY_HASH_SECRET")
+                    .ok_or_else(|| anyhow::anyhow!("set FEELEDGER_VNPAY_HASH_SECRET"))?,
+                false,
+            ),
             other => anyhow::bail!("unknown provider {other}"),
         };
         Ok(Signer { provider: provider.to_owned(), secret, sepay_hmac, account })
@@ -589,7 +601,11 @@ impl Signer {
                 .into_bytes();
                 let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis())?;
                 let signature = feed::casso::sign(&body, now_ms, &self.secret)?;
-                Signed::Post { path: "/webhooks/casso", headers: vec![json_header, (feed::casso::SIGNATURE_HEADER, signature)], body }
+                Signed::Post {
+                    path: "/webhooks/casso",
+                    headers: vec![json_header, (feed::casso::SIGNATURE_HEADER, signature)],
+                    body,
+                }
             }
             "payos" => {
                 let body = json!({ "code": "00", "desc": "success", "success": true, "data": {
@@ -740,6 +756,9 @@ async fn notifications(run: NotificationRun) -> anyhow::Result<()> {
     let assess_seconds = assess_started.elapsed().as_secs_f64();
     let assess_stats = percentiles(assess_latencies);
 
+    // A mark for scripts that tell the setup's work from the notifications' (e.g. by counting
+    // the server's SQL statements before and after it).
+    eprintln!("notifications: {} cases assessed, sending", run.cases);
     let signer = Arc::new(Signer::new(&run.provider, account)?);
     let provider = Arc::new(run.provider.clone());
     let deadline = Instant::now() + Duration::from_secs(run.seconds);
