@@ -368,6 +368,10 @@ impl Runner {
         let mut building: Option<(i32, Documents, Instant, i64)> = None;
         // The live generation known to be past its first batch (no preparation to look for).
         let mut prepared: Option<i32> = None;
+        // The live generation's checkpoint as this runner last committed it (not read again: a
+        // batch commits only from the checkpoint it started at, so a stale one fails to commit
+        // and is then read afresh).
+        let mut live_from: Option<(i32, Checkpoint)> = None;
         loop {
             let Some(state) = self.docs.state(P::NAME).await? else { return Ok(()) };
             if let Some(target) = until_switched
@@ -392,7 +396,9 @@ impl Runner {
                         prepared = Some(state.active);
                     }
                 }
-                let (applied, at_end) = self.step(projection, &mut live, LIVE_BATCH).await?;
+                let mut known = live_from.filter(|(g, _)| *g == state.active).map(|(_, c)| c);
+                let (applied, at_end) = self.step(projection, &mut live, LIVE_BATCH, &mut known).await?;
+                live_from = known.map(|c| (state.active, c));
                 applied == 0 || at_end
             };
 
@@ -408,7 +414,7 @@ impl Runner {
                     building = Some((generation, docs, Instant::now(), total));
                 }
                 if let Some((generation, docs, started, total)) = building.as_mut() {
-                    let (applied, caught_up) = self.step(projection, docs, REBUILD_BATCH).await?;
+                    let (applied, caught_up) = self.step(projection, docs, REBUILD_BATCH, &mut None).await?;
                     rebuilt = applied;
                     let done = self.docs.checkpoint(P::NAME, *generation).await?.map_or(0, |c| c.events_seen);
                     *total = (*total).max(done);
@@ -436,29 +442,44 @@ impl Runner {
                     () = self.wake.notified() => {}
                     () = tokio::time::sleep(self.poll) => {}
                 }
+                // Commits announced so far are all readable now, and the next batch reads them
+                // all: one pass for any number of them, not one pass per announcement.
+                while !matches!(
+                    notices.try_recv(),
+                    Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
+                ) {}
             }
         }
     }
 
     /// Applies one batch to a generation. Returns how many events it applied and whether it
-    /// reached the end of the readable log.
+    /// reached the end of the readable log. `known` is the generation's checkpoint if the caller
+    /// knows it (it is read otherwise), and becomes the checkpoint after the batch.
     async fn step<P: Projection>(
         &self,
         projection: &P,
         docs: &mut Documents,
         batch: usize,
+        known: &mut Option<Checkpoint>,
     ) -> Result<(usize, bool), ProjectionError> {
-        let Some(from) = self.docs.checkpoint(P::NAME, docs.generation).await? else { return Ok((0, true)) };
+        let from = match known.take() {
+            Some(checkpoint) => checkpoint,
+            None => match self.docs.checkpoint(P::NAME, docs.generation).await? {
+                Some(stored) => stored.checkpoint,
+                None => return Ok((0, true)),
+            },
+        };
         // Read before the batch: every event up to it was readable then, so once the batch is
         // short, nothing this projection wants lies between its last event and this point.
         let head = self.store().last_checkpoint().await?;
-        let events = self.store().read_all_of_types(from.checkpoint, batch, P::EVENT_TYPES).await?;
+        let events = self.store().read_all_of_types(from, batch, P::EVENT_TYPES).await?;
         let at_end = events.len() < batch;
-        let mut to = events.last().map_or(from.checkpoint, LeanEvent::checkpoint);
+        let mut to = events.last().map_or(from, LeanEvent::checkpoint);
         if at_end && head > to {
             to = head;
         }
-        if to == from.checkpoint {
+        if to == from {
+            *known = Some(from);
             return Ok((0, true));
         }
         for event in &events {
@@ -467,7 +488,7 @@ impl Runner {
         }
         let changes = docs.take_changes()?;
         let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
-        let advance = Advance { from: from.checkpoint, to, events: count, now: Utc::now() };
+        let advance = Advance { from, to, events: count, now: Utc::now() };
         let committed = self.docs.commit(P::NAME, docs.generation, advance, &changes).await?;
         if !committed {
             // Another runner applied this batch: forget what this one cached.
@@ -475,6 +496,7 @@ impl Runner {
             docs.complete = false;
             return Ok((0, false));
         }
+        *known = Some(to);
         Ok((events.len(), at_end))
     }
 
