@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use feeledger_infrastructure::bank_feed::{self, FeedError, Notification, Outcome, Provider, Secret};
-use feeledger_infrastructure::inbox::{InboxOutcome, ReceivedRequest, UnfinishedRequest};
+use feeledger_infrastructure::inbox::{InboxOutcome, InboxResolution, ReceivedRequest, UnfinishedRequest};
 use feeledger_infrastructure::ledger::LedgerError;
 use feeledger_infrastructure::payment_intake::{Intake, IntakeError};
 use feeledger_infrastructure::settings::ProviderSecrets;
@@ -160,7 +160,8 @@ async fn handle(
     };
     let span = tracing::info_span!("webhook", provider = provider.as_str(), inbox.id = inbox_id);
     let parts = RequestParts { headers: &headers, uri: &uri, raw: &raw, stored: false };
-    let handled = handling(&state, provider, received_at, &parts, truncated).instrument(span.clone()).await;
+    let inbox = InboxTarget { id: inbox_id, answered: true };
+    let handled = handling(&state, provider, received_at, &parts, truncated, inbox).instrument(span.clone()).await;
     let response = answer(provider, &handled.outcome, handled.status_override);
     let status = response.status().as_u16();
     finish(&state, provider, inbox_id, &handled, Some(status)).instrument(span).await;
@@ -175,6 +176,16 @@ struct Handled {
     detail: Option<String>,
     credit_id: Option<String>,
     status_override: Option<StatusCode>,
+    /// Already written on the inbox row, in the transaction that recorded the money.
+    stored: bool,
+}
+
+/// The inbox row of the request being handled, and whether its sender waits for the answer
+/// (not when the recovery finishes it).
+#[derive(Debug, Clone, Copy)]
+struct InboxTarget {
+    id: i64,
+    answered: bool,
 }
 
 impl Handled {
@@ -190,7 +201,27 @@ impl Handled {
     }
 
     fn new(outcome: Outcome, inbox_outcome: InboxOutcome, detail: Option<String>, credit_id: Option<String>) -> Self {
-        Handled { outcome, inbox_outcome, detail, credit_id, status_override: None }
+        Handled { outcome, inbox_outcome, detail, credit_id, status_override: None, stored: false }
+    }
+
+    /// What payment intake's answer means for the sender and the inbox.
+    fn from_intake(provider: Provider, intake: &Intake, credit_id: String) -> Self {
+        match intake {
+            Intake::Recorded { case_code, .. } => Handled::new(
+                Outcome::Accepted,
+                InboxOutcome::Recorded,
+                Some(format!("case {case_code}")),
+                Some(credit_id),
+            ),
+            Intake::Unmatched { reason, .. } => {
+                // The money is kept in the unmatched queue; VNPAY is told the order is unknown.
+                let outcome = if provider == Provider::Vnpay { Outcome::NotFound } else { Outcome::Accepted };
+                Handled::new(outcome, InboxOutcome::Unmatched, Some(reason.clone()), Some(credit_id))
+            }
+            Intake::Duplicate { .. } => {
+                Handled::new(Outcome::Duplicate, InboxOutcome::Duplicate, None, Some(credit_id))
+            }
+        }
     }
 }
 
@@ -201,6 +232,7 @@ async fn handling(
     received_at: chrono::DateTime<chrono::Utc>,
     request: &RequestParts<'_>,
     truncated: bool,
+    inbox: InboxTarget,
 ) -> Handled {
     let refused = |why: String, status: StatusCode| Handled {
         status_override: Some(status),
@@ -228,18 +260,22 @@ async fn handling(
         Ok(Notification::Credit(credit)) => credit,
     };
     let credit_id = credit.credit_id();
-    match state.intake.receive(credit, received_at).await {
-        Ok(Intake::Recorded { case_code, .. }) => {
-            Handled::new(Outcome::Accepted, InboxOutcome::Recorded, Some(format!("case {case_code}")), Some(credit_id))
-        }
-        Ok(Intake::Unmatched { reason, .. }) => {
-            // The money is kept in the unmatched queue; VNPAY is told the order is unknown.
-            let outcome = if provider == Provider::Vnpay { Outcome::NotFound } else { Outcome::Accepted };
-            Handled::new(outcome, InboxOutcome::Unmatched, Some(reason), Some(credit_id))
-        }
-        Ok(Intake::Duplicate { .. }) => {
-            Handled::new(Outcome::Duplicate, InboxOutcome::Duplicate, None, Some(credit_id))
-        }
+    // The outcome is written in the transaction that records the money, when there is one.
+    let resolution = |intake: &Intake| {
+        let handled = Handled::from_intake(provider, intake, credit_id.clone());
+        let status =
+            inbox.answered.then(|| answer(provider, &handled.outcome, handled.status_override).status().as_u16());
+        Some(InboxResolution {
+            id: inbox.id,
+            outcome: handled.inbox_outcome,
+            detail: handled.detail,
+            credit_id: handled.credit_id,
+            http_status: status,
+            at: state.clock.now(),
+        })
+    };
+    match state.intake.receive_resolving(credit, received_at, resolution).await {
+        Ok((intake, stored)) => Handled { stored, ..Handled::from_intake(provider, &intake, credit_id) },
         Err(IntakeError::UnknownAccount(account)) => {
             let why = format!("account {account} is not a collection account of this service");
             Handled::new(Outcome::Malformed(why.clone()), InboxOutcome::Rejected, Some(why), Some(credit_id))
@@ -258,7 +294,9 @@ async fn handling(
 
 /// Stores the request's outcome (and what its sender was answered, if anyone was).
 async fn finish(state: &AppState, provider: Provider, inbox_id: i64, handled: &Handled, http_status: Option<u16>) {
-    if let Err(error) = handled.store(state, inbox_id, http_status).await {
+    if handled.stored {
+        // Written with the money, in one commit.
+    } else if let Err(error) = handled.store(state, inbox_id, http_status).await {
         tracing::error!(%error, "cannot record a notification's outcome");
     }
     crate::metrics::notification(provider.as_str(), handled.inbox_outcome.as_str());
@@ -396,7 +434,8 @@ async fn recover(state: &AppState, request: UnfinishedRequest) {
             }
         }
     }
-    let mut handled = handling(state, provider, request.received_at, &parts, request.body_truncated).await;
+    let inbox = InboxTarget { id: request.id, answered: false };
+    let mut handled = handling(state, provider, request.received_at, &parts, request.body_truncated, inbox).await;
     if handled.inbox_outcome == InboxOutcome::Failed {
         // Still failing: leave it for the next pass, as the provider's retry would be.
         return;
@@ -411,7 +450,8 @@ async fn recover(state: &AppState, request: UnfinishedRequest) {
 
 async fn finish_recovered(state: &AppState, provider: Option<Provider>, inbox_id: i64, handled: &Handled) {
     let provider_name = provider.map_or("unknown", Provider::as_str);
-    match handled.store(state, inbox_id, None).await {
+    let stored = if handled.stored { Ok(()) } else { handled.store(state, inbox_id, None).await };
+    match stored {
         Ok(()) => {
             crate::metrics::inbox_recovered(provider_name, handled.inbox_outcome.as_str());
             tracing::info!(outcome = handled.inbox_outcome.as_str(), "interrupted notification finished");

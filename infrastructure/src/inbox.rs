@@ -79,6 +79,57 @@ pub struct InboxEntry {
     pub http_status: Option<i32>,
 }
 
+/// What to write on inbox row `id` once its request is handled: written by
+/// [`Inbox::resolve`], or in the same transaction as the events the request caused (see
+/// `PaymentIntake::receive_resolving`), so that a notification costs one durable commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxResolution {
+    pub id: i64,
+    pub outcome: InboxOutcome,
+    pub detail: Option<String>,
+    pub credit_id: Option<String>,
+    /// What the sender was answered (none for a request finished by the recovery).
+    pub http_status: Option<u16>,
+    pub at: DateTime<Utc>,
+}
+
+const RESOLVE_SQL: &str = "UPDATE bank_notifications SET outcome = $1, outcome_detail = $2, credit_id = $3, \
+                           http_status = $4, processed_at = $5 WHERE id = $6";
+
+/// Writes `resolution` with `executor` (a pool or an open transaction), on PostgreSQL.
+pub(crate) async fn resolve_postgres<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    resolution: &InboxResolution,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(RESOLVE_SQL)
+        .bind(resolution.outcome.as_str())
+        .bind(resolution.detail.as_deref())
+        .bind(resolution.credit_id.as_deref())
+        .bind(resolution.http_status.map(i32::from))
+        .bind(resolution.at)
+        .bind(resolution.id)
+        .execute(executor)
+        .await
+        .map(|_| ())
+}
+
+/// Writes `resolution` with `executor` (a pool or an open transaction), on SQLite.
+pub(crate) async fn resolve_sqlite<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    resolution: &InboxResolution,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(RESOLVE_SQL)
+        .bind(resolution.outcome.as_str())
+        .bind(resolution.detail.as_deref())
+        .bind(resolution.credit_id.as_deref())
+        .bind(resolution.http_status.map(i32::from))
+        .bind(timestamp_text(resolution.at))
+        .bind(resolution.id)
+        .execute(executor)
+        .await
+        .map(|_| ())
+}
+
 #[derive(Debug, Clone)]
 pub struct Inbox {
     store: EventStore,
@@ -135,35 +186,25 @@ impl Inbox {
         http_status: Option<u16>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE bank_notifications SET outcome = $1, outcome_detail = $2, credit_id = $3, \
-                           http_status = $4, processed_at = $5 WHERE id = $6";
-        let context = "recording a notification's outcome";
-        let status = http_status.map(i32::from);
-        match &self.store {
-            EventStore::Postgres(pg) => sqlx::query(SQL)
-                .bind(outcome.as_str())
-                .bind(detail)
-                .bind(credit_id)
-                .bind(status)
-                .bind(at)
-                .bind(id)
-                .execute(pg.pool())
-                .await
-                .map(|_| ())
-                .map_err(StoreError::db(context))?,
-            EventStore::Sqlite(lite) => sqlx::query(SQL)
-                .bind(outcome.as_str())
-                .bind(detail)
-                .bind(credit_id)
-                .bind(status)
-                .bind(timestamp_text(at))
-                .bind(id)
-                .execute(lite.pool())
-                .await
-                .map(|_| ())
-                .map_err(StoreError::db(context))?,
+        let resolution = InboxResolution {
+            id,
+            outcome,
+            detail: detail.map(str::to_owned),
+            credit_id: credit_id.map(str::to_owned),
+            http_status,
+            at,
         };
-        Ok(())
+        self.resolve_with(&resolution).await
+    }
+
+    /// Writes a resolution on its own (one statement, one commit).
+    pub async fn resolve_with(&self, resolution: &InboxResolution) -> Result<(), StoreError> {
+        let context = "recording a notification's outcome";
+        match &self.store {
+            EventStore::Postgres(pg) => resolve_postgres(pg.pool(), resolution).await,
+            EventStore::Sqlite(lite) => resolve_sqlite(lite.pool(), resolution).await,
+        }
+        .map_err(StoreError::db(context))
     }
 
     /// Requests still `received` that arrived before `before`, oldest first, at most `limit`.

@@ -10,8 +10,16 @@
 //! 3. The payment is recorded on the case under the key `<provider>:<id>`, which the case
 //!    accepts once (a retry finds the payment already there).
 //! 4. The credit is marked matched (or unmatched) — once, by optimistic concurrency.
+//!
+//! A credit seen for the first time takes a shorter way to the same events: after the reads
+//! (the agencies, from memory while their count is unchanged; the case), steps 1, 3 and 4 and
+//! the inbox row's outcome are one transaction — on PostgreSQL one statement — so a
+//! notification costs one commit beside the inbox row's. If the credit's stream exists (a
+//! duplicate, a retry, a first copy interrupted half-way) or the case keeps moving, nothing of
+//! it is written and the steps above run instead.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use feeledger_domain::agency::AgencyConfigured;
@@ -19,12 +27,13 @@ use feeledger_domain::bank_credit::{
     self, BankCredit, BankCreditObserved, CreditError, CreditEvent, CreditMatched, CreditRefundRequested, CreditState,
     CreditStatus, CreditUnmatched, MatchMethod,
 };
-use feeledger_domain::case_fees::{Command, QrStatus, RecordPayment};
+use feeledger_domain::case_fees::{self, Command, QrStatus, RecordPayment};
 use feeledger_domain::codes::{AgencyCode, CaseCode, PaymentReference};
 use uuid::Uuid;
 
 use crate::codec::{self, CASE_STREAM_PREFIX, LedgerEvent};
-use crate::event_store::{EventMetadata, ExpectedVersion, StoreError};
+use crate::event_store::{EventMetadata, ExpectedVersion, KnownHead, NewEvent, StoreError, StreamAppend};
+use crate::inbox::InboxResolution;
 use crate::ledger::{CaseRecord, Ledger, LedgerError};
 
 /// What happened to a credit.
@@ -64,6 +73,10 @@ impl From<StoreError> for IntakeError {
     }
 }
 
+fn poisoned() -> IntakeError {
+    IntakeError::Ledger(LedgerError::Invalid("the agency cache lock was poisoned".into()))
+}
+
 impl From<codec::CodecError> for IntakeError {
     fn from(error: codec::CodecError) -> Self {
         IntakeError::Ledger(error.into())
@@ -71,28 +84,70 @@ impl From<codec::CodecError> for IntakeError {
 }
 
 enum CaseSearch {
-    Found { case_code: CaseCode, method: MatchMethod, reference: String },
+    /// `record` is the case as read to find it, when it was read.
+    Found {
+        case_code: CaseCode,
+        method: MatchMethod,
+        reference: String,
+        record: Option<Box<CaseRecord>>,
+    },
     NotFound(String),
 }
+
+/// The agencies, as of `count` agency configurations.
+type AgencyCache = Arc<Mutex<Option<(i64, Arc<Vec<AgencyConfigured>>)>>>;
+
+/// How often a notification's single transaction is re-decided after a concurrent payment on
+/// its case moved the case on, before the step-by-step path takes over.
+const ONE_COMMIT_ATTEMPTS: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct PaymentIntake {
     ledger: Ledger,
+    agencies: AgencyCache,
+}
+
+/// What the single-transaction path made of a credit.
+enum OneCommit {
+    /// Recorded (or left unmatched), with the inbox outcome if one was given.
+    Done(Intake, bool),
+    /// The case changed between reading and writing: decide again.
+    CaseMoved,
+    /// The credit's stream exists already (a duplicate, a retry, an interrupted first copy).
+    NotNew,
 }
 
 impl PaymentIntake {
     pub fn new(ledger: Ledger) -> Self {
-        PaymentIntake { ledger }
+        PaymentIntake { ledger, agencies: AgencyCache::default() }
     }
 
     /// The current configuration of every agency.
     pub async fn agencies(&self) -> Result<Vec<AgencyConfigured>, IntakeError> {
+        Ok(self.current_agencies().await?.as_ref().clone())
+    }
+
+    /// The agencies, from memory while no agency was configured since they were read: one small
+    /// index scan (how many configurations there are) instead of reading and decoding every
+    /// configuration. Any node's configuration changes the count, so the cache is never stale.
+    async fn current_agencies(&self) -> Result<Arc<Vec<AgencyConfigured>>, IntakeError> {
+        let count = self.ledger.store().agency_configuration_count().await?;
+        if let Some((cached_count, agencies)) = self.agencies.lock().map_err(|_| poisoned())?.as_ref()
+            && *cached_count == count
+        {
+            return Ok(agencies.clone());
+        }
+        let events = self.ledger.store().events_of_type("AgencyConfigured").await?;
         let mut latest: BTreeMap<String, AgencyConfigured> = BTreeMap::new();
-        for event in self.ledger.store().events_of_type("AgencyConfigured").await? {
-            let agency: AgencyConfigured = codec::decode_as(&event)?;
+        for event in &events {
+            let agency: AgencyConfigured = codec::decode_as(event)?;
             latest.insert(agency.agency_code.to_string(), agency);
         }
-        Ok(latest.into_values().collect())
+        let agencies = Arc::new(latest.into_values().collect::<Vec<_>>());
+        // Kept under the count of what was read: one committed meanwhile makes the next call read.
+        let read = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        *self.agencies.lock().map_err(|_| poisoned())? = Some((read, agencies.clone()));
+        Ok(agencies)
     }
 
     /// A credit's state and stream version (`None`, 0 before it was observed).
@@ -124,7 +179,22 @@ impl PaymentIntake {
 
     /// Handles one verified credit: records it, finds its case, records the payment.
     pub async fn receive(&self, credit: BankCredit, now: DateTime<Utc>) -> Result<Intake, IntakeError> {
-        let agencies = self.agencies().await?;
+        self.receive_resolving(credit, now, |_| None).await.map(|(intake, _)| intake)
+    }
+
+    /// Like [`PaymentIntake::receive`]; `resolution` says what to write on the request's inbox
+    /// row for an outcome. A new credit is handled in one transaction: the credit observed, the
+    /// case's payment, the credit matched (or unmatched) and the inbox row's outcome, one
+    /// commit. Anything else (a credit seen before, a case that keeps changing) goes step by
+    /// step, each step idempotent, and the inbox row is left to the caller. Returns whether
+    /// the resolution was written.
+    pub async fn receive_resolving(
+        &self,
+        credit: BankCredit,
+        now: DateTime<Utc>,
+        resolution: impl Fn(&Intake) -> Option<InboxResolution>,
+    ) -> Result<(Intake, bool), IntakeError> {
+        let agencies = self.current_agencies().await?;
         let agency = match credit.account_number.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
             Some(account) => Some(
                 agencies
@@ -135,11 +205,130 @@ impl PaymentIntake {
             ),
             None => None,
         };
-        let credit_id = credit.credit_id();
         let metadata = EventMetadata { actor: Some(format!("bank:{}", credit.provider)), ..EventMetadata::default() };
         let observed = BankCreditObserved { credit, agency_code: agency, observed_at: now };
+        for _ in 0..ONE_COMMIT_ATTEMPTS {
+            match self.in_one_commit(&observed, &agencies, &metadata, now, &resolution).await? {
+                OneCommit::Done(intake, resolved) => return Ok((intake, resolved)),
+                OneCommit::CaseMoved => continue,
+                OneCommit::NotNew => break,
+            }
+        }
+        self.step_by_step(observed, &agencies, &metadata, now).await.map(|intake| (intake, false))
+    }
+
+    /// A new credit, its payment and its inbox outcome in one transaction.
+    async fn in_one_commit(
+        &self,
+        observed: &BankCreditObserved,
+        agencies: &[AgencyConfigured],
+        metadata: &EventMetadata,
+        now: DateTime<Utc>,
+        resolution: &impl Fn(&Intake) -> Option<InboxResolution>,
+    ) -> Result<OneCommit, IntakeError> {
+        let credit_id = observed.credit.credit_id();
+        let observed_event = CreditEvent::BankCreditObserved(observed.clone());
+        let state =
+            CreditState::fold([&observed_event]).ok_or_else(|| IntakeError::CreditNotFound(credit_id.clone()))?;
+        let credit_stream = codec::bank_credit_stream(&credit_id);
+        let mut appends = vec![StreamAppend {
+            stream_id: credit_stream.clone(),
+            expected: ExpectedVersion::NoStream,
+            events: vec![self.row(observed_event, metadata)?],
+        }];
+        let mut heads = Vec::new();
+        let (credit_events, outcome) = match self.find_case(observed, agencies).await? {
+            CaseSearch::Found { case_code, method, reference, record } => {
+                let case = match record {
+                    Some(record) => *record,
+                    None => self.ledger.load_case(&case_code).await?,
+                };
+                if let Some(last) = case.events.last() {
+                    heads.push(KnownHead {
+                        stream_id: last.stream_id.clone(),
+                        version: last.stream_version,
+                        hash: last.hash.clone(),
+                    });
+                }
+                let command = self.payment_command(&case, &observed.credit, &reference);
+                let payment_id = match &command {
+                    Command::RecordPayment(payment) => payment.payment_id,
+                    _ => Uuid::nil(),
+                };
+                match case_fees::decide(&case.state, command) {
+                    // The case has this payment already: a copy of the credit got this far.
+                    Ok(decided) if decided.is_empty() => return Ok(OneCommit::NotNew),
+                    Ok(decided) => {
+                        appends.push(StreamAppend {
+                            stream_id: codec::case_stream(&case_code),
+                            expected: ExpectedVersion::from_read(case.version),
+                            events: decided
+                                .into_iter()
+                                .map(|event| LedgerEvent::Case(event).to_new_event(metadata))
+                                .collect::<Result<Vec<_>, _>>()?,
+                        });
+                        let matched =
+                            CreditMatched { case_code: case_code.clone(), payment_id, method, matched_at: now };
+                        (
+                            state.decide_match(matched)?,
+                            Intake::Recorded { credit_id: credit_id.clone(), case_code, payment_id, method },
+                        )
+                    }
+                    Err(rejected) => {
+                        let reason = format!("case {case_code} refused the payment: {rejected}");
+                        (
+                            self.unmatched_events(&state, &reason, now),
+                            Intake::Unmatched { credit_id: credit_id.clone(), reason },
+                        )
+                    }
+                }
+            }
+            CaseSearch::NotFound(reason) => (
+                self.unmatched_events(&state, &reason, now),
+                Intake::Unmatched { credit_id: credit_id.clone(), reason },
+            ),
+        };
+        appends.push(StreamAppend {
+            stream_id: credit_stream.clone(),
+            expected: ExpectedVersion::Exact(1),
+            events: credit_events.into_iter().map(|e| self.row(e, metadata)).collect::<Result<Vec<_>, _>>()?,
+        });
+        let inbox = resolution(&outcome);
+        match self.ledger.store().append_together_resolving(appends, &heads, inbox.as_ref()).await {
+            Ok(_) => {
+                tracing::info!(credit.id = %credit_id, outcome = ?outcome, "bank credit handled");
+                // An agency that issues a receipt per payment gets it right after the payment's
+                // commit, as a payment at the counter does (`Ledger::execute`).
+                if let Intake::Recorded { case_code, .. } = &outcome
+                    && agencies.iter().any(|a| a.agency_code == case_code.agency() && a.receipt_per_payment)
+                    && let Err(error) = self.ledger.issue_receipts_due(case_code, metadata, now).await
+                {
+                    tracing::warn!(%error, case.code = %case_code, "receipt not issued yet: the next payment of the case or issueReceipt issues it");
+                }
+                Ok(OneCommit::Done(outcome, inbox.is_some()))
+            }
+            Err(StoreError::Conflict { stream_id, .. }) if stream_id == credit_stream => Ok(OneCommit::NotNew),
+            Err(StoreError::Conflict { .. }) => Ok(OneCommit::CaseMoved),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    fn row(&self, event: CreditEvent, metadata: &EventMetadata) -> Result<NewEvent, IntakeError> {
+        Ok(LedgerEvent::Credit(event).to_new_event(metadata)?)
+    }
+
+    /// The step-by-step path (see the module documentation): every step idempotent, so that a
+    /// credit whose first copy was interrupted half-way is finished, and a duplicate found.
+    async fn step_by_step(
+        &self,
+        observed: BankCreditObserved,
+        agencies: &[AgencyConfigured],
+        metadata: &EventMetadata,
+        now: DateTime<Utc>,
+    ) -> Result<Intake, IntakeError> {
+        let credit_id = observed.credit.credit_id();
         let first = self
-            .append(&credit_id, ExpectedVersion::NoStream, vec![CreditEvent::BankCreditObserved(observed)], &metadata)
+            .append(&credit_id, ExpectedVersion::NoStream, vec![CreditEvent::BankCreditObserved(observed)], metadata)
             .await;
         match first {
             Ok(()) | Err(StoreError::Conflict { .. }) => {}
@@ -150,7 +339,7 @@ impl PaymentIntake {
         if state.status != CreditStatus::Observed {
             return Ok(Intake::Duplicate { credit_id });
         }
-        self.resolve(&state, version, &agencies, &metadata, now).await
+        self.resolve(&state, version, agencies, metadata, now).await
     }
 
     async fn resolve(
@@ -164,7 +353,7 @@ impl PaymentIntake {
         let credit_id = state.credit_id();
         let search = self.find_case(&state.observed, agencies).await?;
         let (events, outcome) = match search {
-            CaseSearch::Found { case_code, method, reference } => {
+            CaseSearch::Found { case_code, method, reference, .. } => {
                 match self.record_payment(&case_code, &state.observed.credit, &reference, metadata).await {
                     Ok(payment_id) => (
                         vec![CreditEvent::CreditMatched(CreditMatched {
@@ -219,7 +408,9 @@ impl PaymentIntake {
         // 1. A text that is exactly a QR's payment reference (as issued, or upper-cased).
         for text in &texts {
             let text = text.trim();
-            for candidate in [text.to_owned(), text.to_uppercase()] {
+            let upper = text.to_uppercase();
+            let candidates = if upper == text { vec![upper] } else { vec![text.to_owned(), upper] };
+            for candidate in candidates {
                 if PaymentReference::parse(&candidate).is_err() {
                     continue;
                 }
@@ -227,7 +418,7 @@ impl PaymentIntake {
                 if let [stream] = streams.as_slice()
                     && let Some(code) = stream.strip_prefix(CASE_STREAM_PREFIX).and_then(|c| CaseCode::parse(c).ok())
                 {
-                    return Ok(self.check_agency(observed, code, MatchMethod::ExactReference, candidate));
+                    return Ok(self.check_agency(observed, code, MatchMethod::ExactReference, candidate, None));
                 }
             }
         }
@@ -237,19 +428,30 @@ impl PaymentIntake {
             Some(agency) => vec![agency.clone()],
             None => agencies.iter().map(|a| a.agency_code.clone()).collect(),
         };
-        let mut existing: Vec<CaseCode> = Vec::new();
+        let mut existing: Vec<CaseRecord> = Vec::new();
+        let mut looked_at: Vec<CaseCode> = Vec::new();
         for text in &texts {
             for code in bank_credit::case_codes_in(text, &scope) {
-                if !existing.contains(&code) && self.ledger.load_case(&code).await?.exists() {
-                    existing.push(code);
+                if looked_at.contains(&code) {
+                    continue;
+                }
+                looked_at.push(code.clone());
+                let record = self.ledger.load_case(&code).await?;
+                if record.exists() {
+                    existing.push(record);
                 }
             }
         }
+        if existing.len() == 1
+            && let Some(record) = existing.pop()
+        {
+            let reference = record.code.to_string();
+            let code = record.code.clone();
+            let record = Some(Box::new(record));
+            return Ok(self.check_agency(observed, code, MatchMethod::CaseCodeInContent, reference, record));
+        }
+        let existing: Vec<CaseCode> = existing.into_iter().map(|r| r.code).collect();
         Ok(match existing.as_slice() {
-            [code] => {
-                let reference = code.to_string();
-                self.check_agency(observed, code.clone(), MatchMethod::CaseCodeInContent, reference)
-            }
             [] => CaseSearch::NotFound("no known case or payment reference in the transfer content".into()),
             several => CaseSearch::NotFound(format!(
                 "the transfer names several cases ({}); a person must choose",
@@ -266,13 +468,14 @@ impl PaymentIntake {
         code: CaseCode,
         method: MatchMethod,
         reference: String,
+        record: Option<Box<CaseRecord>>,
     ) -> CaseSearch {
         match &observed.agency_code {
             Some(agency) if code.agency() != *agency => CaseSearch::NotFound(format!(
                 "the transfer names case {code} of agency {}, but arrived on the account of agency {agency}",
                 code.agency()
             )),
-            _ => CaseSearch::Found { case_code: code, method, reference },
+            _ => CaseSearch::Found { case_code: code, method, reference, record },
         }
     }
 
@@ -286,19 +489,7 @@ impl PaymentIntake {
     ) -> Result<Uuid, IntakeError> {
         let key = credit.payment_key();
         let current = self.ledger.load_case(case_code).await?;
-        let qr_id = current.state.qr.as_ref().filter(|q| q.status == QrStatus::Active).map(|q| q.qr.qr_id);
-        let command = Command::RecordPayment(RecordPayment {
-            payment_id: Uuid::now_v7(),
-            idempotency_key: key.clone(),
-            amount: credit.amount,
-            channel: credit.provider.channel(),
-            reference: reference.to_owned(),
-            provider: Some(credit.provider.as_str().to_owned()),
-            bank_reference: credit.bank_reference.clone(),
-            qr_id,
-            payer_account: credit.payer_account.clone(),
-            received_at: credit.credited_at,
-        });
+        let command = self.payment_command(&current, credit, reference);
         let record: CaseRecord = self.ledger.execute(case_code, command, metadata, None).await?;
         record
             .state
@@ -307,6 +498,23 @@ impl PaymentIntake {
             .find(|p| p.idempotency_key == key)
             .map(|p| p.payment_id)
             .ok_or_else(|| IntakeError::CreditNotFound(credit.credit_id()))
+    }
+
+    /// The case payment a credit makes, under the key `<provider>:<id>`.
+    fn payment_command(&self, case: &CaseRecord, credit: &BankCredit, reference: &str) -> Command {
+        let qr_id = case.state.qr.as_ref().filter(|q| q.status == QrStatus::Active).map(|q| q.qr.qr_id);
+        Command::RecordPayment(RecordPayment {
+            payment_id: Uuid::now_v7(),
+            idempotency_key: credit.payment_key(),
+            amount: credit.amount,
+            channel: credit.provider.channel(),
+            reference: reference.to_owned(),
+            provider: Some(credit.provider.as_str().to_owned()),
+            bank_reference: credit.bank_reference.clone(),
+            qr_id,
+            payer_account: credit.payer_account.clone(),
+            received_at: credit.credited_at,
+        })
     }
 
     /// A person decides an unmatched credit pays `case_code`.

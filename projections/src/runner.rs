@@ -366,6 +366,12 @@ impl Runner {
         }
         // The building generation's documents, kept across batches while it is built here.
         let mut building: Option<(i32, Documents, Instant, i64)> = None;
+        // The live generation known to be past its first batch (no preparation to look for).
+        let mut prepared: Option<i32> = None;
+        // The live generation's checkpoint as this runner last committed it (not read again: a
+        // batch commits only from the checkpoint it started at, so a stale one fails to commit
+        // and is then read afresh).
+        let mut live_from: Option<(i32, Checkpoint)> = None;
         loop {
             let Some(state) = self.docs.state(P::NAME).await? else { return Ok(()) };
             if let Some(target) = until_switched
@@ -375,14 +381,25 @@ impl Runner {
             }
             // A rebuild run from the CLI builds only the new generation: the active one is kept
             // up to date by the servers' runners (and replaced at the switch anyway).
-            let live_applied = if until_switched.is_some() {
-                0
+            // Whether the live generation reached the end of the readable log: then it waits for
+            // the next commit rather than reading once more to find nothing (a commit after the
+            // read is announced after it, so its notice is still to come).
+            let live_caught_up = if until_switched.is_some() {
+                true
             } else {
                 let mut live = Documents::new(self.docs.clone(), P::NAME, state.active, false);
-                if self.docs.checkpoint(P::NAME, state.active).await?.is_some_and(|c| c.events_seen == 0) {
-                    projection.prepare(&mut live, self.store()).await?;
+                if prepared != Some(state.active) {
+                    if self.docs.checkpoint(P::NAME, state.active).await?.is_some_and(|c| c.events_seen == 0) {
+                        projection.prepare(&mut live, self.store()).await?;
+                    } else {
+                        // Events seen: the generation is past its first batch for good.
+                        prepared = Some(state.active);
+                    }
                 }
-                self.step(projection, &mut live, LIVE_BATCH).await?.0
+                let mut known = live_from.filter(|(g, _)| *g == state.active).map(|(_, c)| c);
+                let (applied, at_end) = self.step(projection, &mut live, LIVE_BATCH, &mut known).await?;
+                live_from = known.map(|c| (state.active, c));
+                applied == 0 || at_end
             };
 
             let mut rebuilt = 0;
@@ -397,7 +414,7 @@ impl Runner {
                     building = Some((generation, docs, Instant::now(), total));
                 }
                 if let Some((generation, docs, started, total)) = building.as_mut() {
-                    let (applied, caught_up) = self.step(projection, docs, REBUILD_BATCH).await?;
+                    let (applied, caught_up) = self.step(projection, docs, REBUILD_BATCH, &mut None).await?;
                     rebuilt = applied;
                     let done = self.docs.checkpoint(P::NAME, *generation).await?.map_or(0, |c| c.events_seen);
                     *total = (*total).max(done);
@@ -419,35 +436,50 @@ impl Runner {
                     }
                 }
             }
-            if live_applied == 0 && rebuilt == 0 {
+            if live_caught_up && rebuilt == 0 {
                 tokio::select! {
                     _ = notices.recv() => {}
                     () = self.wake.notified() => {}
                     () = tokio::time::sleep(self.poll) => {}
                 }
+                // Commits announced so far are all readable now, and the next batch reads them
+                // all: one pass for any number of them, not one pass per announcement.
+                while !matches!(
+                    notices.try_recv(),
+                    Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
+                ) {}
             }
         }
     }
 
     /// Applies one batch to a generation. Returns how many events it applied and whether it
-    /// reached the end of the readable log.
+    /// reached the end of the readable log. `known` is the generation's checkpoint if the caller
+    /// knows it (it is read otherwise), and becomes the checkpoint after the batch.
     async fn step<P: Projection>(
         &self,
         projection: &P,
         docs: &mut Documents,
         batch: usize,
+        known: &mut Option<Checkpoint>,
     ) -> Result<(usize, bool), ProjectionError> {
-        let Some(from) = self.docs.checkpoint(P::NAME, docs.generation).await? else { return Ok((0, true)) };
+        let from = match known.take() {
+            Some(checkpoint) => checkpoint,
+            None => match self.docs.checkpoint(P::NAME, docs.generation).await? {
+                Some(stored) => stored.checkpoint,
+                None => return Ok((0, true)),
+            },
+        };
         // Read before the batch: every event up to it was readable then, so once the batch is
         // short, nothing this projection wants lies between its last event and this point.
         let head = self.store().last_checkpoint().await?;
-        let events = self.store().read_all_of_types(from.checkpoint, batch, P::EVENT_TYPES).await?;
+        let events = self.store().read_all_of_types(from, batch, P::EVENT_TYPES).await?;
         let at_end = events.len() < batch;
-        let mut to = events.last().map_or(from.checkpoint, LeanEvent::checkpoint);
+        let mut to = events.last().map_or(from, LeanEvent::checkpoint);
         if at_end && head > to {
             to = head;
         }
-        if to == from.checkpoint {
+        if to == from {
+            *known = Some(from);
             return Ok((0, true));
         }
         for event in &events {
@@ -456,7 +488,7 @@ impl Runner {
         }
         let changes = docs.take_changes()?;
         let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
-        let advance = Advance { from: from.checkpoint, to, events: count, now: Utc::now() };
+        let advance = Advance { from, to, events: count, now: Utc::now() };
         let committed = self.docs.commit(P::NAME, docs.generation, advance, &changes).await?;
         if !committed {
             // Another runner applied this batch: forget what this one cached.
@@ -464,6 +496,7 @@ impl Runner {
             docs.complete = false;
             return Ok((0, false));
         }
+        *known = Some(to);
         Ok((events.len(), at_end))
     }
 

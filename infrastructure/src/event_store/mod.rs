@@ -292,6 +292,16 @@ impl AppendOutcome {
     }
 }
 
+/// A stream's head as the caller read it: its version and its last event's hash. An append
+/// after a known head needs no read: if the stream moved on since, the insert conflicts (the
+/// unique `(stream_id, stream_version)`), and events never change, so the hash is still right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownHead {
+    pub stream_id: String,
+    pub version: i64,
+    pub hash: Vec<u8>,
+}
+
 /// One stream's part of a multi-stream append.
 #[derive(Debug, Clone)]
 pub struct StreamAppend {
@@ -513,8 +523,21 @@ impl EventStore {
 
     /// Appends to several streams atomically (each at its expected version): all or nothing.
     pub async fn append_together(&self, appends: Vec<StreamAppend>) -> Result<Vec<Appended>, StoreError> {
+        self.append_together_resolving(appends, &[], None).await
+    }
+
+    /// Like [`EventStore::append_together`], and writes an inbox row's outcome in the same
+    /// transaction: the events a bank notification caused and what became of it, one commit.
+    /// `heads` are streams' heads the caller read (see [`KnownHead`]); on PostgreSQL, when
+    /// every stream is new or known, the whole append is one statement (one round trip).
+    pub async fn append_together_resolving(
+        &self,
+        appends: Vec<StreamAppend>,
+        heads: &[KnownHead],
+        resolution: Option<&crate::inbox::InboxResolution>,
+    ) -> Result<Vec<Appended>, StoreError> {
         let recorded_at = now_micros();
-        let done = dispatch!(self, s => s.append_together(&appends, recorded_at).await)?;
+        let done = dispatch!(self, s => s.append_together(&appends, recorded_at, heads, resolution).await)?;
         count_appended(appends.iter().map(|a| a.events.len()).sum());
         for appended in &done {
             let _ = self.notices().send(StoreNotice {
@@ -656,6 +679,19 @@ impl EventStore {
     /// Stores `value` under `name` unless a value is already there; returns the stored value.
     pub async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError> {
         dispatch!(self, s => s.setting_or_insert(name, value).await)
+    }
+
+    /// How many agency configurations were committed: a scan of a small partial index
+    /// (migration 0010), so that a cache of the agencies can check it is current. A count, not
+    /// the newest position: PostgreSQL may commit a lower position after a higher one.
+    pub async fn agency_configuration_count(&self) -> Result<i64, StoreError> {
+        const SQL: &str = "SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured'";
+        let context = "reading the newest agency configuration";
+        match self {
+            EventStore::Postgres(pg) => sqlx::query_scalar(SQL).fetch_one(pg.pool()).await,
+            EventStore::Sqlite(lite) => sqlx::query_scalar(SQL).fetch_one(lite.pool()).await,
+        }
+        .map_err(StoreError::db(context))
     }
 
     /// Announcements of new events, sent after each commit in this process.

@@ -272,21 +272,46 @@ impl PostgresEventStore {
     }
 
     /// Appends to several streams in one transaction: all or nothing.
+    /// `then`, if given, is an inbox row's outcome, written in the same transaction.
     pub(super) async fn append_together(
         &self,
         appends: &[super::StreamAppend],
         recorded_at: DateTime<Utc>,
+        heads: &[super::KnownHead],
+        then: Option<&crate::inbox::InboxResolution>,
     ) -> Result<Vec<Appended>, StoreError> {
+        let mut seen: Vec<&str> = Vec::new();
+        let all_known = appends.iter().all(|append| {
+            let known = append.expected == ExpectedVersion::NoStream
+                || heads.iter().any(|h| h.stream_id == append.stream_id)
+                || seen.contains(&append.stream_id.as_str());
+            seen.push(&append.stream_id);
+            known
+        });
+        if all_known {
+            return self.append_in_one_statement(appends, recorded_at, heads, then).await;
+        }
         let mut tx = self.pool.begin().await.map_err(StoreError::db("starting a multi-stream append"))?;
         let mut done = Vec::with_capacity(appends.len());
+        // The heads known or written by this transaction: those are not read.
+        let mut written: Vec<(&str, i64, Vec<u8>)> =
+            heads.iter().map(|h| (h.stream_id.as_str(), h.version, h.hash.clone())).collect();
         for append in appends {
-            let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
-            )
-            .bind(&append.stream_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::db("reading the stream head"))?;
+            let known = written.iter().rev().find(|(stream, _, _)| *stream == append.stream_id);
+            // A new stream's head is known too; if it exists after all, the insert conflicts.
+            let head: Option<(i64, Vec<u8>)> = if let Some((_, version, hash)) = known {
+                Some((*version, hash.clone()))
+            } else if append.expected == ExpectedVersion::NoStream {
+                None
+            } else {
+                sqlx::query_as(
+                    "SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
+                )
+                .bind(&append.stream_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::db("reading the stream head"))?
+            };
             let (current_version, previous_hash) = head.unwrap_or((0, GENESIS.to_vec()));
             check_expected(&append.stream_id, append.expected, current_version)?;
             let rows = chain_rows(&append.stream_id, current_version, &previous_hash, &append.events, recorded_at);
@@ -295,6 +320,9 @@ impl PostgresEventStore {
                 insert_events(&mut *tx, &append.stream_id, &append.events, &rows, recorded_at, None, new_version)
                     .await
                     .map_err(|e| map_append_error(e, &append.stream_id, append.expected, &append.events))?;
+            if let Some(last) = rows.last() {
+                written.push((&append.stream_id, new_version, last.hash.clone()));
+            }
             done.push(Appended {
                 stream_id: append.stream_id.clone(),
                 first_version: current_version + 1,
@@ -302,8 +330,123 @@ impl PostgresEventStore {
                 last_position: positions.into_iter().max().unwrap_or_default(),
             });
         }
+        if let Some(resolution) = then {
+            crate::inbox::resolve_postgres(&mut *tx, resolution)
+                .await
+                .map_err(StoreError::db("recording a notification's outcome"))?;
+        }
         tx.commit().await.map_err(StoreError::db("committing a multi-stream append"))?;
         Ok(done)
+    }
+
+    /// A multi-stream append whose every head is known (new streams, `heads`, or written
+    /// earlier in the same append), and the inbox outcome if any: one statement, so one round
+    /// trip and one commit. The events are inserted in the order given.
+    async fn append_in_one_statement(
+        &self,
+        appends: &[super::StreamAppend],
+        recorded_at: DateTime<Utc>,
+        heads: &[super::KnownHead],
+        then: Option<&crate::inbox::InboxResolution>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let mut written: Vec<(&str, i64, Vec<u8>)> =
+            heads.iter().map(|h| (h.stream_id.as_str(), h.version, h.hash.clone())).collect();
+        let count: usize = appends.iter().map(|a| a.events.len()).sum();
+        let mut streams: Vec<&str> = Vec::with_capacity(count);
+        let mut versions: Vec<i64> = Vec::with_capacity(count);
+        let mut ids: Vec<uuid::Uuid> = Vec::with_capacity(count);
+        let mut types: Vec<&str> = Vec::with_capacity(count);
+        let mut schema_versions: Vec<i32> = Vec::with_capacity(count);
+        let mut payloads: Vec<&Value> = Vec::with_capacity(count);
+        let mut metadata: Vec<Value> = Vec::with_capacity(count);
+        let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(count);
+        let mut done = Vec::with_capacity(appends.len());
+        for append in appends {
+            let (current_version, previous_hash) = written
+                .iter()
+                .rev()
+                .find(|(stream, _, _)| *stream == append.stream_id)
+                .map_or_else(|| (0, GENESIS.to_vec()), |(_, version, hash)| (*version, hash.clone()));
+            check_expected(&append.stream_id, append.expected, current_version)?;
+            let rows = chain_rows(&append.stream_id, current_version, &previous_hash, &append.events, recorded_at);
+            let new_version = current_version + i64::try_from(append.events.len()).unwrap_or(i64::MAX);
+            for (event, row) in append.events.iter().zip(rows) {
+                streams.push(&append.stream_id);
+                versions.push(row.stream_version);
+                ids.push(event.event_id);
+                types.push(&event.event_type);
+                schema_versions.push(event.schema_version);
+                payloads.push(&event.payload);
+                metadata.push(row.metadata);
+                hashes.push(row.hash);
+            }
+            if let Some(hash) = hashes.last() {
+                written.push((&append.stream_id, new_version, hash.clone()));
+            }
+            done.push(Appended {
+                stream_id: append.stream_id.clone(),
+                first_version: current_version + 1,
+                last_version: new_version,
+                last_position: 0,
+            });
+        }
+        let inserted: Result<Vec<(i64, String)>, sqlx::Error> = sqlx::query_as(
+            "WITH inbox AS ( \
+                 UPDATE bank_notifications SET outcome = $10, outcome_detail = $11, credit_id = $12, \
+                     http_status = $13, processed_at = $14 \
+                 WHERE id = $15 RETURNING 1 \
+             ) \
+             INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash) \
+             SELECT s, v, id, t, sv, p, m, $1, h \
+             FROM UNNEST($2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[], $9::bytea[]) \
+                  AS x(s, v, id, t, sv, p, m, h) \
+             RETURNING global_position, stream_id",
+        )
+        .bind(recorded_at)
+        .bind(&streams)
+        .bind(&versions)
+        .bind(&ids)
+        .bind(&types)
+        .bind(&schema_versions)
+        .bind(&payloads)
+        .bind(&metadata)
+        .bind(&hashes)
+        .bind(then.map(|r| r.outcome.as_str()))
+        .bind(then.and_then(|r| r.detail.as_deref()))
+        .bind(then.and_then(|r| r.credit_id.as_deref()))
+        .bind(then.and_then(|r| r.http_status.map(i32::from)))
+        .bind(then.map(|r| r.at))
+        .bind(then.map(|r| r.id))
+        .fetch_all(&self.pool)
+        .await;
+        match inserted {
+            Ok(positions) => {
+                for appended in &mut done {
+                    appended.last_position = positions
+                        .iter()
+                        .filter(|(_, stream)| *stream == appended.stream_id)
+                        .map(|(position, _)| *position)
+                        .max()
+                        .unwrap_or_default();
+                }
+                Ok(done)
+            }
+            Err(error) => {
+                // Which stream moved on: PostgreSQL names the key in the violation's detail.
+                let detail = error
+                    .as_database_error()
+                    .and_then(|e| e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+                    .and_then(|e| e.detail())
+                    .unwrap_or_default()
+                    .to_owned();
+                let culprit = appends
+                    .iter()
+                    .find(|a| detail.contains(&format!("=({}, ", a.stream_id)))
+                    .or_else(|| appends.first())
+                    .ok_or_else(|| StoreError::Corrupt { position: 0, reason: "an empty append".into() })?;
+                Err(map_append_error(error, &culprit.stream_id, culprit.expected, &culprit.events))
+            }
+        }
     }
 
     async fn repeated_request(&self, key: &IdempotencyKey) -> Result<AppendOutcome, StoreError> {

@@ -151,10 +151,14 @@ impl SqliteEventStore {
     }
 
     /// Appends to several streams in one transaction: all or nothing.
+    /// `then`, if given, is an inbox row's outcome, written in the same transaction.
     pub(super) async fn append_together(
         &self,
         appends: &[super::StreamAppend],
         recorded_at: DateTime<Utc>,
+        // One writer: the heads are read inside the write transaction, at no network cost.
+        _heads: &[super::KnownHead],
+        then: Option<&crate::inbox::InboxResolution>,
     ) -> Result<Vec<Appended>, StoreError> {
         let mut tx = self.begin_write().await.map_err(StoreError::db("starting a multi-stream append"))?;
         let recorded_text = timestamp_text(recorded_at);
@@ -181,6 +185,11 @@ impl SqliteEventStore {
                 last_version: current_version + i64::try_from(append.events.len()).unwrap_or(i64::MAX),
                 last_position,
             });
+        }
+        if let Some(resolution) = then {
+            crate::inbox::resolve_sqlite(&mut *tx, resolution)
+                .await
+                .map_err(StoreError::db("recording a notification's outcome"))?;
         }
         tx.commit().await.map_err(StoreError::db("committing a multi-stream append"))?;
         Ok(done)

@@ -77,6 +77,39 @@ enum Bench {
         #[arg(long, default_value_t = 300)]
         payments: usize,
     },
+    /// Signed bank notifications over HTTP from N concurrent senders, each for its own cases
+    /// (assessed through the API first), with a share of partial payments (two notifications
+    /// for one case) and of duplicates (the same notification sent again). The provider's
+    /// secret is read from the server's own variable (FEELEDGER_SEPAY_HMAC_SECRET or
+    /// FEELEDGER_SEPAY_API_KEY, FEELEDGER_CASSO_CHECKSUM_KEY, FEELEDGER_PAYOS_CHECKSUM_KEY,
+    /// FEELEDGER_VNPAY_HASH_SECRET).
+    Notifications {
+        /// The server, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: String,
+        #[arg(long, value_parser = ["sepay", "casso", "payos", "vnpay"])]
+        provider: String,
+        #[arg(long, default_value_t = 32)]
+        senders: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Percent of notifications sent a second time (the provider's retry).
+        #[arg(long, default_value_t = 5)]
+        duplicates: u32,
+        /// Percent of cases paid in two notifications rather than one.
+        #[arg(long, default_value_t = 20)]
+        partial: u32,
+        /// Cases assessed before the run (senders wrap around, overpaying, when they run out).
+        #[arg(long, default_value_t = 20_000)]
+        cases: usize,
+        #[arg(long, env = "FEELEDGER_BENCH_ADMIN_TOKEN")]
+        admin_token: String,
+        /// An officer token of `--agency`.
+        #[arg(long, env = "FEELEDGER_BENCH_OFFICER_TOKEN")]
+        officer_token: String,
+        #[arg(long, default_value = "N01.1")]
+        agency: String,
+    },
 }
 
 fn percentiles(mut samples: Vec<u64>) -> Value {
@@ -468,6 +501,333 @@ async fn screens(
     Ok(())
 }
 
+#[derive(Debug)]
+struct NotificationRun {
+    url: String,
+    provider: String,
+    senders: usize,
+    seconds: u64,
+    duplicates: u32,
+    partial: u32,
+    cases: usize,
+    admin: String,
+    officer: String,
+    agency: String,
+}
+
+/// A notification ready to send: a POST body with its headers, or VNPAY's GET query.
+#[derive(Debug, Clone)]
+enum Signed {
+    Post { path: &'static str, headers: Vec<(&'static str, String)>, body: Vec<u8> },
+    Get { path_and_query: String },
+}
+
+/// How one provider's notifications are made: its secret and the collection account.
+#[derive(Debug, Clone)]
+struct Signer {
+    provider: String,
+    secret: feeledger_infrastructure::bank_feed::Secret,
+    /// SePay: sign with HMAC (else the API key header).
+    sepay_hmac: bool,
+    account: String,
+}
+
+fn env_secret(name: &str) -> Option<feeledger_infrastructure::bank_feed::Secret> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).map(feeledger_infrastructure::bank_feed::Secret::new)
+}
+
+impl Signer {
+    fn new(provider: &str, account: String) -> anyhow::Result<Self> {
+        let (secret, sepay_hmac) = match provider {
+            "sepay" => match (env_secret("FEELEDGER_SEPAY_HMAC_SECRET"), env_secret("FEELEDGER_SEPAY_API_KEY")) {
+                (Some(secret), _) => (secret, true),
+                (None, Some(key)) => (key, false),
+                (None, None) => anyhow::bail!("set FEELEDGER_SEPAY_HMAC_SECRET or FEELEDGER_SEPAY_API_KEY"),
+            },
+            "casso" => (
+                env_secret("FEELEDGER_CASSO_CHECKSUM_KEY")
+                    .ok_or_else(|| anyhow::anyhow!("set FEELEDGER_CASSO_CHECKSUM_KEY"))?,
+                false,
+            ),
+            "payos" => (
+                env_secret("FEELEDGER_PAYOS_CHECKSUM_KEY")
+                    .ok_or_else(|| anyhow::anyhow!("set FEELEDGER_PAYOS_CHECKSUM_KEY"))?,
+                false,
+            ),
+            "vnpay" => (
+                env_secret("FEELEDGER_VNPAY_HASH_SECRET")
+                    .ok_or_else(|| anyhow::anyhow!("set FEELEDGER_VNPAY_HASH_SECRET"))?,
+                false,
+            ),
+            other => anyhow::bail!("unknown provider {other}"),
+        };
+        Ok(Signer { provider: provider.to_owned(), secret, sepay_hmac, account })
+    }
+
+    /// Notification `id` (unique in the run and across runs): `amount` đồng for `case`.
+    fn sign(&self, id: u64, case: &str, amount: i64) -> anyhow::Result<Signed> {
+        use feeledger_infrastructure::bank_feed as feed;
+        let json_header = ("Content-Type", "application/json".to_owned());
+        Ok(match self.provider.as_str() {
+            "sepay" => {
+                let body = json!({
+                    "id": id, "gateway": "VietinBank", "transactionDate": "2026-11-22 09:15:00",
+                    "accountNumber": self.account, "code": null, "content": format!("MBVCB.{id}.{case}.CT tu 0123"),
+                    "transferType": "in", "transferAmount": amount, "accumulated": 19_077_000, "subAccount": null,
+                    "referenceCode": format!("FT{id}")
+                })
+                .to_string()
+                .into_bytes();
+                let headers = if self.sepay_hmac {
+                    let timestamp = chrono::Utc::now().timestamp();
+                    vec![
+                        json_header,
+                        (feed::sepay::SIGNATURE_HEADER, feed::sepay::sign(&body, timestamp, &self.secret)),
+                        (feed::sepay::TIMESTAMP_HEADER, timestamp.to_string()),
+                    ]
+                } else {
+                    vec![json_header, (feed::sepay::AUTHORIZATION_HEADER, feed::sepay::api_key_header(&self.secret))]
+                };
+                Signed::Post { path: "/webhooks/sepay", headers, body }
+            }
+            "casso" => {
+                let body = json!({ "error": 0, "data": {
+                    "id": id, "reference": format!("CS{id}"), "description": format!("{case} nop le phi"), "amount": amount,
+                    "runningBalance": 25_000_000, "transactionDateTime": "2026-11-22 09:20:00", "accountNumber": self.account,
+                    "bankName": "VietinBank", "bankAbbreviation": "ICB", "virtualAccountNumber": "", "virtualAccountName": "",
+                    "counterAccountName": "NGUYEN VAN A", "counterAccountNumber": "8888888888", "counterAccountBankId": "970415",
+                    "counterAccountBankName": "VietinBank"
+                }})
+                .to_string()
+                .into_bytes();
+                let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis())?;
+                let signature = feed::casso::sign(&body, now_ms, &self.secret)?;
+                Signed::Post {
+                    path: "/webhooks/casso",
+                    headers: vec![json_header, (feed::casso::SIGNATURE_HEADER, signature)],
+                    body,
+                }
+            }
+            "payos" => {
+                let body = json!({ "code": "00", "desc": "success", "success": true, "data": {
+                    "orderCode": id, "amount": amount, "description": format!("{case} le phi"), "accountNumber": self.account,
+                    "reference": format!("TF{id}"), "transactionDateTime": "2026-11-22 09:25:00", "currency": "VND",
+                    "paymentLinkId": format!("bench{id:x}"), "code": "00", "desc": "Thành công", "counterAccountBankId": "",
+                    "counterAccountBankName": "", "counterAccountName": "", "counterAccountNumber": "",
+                    "virtualAccountName": "", "virtualAccountNumber": ""
+                }});
+                let body = feed::payos::sign_body(&body, &self.secret)?;
+                Signed::Post { path: "/webhooks/payos", headers: vec![json_header], body }
+            }
+            _ => {
+                let amount_x100 = (amount * 100).to_string();
+                let number = id.to_string();
+                let params = [
+                    ("vnp_Amount", amount_x100.as_str()),
+                    ("vnp_BankCode", "NCB"),
+                    ("vnp_CardType", "ATM"),
+                    ("vnp_OrderInfo", "Thanh toan le phi ho so"),
+                    ("vnp_PayDate", "20261122091500"),
+                    ("vnp_ResponseCode", "00"),
+                    ("vnp_TmnCode", "FEELEDG1"),
+                    ("vnp_TransactionNo", number.as_str()),
+                    ("vnp_TransactionStatus", "00"),
+                    ("vnp_TxnRef", case),
+                ];
+                Signed::Get { path_and_query: format!("/webhooks/vnpay?{}", feed::vnpay::sign(&params, &self.secret)) }
+            }
+        })
+    }
+}
+
+/// Sends one notification; `Ok(true)` when the provider would consider it delivered.
+async fn deliver(client: &reqwest::Client, url: &str, provider: &str, signed: &Signed) -> anyhow::Result<bool> {
+    let response = match signed {
+        Signed::Post { path, headers, body } => {
+            let mut request = client.post(format!("{url}{path}")).body(body.clone());
+            for (name, value) in headers {
+                request = request.header(*name, value);
+            }
+            request.send().await?
+        }
+        Signed::Get { path_and_query } => client.get(format!("{url}{path_and_query}")).send().await?,
+    };
+    let ok = response.status().is_success();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    Ok(match provider {
+        // VNPAY answers 200 always; "00" confirmed, "02" already confirmed.
+        "vnpay" => ok && matches!(body["RspCode"].as_str(), Some("00" | "02")),
+        _ => ok && body["success"].as_bool() != Some(false),
+    })
+}
+
+/// A deterministic roll in 0..100 for notification `n` of a run (no RNG dependency needed).
+fn roll_percent(n: u64, salt: u64) -> u32 {
+    let mut x = n.wrapping_add(salt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 29;
+    u32::try_from(x % 100).unwrap_or(0)
+}
+
+/// What the senders saw.
+#[derive(Debug, Default)]
+struct SenderTally {
+    latencies_us: Vec<u64>,
+    errors: u64,
+    duplicates: u64,
+    partial_cases: u64,
+    wrapped: bool,
+}
+
+async fn notifications(run: NotificationRun) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(run.senders * 2).build()?;
+    let url = run.url.trim_end_matches('/').to_owned();
+    // A collection account of this agency alone, so that other benchmarks' agencies don't share it.
+    let digits: String = run.agency.chars().filter(char::is_ascii_digit).collect();
+    let account = format!("97{:0>10}", digits.chars().rev().take(10).collect::<String>());
+    graphql(
+        &client,
+        &url,
+        &run.admin,
+        "mutation($input: ConfigureAgencyInput!) { configureAgency(input: $input) { code } }",
+        json!({ "input": { "code": run.agency, "name": "Benchmark agency", "bankBin": "970415", "accountNumber": account,
+            "accountName": "BENCH", "retainsFees": false, "counters": ["quay-1"] } }),
+    )
+    .await?;
+    let schedules = graphql(
+        &client,
+        &url,
+        &run.admin,
+        "query($a: String!) { feeSchedules(agencyCode: $a) { version } }",
+        json!({ "a": run.agency }),
+    )
+    .await?;
+    if schedules["feeSchedules"].as_array().is_none_or(Vec::is_empty) {
+        graphql(
+            &client,
+            &url,
+            &run.admin,
+            "mutation($input: FeeScheduleInput!) { publishFeeSchedule(input: $input) { version } }",
+            json!({ "input": { "agencyCode": run.agency, "effectiveFrom": "2020-01-01", "fees": [
+                { "feeCode": "LP-1", "name": "Lệ phí", "kind": "LE_PHI", "unitAmount": "1000", "retentionPercent": "0" } ] } }),
+        )
+        .await?;
+    }
+
+    // Cases of 3,000 đồng, assessed by `senders` concurrent officers; codes unique per run
+    // (a random day of 2000–2099 and up to 9,999 cases a day).
+    let stamp = u64::try_from(chrono::Utc::now().timestamp_millis())?;
+    let base_day = stamp % 36_000;
+    let case_code = |i: usize| {
+        let day = base_day + (i / 9_999) as u64;
+        let (yy, mm, dd) = ((day / 360) % 100, 1 + (day / 30) % 12, 1 + day % 28);
+        format!("{}-{yy:02}{mm:02}{dd:02}-{:04}", run.agency, 1 + i % 9_999)
+    };
+    let codes: Arc<Vec<String>> = Arc::new((0..run.cases).map(case_code).collect());
+    let assess_started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut assessors = Vec::new();
+    for _ in 0..run.senders {
+        let (client, url, officer, agency, codes, next) =
+            (client.clone(), url.clone(), run.officer.clone(), run.agency.clone(), codes.clone(), next.clone());
+        assessors.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(code) = codes.get(i) else { return anyhow::Ok(latencies) };
+                let begin = Instant::now();
+                graphql(
+                    &client,
+                    &url,
+                    &officer,
+                    "mutation($input: AssessFeesInput!) { assessFees(input: $input) { code } }",
+                    json!({ "input": { "caseCode": code, "agencyCode": agency, "procedureName": "Bench",
+                        "payer": { "name": "Bench" }, "lines": [{ "feeCode": "LP-1", "quantity": 3 }] } }),
+                )
+                .await?;
+                latencies.push(u64::try_from(begin.elapsed().as_micros())?);
+            }
+        }));
+    }
+    let mut assess_latencies = Vec::new();
+    for assessor in assessors {
+        assess_latencies.extend(assessor.await??);
+    }
+    let assess_seconds = assess_started.elapsed().as_secs_f64();
+    let assess_stats = percentiles(assess_latencies);
+
+    // A mark for scripts that tell the setup's work from the notifications' (e.g. by counting
+    // the server's SQL statements before and after it).
+    eprintln!("notifications: {} cases assessed, sending", run.cases);
+    let signer = Arc::new(Signer::new(&run.provider, account)?);
+    let provider = Arc::new(run.provider.clone());
+    let deadline = Instant::now() + Duration::from_secs(run.seconds);
+    let started = Instant::now();
+    let mut senders = Vec::new();
+    let (duplicates, partial, senders_count) = (run.duplicates, run.partial, run.senders);
+    for sender in 0..run.senders {
+        let (client, url, codes, signer, provider) =
+            (client.clone(), url.clone(), codes.clone(), signer.clone(), provider.clone());
+        senders.push(tokio::spawn(async move {
+            let mut tally = SenderTally::default();
+            let mut n = 0u64;
+            // This sender's cases: sender, sender + senders, …
+            let mut case = sender;
+            while Instant::now() < deadline {
+                if case >= codes.len() {
+                    tally.wrapped = true;
+                    case = sender % codes.len();
+                }
+                let code = &codes[case];
+                let split = roll_percent(case as u64, 7) < partial;
+                let amounts: &[i64] = if split { &[1_000, 2_000] } else { &[3_000] };
+                tally.partial_cases += u64::from(split);
+                for amount in amounts {
+                    let id = stamp * 1_000 + (n * senders_count as u64 + sender as u64) % 1_000_000_000;
+                    let signed = signer.sign(id, code, *amount)?;
+                    let resend = roll_percent(id, 13) < duplicates;
+                    for _ in 0..(1 + usize::from(resend)) {
+                        let begin = Instant::now();
+                        match deliver(&client, &url, &provider, &signed).await {
+                            Ok(true) => tally.latencies_us.push(u64::try_from(begin.elapsed().as_micros())?),
+                            Ok(false) | Err(_) => tally.errors += 1,
+                        }
+                    }
+                    tally.duplicates += u64::from(resend);
+                    n += 1;
+                }
+                case += senders_count;
+            }
+            anyhow::Ok(tally)
+        }));
+    }
+    let mut all = SenderTally::default();
+    for sender in senders {
+        let tally = sender.await??;
+        all.latencies_us.extend(tally.latencies_us);
+        all.errors += tally.errors;
+        all.duplicates += tally.duplicates;
+        all.partial_cases += tally.partial_cases;
+        all.wrapped |= tally.wrapped;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let acked = all.latencies_us.len();
+    let stats = percentiles(all.latencies_us);
+    println!(
+        "{}",
+        json!({
+            "bench": "notifications", "provider": run.provider, "senders": run.senders, "seconds": elapsed,
+            "acked": acked, "acked_per_sec": (acked as f64 / elapsed).round(),
+            "p50_us": stats["p50"], "p99_us": stats["p99"], "max_us": stats["max"], "errors": all.errors,
+            "duplicates_sent": all.duplicates, "partial_cases": all.partial_cases, "cases_ran_out": all.wrapped,
+            "assess_fees": { "cases": run.cases, "per_sec": (run.cases as f64 / assess_seconds).round(),
+                             "p50_us": assess_stats["p50"], "p99_us": assess_stats["p99"] },
+        })
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -486,6 +846,32 @@ fn main() -> ExitCode {
             }
             Bench::Screens { url, admin_token, officer_token, agency, screens: count, payments } => {
                 screens(&url, &admin_token, &officer_token, &agency, count, payments).await
+            }
+            Bench::Notifications {
+                url,
+                provider,
+                senders,
+                seconds,
+                duplicates,
+                partial,
+                cases,
+                admin_token,
+                officer_token,
+                agency,
+            } => {
+                let run = NotificationRun {
+                    url,
+                    provider,
+                    senders: senders.max(1),
+                    seconds,
+                    duplicates,
+                    partial,
+                    cases: cases.max(1),
+                    admin: admin_token,
+                    officer: officer_token,
+                    agency,
+                };
+                notifications(run).await
             }
         }
     });

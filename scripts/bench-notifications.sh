@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Signed bank notifications over HTTP (`feeledger-bench notifications`) from N concurrent
+# senders, beside the raw insert rate of the same database measured in the same run:
+#   PostgreSQL: `pgbench` single-row inserts (one row per transaction, the shape and indexes of
+#     `events`, no triggers) at the same concurrency;
+#   SQLite: the `sqlite3` CLI inserting the same rows one per transaction, with the server's
+#     pragmas (WAL, synchronous=FULL): SQLite has one writer, so concurrency cannot help it.
+# Prints JSON lines (one per measurement) and a Markdown table for docs/BENCHMARKS.md.
+#
+#   scripts/bench-notifications.sh [postgres://postgres@127.0.0.1:5432] [seconds] [senders] [providers]
+#
+# BENCH_BASELINE_BIN=/path/to/an/older/feeledger also runs that server, on a database of
+# its own, just before this build's (a before/after in the same run).
+set -euo pipefail
+server=${1:-postgres://postgres@127.0.0.1:5432}
+seconds=${2:-10}
+senders=${3:-32}
+providers=${4:-sepay}
+ulimit -n 65536 2>/dev/null || true
+
+# BENCH_BIN_DIR: a directory with release builds of `feeledger` and `feeledger-bench`
+# to use instead of building them here.
+if [ -n "${BENCH_BIN_DIR:-}" ]; then
+  bin=$BENCH_BIN_DIR
+else
+  cargo build --release -q -p feeledger-api --bin feeledger
+  cargo build --release -q -p feeledger-tests --bin feeledger-bench
+  bin=${CARGO_TARGET_DIR:-$PWD/target}/release
+fi
+work=$(mktemp -d)
+server_pid=
+trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
+
+export FEELEDGER_SEPAY_HMAC_SECRET=bench-sepay-hmac-secret-0123456789
+export FEELEDGER_CASSO_CHECKSUM_KEY=bench-casso-checksum-key-0123456789
+export FEELEDGER_PAYOS_CHECKSUM_KEY=bench-payos-checksum-key-0123456789
+export FEELEDGER_VNPAY_HASH_SECRET=BENCHVNPAYHASHSECRET0123456789AB
+# Enough cases that no sender runs out (senders wrap around, overpaying, if they do).
+cases=${BENCH_CASES:-$((seconds * 1500))}
+
+row="('bench-' || gen_random_uuid(), 1, gen_random_uuid(), 'PaymentReceived', 1,
+  '{\"payment_id\":\"0190f3a4-0000-7000-8000-000000000000\",\"idempotency_key\":\"bench-1\",\"amount\":\"3000\",\"channel\":\"VIETQR\",\"reference\":\"H34.22.6-240426-0002\",\"provider\":\"sepay\",\"bank_reference\":\"MBVCB.3278907687\",\"qr_id\":null,\"payer_account\":null,\"received_at\":\"2024-04-26T02:18:00Z\"}',
+  '{\"actor\":\"bench\"}', now(), sha256('x'::bytea))"
+
+start_server() { # url port server-binary
+  (cd "$work" && FEELEDGER_DATABASE_URL="$1" FEELEDGER_DATABASE_MAX_CONNECTIONS=$((senders + 4)) RUST_LOG=warn \
+    exec "$3" serve --listen "127.0.0.1:$2" >"$work/server-$2.log" 2>&1) &
+  server_pid=$!
+  for _ in $(seq 1 100); do curl -fs "127.0.0.1:$2/readyz" >/dev/null && return; sleep 0.2; done
+  echo "the server on port $2 did not start" >&2; cat "$work/server-$2.log" >&2; exit 1
+}
+stop_server() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=; }
+
+notify() { # backend url port baseline_rows_per_sec server-binary
+  local backend=$1 url=$2 port=$3 base=$4 node=${5:-$bin/feeledger} n=0
+  start_server "$url" "$port" "$node"
+  [ "$node" = "$bin/feeledger" ] || backend="$backend (baseline build)"
+  admin=$(cd "$work" && "$node" tokens issue --role admin --database-url "$url")
+  for provider in ${providers//,/ }; do
+    n=$((n + 1))
+    agency="N$((RANDOM % 90 + 10)).$n"
+    officer=$(cd "$work" && "$node" tokens issue --role officer --agency "$agency" --database-url "$url")
+    result=$("$bin/feeledger-bench" notifications --url "http://127.0.0.1:$port" --provider "$provider" \
+      --senders "$senders" --seconds "$seconds" --cases "$cases" --admin-token "$admin" --officer-token "$officer" --agency "$agency")
+    echo "{\"backend\":\"$backend\",\"baseline_rows_per_sec\":$base,\"result\":$result}"
+    python3 - "$backend" "$base" "$result" >>"$work/table" <<'PY'
+import json, sys
+backend, base, r = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
+print(f"| {backend} | {r['provider']} | {r['senders']} | {base:.0f} | {r['acked_per_sec']:.0f} | {r['acked_per_sec']/base:.2f} | "
+      f"{r['p50_us']/1000:.1f} / {r['p99_us']/1000:.1f} / {r['max_us']/1000:.1f} ms | {r['errors']} | {r['assess_fees']['per_sec']:.0f} |")
+PY
+  done
+  stop_server
+}
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+db=feeledger_bench_notifications
+psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+"$bin/feeledger" migrate --database-url "$server/$db" >/dev/null 2>&1
+psql "$server/$db" -q <<'SQL'
+CREATE TABLE bench_events (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
+ALTER TABLE bench_events ALTER COLUMN global_position ADD GENERATED ALWAYS AS IDENTITY;
+SQL
+echo "INSERT INTO bench_events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash) VALUES $row;" >"$work/insert.sql"
+pg_base=$(pgbench -n -c "$senders" -j 2 -T "$seconds" -f "$work/insert.sql" "$server/$db" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1)
+if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
+  psql "$server/postgres" -qc "DROP DATABASE IF EXISTS ${db}_base WITH (FORCE)" -c "CREATE DATABASE ${db}_base"
+  notify postgres "$server/${db}_base" 18093 "$pg_base" "$BENCH_BASELINE_BIN"
+  psql "$server/postgres" -qc "DROP DATABASE IF EXISTS ${db}_base WITH (FORCE)"
+fi
+notify postgres "$server/$db" 18091 "$pg_base"
+psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+
+# --- SQLite -------------------------------------------------------------------------------
+lite="$work/bench.db"
+"$bin/feeledger" migrate --database-url "sqlite://$lite" >/dev/null 2>&1
+rows=$((seconds * 200))
+{
+  echo "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+  sqlite3 "$lite" "SELECT replace(replace(sql, 'CREATE TABLE events', 'CREATE TABLE bench_events'), 'CREATE TABLE \"events\"', 'CREATE TABLE bench_events') FROM sqlite_master WHERE name = 'events'"
+  echo ";"
+  sqlite3 "$lite" "SELECT replace(sql, ' ON events', ' ON bench_events') || ';' FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL" \
+    | sed -E 's/INDEX (IF NOT EXISTS )?([A-Za-z_]+)/INDEX \1bench_\2/'
+} >"$work/lite-schema.sql"
+sqlite3 "$lite" <"$work/lite-schema.sql" >/dev/null
+for i in $(seq 1 "$rows"); do
+  echo "INSERT INTO bench_events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, transaction_id, hash) VALUES ('bench-$i', 1, 'e$i', 'PaymentReceived', 1, '{\"amount\":\"3000\",\"reference\":\"H34.22.6-240426-0002\",\"provider\":\"sepay\"}', '{\"actor\":\"bench\"}', '2026-11-29T00:00:00.000000Z', $i, zeroblob(32));"
+done >"$work/lite-inserts.sql"
+lite_start=$(date +%s.%N)
+sqlite3 "$lite" "PRAGMA synchronous=FULL;" ".read $work/lite-inserts.sql" >/dev/null
+lite_end=$(date +%s.%N)
+lite_base=$(python3 -c "print(round($rows / ($lite_end - $lite_start)))")
+if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
+  notify sqlite "sqlite://$work/base.db" 18094 "$lite_base" "$BENCH_BASELINE_BIN"
+fi
+notify sqlite "sqlite://$lite" 18092 "$lite_base"
+
+echo
+echo "| backend | provider | senders | raw inserts/s (same run) | notifications acked/s | ratio | p50 / p99 / max | errors | assessFees/s (setup) |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+cat "$work/table"
