@@ -12,7 +12,8 @@ url="$server/$db"
 
 psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
 cargo build --release -q -p feeledger-api --bin feeledger && cargo build --release -q -p feeledger-tests --bin feeledger-bench
-target/release/feeledger migrate --database-url "$url" 2>/dev/null
+bin="${CARGO_TARGET_DIR:-target}/release"
+"$bin/feeledger" migrate --database-url "$url" 2>/dev/null
 
 # The scratch table: the columns, defaults, constraints and indexes of `events`, no triggers.
 psql "$url" -q <<'SQL'
@@ -34,7 +35,7 @@ echo "| clients | pgbench rows/s | feeledger appends/s | ratio | feeledger p50 /
 echo "| ---: | ---: | ---: | ---: | ---: |"
 for clients in 1 32; do
   base=$(pgbench -n -c "$clients" -j "$([ "$clients" -gt 2 ] && echo 2 || echo 1)" -T "$seconds" -f "$script" "$url" 2>/dev/null | tps)
-  result=$(target/release/feeledger-bench appends --database-url "$url" --clients "$clients" --seconds "$seconds")
+  result=$("$bin/feeledger-bench" appends --database-url "$url" --clients "$clients" --seconds "$seconds")
   ours=$(echo "$result" | rate)
   lat=$(echo "$result" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("%.2f ms / %.2f ms" % (r["p50_us"]/1000, r["p99_us"]/1000))')
   ratio=$(python3 -c "print(f'{$ours/$base:.2f}')")

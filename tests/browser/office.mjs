@@ -96,6 +96,8 @@ async function main() {
   const watch = (page, name) => {
     page.on("console", (m) => m.type() === "error" && problems.push(`${name}: ${m.text()}`));
     page.on("pageerror", (e) => problems.push(`${name}: ${e.message}`));
+    // Name the failing request: the console says only "Failed to load resource".
+    page.on("response", (r) => r.status() >= 400 && problems.push(`${name}: HTTP ${r.status()} for ${r.url().replace(/token=[^&]*/, "token=…")}`));
   };
   let current = null;
   try {
