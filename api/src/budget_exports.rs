@@ -16,9 +16,9 @@ use feeledger_projections::treasury::VoucherDoc;
 use rust_xlsxwriter::{DocProperties, RowNum, Workbook, Worksheet};
 
 use crate::exports::{
-    A4, ExportError, Styles, col_num, csv_text, csv_writer, fee_kind_label, finish_csv, last_col, write_header,
-    write_money,
+    A4, ExportError, Styles, col_num, csv_text, csv_writer, finish_csv, last_col, write_header, write_money,
 };
+use crate::labels::fee_kind_label;
 use crate::voucher_page::NOT_CONFIGURED;
 
 pub(crate) const VOUCHER_HEADERS: [&str; 6] =

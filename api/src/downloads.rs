@@ -76,11 +76,13 @@ fn unavailable(error: impl std::fmt::Display) -> Response {
     problem(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "the report cannot be produced now")
 }
 
-fn problem(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+/// A refusal as JSON: `{ "error": CODE, "message": … }` with its HTTP status.
+pub(crate) fn problem(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": code, "message": message.into() }))).into_response()
 }
 
-fn file(content_type: &'static str, name: String, body: Vec<u8>) -> Response {
+/// A file to download under `name`, never cached.
+pub(crate) fn file(content_type: &'static str, name: String, body: Vec<u8>) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

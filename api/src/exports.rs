@@ -49,7 +49,7 @@ const CHANNEL_HEADERS: [&str; 3] = ["Kênh", "Số giao dịch", "Số tiền"];
 const TOTAL_LABEL: &str = "Tổng cộng";
 const MATCH_LABEL: &str = "Khớp";
 
-pub(crate) use crate::labels::{channel_label, exception_kind_label, fee_kind_label};
+use crate::labels::{channel_label, exception_kind_label, fee_kind_label};
 
 fn side_label(side: Side) -> &'static str {
     match side {

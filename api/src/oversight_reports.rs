@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{Duration, NaiveDate};
 use feeledger_domain::case_fees::PaymentChannel;
@@ -19,11 +19,11 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use rust_decimal::Decimal;
 use rust_xlsxwriter::{Format, Workbook};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::app::AppState;
 use crate::auth::{Action, Authentication, Principal, Scope};
 use crate::charts::{self, Line, Stack};
+use crate::downloads::{file, problem};
 use crate::exports::{ExportError, Styles, csv_text, csv_writer, finish_csv};
 use crate::graphql::oversight::rate_text;
 use crate::oversight::{OversightError, league_table, rate_series};
@@ -55,10 +55,6 @@ pub struct LeagueQuery {
 
 /// A refused request: the response that says why (boxed, it is large).
 type Refused = Box<Response>;
-
-fn problem(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": code, "message": message.into() }))).into_response()
-}
 
 fn caller(state: &AppState, headers: &HeaderMap, token: Option<&str>) -> Result<Principal, Refused> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -105,17 +101,6 @@ fn league_request(query: &LeagueQuery) -> Result<(AgencyCode, Period, Option<Age
         Some(text) => Some(AgencyLevel::parse(text).ok_or_else(|| bad(format!("level {text:?} is not a level")))?),
     };
     Ok((root, period, level))
-}
-
-fn file(content_type: &'static str, name: String, body: Vec<u8>) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 async fn league_file(
@@ -588,10 +573,6 @@ fn days(state: &AppState, query: &AgencyChartQuery) -> Result<(NaiveDate, NaiveD
     Ok((from, to))
 }
 
-pub fn channel_label(channel: PaymentChannel) -> &'static str {
-    crate::exports::channel_label(channel)
-}
-
 /// `GET /charts/collected.svg?agency=&from=&to=`: money received per day, stacked by channel.
 async fn collected_chart(
     State(state): State<AppState>,
@@ -620,7 +601,7 @@ async fn collected_chart(
     let stacks: Vec<Stack> = channels
         .iter()
         .map(|(channel, color)| Stack {
-            name: channel_label(*channel).to_owned(),
+            name: crate::labels::channel_label(*channel).to_owned(),
             color,
             values: dates
                 .iter()

@@ -9,17 +9,17 @@
 use axum::Router;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use feeledger_domain::case_fees::CaseStatus;
 use feeledger_domain::codes::CaseCode;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::app::AppState;
 use crate::auth::{Action, Authentication, Scope};
-use crate::exports::fee_kind_label;
+use crate::downloads::problem;
+use crate::labels::fee_kind_label;
 use crate::rate_limit::ClientAddress;
 use crate::screens::asset;
 
@@ -69,10 +69,6 @@ struct SlipQuery {
     token: Option<String>,
     /// `a4` for an A4 sheet; A5 otherwise.
     paper: Option<String>,
-}
-
-fn problem(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({ "error": code, "message": message }))).into_response()
 }
 
 /// The address citizens use: the configured public base URL, else this request's host.

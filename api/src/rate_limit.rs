@@ -51,6 +51,7 @@ impl Rate {
     /// Takes one request from the bucket whose theoretical arrival time is `tat`.
     fn take(self, tat: &mut Instant, now: Instant) -> Result<(), Limited> {
         let start = (*tat).max(now);
+        // Not money: an instant before the clock's origin is simply "long ago", so allowed.
         let allowed_from = start.checked_sub(self.tolerance).unwrap_or(now);
         if allowed_from > now {
             return Err(Limited { retry_after: allowed_from - now });

@@ -18,7 +18,7 @@ use feeledger_domain::receipt::{ReceiptCancelled, ReceiptIssued};
 use feeledger_domain::vietnam_time;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::exports::fee_kind_label;
+use crate::labels::fee_kind_label;
 
 /// What the page shows: the receipt, and what the receipt event itself does not carry.
 #[derive(Debug, Clone, Copy)]
