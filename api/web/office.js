@@ -534,7 +534,16 @@
     async function rebuild(name) {
       try {
         const lib = window.graphqlWs;
+        // The mutation waits for the subscription's first message (the current status): the
+        // server listens from then on, so a rebuild quicker than the WebSocket handshake still
+        // shows its "xong". Five seconds without it and the rebuild is asked for anyway.
+        let subscribed = Promise.resolve();
         if (lib && !progress.has(name)) {
+          let ready;
+          subscribed = new Promise((resolve) => {
+            ready = resolve;
+            setTimeout(resolve, 5000);
+          });
           client = client || lib.createClient({
             url: (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/graphql/ws",
             connectionParams: { authorization: `Bearer ${TOKEN}` },
@@ -544,6 +553,7 @@
             { query: "subscription($n: String!) { projectionProgress(name: $n) { name generation rebuilding progress { done total finished } } }", variables: { n: name } },
             {
               next: (m) => {
+                ready();
                 const s = m.data && m.data.projectionProgress;
                 if (!s) return;
                 const p = s.progress;
@@ -554,11 +564,12 @@
                   ? `xong: thế hệ ${s.generation} (${done} sự kiện)`
                   : s.rebuilding ? `đang dựng lại ${done}/${total}` : `thế hệ ${s.generation}`;
               },
-              error: () => {},
-              complete: () => {},
+              error: () => ready(),
+              complete: () => ready(),
             },
           ));
         }
+        await subscribed;
         await gql("mutation($n: String!) { rebuildProjection(name: $n) { name generation rebuilding } }", { n: name });
         banner(`Đã yêu cầu dựng lại ${name}.`, "ok");
       } catch (error) {
