@@ -105,12 +105,13 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Application, StartError> {
-        let store = open_store(settings).await?;
+        // One clock for what commands decide and when their events are recorded.
+        let clock = Clock::system();
+        let store = open_store(settings).await?.with_clock(clock.clone());
         let tokens = TokenService::load(settings.token_secret.as_ref(), &store).await?;
         let live = LiveFeed::start(store.clone(), Duration::from_millis(settings.live_poll_ms.max(10)));
         let inbox = Inbox::new(store.clone());
         let ledger = Ledger::new(store);
-        let clock = Clock::system();
         crate::qr_expiry::start(ledger.clone(), &live, clock.clone());
         start_daily_seals(ledger.store().clone());
         let intake = PaymentIntake::new(ledger.clone());

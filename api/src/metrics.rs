@@ -54,9 +54,8 @@ struct PoolLabels {
 
 struct Metrics {
     registry: Registry,
+    /// Advanced at each scrape by what the store counted since the last one.
     events_appended: Counter,
-    /// The store's own count at the last scrape (the counter is advanced by the difference).
-    events_appended_seen: AtomicU64,
     command_seconds: Family<CommandLabels, Histogram>,
     notifications: Family<NotificationLabels, Counter>,
     inbox_recovered: Family<NotificationLabels, Counter>,
@@ -67,8 +66,6 @@ struct Metrics {
     replica_reads: Family<ReadLabels, Counter>,
     report_invariants_broken: Counter,
     report_invariants_broken_seen: AtomicU64,
-    /// The store's own counts at the last scrape: served by the replica, by the primary instead.
-    replica_reads_seen: [AtomicU64; 2],
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -126,7 +123,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     Metrics {
         registry,
         events_appended,
-        events_appended_seen: AtomicU64::new(0),
         command_seconds,
         notifications,
         inbox_recovered,
@@ -135,7 +131,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         db_connections,
         db_primary,
         replica_reads,
-        replica_reads_seen: [AtomicU64::new(0), AtomicU64::new(0)],
         report_invariants_broken,
         report_invariants_broken_seen: AtomicU64::new(0),
     }
@@ -179,9 +174,8 @@ impl Drop for OpenSubscription {
 /// The metrics now, in the Prometheus text format.
 pub async fn render(state: &AppState) -> String {
     let metrics = &*METRICS;
-    let total = feeledger_infrastructure::event_store::events_appended_total();
-    let seen = metrics.events_appended_seen.swap(total, Ordering::Relaxed);
-    metrics.events_appended.inc_by(total.saturating_sub(seen));
+    let counts = state.ledger.store().take_counts();
+    metrics.events_appended.inc_by(counts.events_appended);
     let broken = feeledger_projections::invariants::broken_total();
     let seen = metrics.report_invariants_broken_seen.swap(broken, Ordering::Relaxed);
     metrics.report_invariants_broken.inc_by(broken.saturating_sub(seen));
@@ -199,13 +193,8 @@ pub async fn render(state: &AppState) -> String {
     for (name, value) in [("in_use", pool.in_use), ("idle", pool.idle), ("max", pool.max)] {
         metrics.db_connections.get_or_create(&PoolLabels { state: name.to_owned() }).set(i64::from(value));
     }
-    let (by_replica, by_primary) = feeledger_infrastructure::event_store::replica_reads_total();
-    for (slot, (served_by, total)) in [("replica", by_replica), ("primary", by_primary)].into_iter().enumerate() {
-        let seen = metrics.replica_reads_seen[slot].swap(total, Ordering::Relaxed);
-        metrics
-            .replica_reads
-            .get_or_create(&ReadLabels { served_by: served_by.to_owned() })
-            .inc_by(total.saturating_sub(seen));
+    for (served_by, count) in [("replica", counts.replica_reads), ("primary", counts.primary_reads_instead)] {
+        metrics.replica_reads.get_or_create(&ReadLabels { served_by: served_by.to_owned() }).inc_by(count);
     }
     metrics.db_primary.clear();
     if let Some(host) = state.ledger.store().primary_host() {

@@ -28,6 +28,31 @@ pub const FEE_SCHEDULE_STREAM_PREFIX: &str = "fee-schedule-";
 pub const BANK_CREDIT_STREAM_PREFIX: &str = "bank-credit-";
 pub const REMITTANCE_STREAM_PREFIX: &str = "remittance-";
 
+/// The event types and payload fields the store looks events up by (on expression indexes,
+/// migrations `0002_lookup_indexes` and `0004`), named once beside the codec that writes them.
+/// Renaming one of these fields in its domain struct needs a migration of the index and of the
+/// stored payloads (an upcast cannot help an index); the API tests that find a QR by id, a case
+/// by its payment reference and a counter's case fail if the two drift apart.
+pub mod lookup {
+    pub const QR_ISSUED: &str = "QrIssued";
+    pub const FEE_ASSESSED: &str = "FeeAssessed";
+    pub const RECEIPT_ISSUED: &str = "ReceiptIssued";
+    pub const CREDIT_UNMATCHED: &str = "CreditUnmatched";
+    /// The events after which an unmatched credit no longer waits in the queue.
+    pub const CREDIT_RESOLVED: &[&str] = &["CreditMatched", "CreditRefundRequested"];
+
+    /// `QrIssued.qr_id`.
+    pub const QR_ID: &str = "qr_id";
+    /// `QrIssued.reference`: the payment reference a transfer's description carries.
+    pub const REFERENCE: &str = "reference";
+    /// `ReceiptIssued.receipt_id`.
+    pub const RECEIPT_ID: &str = "receipt_id";
+    /// `agency_code` of `QrIssued`, `FeeAssessed` and `CreditUnmatched`.
+    pub const AGENCY_CODE: &str = "agency_code";
+    /// `counter_id` of `QrIssued` and `FeeAssessed`.
+    pub const COUNTER_ID: &str = "counter_id";
+}
+
 pub fn case_stream(code: &CaseCode) -> String {
     format!("{CASE_STREAM_PREFIX}{code}")
 }

@@ -257,14 +257,15 @@ impl Ledger {
         let span = tracing::info_span!("case_command", case.code = %code, command = command_name(&command));
         async {
             // A payment may make a receipt due (an agency issuing one per payment); it is issued
-            // now, never before the payment (a test clock may run ahead).
+            // now by the store's clock, never before the payment.
+            let now = self.store().clock().now();
             let paid_at = match &command {
-                Command::RecordPayment(payment) => Some(payment.received_at.max(Utc::now())),
+                Command::RecordPayment(payment) => Some(payment.received_at.max(now)),
                 _ => None,
             };
             match self.handle::<CaseDecider>(&stream, command, metadata, idempotency).await? {
                 Handled::Appended { .. } if paid_at.is_some() => {
-                    self.issue_receipts_due(code, metadata, paid_at.unwrap_or_else(Utc::now)).await
+                    self.issue_receipts_due(code, metadata, paid_at.unwrap_or(now)).await
                 }
                 // The stored events (positions, recording times) are what a caller is shown.
                 Handled::Appended { .. } => self.load_case(code).await,

@@ -2,18 +2,20 @@
 
 pub mod audit;
 pub mod bank_feed;
+pub mod clock;
 pub mod codec;
 pub mod command;
 pub mod event_store;
-pub mod inbox;
 pub mod ledger;
 pub mod live_feed;
 pub mod payment_intake;
 pub mod remittance;
 pub mod settings;
 pub mod statement;
-pub mod statement_store;
 pub mod strict_json;
+
+// The tables beside the event log live in the storage module, with all the SQL.
+pub use event_store::{inbox, statement_store};
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;

@@ -48,7 +48,7 @@ async fn stream(store: &EventStore, id: &str) -> Vec<RecordedEvent> {
 async fn tamper(store: &EventStore, statements: &[String]) {
     match store {
         EventStore::Postgres(pg) => {
-            let mut tx = pg.pool().begin().await.unwrap();
+            let mut tx = pg.test_pool().begin().await.unwrap();
             sqlx::query("ALTER TABLE events DISABLE TRIGGER USER").execute(&mut *tx).await.unwrap();
             for sql in statements {
                 sqlx::query(sql).execute(&mut *tx).await.unwrap();
@@ -57,7 +57,7 @@ async fn tamper(store: &EventStore, statements: &[String]) {
             tx.commit().await.unwrap();
         }
         EventStore::Sqlite(lite) => {
-            let mut tx = lite.pool().begin().await.unwrap();
+            let mut tx = lite.test_pool().begin().await.unwrap();
             sqlx::query("DROP TRIGGER events_no_update").execute(&mut *tx).await.unwrap();
             sqlx::query("DROP TRIGGER events_no_delete").execute(&mut *tx).await.unwrap();
             for sql in statements {
@@ -251,7 +251,7 @@ async fn the_application_role_may_append_and_read_events_but_never_change_or_rem
     let EventStore::Postgres(owner_pg) = &owner else { unreachable!() };
     let login = format!("feeledger_test_node_{}", Uuid::new_v4().simple());
     sqlx::query(&format!("CREATE ROLE {login} LOGIN PASSWORD 'node-password' IN ROLE feeledger_app"))
-        .execute(owner_pg.pool())
+        .execute(owner_pg.test_pool())
         .await
         .unwrap();
 
@@ -271,7 +271,7 @@ async fn the_application_role_may_append_and_read_events_but_never_change_or_rem
         "ALTER TABLE events DISABLE TRIGGER USER",
         "DELETE FROM command_idempotency",
     ] {
-        let err = sqlx::query(sql).execute(node_pg.pool()).await.expect_err(sql);
+        let err = sqlx::query(sql).execute(node_pg.test_pool()).await.expect_err(sql);
         let message = err.to_string();
         assert!(
             message.contains("permission denied") || message.contains("must be owner"),
@@ -280,7 +280,7 @@ async fn the_application_role_may_append_and_read_events_but_never_change_or_rem
     }
     assert!(verify(&node).await.intact());
     node.close().await;
-    sqlx::query(&format!("DROP ROLE {login}")).execute(owner_pg.pool()).await.unwrap();
+    sqlx::query(&format!("DROP ROLE {login}")).execute(owner_pg.test_pool()).await.unwrap();
 }
 
 #[tokio::test]
@@ -296,7 +296,7 @@ async fn a_log_restored_into_a_cluster_with_an_older_transaction_counter_is_refu
          recorded_at, hash, transaction_id) VALUES ('case-B', 1, gen_random_uuid(), 'PaymentReceived', 1, '{}', '{}', \
          now(), decode(repeat('00', 32), 'hex'), '1099511627776'::xid8)",
     )
-    .execute(pg.pool())
+    .execute(pg.test_pool())
     .await
     .unwrap();
     let refused = store.check_transaction_counter().await.expect_err("new events would sort before this one");

@@ -159,14 +159,14 @@ async fn the_database_rejects_updates_and_deletes_of_events() {
         let statements = ["UPDATE events SET event_type = 'Forged'", "DELETE FROM events"];
         for sql in statements {
             let result = match &store {
-                EventStore::Postgres(pg) => sqlx::query(sql).execute(pg.pool()).await.map(|_| ()),
-                EventStore::Sqlite(lite) => sqlx::query(sql).execute(lite.pool()).await.map(|_| ()),
+                EventStore::Postgres(pg) => sqlx::query(sql).execute(pg.test_pool()).await.map(|_| ()),
+                EventStore::Sqlite(lite) => sqlx::query(sql).execute(lite.test_pool()).await.map(|_| ()),
             };
             let err = result.expect_err(sql);
             assert!(err.to_string().contains("append-only"), "{}: {sql}: {err}", db.backend_name);
         }
         if let EventStore::Postgres(pg) = &store {
-            let err = sqlx::query("TRUNCATE events").execute(pg.pool()).await.expect_err("TRUNCATE");
+            let err = sqlx::query("TRUNCATE events").execute(pg.test_pool()).await.expect_err("TRUNCATE");
             assert!(err.to_string().contains("append-only"), "{err}");
         }
         assert_eq!(store.read_stream("case-A").await.unwrap()[0].event_type, "PaymentReceived");
@@ -216,7 +216,7 @@ async fn concurrent_slow_and_rolled_back_writers_never_make_a_reader_skip_or_rep
     let Some(db) = TestDatabase::postgres().await else { return };
     let store = db.store().await;
     let EventStore::Postgres(pg) = &store else { unreachable!() };
-    let pool = pg.pool().clone();
+    let pool = pg.test_pool().clone();
 
     const FAST_WRITERS: usize = 6;
     const SLOW_WRITERS: usize = 4;

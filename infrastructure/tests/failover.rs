@@ -69,7 +69,7 @@ async fn across_a_failover_no_acknowledged_append_is_lost_and_no_reader_skips_or
     }
     let EventStore::Postgres(pg) = &store else { unreachable!() };
     for w in 0..SLOW_WRITERS {
-        let (pool, done) = (pg.pool().clone(), writers_done.clone());
+        let (pool, done) = (pg.test_pool().clone(), writers_done.clone());
         writers.push(tokio::spawn(async move {
             for i in 0..APPENDS_PER_WRITER / 4 {
                 let attempt = async {
@@ -156,7 +156,8 @@ async fn across_a_failover_no_acknowledged_append_is_lost_and_no_reader_skips_or
     }
     let orders: Vec<Vec<Uuid>> = futures::future::join_all(readers).await.into_iter().map(Result::unwrap).collect();
 
-    let committed: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM events").fetch_all(pg.pool()).await.unwrap();
+    let committed: Vec<Uuid> =
+        sqlx::query_scalar("SELECT event_id FROM events").fetch_all(pg.test_pool()).await.unwrap();
     let committed: HashSet<Uuid> = committed.into_iter().collect();
     let acknowledged = acknowledged.lock().await.clone();
     assert!(acknowledged_before.is_subset(&committed), "an append acknowledged by the old primary was lost");

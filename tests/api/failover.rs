@@ -273,7 +273,7 @@ async fn case_reads_come_from_the_replica_and_still_see_the_readers_own_writes()
                   procedureName: \"Chứng thực\", payer: { name: \"NGUYỄN VĂN B\" }, \
                   lines: [{ feeCode: \"P-SAOY\", quantity: 2 }] }) { version } }";
     let read = "query($code: String!) { case(code: $code) { status total version } }";
-    let reads = || feeledger_infrastructure::event_store::replica_reads_total();
+    let reads = || app.state.ledger.store().replica_reads();
 
     // Read-your-writes from the replica: each mutation is followed at once by a read. On a
     // loaded machine the replica may replay one late (> REPLICA_WAIT): the primary answers that

@@ -1,4 +1,16 @@
-//! The event store: one contract, two backends.
+//! The storage module: the event log and the tables beside it (read-model documents, the bank
+//! notification inbox, imported statements, settings), on one of two backends. Every line of
+//! SQL in feeledger is here. A query the backends agree on is written once ([`dialect`]); what
+//! really differs (connecting, the append path, the commit-order barrier, batch writes) is in
+//! `postgres.rs` and `sqlite.rs`.
+//!
+//! - [`reads`]: the log's reads and lookups, written once;
+//! - [`documents`]: read models, per projection and generation, with their checkpoints;
+//! - [`lease`]: which node runs each projection;
+//! - [`inbox`]: every bank notification as it arrived, and what became of it;
+//! - [`statement_store`]: imported bank statement lines and balances.
+//!
+//! The event log: one contract, two backends.
 //!
 //! - **PostgreSQL** for a province or the country: many writers, readers on several nodes.
 //! - **SQLite** (the embedded default) for one office: one writer, WAL mode.
@@ -14,20 +26,29 @@
 //! - the database itself rejects UPDATE, DELETE and TRUNCATE of events (triggers);
 //! - after commit, the new position is announced on a bounded broadcast channel.
 
+pub(crate) mod dialect;
+pub mod documents;
 pub mod failover;
 pub mod hash_chain;
+pub mod inbox;
+pub mod lease;
 mod postgres;
+pub mod reads;
 mod sqlite;
+pub mod statement_store;
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast;
 use uuid::Uuid;
+
+use crate::clock::Clock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use postgres::{PostgresEventStore, REPLICA_WAIT, ReadSource};
 pub use sqlite::SqliteEventStore;
@@ -35,6 +56,10 @@ pub use sqlite::SqliteEventStore;
 /// How many announcements a slow listener may fall behind before it is told it lagged (it then
 /// re-reads from its checkpoint; nothing is lost, the channel only wakes readers up).
 pub const NOTICE_CAPACITY: usize = 1024;
+
+/// A stream's head: its version and the hash the next event chains to.
+pub(crate) const STREAM_HEAD: &str =
+    "SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1";
 
 /// The most events one `read_all` call returns.
 pub const READ_BATCH_MAX: usize = 10_000;
@@ -378,37 +403,22 @@ pub enum EventStore {
     Sqlite(SqliteEventStore),
 }
 
-/// Events appended by this process since it started, across every store (for metrics).
-static EVENTS_APPENDED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-pub fn events_appended_total() -> u64 {
-    EVENTS_APPENDED.load(std::sync::atomic::Ordering::Relaxed)
+/// What a store counts for `/metrics`, shared by its clones and read views.
+#[derive(Debug, Default)]
+pub struct StoreCounters {
+    appended: AtomicU64,
+    /// Reads that could go to a replica: served by it, sent to the primary instead.
+    replica_reads: [AtomicU64; 2],
+    /// What [`EventStore::take_counts`] last handed out.
+    taken: [AtomicU64; 3],
 }
 
-fn count_appended(events: usize) {
-    EVENTS_APPENDED.fetch_add(u64::try_from(events).unwrap_or(u64::MAX), std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Reads that could go to a replica, by where they went (for metrics): replica, primary instead.
-static REPLICA_READS: [std::sync::atomic::AtomicU64; 2] =
-    [std::sync::atomic::AtomicU64::new(0), std::sync::atomic::AtomicU64::new(0)];
-
-fn count_read(source: ReadSource) {
-    let slot = match source {
-        ReadSource::Primary => return,
-        ReadSource::Replica => 0,
-        ReadSource::PrimaryInstead => 1,
-    };
-    REPLICA_READS[slot].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Reads served by the read replica, and reads that went to the primary because the replica
-/// lagged more than [`REPLICA_WAIT`] or did not answer, since the process started.
-pub fn replica_reads_total() -> (u64, u64) {
-    (
-        REPLICA_READS[0].load(std::sync::atomic::Ordering::Relaxed),
-        REPLICA_READS[1].load(std::sync::atomic::Ordering::Relaxed),
-    )
+/// What a store counted since the previous [`EventStore::take_counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    pub events_appended: u64,
+    pub replica_reads: u64,
+    pub primary_reads_instead: u64,
 }
 
 /// How many connections the pool holds and how many are busy.
@@ -459,11 +469,69 @@ impl EventStore {
         match self {
             EventStore::Postgres(pg) => {
                 let (view, source) = pg.for_reads().await;
-                count_read(source);
+                let slot = match source {
+                    ReadSource::Primary => None,
+                    ReadSource::Replica => Some(0),
+                    ReadSource::PrimaryInstead => Some(1),
+                };
+                if let Some(slot) = slot {
+                    self.counters().replica_reads[slot].fetch_add(1, Ordering::Relaxed);
+                }
                 EventStore::Postgres(view)
             }
             EventStore::Sqlite(_) => self.clone(),
         }
+    }
+
+    /// Records `recorded_at` from `clock` (the one commands are decided by) instead of the
+    /// system clock: a test that moves its clock moves the recording times with it.
+    pub fn with_clock(mut self, clock: Clock) -> EventStore {
+        match &mut self {
+            EventStore::Postgres(s) => s.clock = clock,
+            EventStore::Sqlite(s) => s.clock = clock,
+        }
+        self
+    }
+
+    fn counters(&self) -> &StoreCounters {
+        dispatch!(self, s => &s.counters)
+    }
+
+    fn count_appended(&self, events: usize) {
+        self.counters().appended.fetch_add(u64::try_from(events).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Events appended through this store (and its clones) since it was opened.
+    pub fn events_appended(&self) -> u64 {
+        self.counters().appended.load(Ordering::Relaxed)
+    }
+
+    /// Reads served by the read replica, and reads that went to the primary because the replica
+    /// lagged more than [`REPLICA_WAIT`] or did not answer, since the store was opened.
+    pub fn replica_reads(&self) -> (u64, u64) {
+        let reads = &self.counters().replica_reads;
+        (reads[0].load(Ordering::Relaxed), reads[1].load(Ordering::Relaxed))
+    }
+
+    /// What this store counted since the last call: the process's metrics add it to their
+    /// counters, so every store of the process (several nodes in one test) is counted once.
+    pub fn take_counts(&self) -> StoreCounts {
+        let counters = self.counters();
+        let totals = [self.events_appended(), self.replica_reads().0, self.replica_reads().1];
+        let [appended, replica, primary] =
+            std::array::from_fn(|i| totals[i].saturating_sub(counters.taken[i].swap(totals[i], Ordering::Relaxed)));
+        StoreCounts { events_appended: appended, replica_reads: replica, primary_reads_instead: primary }
+    }
+
+    /// The store's clock.
+    pub fn clock(&self) -> &Clock {
+        dispatch!(self, s => &s.clock)
+    }
+
+    /// The time an append records: the clock's now, to the microsecond, which both backends
+    /// store exactly, so the hash computed before the insert matches the row read back.
+    fn now(&self) -> DateTime<Utc> {
+        self.clock().now()
     }
 
     pub fn backend(&self) -> Backend {
@@ -502,23 +570,29 @@ impl EventStore {
         events: Vec<NewEvent>,
         idempotency: Option<&IdempotencyKey>,
     ) -> Result<AppendOutcome, StoreError> {
-        let recorded_at = now_micros();
-        let outcome = dispatch!(self, s => s.append(stream_id, expected, &events, idempotency, recorded_at).await)?;
-        if let AppendOutcome::Appended(appended) = &outcome {
-            count_appended(events.len());
-            tracing::debug!(
-                stream.id = stream_id,
-                stream.version = appended.last_version,
-                event.position = appended.last_position,
-                event.count = events.len(),
-                "appended events"
-            );
-            // No receiver is fine: nobody is listening yet.
-            let _ = self
-                .notices()
-                .send(StoreNotice { stream_id: Arc::from(stream_id), last_position: appended.last_position });
-        }
-        Ok(outcome)
+        let recorded_at = self.now();
+        let appended = dispatch!(self, s => s.append(stream_id, expected, &events, idempotency, recorded_at).await)?;
+        let Some(appended) = appended else {
+            // Nothing appended: the key was claimed before, by this request or another one.
+            let key = idempotency
+                .ok_or_else(|| StoreError::Corrupt { position: 0, reason: "an append inserted no rows".into() })?;
+            return match self.idempotency_record(key).await? {
+                Some((stream_id, stream_version)) => Ok(AppendOutcome::AlreadyDone { stream_id, stream_version }),
+                None => Err(StoreError::IdempotencyKeyReused { key: key.key.clone() }),
+            };
+        };
+        self.count_appended(events.len());
+        tracing::debug!(
+            stream.id = stream_id,
+            stream.version = appended.last_version,
+            event.position = appended.last_position,
+            event.count = events.len(),
+            "appended events"
+        );
+        // No receiver is fine: nobody is listening yet.
+        let _ =
+            self.notices().send(StoreNotice { stream_id: Arc::from(stream_id), last_position: appended.last_position });
+        Ok(AppendOutcome::Appended(appended))
     }
 
     /// Appends to several streams atomically (each at its expected version): all or nothing.
@@ -536,9 +610,9 @@ impl EventStore {
         heads: &[KnownHead],
         resolution: Option<&crate::inbox::InboxResolution>,
     ) -> Result<Vec<Appended>, StoreError> {
-        let recorded_at = now_micros();
+        let recorded_at = self.now();
         let done = dispatch!(self, s => s.append_together(&appends, recorded_at, heads, resolution).await)?;
-        count_appended(appends.iter().map(|a| a.events.len()).sum());
+        self.count_appended(appends.iter().map(|a| a.events.len()).sum());
         for appended in &done {
             let _ = self.notices().send(StoreNotice {
                 stream_id: Arc::from(appended.stream_id.as_str()),
@@ -546,152 +620,6 @@ impl EventStore {
             });
         }
         Ok(done)
-    }
-
-    /// The events of one stream in version order, optionally only up to a version.
-    pub async fn read_stream(&self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
-        dispatch!(self, s => s.read_stream(stream_id).await)
-    }
-
-    /// The last event of one stream, if it has any.
-    pub async fn last_event(&self, stream_id: &str) -> Result<Option<RecordedEvent>, StoreError> {
-        dispatch!(self, s => s.last_event(stream_id).await)
-    }
-
-    /// Up to `limit` events strictly after `after`, in commit-safe order. Reading again from
-    /// the last returned event's checkpoint never skips and never repeats an event.
-    pub async fn read_all(&self, after: Checkpoint, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let limit = limit.clamp(1, READ_BATCH_MAX);
-        dispatch!(self, s => s.read_all(after, limit).await)
-    }
-
-    /// Like [`EventStore::read_all`], only events of `types` (a reader that needs a few types
-    /// skips the rest in the database), as [`LeanEvent`]s (read models use the payload only).
-    /// The same checkpoints: resuming never skips a wanted event.
-    pub async fn read_all_of_types(
-        &self,
-        after: Checkpoint,
-        limit: usize,
-        types: &[&str],
-    ) -> Result<Vec<LeanEvent>, StoreError> {
-        let limit = limit.clamp(1, READ_BATCH_MAX);
-        dispatch!(self, s => s.read_all_of_types(after, limit, types).await)
-    }
-
-    /// Up to `limit` events after `after_position`, in global position order, with no read
-    /// barrier: for the audit, which checks what is stored rather than following commits.
-    pub async fn read_by_position(&self, after_position: i64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let limit = limit.clamp(1, READ_BATCH_MAX);
-        dispatch!(self, s => s.read_by_position(after_position, limit).await)
-    }
-
-    /// Up to `limit` audit entries after `after_position`, in global position order.
-    pub async fn audit_entries(&self, after_position: i64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        dispatch!(self, s => s.audit_entries(after_position, limit.max(1)).await)
-    }
-
-    /// The audit entries of the events recorded in `[from, to)`, in global position order.
-    pub async fn audit_entries_recorded_between(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        dispatch!(self, s => s.audit_entries_recorded_between(from, to).await)
-    }
-
-    /// How many events of `types` there are.
-    pub async fn count_of_types(&self, types: &[&str]) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.count_of_types(types).await)
-    }
-
-    /// The newest readable checkpoint.
-    pub async fn last_checkpoint(&self) -> Result<Checkpoint, StoreError> {
-        dispatch!(self, s => s.last_checkpoint().await)
-    }
-
-    /// The newest *committed* event's checkpoint, even if a reader cannot read it yet (on
-    /// PostgreSQL it may still be behind the barrier). A reader that has reached it has seen
-    /// every write committed before this call: read-your-writes.
-    pub async fn committed_checkpoint(&self) -> Result<Checkpoint, StoreError> {
-        dispatch!(self, s => s.committed_checkpoint().await)
-    }
-
-    /// The newest readable checkpoint and the number of events.
-    pub async fn head(&self) -> Result<StoreHead, StoreError> {
-        dispatch!(self, s => s.head().await)
-    }
-
-    /// Looks up an idempotency key without appending.
-    pub async fn idempotency_record(&self, key: &IdempotencyKey) -> Result<Option<(String, i64)>, StoreError> {
-        dispatch!(self, s => s.idempotency_record(key).await)
-    }
-
-    /// The QrIssued event of a QR id (index `events_qr_id_idx`).
-    pub async fn qr_issued(&self, qr_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        dispatch!(self, s => s.qr_issued(qr_id).await)
-    }
-
-    /// Every event of one type, in position order (agencies, schedules: short lists).
-    pub async fn events_of_type(&self, event_type: &str) -> Result<Vec<RecordedEvent>, StoreError> {
-        dispatch!(self, s => s.events_of_type(event_type).await)
-    }
-
-    /// Credit streams left unmatched for an agency (`None`: agency unknown) and not resolved since.
-    pub async fn unresolved_unmatched_credits(&self, agency: Option<&str>) -> Result<Vec<String>, StoreError> {
-        dispatch!(self, s => s.unresolved_unmatched_credits(agency).await)
-    }
-
-    /// The version a stream has reached (0 when it has no events).
-    pub async fn stream_version(&self, stream_id: &str) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.stream_version(stream_id).await)
-    }
-
-    /// The ReceiptIssued event of a receipt id (index `events_receipt_id_idx`).
-    pub async fn receipt_issued(&self, receipt_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        dispatch!(self, s => s.receipt_issued(receipt_id).await)
-    }
-
-    /// How many readable events come after `after` (a reader's lag).
-    pub async fn count_after(&self, after: Checkpoint) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.count_after(after).await)
-    }
-
-    /// QrIssued events recorded since an instant.
-    pub async fn qr_issued_since(&self, since: DateTime<Utc>) -> Result<Vec<RecordedEvent>, StoreError> {
-        dispatch!(self, s => s.qr_issued_since(since).await)
-    }
-
-    /// The stream of the case most recently assessed or given a QR at an agency's counter.
-    pub async fn latest_counter_activation(&self, agency: &str, counter: &str) -> Result<Option<String>, StoreError> {
-        dispatch!(self, s => s.latest_counter_activation(agency, counter).await)
-    }
-
-    /// The case streams that issued a QR with this payment reference.
-    pub async fn streams_with_qr_reference(&self, reference: &str) -> Result<Vec<String>, StoreError> {
-        dispatch!(self, s => s.streams_with_qr_reference(reference).await)
-    }
-
-    /// A named installation setting (e.g. the token signing key).
-    pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
-        dispatch!(self, s => s.setting(name).await)
-    }
-
-    /// Stores `value` under `name` unless a value is already there; returns the stored value.
-    pub async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError> {
-        dispatch!(self, s => s.setting_or_insert(name, value).await)
-    }
-
-    /// How many agency configurations were committed: a scan of a small partial index
-    /// (migration 0010), so that a cache of the agencies can check it is current. A count, not
-    /// the newest position: PostgreSQL may commit a lower position after a higher one.
-    pub async fn agency_configuration_count(&self) -> Result<i64, StoreError> {
-        const SQL: &str = "SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured'";
-        let context = "reading the newest agency configuration";
-        match self {
-            EventStore::Postgres(pg) => sqlx::query_scalar(SQL).fetch_one(pg.pool()).await,
-            EventStore::Sqlite(lite) => sqlx::query_scalar(SQL).fetch_one(lite.pool()).await,
-        }
-        .map_err(StoreError::db(context))
     }
 
     /// Announcements of new events, sent after each commit in this process.
@@ -722,20 +650,9 @@ impl EventStore {
         }
     }
 
-    /// Checks the database answers (for `/readyz`).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        dispatch!(self, s => s.ping().await)
-    }
-
     pub async fn close(&self) {
         dispatch!(self, s => s.close().await)
     }
-}
-
-/// Recording times are kept to the microsecond, which both backends store exactly, so the hash
-/// computed before the insert matches the row read back.
-pub(crate) fn now_micros() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
 }
 
 /// The unique constraints of the event log, as both backends name them.

@@ -5,40 +5,54 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::sync::{broadcast, watch};
 
 use super::failover::{self, HostRole, PgHosts, PrimaryWatch};
 
 use super::hash_chain::GENESIS;
 use super::{
-    AppendOutcome, Appended, AuditEntry, Checkpoint, ExpectedVersion, IdempotencyKey, LeanEvent, NewEvent,
-    RecordedEvent, StoreError, StoreHead, StoreNotice, StoreOptions, chain_rows, check_expected, map_append_error,
+    Appended, Checkpoint, ExpectedVersion, IdempotencyKey, NewEvent, StoreCounters, StoreError, StoreNotice,
+    StoreOptions, chain_rows, check_expected, map_append_error,
 };
+use crate::clock::Clock;
 
 /// A transaction left idle (a crashed client, a debugger) would hold the read barrier back for
 /// every consumer; PostgreSQL ends such sessions after this long.
 pub(super) const IDLE_IN_TRANSACTION_TIMEOUT_MS: &str = "15000";
 
-const EVENT_COLUMNS: &str = "global_position, transaction_id::text::bigint AS transaction_id, stream_id, \
-     stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash";
-
-/// For the audit's structural checks: no payload.
-const AUDIT_COLUMNS: &str = "global_position, stream_id, stream_version, recorded_at, hash";
-
-/// For readers that use only the payload (projections): metadata and hash are left out.
-const LEAN_COLUMNS: &str = "global_position, transaction_id::text::bigint AS transaction_id, stream_id, \
-     event_type, schema_version, payload::text AS payload, recorded_at";
-
 #[derive(Debug, Clone)]
 pub struct PostgresEventStore {
     pool: PgPool,
     notices: broadcast::Sender<StoreNotice>,
+    /// What `recorded_at` is read from.
+    pub(super) clock: Clock,
+    pub(super) counters: Arc<StoreCounters>,
     /// The host the pool connects to: the primary, or `None` while no host accepts writes.
     primary: PrimaryWatch,
     /// Where reads that tolerate a replica go (`FEELEDGER_READ_DATABASE_URL`), if anywhere.
     replica: Option<ReadReplica>,
+    /// The store's own background tasks (telling other nodes of new events, following the
+    /// primary), stopped when the last clone of the store is dropped or it is closed.
+    tasks: Arc<StoreTasks>,
+}
+
+/// Background tasks that live as long as the store: aborted when it goes.
+#[derive(Debug)]
+struct StoreTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl StoreTasks {
+    fn abort(&self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for StoreTasks {
+    fn drop(&mut self) {
+        self.abort();
+    }
 }
 
 /// A read replica's pool, and until when it is skipped after it failed to answer.
@@ -92,12 +106,20 @@ impl PostgresEventStore {
         let pool =
             pool_options.connect_with(connect_options).await.map_err(StoreError::db("connecting to PostgreSQL"))?;
         let (primary_sender, primary) = watch::channel(Some(primary_host.clone()));
+        let mut tasks = vec![tokio::spawn(notify_other_nodes(pool.clone(), notices.subscribe()))];
         if several {
             tracing::info!(db.primary = %primary_host, db.hosts = hosts.hosts().len(), "connected to the PostgreSQL primary");
-            tokio::spawn(failover::follow_primary(pool.clone(), hosts, primary_host, primary_sender));
+            tasks.push(tokio::spawn(failover::follow_primary(pool.clone(), hosts, primary_host, primary_sender)));
         }
-        tokio::spawn(notify_other_nodes(pool.clone(), notices.subscribe()));
-        Ok(PostgresEventStore { pool, notices, primary, replica: None })
+        Ok(PostgresEventStore {
+            pool,
+            notices,
+            clock: Clock::system(),
+            counters: Arc::default(),
+            primary,
+            replica: None,
+            tasks: Arc::new(StoreTasks(tasks)),
+        })
     }
 
     /// Sends the reads that tolerate a replica to one of `url`'s hosts, chosen at start: the
@@ -143,6 +165,9 @@ impl PostgresEventStore {
                 let view = PostgresEventStore {
                     pool: replica.pool.clone(),
                     notices: self.notices.clone(),
+                    clock: self.clock.clone(),
+                    counters: self.counters.clone(),
+                    tasks: self.tasks.clone(),
                     primary: self.primary.clone(),
                     replica: None,
                 };
@@ -170,7 +195,14 @@ impl PostgresEventStore {
     }
 
     /// The pool, for the read models and other tables that live beside the event log.
-    pub fn pool(&self) -> &PgPool {
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The pool, for tests that act as a second client of the same database (tampering as a
+    /// superuser could, holding transactions open across a failover). Not in the product build.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn test_pool(&self) -> &PgPool {
         &self.pool
     }
 
@@ -212,12 +244,8 @@ impl PostgresEventStore {
         super::schema_is_current(found, wanted)
     }
 
-    pub(super) async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(StoreError::db("pinging PostgreSQL"))?;
-        Ok(())
-    }
-
     pub(super) async fn close(&self) {
+        self.tasks.abort();
         self.pool.close().await;
         if let Some(replica) = &self.replica {
             replica.pool.close().await;
@@ -237,17 +265,15 @@ impl PostgresEventStore {
         events: &[NewEvent],
         idempotency: Option<&IdempotencyKey>,
         recorded_at: DateTime<Utc>,
-    ) -> Result<AppendOutcome, StoreError> {
+    ) -> Result<Option<Appended>, StoreError> {
         let (current_version, previous_hash) = if expected == ExpectedVersion::NoStream {
             (0, GENESIS.to_vec())
         } else {
-            let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
-            )
-            .bind(stream_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::db("reading the stream head"))?;
+            let head: Option<(i64, Vec<u8>)> = sqlx::query_as(super::STREAM_HEAD)
+                .bind(stream_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::db("reading the stream head"))?;
             head.unwrap_or((0, GENESIS.to_vec()))
         };
         check_expected(stream_id, expected, current_version)?;
@@ -257,18 +283,14 @@ impl PostgresEventStore {
         let positions = insert_events(&self.pool, stream_id, events, &rows, recorded_at, idempotency, new_version)
             .await
             .map_err(|e| map_append_error(e, stream_id, expected, events))?;
-        match (positions.into_iter().max(), idempotency) {
-            (Some(last_position), _) => Ok(AppendOutcome::Appended(Appended {
-                stream_id: stream_id.to_owned(),
-                first_version: current_version + 1,
-                last_version: new_version,
-                last_position,
-            })),
-            // Nothing inserted: the key was already claimed (by this same request before, or
-            // by a different one).
-            (None, Some(key)) => self.repeated_request(key).await,
-            (None, None) => Err(StoreError::Corrupt { position: 0, reason: "an append inserted no rows".into() }),
-        }
+        // Nothing inserted: the key was already claimed (by this same request before, or by a
+        // different one).
+        Ok(positions.into_iter().max().map(|last_position| Appended {
+            stream_id: stream_id.to_owned(),
+            first_version: current_version + 1,
+            last_version: new_version,
+            last_position,
+        }))
     }
 
     /// Appends to several streams in one transaction: all or nothing.
@@ -304,13 +326,11 @@ impl PostgresEventStore {
             } else if append.expected == ExpectedVersion::NoStream {
                 None
             } else {
-                sqlx::query_as(
-                    "SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
-                )
-                .bind(&append.stream_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(StoreError::db("reading the stream head"))?
+                sqlx::query_as(super::STREAM_HEAD)
+                    .bind(&append.stream_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(StoreError::db("reading the stream head"))?
             };
             let (current_version, previous_hash) = head.unwrap_or((0, GENESIS.to_vec()));
             check_expected(&append.stream_id, append.expected, current_version)?;
@@ -331,7 +351,7 @@ impl PostgresEventStore {
             });
         }
         if let Some(resolution) = then {
-            crate::inbox::resolve_postgres(&mut *tx, resolution)
+            super::inbox::resolve_postgres(&mut tx, resolution)
                 .await
                 .map_err(StoreError::db("recording a notification's outcome"))?;
         }
@@ -449,82 +469,6 @@ impl PostgresEventStore {
         }
     }
 
-    async fn repeated_request(&self, key: &IdempotencyKey) -> Result<AppendOutcome, StoreError> {
-        match self.idempotency_record(key).await? {
-            Some((stream_id, stream_version)) => Ok(AppendOutcome::AlreadyDone { stream_id, stream_version }),
-            None => Err(StoreError::IdempotencyKeyReused { key: key.key.clone() }),
-        }
-    }
-
-    /// The stream and version a key produced, if the key was used with the same request.
-    /// A key used with a different request is [`StoreError::IdempotencyKeyReused`].
-    pub(super) async fn idempotency_record(&self, key: &IdempotencyKey) -> Result<Option<(String, i64)>, StoreError> {
-        let row: Option<(Vec<u8>, String, i64)> = sqlx::query_as(
-            "SELECT request_hash, stream_id, stream_version FROM command_idempotency WHERE idempotency_key = $1",
-        )
-        .bind(&key.key)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::db("reading an idempotency key"))?;
-        match row {
-            None => Ok(None),
-            Some((hash, stream_id, version)) if hash == key.request_hash => Ok(Some((stream_id, version))),
-            Some(_) => Err(StoreError::IdempotencyKeyReused { key: key.key.clone() }),
-        }
-    }
-
-    pub(super) async fn read_stream(&self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version");
-        let rows = sqlx::query(&sql)
-            .bind(stream_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db("reading a stream"))?;
-        rows.iter().map(decode).collect()
-    }
-
-    pub(super) async fn last_event(&self, stream_id: &str) -> Result<Option<RecordedEvent>, StoreError> {
-        let sql =
-            format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1");
-        let row = sqlx::query(&sql)
-            .bind(stream_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::db("reading a stream's last event"))?;
-        row.as_ref().map(decode).transpose()
-    }
-
-    pub(super) async fn read_all(&self, after: Checkpoint, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        // Only transactions older than every transaction still running are visible to readers:
-        // anything at or above the snapshot's xmin may still commit "behind" us.
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events \
-             WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
-               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-             ORDER BY events.transaction_id, events.global_position LIMIT $3"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(after.transaction_id.to_string())
-            .bind(after.position)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db("reading all events"))?;
-        rows.iter().map(decode).collect()
-    }
-
-    pub(super) async fn last_checkpoint(&self) -> Result<Checkpoint, StoreError> {
-        let last: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT transaction_id::text::bigint, global_position FROM events \
-             WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-             ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::db("reading the head of the log"))?;
-        Ok(last.map_or(Checkpoint::START, |(transaction_id, position)| Checkpoint { transaction_id, position }))
-    }
-
     /// The checkpoint of the newest (in read order) of these events that the log holds.
     pub async fn newest_of_events(&self, event_ids: &[uuid::Uuid]) -> Result<Option<Checkpoint>, StoreError> {
         let newest: Option<(i64, i64)> = sqlx::query_as(
@@ -538,100 +482,6 @@ impl PostgresEventStore {
         Ok(newest.map(|(transaction_id, position)| Checkpoint { transaction_id, position }))
     }
 
-    /// The newest committed event, readable or not yet (still behind the barrier).
-    pub(super) async fn committed_checkpoint(&self) -> Result<Checkpoint, StoreError> {
-        let last: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT transaction_id::text::bigint, global_position FROM events \
-             ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::db("reading the newest committed event"))?;
-        Ok(last.map_or(Checkpoint::START, |(transaction_id, position)| Checkpoint { transaction_id, position }))
-    }
-
-    pub(super) async fn read_all_of_types(
-        &self,
-        after: Checkpoint,
-        limit: usize,
-        types: &[&str],
-    ) -> Result<Vec<LeanEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {LEAN_COLUMNS} FROM events \
-             WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
-               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-               AND event_type = ANY($4) \
-             ORDER BY events.transaction_id, events.global_position LIMIT $3"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(after.transaction_id.to_string())
-            .bind(after.position)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .bind(types)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db("reading events of some types"))?;
-        rows.iter().map(decode_lean).collect()
-    }
-
-    pub(super) async fn read_by_position(&self, after: i64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql =
-            format!("SELECT {EVENT_COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2");
-        let rows = sqlx::query(&sql)
-            .bind(after)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db("reading events by position"))?;
-        rows.iter().map(decode).collect()
-    }
-
-    pub(super) async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let sql =
-            format!("SELECT {AUDIT_COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2");
-        let rows = sqlx::query(&sql)
-            .bind(after)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db("reading audit entries"))?;
-        rows.iter().map(decode_audit_entry).collect()
-    }
-
-    pub(super) async fn audit_entries_recorded_between(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM events WHERE recorded_at >= $1 AND recorded_at < $2 ORDER BY global_position"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(from)
-            .bind(to)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db("reading the audit entries of a period"))?;
-        rows.iter().map(decode_audit_entry).collect()
-    }
-
-    pub(super) async fn count_of_types(&self, types: &[&str]) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = ANY($1)")
-            .bind(types)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::db("counting events of some types"))
-    }
-
-    pub(super) async fn head(&self) -> Result<StoreHead, StoreError> {
-        let checkpoint = self.last_checkpoint().await?;
-        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM events")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::db("counting events"))?;
-        Ok(StoreHead { checkpoint, event_count: count })
-    }
-
     /// A connection listening for `NOTIFY feeledger_events` from every node.
     pub async fn listen(&self) -> Result<sqlx::postgres::PgListener, StoreError> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
@@ -639,128 +489,6 @@ impl PostgresEventStore {
             .map_err(StoreError::db("opening a LISTEN connection"))?;
         listener.listen("feeledger_events").await.map_err(StoreError::db("LISTEN feeledger_events"))?;
         Ok(listener)
-    }
-
-    pub(super) async fn qr_issued(&self, qr_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE event_type = 'QrIssued' AND payload->>'qr_id' = $1 LIMIT 1"
-        );
-        let row = sqlx::query(&sql)
-            .bind(qr_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::db("looking up a QR"))?;
-        row.as_ref().map(decode).transpose()
-    }
-
-    pub(super) async fn events_of_type(&self, event_type: &str) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_type = $1 ORDER BY global_position");
-        let rows = sqlx::query(&sql)
-            .bind(event_type)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db("reading events of a type"))?;
-        rows.iter().map(decode).collect()
-    }
-
-    pub(super) async fn unresolved_unmatched_credits(&self, agency: Option<&str>) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT u.stream_id FROM events u \
-             WHERE u.event_type = 'CreditUnmatched' AND u.payload->>'agency_code' IS NOT DISTINCT FROM $1 \
-               AND NOT EXISTS (SELECT 1 FROM events r WHERE r.stream_id = u.stream_id \
-                               AND r.event_type IN ('CreditMatched', 'CreditRefundRequested')) \
-             ORDER BY u.global_position",
-        )
-        .bind(agency)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::db("listing unmatched credits"))
-    }
-
-    pub(super) async fn stream_version(&self, stream_id: &str) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = $1")
-            .bind(stream_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::db("reading a stream's version"))
-    }
-
-    pub(super) async fn receipt_issued(&self, receipt_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE event_type = 'ReceiptIssued' AND payload->>'receipt_id' = $1 LIMIT 1"
-        );
-        let row = sqlx::query(&sql)
-            .bind(receipt_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::db("looking up a receipt"))?;
-        row.as_ref().map(decode).transpose()
-    }
-
-    pub(super) async fn count_after(&self, after: Checkpoint) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE (transaction_id, global_position) > ($1::text::xid8, $2) AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())")
-            .bind(after.transaction_id.to_string())
-            .bind(after.position)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::db("counting events after a checkpoint"))
-    }
-
-    pub(super) async fn qr_issued_since(&self, since: DateTime<Utc>) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE event_type = 'QrIssued' AND recorded_at >= $1 ORDER BY global_position"
-        );
-        let rows =
-            sqlx::query(&sql).bind(since).fetch_all(&self.pool).await.map_err(StoreError::db("reading recent QRs"))?;
-        rows.iter().map(decode).collect()
-    }
-
-    pub(super) async fn latest_counter_activation(
-        &self,
-        agency: &str,
-        counter: &str,
-    ) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT stream_id FROM events \
-             WHERE event_type IN ('FeeAssessed', 'QrIssued') \
-               AND payload->>'agency_code' = $1 AND payload->>'counter_id' = $2 \
-             ORDER BY global_position DESC LIMIT 1",
-        )
-        .bind(agency)
-        .bind(counter)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::db("looking up a counter's case"))
-    }
-
-    pub(super) async fn streams_with_qr_reference(&self, reference: &str) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT DISTINCT stream_id FROM events WHERE event_type = 'QrIssued' AND payload->>'reference' = $1",
-        )
-        .bind(reference)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::db("looking up a payment reference"))
-    }
-
-    pub(super) async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::db("reading a setting"))
-    }
-
-    pub(super) async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(value)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::db("writing a setting"))?;
-        self.setting(name)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt { position: 0, reason: format!("setting {name} vanished") })
     }
 }
 
@@ -869,48 +597,4 @@ async fn insert_events<'e>(
     .bind(new_version)
     .fetch_all(executor)
     .await
-}
-
-fn decode_lean(row: &PgRow) -> Result<LeanEvent, StoreError> {
-    let position: i64 = row.try_get("global_position").map_err(StoreError::db("decoding an event"))?;
-    let corrupt = |e: sqlx::Error| StoreError::Corrupt { position, reason: e.to_string() };
-    Ok(LeanEvent {
-        position,
-        transaction_id: row.try_get("transaction_id").map_err(corrupt)?,
-        stream_id: row.try_get("stream_id").map_err(corrupt)?,
-        event_type: row.try_get("event_type").map_err(corrupt)?,
-        schema_version: row.try_get("schema_version").map_err(corrupt)?,
-        payload: row.try_get("payload").map_err(corrupt)?,
-        recorded_at: row.try_get("recorded_at").map_err(corrupt)?,
-    })
-}
-
-fn decode_audit_entry(row: &PgRow) -> Result<AuditEntry, StoreError> {
-    let position: i64 = row.try_get("global_position").map_err(StoreError::db("decoding an audit entry"))?;
-    let corrupt = |e: sqlx::Error| StoreError::Corrupt { position, reason: e.to_string() };
-    Ok(AuditEntry {
-        position,
-        stream_id: row.try_get("stream_id").map_err(corrupt)?,
-        stream_version: row.try_get("stream_version").map_err(corrupt)?,
-        recorded_at: row.try_get("recorded_at").map_err(corrupt)?,
-        hash: row.try_get("hash").map_err(corrupt)?,
-    })
-}
-
-fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
-    let position: i64 = row.try_get("global_position").map_err(StoreError::db("decoding an event"))?;
-    let corrupt = |e: sqlx::Error| StoreError::Corrupt { position, reason: e.to_string() };
-    Ok(RecordedEvent {
-        position,
-        transaction_id: row.try_get("transaction_id").map_err(corrupt)?,
-        stream_id: row.try_get("stream_id").map_err(corrupt)?,
-        stream_version: row.try_get("stream_version").map_err(corrupt)?,
-        event_id: row.try_get("event_id").map_err(corrupt)?,
-        event_type: row.try_get("event_type").map_err(corrupt)?,
-        schema_version: row.try_get("schema_version").map_err(corrupt)?,
-        payload: row.try_get("payload").map_err(corrupt)?,
-        metadata: row.try_get("metadata").map_err(corrupt)?,
-        recorded_at: row.try_get("recorded_at").map_err(corrupt)?,
-        hash: row.try_get("hash").map_err(corrupt)?,
-    })
 }

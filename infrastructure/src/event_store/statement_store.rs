@@ -5,8 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use feeledger_domain::money::Vnd;
 use feeledger_domain::reconciliation::StatementCredit;
 
-use crate::event_store::hash_chain::timestamp_text;
-use crate::event_store::{EventStore, StoreError};
+use super::dialect::on_pool;
+use super::{EventStore, StoreError};
 use crate::statement::Statement;
 
 /// What an import did.
@@ -65,6 +65,13 @@ pub enum ImportError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A `statement_balances` row: first day, last day, opening, closing.
+impl From<(NaiveDate, NaiveDate, i64, i64)> for RecordedBalances {
+    fn from((first_day, last_day, opening, closing): (NaiveDate, NaiveDate, i64, i64)) -> Self {
+        RecordedBalances { first_day, last_day, opening, closing }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -175,149 +182,66 @@ impl StatementStore {
         let mut summary = ImportSummary::default();
         let balances = balances_of(statement);
         let account = statement.account_number.as_str();
-        match &self.store {
-            EventStore::Postgres(pg) => {
-                let mut tx = pg.pool().begin().await.map_err(StoreError::db(context))?;
-                if let Some((first, last, opening, closing)) = balances {
-                    sqlx::query("LOCK TABLE statement_balances IN SHARE ROW EXCLUSIVE MODE")
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(StoreError::db(context))?;
-                    let rows: Vec<(NaiveDate, NaiveDate, i64, i64)> = sqlx::query_as(NEIGHBOURS)
+        on_pool!(&self.store, |pool, sql| {
+            let mut tx = sql.begin(pool).await.map_err(StoreError::db(context))?;
+            if let Some((first, last, opening, closing)) = balances {
+                // Two imports of neighbouring statements must not both pass the chain check.
+                sql.lock_table(&mut tx, "statement_balances").await.map_err(StoreError::db(context))?;
+                let rows: Vec<(NaiveDate, NaiveDate, i64, i64)> = sqlx::query_as(NEIGHBOURS)
+                    .bind(account)
+                    .bind(first)
+                    .bind(last)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(StoreError::db(context))?;
+                let neighbours: Vec<RecordedBalances> = rows.into_iter().map(RecordedBalances::from).collect();
+                if check_chain(first, last, opening, closing, &neighbours)? {
+                    sqlx::query(INSERT_BALANCES)
                         .bind(account)
                         .bind(first)
                         .bind(last)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(StoreError::db(context))?;
-                    let neighbours: Vec<RecordedBalances> = rows
-                        .into_iter()
-                        .map(|(first_day, last_day, opening, closing)| RecordedBalances {
-                            first_day,
-                            last_day,
-                            opening,
-                            closing,
-                        })
-                        .collect();
-                    if check_chain(first, last, opening, closing, &neighbours)? {
-                        sqlx::query(INSERT_BALANCES)
-                            .bind(account)
-                            .bind(first)
-                            .bind(last)
-                            .bind(opening)
-                            .bind(closing)
-                            .bind(source.format)
-                            .bind(&statement.statement_id)
-                            .bind(source.filename)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(StoreError::db(context))?;
-                    }
-                }
-                for line in &statement.lines {
-                    let inserted = sqlx::query(INSERT)
-                        .bind(&line.account_number)
-                        .bind(&line.line_id)
-                        .bind(line.booked_on)
-                        .bind(line.value_date)
-                        .bind(line.amount.dong())
-                        .bind(line.direction.as_str())
-                        .bind(&line.description)
-                        .bind(&line.bank_reference)
-                        .bind(&line.counterparty_name)
-                        .bind(&line.counterparty_account)
+                        .bind(opening)
+                        .bind(closing)
+                        .bind(source.format)
                         .bind(&statement.statement_id)
-                        .bind(now)
+                        .bind(source.filename)
+                        .bind(sql.time(now))
                         .execute(&mut *tx)
                         .await
-                        .map_err(StoreError::db(context))?
-                        .rows_affected();
-                    summary.lines += 1;
-                    if inserted == 1 {
-                        summary.inserted += 1
-                    } else {
-                        summary.already_known += 1
-                    }
-                    if summary.lines % PROGRESS_EVERY == 0 {
-                        progress(summary.lines, total);
-                    }
-                }
-                tx.commit().await.map_err(StoreError::db(context))?;
-            }
-            EventStore::Sqlite(lite) => {
-                let mut tx = lite.begin_write().await.map_err(StoreError::db(context))?;
-                let now = timestamp_text(now);
-                if let Some((first, last, opening, closing)) = balances {
-                    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(NEIGHBOURS)
-                        .bind(account)
-                        .bind(first.to_string())
-                        .bind(last.to_string())
-                        .fetch_all(&mut *tx)
-                        .await
                         .map_err(StoreError::db(context))?;
-                    let mut neighbours = Vec::with_capacity(rows.len());
-                    for (first_day, last_day, opening, closing) in rows {
-                        let day = |text: &str| {
-                            text.parse::<NaiveDate>().map_err(|e| StoreError::Corrupt {
-                                position: 0,
-                                reason: format!("statement_balances day {text:?}: {e}"),
-                            })
-                        };
-                        neighbours.push(RecordedBalances {
-                            first_day: day(&first_day)?,
-                            last_day: day(&last_day)?,
-                            opening,
-                            closing,
-                        });
-                    }
-                    if check_chain(first, last, opening, closing, &neighbours)? {
-                        sqlx::query(INSERT_BALANCES)
-                            .bind(account)
-                            .bind(first.to_string())
-                            .bind(last.to_string())
-                            .bind(opening)
-                            .bind(closing)
-                            .bind(source.format)
-                            .bind(&statement.statement_id)
-                            .bind(source.filename)
-                            .bind(&now)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(StoreError::db(context))?;
-                    }
                 }
-                for line in &statement.lines {
-                    let inserted = sqlx::query(INSERT)
-                        .bind(&line.account_number)
-                        .bind(&line.line_id)
-                        .bind(line.booked_on.to_string())
-                        .bind(line.value_date.map(|d| d.to_string()))
-                        .bind(line.amount.dong())
-                        .bind(line.direction.as_str())
-                        .bind(&line.description)
-                        .bind(&line.bank_reference)
-                        .bind(&line.counterparty_name)
-                        .bind(&line.counterparty_account)
-                        .bind(&statement.statement_id)
-                        .bind(&now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(StoreError::db(context))?
-                        .rows_affected();
-                    summary.lines += 1;
-                    if inserted == 1 {
-                        summary.inserted += 1
-                    } else {
-                        summary.already_known += 1
-                    }
-                    if summary.lines % PROGRESS_EVERY == 0 {
-                        progress(summary.lines, total);
-                    }
-                }
-                tx.commit().await.map_err(StoreError::db(context))?;
             }
-        }
+            for line in &statement.lines {
+                let inserted = sqlx::query(INSERT)
+                    .bind(&line.account_number)
+                    .bind(&line.line_id)
+                    .bind(line.booked_on)
+                    .bind(line.value_date)
+                    .bind(line.amount.dong())
+                    .bind(line.direction.as_str())
+                    .bind(&line.description)
+                    .bind(&line.bank_reference)
+                    .bind(&line.counterparty_name)
+                    .bind(&line.counterparty_account)
+                    .bind(&statement.statement_id)
+                    .bind(sql.time(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::db(context))?
+                    .rows_affected();
+                summary.lines += 1;
+                if inserted == 1 {
+                    summary.inserted += 1
+                } else {
+                    summary.already_known += 1
+                }
+                if summary.lines % PROGRESS_EVERY == 0 {
+                    progress(summary.lines, total);
+                }
+            }
+            tx.commit().await.map_err(StoreError::db(context))?;
+            Ok::<(), ImportError>(())
+        })?;
         progress(summary.lines, total);
         tracing::info!(account = %statement.account_number, lines = summary.lines, inserted = summary.inserted, format = source.format, "statement imported");
         Ok(summary)
@@ -328,21 +252,12 @@ impl StatementStore {
     pub async fn debit_line(&self, account: &str, reference: &str) -> Result<Option<(String, Vnd)>, StoreError> {
         const SQL: &str = "SELECT line_id, amount FROM statement_lines WHERE account_number = $1 AND direction = 'debit' \
                            AND (line_id = $2 OR bank_reference = $2) ORDER BY line_id LIMIT 1";
-        let context = "reading a statement debit line";
-        let row: Option<(String, i64)> = match &self.store {
-            EventStore::Postgres(pg) => sqlx::query_as(SQL)
-                .bind(account)
-                .bind(reference)
-                .fetch_optional(pg.pool())
-                .await
-                .map_err(StoreError::db(context))?,
-            EventStore::Sqlite(lite) => sqlx::query_as(SQL)
-                .bind(account)
-                .bind(reference)
-                .fetch_optional(lite.pool())
-                .await
-                .map_err(StoreError::db(context))?,
-        };
+        let row: Option<(String, i64)> = on_pool!(&self.store, |pool, sql| sqlx::query_as(SQL)
+            .bind(account)
+            .bind(reference)
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::db("reading a statement debit line"))?;
         row.map(|(id, amount)| {
             Vnd::new(amount).map(|a| (id, a)).map_err(|e| StoreError::Corrupt { position: 0, reason: e.to_string() })
         })
@@ -353,37 +268,10 @@ impl StatementStore {
     pub async fn balances(&self, account: &str) -> Result<Vec<RecordedBalances>, StoreError> {
         const SQL: &str = "SELECT first_day, last_day, opening, closing FROM statement_balances WHERE account_number = $1 \
                            ORDER BY first_day, last_day";
-        let context = "reading statement balances";
-        match &self.store {
-            EventStore::Postgres(pg) => {
-                let rows: Vec<(NaiveDate, NaiveDate, i64, i64)> =
-                    sqlx::query_as(SQL).bind(account).fetch_all(pg.pool()).await.map_err(StoreError::db(context))?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(first_day, last_day, opening, closing)| RecordedBalances {
-                        first_day,
-                        last_day,
-                        opening,
-                        closing,
-                    })
-                    .collect())
-            }
-            EventStore::Sqlite(lite) => {
-                let rows: Vec<(String, String, i64, i64)> =
-                    sqlx::query_as(SQL).bind(account).fetch_all(lite.pool()).await.map_err(StoreError::db(context))?;
-                Ok(rows
-                    .into_iter()
-                    .filter_map(|(f, l, opening, closing)| {
-                        Some(RecordedBalances {
-                            first_day: f.parse().ok()?,
-                            last_day: l.parse().ok()?,
-                            opening,
-                            closing,
-                        })
-                    })
-                    .collect())
-            }
-        }
+        let rows: Vec<(NaiveDate, NaiveDate, i64, i64)> =
+            on_pool!(&self.store, |pool, sql| sqlx::query_as(SQL).bind(account).fetch_all(pool).await)
+                .map_err(StoreError::db("reading statement balances"))?;
+        Ok(rows.into_iter().map(RecordedBalances::from).collect())
     }
 
     /// The credits of `account` booked from `from` to `to` (inclusive).
@@ -396,26 +284,14 @@ impl StatementStore {
         const SQL: &str = "SELECT line_id, booked_on, amount, description, bank_reference FROM statement_lines \
                            WHERE account_number = $1 AND direction = 'credit' AND booked_on >= $2 AND booked_on <= $3 \
                            ORDER BY booked_on, line_id";
-        let context = "reading statement lines";
-        let rows: Vec<(String, NaiveDate, i64, String, Option<String>)> = match &self.store {
-            EventStore::Postgres(pg) => sqlx::query_as(SQL)
+        let rows: Vec<(String, NaiveDate, i64, String, Option<String>)> =
+            on_pool!(&self.store, |pool, sql| sqlx::query_as(SQL)
                 .bind(account)
                 .bind(from)
                 .bind(to)
-                .fetch_all(pg.pool())
-                .await
-                .map_err(StoreError::db(context))?,
-            EventStore::Sqlite(lite) => {
-                let rows: Vec<(String, String, i64, String, Option<String>)> = sqlx::query_as(SQL)
-                    .bind(account)
-                    .bind(from.to_string())
-                    .bind(to.to_string())
-                    .fetch_all(lite.pool())
-                    .await
-                    .map_err(StoreError::db(context))?;
-                rows.into_iter().filter_map(|(i, d, a, s, r)| d.parse().ok().map(|d| (i, d, a, s, r))).collect()
-            }
-        };
+                .fetch_all(pool)
+                .await)
+            .map_err(StoreError::db("reading statement lines"))?;
         rows.into_iter()
             .map(|(line_id, booked_on, amount, description, bank_reference)| {
                 let amount =

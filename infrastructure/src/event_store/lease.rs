@@ -14,8 +14,8 @@
 
 use std::time::Duration;
 
-use feeledger_infrastructure::event_store::failover::{self, HostRole};
-use feeledger_infrastructure::event_store::{EventStore, StoreError};
+use super::failover::{self, HostRole};
+use super::{EventStore, StoreError};
 use sqlx::{ConnectOptions as _, PgConnection};
 
 /// The first key of every feeledger advisory lock ("FELG").

@@ -5,8 +5,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::event_store::hash_chain::timestamp_text;
-use crate::event_store::{EventStore, StoreError};
+use sqlx::types::Json;
+
+use super::dialect::on_pool;
+use super::{EventStore, StoreError};
 
 /// What became of a notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,39 +98,29 @@ pub struct InboxResolution {
 const RESOLVE_SQL: &str = "UPDATE bank_notifications SET outcome = $1, outcome_detail = $2, credit_id = $3, \
                            http_status = $4, processed_at = $5 WHERE id = $6";
 
-/// Writes `resolution` with `executor` (a pool or an open transaction), on PostgreSQL.
-pub(crate) async fn resolve_postgres<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
-    resolution: &InboxResolution,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(RESOLVE_SQL)
-        .bind(resolution.outcome.as_str())
-        .bind(resolution.detail.as_deref())
-        .bind(resolution.credit_id.as_deref())
-        .bind(resolution.http_status.map(i32::from))
-        .bind(resolution.at)
-        .bind(resolution.id)
-        .execute(executor)
-        .await
-        .map(|_| ())
+/// Writes `resolution` inside an open transaction: the same statement on either backend,
+/// generated once per backend by `resolve_in!`.
+macro_rules! resolve_in {
+    ($name:ident, $db:ty, $sql:expr) => {
+        pub(crate) async fn $name(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            resolution: &InboxResolution,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(RESOLVE_SQL)
+                .bind(resolution.outcome.as_str())
+                .bind(resolution.detail.as_deref())
+                .bind(resolution.credit_id.as_deref())
+                .bind(resolution.http_status.map(i32::from))
+                .bind($sql.time(resolution.at))
+                .bind(resolution.id)
+                .execute(&mut **tx)
+                .await
+                .map(|_| ())
+        }
+    };
 }
-
-/// Writes `resolution` with `executor` (a pool or an open transaction), on SQLite.
-pub(crate) async fn resolve_sqlite<'e>(
-    executor: impl sqlx::SqliteExecutor<'e>,
-    resolution: &InboxResolution,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(RESOLVE_SQL)
-        .bind(resolution.outcome.as_str())
-        .bind(resolution.detail.as_deref())
-        .bind(resolution.credit_id.as_deref())
-        .bind(resolution.http_status.map(i32::from))
-        .bind(timestamp_text(resolution.at))
-        .bind(resolution.id)
-        .execute(executor)
-        .await
-        .map(|_| ())
-}
+resolve_in!(resolve_postgres, sqlx::Postgres, super::dialect::Pg);
+resolve_in!(resolve_sqlite, sqlx::Sqlite, super::dialect::Lite);
 
 #[derive(Debug, Clone)]
 pub struct Inbox {
@@ -148,31 +140,17 @@ impl Inbox {
     pub async fn record(&self, request: &ReceivedRequest) -> Result<i64, StoreError> {
         const SQL: &str = "INSERT INTO bank_notifications (provider, received_at, method, uri, headers, body, body_truncated) \
                            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
-        let context = "storing a bank notification";
-        match &self.store {
-            EventStore::Postgres(pg) => sqlx::query_scalar(SQL)
-                .bind(request.provider)
-                .bind(request.received_at)
-                .bind(&request.method)
-                .bind(&request.uri)
-                .bind(&request.headers)
-                .bind(&request.body)
-                .bind(request.body_truncated)
-                .fetch_one(pg.pool())
-                .await
-                .map_err(StoreError::db(context)),
-            EventStore::Sqlite(lite) => sqlx::query_scalar(SQL)
-                .bind(request.provider)
-                .bind(timestamp_text(request.received_at))
-                .bind(&request.method)
-                .bind(&request.uri)
-                .bind(request.headers.to_string())
-                .bind(&request.body)
-                .bind(request.body_truncated)
-                .fetch_one(lite.pool())
-                .await
-                .map_err(StoreError::db(context)),
-        }
+        on_pool!(&self.store, |pool, sql| sqlx::query_scalar(SQL)
+            .bind(request.provider)
+            .bind(sql.time(request.received_at))
+            .bind(&request.method)
+            .bind(&request.uri)
+            .bind(sql.json(&request.headers))
+            .bind(&request.body)
+            .bind(request.body_truncated)
+            .fetch_one(pool)
+            .await)
+        .map_err(StoreError::db("storing a bank notification"))
     }
 
     /// Records what became of request `id`; `http_status` is what the sender was answered
@@ -199,28 +177,32 @@ impl Inbox {
 
     /// Writes a resolution on its own (one statement, one commit).
     pub async fn resolve_with(&self, resolution: &InboxResolution) -> Result<(), StoreError> {
-        let context = "recording a notification's outcome";
-        match &self.store {
-            EventStore::Postgres(pg) => resolve_postgres(pg.pool(), resolution).await,
-            EventStore::Sqlite(lite) => resolve_sqlite(lite.pool(), resolution).await,
-        }
-        .map_err(StoreError::db(context))
+        on_pool!(&self.store, |pool, sql| {
+            sqlx::query(RESOLVE_SQL)
+                .bind(resolution.outcome.as_str())
+                .bind(resolution.detail.as_deref())
+                .bind(resolution.credit_id.as_deref())
+                .bind(resolution.http_status.map(i32::from))
+                .bind(sql.time(resolution.at))
+                .bind(resolution.id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .map_err(StoreError::db("recording a notification's outcome"))
     }
 
     /// Requests still `received` that arrived before `before`, oldest first, at most `limit`.
     pub async fn unfinished(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<UnfinishedRequest>, StoreError> {
         const SQL: &str = "SELECT id, provider, uri, headers, body, body_truncated, received_at FROM bank_notifications \
                            WHERE outcome = 'received' AND received_at < $1 ORDER BY received_at, id LIMIT $2";
-        let context = "reading unfinished notifications";
-        // sqlx reads both backends' timestamps and JSON into the same types.
-        type Row = (i64, String, String, sqlx::types::Json<Value>, Vec<u8>, bool, DateTime<Utc>);
-        let rows: Vec<Row> = match &self.store {
-            EventStore::Postgres(pg) => sqlx::query_as(SQL).bind(before).bind(limit).fetch_all(pg.pool()).await,
-            EventStore::Sqlite(lite) => {
-                sqlx::query_as(SQL).bind(timestamp_text(before)).bind(limit).fetch_all(lite.pool()).await
-            }
-        }
-        .map_err(StoreError::db(context))?;
+        type Row = (i64, String, String, Json<Value>, Vec<u8>, bool, DateTime<Utc>);
+        let rows: Vec<Row> = on_pool!(&self.store, |pool, sql| sqlx::query_as(SQL)
+            .bind(sql.time(before))
+            .bind(limit)
+            .fetch_all(pool)
+            .await)
+        .map_err(StoreError::db("reading unfinished notifications"))?;
         Ok(rows
             .into_iter()
             .map(|(id, provider, uri, headers, body, body_truncated, received_at)| UnfinishedRequest {
@@ -240,31 +222,20 @@ impl Inbox {
     pub async fn handled_elsewhere(&self, credit_id: &str, except: i64) -> Result<bool, StoreError> {
         const SQL: &str = "SELECT EXISTS (SELECT 1 FROM bank_notifications WHERE credit_id = $1 AND id <> $2 \
                            AND outcome IN ('recorded', 'unmatched', 'duplicate'))";
-        let context = "looking for a handled retry of a notification";
-        match &self.store {
-            EventStore::Postgres(pg) => sqlx::query_scalar(SQL).bind(credit_id).bind(except).fetch_one(pg.pool()).await,
-            EventStore::Sqlite(lite) => {
-                sqlx::query_scalar(SQL).bind(credit_id).bind(except).fetch_one(lite.pool()).await
-            }
-        }
-        .map_err(StoreError::db(context))
+        on_pool!(&self.store, |pool, sql| sqlx::query_scalar(SQL).bind(credit_id).bind(except).fetch_one(pool).await)
+            .map_err(StoreError::db("looking for a handled retry of a notification"))
     }
 
     /// The newest requests of a provider (all providers when `None`), newest first.
     pub async fn recent(&self, provider: Option<&str>, limit: i64) -> Result<Vec<InboxEntry>, StoreError> {
-        let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM bank_notifications WHERE ($1 IS NULL OR provider = $1) ORDER BY id DESC LIMIT $2"
-        );
-        let rows: Vec<EntryRow> = match &self.store {
-            EventStore::Postgres(pg) => {
-                sqlx::query_as(&sql.replace("$1 IS NULL", "$1::text IS NULL"))
-                    .bind(provider)
-                    .bind(limit)
-                    .fetch_all(pg.pool())
-                    .await
-            }
-            EventStore::Sqlite(lite) => sqlx::query_as(&sql).bind(provider).bind(limit).fetch_all(lite.pool()).await,
-        }
+        let rows: Vec<EntryRow> = on_pool!(&self.store, |pool, sql| {
+            let query = format!(
+                "SELECT {ENTRY_COLUMNS} FROM bank_notifications WHERE ({} IS NULL OR provider = $1) \
+                 ORDER BY id DESC LIMIT $2",
+                sql.text_param(1)
+            );
+            sqlx::query_as(&query).bind(provider).bind(limit).fetch_all(pool).await
+        })
         .map_err(StoreError::db("reading the notification inbox"))?;
         Ok(rows
             .into_iter()

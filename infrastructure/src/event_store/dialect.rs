@@ -1,0 +1,381 @@
+//! Where the two backends' SQL differs, each difference named once, so that every query they
+//! agree on is written once.
+//!
+//! [`on_pool!`] writes a body once and expands it for each backend: inside it, `pool` is that
+//! backend's pool and `sql` its dialect ([`Pg`] or [`Lite`]), whose methods have the same names
+//! on both and return what that backend needs (a timestamp as `timestamptz` or as text, a list
+//! as an array or as JSON, a payload field as `->>` or `json_extract`). The compiler checks the
+//! body against both backends. Rows are read through [`StoredRow`], whose getters decode the
+//! same Rust types from either backend.
+//!
+//! What really differs stays in `postgres.rs` and `sqlite.rs`: connecting, the append path and
+//! the commit-order barrier.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::documents::Changes;
+use super::hash_chain::timestamp_text;
+use super::{AuditEntry, LeanEvent, RecordedEvent, StoreError};
+
+/// Runs `$body` against whichever backend holds `$store`, with `$pool` its pool and `$sql` its
+/// [dialect](self). Write the body once; it is compiled once per backend. The body is an async
+/// block: `?` and `return` in it leave the body, not the calling function.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
+        match $store {
+            $crate::event_store::EventStore::Postgres(store) => {
+                let $pool = store.pool();
+                #[allow(unused_variables)]
+                let $sql = $crate::event_store::dialect::Pg;
+                async { $body }.await
+            }
+            $crate::event_store::EventStore::Sqlite(store) => {
+                let $pool = store.pool();
+                #[allow(unused_variables)]
+                let $sql = $crate::event_store::dialect::Lite;
+                async { $body }.await
+            }
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// PostgreSQL's side of each difference.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pg;
+
+/// SQLite's side of each difference.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lite;
+
+impl Pg {
+    /// Every column of an event. The writing transaction's id is an `xid8`, read as a number.
+    pub(crate) fn event_columns(self) -> &'static str {
+        "global_position, transaction_id::text::bigint AS transaction_id, stream_id, stream_version, \
+         event_id, event_type, schema_version, payload, metadata, recorded_at, hash"
+    }
+
+    /// The columns readers that use only the payload need (projections), payload as text.
+    pub(crate) fn lean_columns(self) -> &'static str {
+        "global_position, transaction_id::text::bigint AS transaction_id, stream_id, \
+         event_type, schema_version, payload::text AS payload, recorded_at"
+    }
+
+    /// The writing transaction's id as a number (`xid8` has no cast to `bigint`).
+    pub(crate) fn transaction_id(self) -> &'static str {
+        "transaction_id::text::bigint"
+    }
+
+    /// Events after the checkpoint bound at `$1` (see [`Pg::checkpoint_id`]) and `$2`.
+    pub(crate) fn after_checkpoint(self) -> &'static str {
+        "(events.transaction_id, events.global_position) > ($1::text::xid8, $2)"
+    }
+
+    /// A checkpoint's transaction id, bound as text and cast to `xid8`.
+    pub(crate) fn checkpoint_id(self, transaction_id: i64) -> String {
+        transaction_id.to_string()
+    }
+
+    /// The commit-order barrier: only transactions older than every transaction still running
+    /// are readable, since anything at or above the snapshot's xmin may still commit "behind"
+    /// a reader that went past it.
+    pub(crate) fn readable(self) -> &'static str {
+        " AND events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    }
+
+    /// The instant bound as `timestamptz`.
+    pub(crate) fn time(self, at: DateTime<Utc>) -> DateTime<Utc> {
+        at
+    }
+
+    /// `column` is one of the values of the list bound at `$n` (see [`Pg::list`]).
+    pub(crate) fn in_list(self, column: &str, n: u8) -> String {
+        format!("{column} = ANY(${n})")
+    }
+
+    /// A list of text bound as an array.
+    pub(crate) fn list<T: AsRef<str>>(self, items: &[T]) -> Vec<&str> {
+        items.iter().map(AsRef::as_ref).collect()
+    }
+
+    /// A top-level text field of a JSON column.
+    pub(crate) fn field(self, column: &str, name: &str) -> String {
+        format!("{column}->>'{name}'")
+    }
+
+    /// A null-safe equality (`NULL` equals `NULL`).
+    pub(crate) fn same(self) -> &'static str {
+        "IS NOT DISTINCT FROM"
+    }
+
+    /// Text parameter `$n` in a comparison where its type cannot be inferred (`$n IS NULL`).
+    pub(crate) fn text_param(self, n: u8) -> String {
+        format!("${n}::text")
+    }
+
+    /// A JSON document bound as `jsonb`.
+    pub(crate) fn json(self, value: &Value) -> Json<&Value> {
+        Json(value)
+    }
+
+    /// Writes a projection batch's documents: one statement for the upserts and one for the
+    /// deletes, whatever the batch's size (a round trip each).
+    pub(crate) async fn write_documents(
+        self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        name: &str,
+        generation: i32,
+        changes: &Changes,
+    ) -> Result<(), sqlx::Error> {
+        if !changes.upserts.is_empty() {
+            let keys: Vec<&str> = changes.upserts.iter().map(|(k, _)| k.as_str()).collect();
+            let docs: Vec<&Value> = changes.upserts.iter().map(|(_, d)| d).collect();
+            sqlx::query(
+                "INSERT INTO read_model_documents (projection, generation, key, doc) \
+                 SELECT $1, $2, k, d FROM UNNEST($3::text[], $4::jsonb[]) AS x(k, d) \
+                 ON CONFLICT (projection, generation, key) DO UPDATE SET doc = excluded.doc",
+            )
+            .bind(name)
+            .bind(generation)
+            .bind(keys)
+            .bind(docs)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !changes.deletes.is_empty() {
+            sqlx::query("DELETE FROM read_model_documents WHERE projection = $1 AND generation = $2 AND key = ANY($3)")
+                .bind(name)
+                .bind(generation)
+                .bind(&changes.deletes)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Locks `table` against concurrent writers until the transaction ends.
+    pub(crate) async fn lock_table(
+        self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        table: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")).execute(&mut **tx).await.map(|_| ())
+    }
+
+    /// A transaction. PostgreSQL orders concurrent writers by row locks and constraints.
+    pub(crate) async fn begin(self, pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        pool.begin().await
+    }
+}
+
+impl Lite {
+    pub(crate) fn event_columns(self) -> &'static str {
+        "global_position, transaction_id, stream_id, stream_version, event_id, event_type, \
+         schema_version, payload, metadata, recorded_at, hash"
+    }
+
+    pub(crate) fn lean_columns(self) -> &'static str {
+        "global_position, transaction_id, stream_id, event_type, schema_version, payload, recorded_at"
+    }
+
+    pub(crate) fn transaction_id(self) -> &'static str {
+        "transaction_id"
+    }
+
+    pub(crate) fn after_checkpoint(self) -> &'static str {
+        "(events.transaction_id, events.global_position) > ($1, $2)"
+    }
+
+    pub(crate) fn checkpoint_id(self, transaction_id: i64) -> i64 {
+        transaction_id
+    }
+
+    /// One writer at a time: what is committed is readable, in order.
+    pub(crate) fn readable(self) -> &'static str {
+        ""
+    }
+
+    /// The instant bound as text in the one format the database holds: RFC 3339, UTC, six
+    /// fraction digits, so that text order is time order. (sqlx's own encoding writes
+    /// `+00:00` and a variable number of digits, which would not sort with the stored rows.)
+    pub(crate) fn time(self, at: DateTime<Utc>) -> String {
+        timestamp_text(at)
+    }
+
+    pub(crate) fn in_list(self, column: &str, n: u8) -> String {
+        format!("{column} IN (SELECT value FROM json_each(${n}))")
+    }
+
+    /// A list of text bound as a JSON array (SQLite has no arrays).
+    pub(crate) fn list<T: AsRef<str>>(self, items: &[T]) -> String {
+        let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+        serde_json::Value::from(items).to_string()
+    }
+
+    pub(crate) fn field(self, column: &str, name: &str) -> String {
+        format!("json_extract({column}, '$.{name}')")
+    }
+
+    pub(crate) fn same(self) -> &'static str {
+        "IS"
+    }
+
+    pub(crate) fn text_param(self, n: u8) -> String {
+        format!("${n}")
+    }
+
+    /// A JSON document bound as text.
+    pub(crate) fn json(self, value: &Value) -> String {
+        value.to_string()
+    }
+
+    /// Writes a projection batch's documents a statement each: in-process, a statement costs
+    /// no round trip, and SQLite has no arrays to unnest.
+    pub(crate) async fn write_documents(
+        self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        name: &str,
+        generation: i32,
+        changes: &Changes,
+    ) -> Result<(), sqlx::Error> {
+        for (key, doc) in &changes.upserts {
+            sqlx::query(
+                "INSERT INTO read_model_documents (projection, generation, key, doc) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (projection, generation, key) DO UPDATE SET doc = excluded.doc",
+            )
+            .bind(name)
+            .bind(generation)
+            .bind(key)
+            .bind(doc.to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+        for key in &changes.deletes {
+            sqlx::query("DELETE FROM read_model_documents WHERE projection = $1 AND generation = $2 AND key = $3")
+                .bind(name)
+                .bind(generation)
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Nothing to do: a write transaction ([`Lite::begin`]) holds the whole database's lock.
+    pub(crate) async fn lock_table(
+        self,
+        _tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        _table: &str,
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
+    /// A write transaction holding SQLite's write lock from the start, so two writers queue on
+    /// the busy timeout instead of failing when the second tries to upgrade its lock.
+    pub(crate) async fn begin(
+        self,
+        pool: &SqlitePool,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+/// The getters the decoders need, decoding the same Rust types from either backend's row.
+pub(crate) trait StoredRow {
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn int32(&self, column: &str) -> Result<i32, sqlx::Error>;
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, sqlx::Error>;
+    /// A `uuid`, or its hyphenated text.
+    fn uuid(&self, column: &str) -> Result<Uuid, sqlx::Error>;
+    /// A JSON column (`jsonb`, or text holding JSON).
+    fn json(&self, column: &str) -> Result<Value, sqlx::Error>;
+    /// A `timestamptz`, or RFC 3339 text.
+    fn time(&self, column: &str) -> Result<DateTime<Utc>, sqlx::Error>;
+}
+
+macro_rules! stored_row {
+    ($row:ty, $uuid:ty, |$stored:ident| $to_uuid:expr) => {
+        impl StoredRow for $row {
+            fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn int32(&self, column: &str) -> Result<i32, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn bytes(&self, column: &str) -> Result<Vec<u8>, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn uuid(&self, column: &str) -> Result<Uuid, sqlx::Error> {
+                self.try_get::<$uuid, _>(column).map(|$stored| $to_uuid)
+            }
+            fn json(&self, column: &str) -> Result<Value, sqlx::Error> {
+                self.try_get::<Json<Value>, _>(column).map(|json| json.0)
+            }
+            fn time(&self, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+                self.try_get(column)
+            }
+        }
+    };
+}
+stored_row!(PgRow, Uuid, |id| id);
+// SQLite keeps ids as their hyphenated text.
+stored_row!(SqliteRow, uuid::fmt::Hyphenated, |id| id.into_uuid());
+
+/// A row of the event log, all columns.
+pub(crate) fn decode(row: &impl StoredRow) -> Result<RecordedEvent, StoreError> {
+    let position = row.int("global_position").map_err(StoreError::db("decoding an event"))?;
+    let corrupt = |e: sqlx::Error| StoreError::Corrupt { position, reason: e.to_string() };
+    Ok(RecordedEvent {
+        position,
+        transaction_id: row.int("transaction_id").map_err(corrupt)?,
+        stream_id: row.text("stream_id").map_err(corrupt)?,
+        stream_version: row.int("stream_version").map_err(corrupt)?,
+        event_id: row.uuid("event_id").map_err(corrupt)?,
+        event_type: row.text("event_type").map_err(corrupt)?,
+        schema_version: row.int32("schema_version").map_err(corrupt)?,
+        payload: row.json("payload").map_err(corrupt)?,
+        metadata: row.json("metadata").map_err(corrupt)?,
+        recorded_at: row.time("recorded_at").map_err(corrupt)?,
+        hash: row.bytes("hash").map_err(corrupt)?,
+    })
+}
+
+/// A row of the lean columns (see [`Pg::lean_columns`]).
+pub(crate) fn decode_lean(row: &impl StoredRow) -> Result<LeanEvent, StoreError> {
+    let position = row.int("global_position").map_err(StoreError::db("decoding an event"))?;
+    let corrupt = |e: sqlx::Error| StoreError::Corrupt { position, reason: e.to_string() };
+    Ok(LeanEvent {
+        position,
+        transaction_id: row.int("transaction_id").map_err(corrupt)?,
+        stream_id: row.text("stream_id").map_err(corrupt)?,
+        event_type: row.text("event_type").map_err(corrupt)?,
+        schema_version: row.int32("schema_version").map_err(corrupt)?,
+        payload: row.text("payload").map_err(corrupt)?,
+        recorded_at: row.time("recorded_at").map_err(corrupt)?,
+    })
+}
+
+/// The columns the audit's structural checks read: no payload.
+pub(crate) const AUDIT_COLUMNS: &str = "global_position, stream_id, stream_version, recorded_at, hash";
+
+pub(crate) fn decode_audit_entry(row: &impl StoredRow) -> Result<AuditEntry, StoreError> {
+    let position = row.int("global_position").map_err(StoreError::db("decoding an audit entry"))?;
+    let corrupt = |e: sqlx::Error| StoreError::Corrupt { position, reason: e.to_string() };
+    Ok(AuditEntry {
+        position,
+        stream_id: row.text("stream_id").map_err(corrupt)?,
+        stream_version: row.int("stream_version").map_err(corrupt)?,
+        recorded_at: row.time("recorded_at").map_err(corrupt)?,
+        hash: row.bytes("hash").map_err(corrupt)?,
+    })
+}

@@ -1,0 +1,260 @@
+//! Where read models live: JSON documents keyed by text, per projection and generation, with the
+//! generation's checkpoint beside them. Written in one transaction per batch, on PostgreSQL or
+//! SQLite (the tables of migrations/*/0004).
+//!
+//! Keys are chosen so that reports are key-range scans, e.g. `day/H34.22.6/2026-11-22/P-SAOY`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+
+use super::dialect::on_pool;
+use super::{Checkpoint, EventStore, StoreError};
+
+/// What a projection's row in `projection_state` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenerationState {
+    pub active: i32,
+    pub building: Option<i32>,
+}
+
+/// A generation's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerationCheckpoint {
+    pub generation: i32,
+    pub code_version: i32,
+    pub checkpoint: Checkpoint,
+    pub events_seen: i64,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// How far a batch moves a generation's checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Advance {
+    pub from: Checkpoint,
+    pub to: Checkpoint,
+    /// Events read (applied or skipped) between the two.
+    pub events: i64,
+    pub now: DateTime<Utc>,
+}
+
+/// The changes of one batch.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub upserts: Vec<(String, Value)>,
+    pub deletes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DocumentStore {
+    store: EventStore,
+}
+
+fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    StoreError::db(context)
+}
+
+/// generation, code version, transaction id, position, events seen, started, updated.
+type CheckpointRow = (i32, i32, i64, i64, i64, DateTime<Utc>, DateTime<Utc>);
+
+impl DocumentStore {
+    pub fn new(store: EventStore) -> Self {
+        DocumentStore { store }
+    }
+
+    pub fn events(&self) -> &EventStore {
+        &self.store
+    }
+
+    /// Creates generation 1 of a projection the first time it runs.
+    pub async fn ensure(
+        &self,
+        name: &str,
+        code_version: u32,
+        now: DateTime<Utc>,
+    ) -> Result<GenerationState, StoreError> {
+        let version = i32::try_from(code_version).unwrap_or(i32::MAX);
+        const STATE: &str = "INSERT INTO projection_state (name, active_generation, updated_at) VALUES ($1, 1, $2) \
+                             ON CONFLICT (name) DO NOTHING";
+        const FIRST: &str = "INSERT INTO projection_checkpoints (name, generation, code_version, transaction_id, \
+                             position, events_seen, started_at, updated_at) VALUES ($1, 1, $2, 0, 0, 0, $3, $3)";
+        on_pool!(&self.store, |pool, sql| {
+            let mut tx = sql.begin(pool).await?;
+            let created = sqlx::query(STATE).bind(name).bind(sql.time(now)).execute(&mut *tx).await?.rows_affected();
+            if created == 1 {
+                sqlx::query(FIRST).bind(name).bind(version).bind(sql.time(now)).execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        })
+        .map_err(db("creating a projection"))?;
+        self.state(name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt { position: 0, reason: format!("projection {name} vanished") })
+    }
+
+    /// The projection's generations: the one read models are served from, the one being built.
+    pub async fn state(&self, name: &str) -> Result<Option<GenerationState>, StoreError> {
+        const SQL: &str = "SELECT active_generation, building_generation FROM projection_state WHERE name = $1";
+        let row: Option<(i32, Option<i32>)> =
+            on_pool!(&self.store, |pool, sql| sqlx::query_as(SQL).bind(name).fetch_optional(pool).await)
+                .map_err(db("reading a projection's state"))?;
+        Ok(row.map(|(active, building)| GenerationState { active, building }))
+    }
+
+    /// A generation's checkpoint and progress.
+    pub async fn checkpoint(&self, name: &str, generation: i32) -> Result<Option<GenerationCheckpoint>, StoreError> {
+        const SQL: &str = "SELECT generation, code_version, transaction_id, position, events_seen, started_at, updated_at \
+                           FROM projection_checkpoints WHERE name = $1 AND generation = $2";
+        let row: Option<CheckpointRow> = on_pool!(&self.store, |pool, sql| sqlx::query_as(SQL)
+            .bind(name)
+            .bind(generation)
+            .fetch_optional(pool)
+            .await)
+        .map_err(db("reading a projection checkpoint"))?;
+        Ok(row.map(|(generation, code_version, transaction_id, position, events_seen, started_at, updated_at)| {
+            GenerationCheckpoint {
+                generation,
+                code_version,
+                checkpoint: Checkpoint { transaction_id, position },
+                events_seen,
+                started_at,
+                updated_at,
+            }
+        }))
+    }
+
+    /// Starts building a new generation from the start of the log (or returns the one already
+    /// being built). Reads keep using the active generation until [`DocumentStore::switch`].
+    pub async fn start_rebuild(&self, name: &str, code_version: u32, now: DateTime<Utc>) -> Result<i32, StoreError> {
+        if let Some(GenerationState { building: Some(building), .. }) = self.state(name).await? {
+            return Ok(building);
+        }
+        let version = i32::try_from(code_version).unwrap_or(i32::MAX);
+        const NEXT: &str = "SELECT COALESCE(MAX(generation), 0) + 1 FROM projection_checkpoints WHERE name = $1";
+        const INSERT: &str = "INSERT INTO projection_checkpoints (name, generation, code_version, transaction_id, position, \
+                              events_seen, started_at, updated_at) VALUES ($1, $2, $3, 0, 0, 0, $4, $4)";
+        const MARK: &str = "UPDATE projection_state SET building_generation = $2, updated_at = $3 WHERE name = $1 AND building_generation IS NULL";
+        let started: Option<i32> = on_pool!(&self.store, |pool, sql| {
+            let mut tx = sql.begin(pool).await?;
+            let next: i32 = sqlx::query_scalar(NEXT).bind(name).fetch_one(&mut *tx).await?;
+            sqlx::query(INSERT).bind(name).bind(next).bind(version).bind(sql.time(now)).execute(&mut *tx).await?;
+            let marked = sqlx::query(MARK).bind(name).bind(next).bind(sql.time(now)).execute(&mut *tx).await?;
+            if marked.rows_affected() == 1 {
+                tx.commit().await?;
+                Ok(Some(next))
+            } else {
+                Ok(None)
+            }
+        })
+        .map_err(db("starting a rebuild"))?;
+        match started {
+            Some(generation) => Ok(generation),
+            // Someone else started one in between: follow theirs.
+            None => Ok(self.state(name).await?.and_then(|s| s.building).unwrap_or_default()),
+        }
+    }
+
+    /// Makes a finished generation the active one and drops the old one's documents.
+    pub async fn switch(&self, name: &str, generation: i32, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let Some(state) = self.state(name).await? else { return Ok(()) };
+        if state.building != Some(generation) {
+            return Ok(());
+        }
+        let old = state.active;
+        const SWITCH: &str = "UPDATE projection_state SET active_generation = $2, building_generation = NULL, updated_at = $3 \
+                              WHERE name = $1 AND building_generation = $2";
+        const DROP_DOCS: &str = "DELETE FROM read_model_documents WHERE projection = $1 AND generation = $2";
+        const DROP_CHECKPOINT: &str = "DELETE FROM projection_checkpoints WHERE name = $1 AND generation = $2";
+        on_pool!(&self.store, |pool, sql| {
+            let mut tx = sql.begin(pool).await?;
+            sqlx::query(SWITCH).bind(name).bind(generation).bind(sql.time(now)).execute(&mut *tx).await?;
+            sqlx::query(DROP_DOCS).bind(name).bind(old).execute(&mut *tx).await?;
+            sqlx::query(DROP_CHECKPOINT).bind(name).bind(old).execute(&mut *tx).await?;
+            tx.commit().await
+        })
+        .map_err(db("switching generations"))
+    }
+
+    /// The documents of `keys` in a generation (absent keys are left out).
+    pub async fn load(
+        &self,
+        name: &str,
+        generation: i32,
+        keys: &[String],
+    ) -> Result<HashMap<String, Value>, StoreError> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(String, Json<Value>)> = on_pool!(&self.store, |pool, sql| {
+            let query = format!(
+                "SELECT key, doc FROM read_model_documents WHERE projection = $1 AND generation = $2 AND {}",
+                sql.in_list("key", 3)
+            );
+            sqlx::query_as(&query).bind(name).bind(generation).bind(sql.list(keys)).fetch_all(pool).await
+        })
+        .map_err(db("loading documents"))?;
+        Ok(rows.into_iter().map(|(key, doc)| (key, doc.0)).collect())
+    }
+
+    /// A document of the active generation.
+    pub async fn get(&self, name: &str, key: &str) -> Result<Option<Value>, StoreError> {
+        let Some(state) = self.state(name).await? else { return Ok(None) };
+        Ok(self.load(name, state.active, &[key.to_owned()]).await?.remove(key))
+    }
+
+    /// Documents of the active generation with `from <= key < to`, in key order.
+    pub async fn range(&self, name: &str, from: &str, to: &str) -> Result<Vec<(String, Value)>, StoreError> {
+        let Some(state) = self.state(name).await? else { return Ok(Vec::new()) };
+        const SQL: &str = "SELECT key, doc FROM read_model_documents \
+                           WHERE projection = $1 AND generation = $2 AND key >= $3 AND key < $4 ORDER BY key";
+        let rows: Vec<(String, Json<Value>)> = on_pool!(&self.store, |pool, sql| sqlx::query_as(SQL)
+            .bind(name)
+            .bind(state.active)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await)
+        .map_err(db("reading a range of documents"))?;
+        Ok(rows.into_iter().map(|(key, doc)| (key, doc.0)).collect())
+    }
+
+    /// Writes a batch's changes and moves the checkpoint from `from` to `to`, in one
+    /// transaction. Returns `false`, writing nothing, when the checkpoint is no longer at `from`
+    /// (another runner applied this batch first).
+    pub async fn commit(
+        &self,
+        name: &str,
+        generation: i32,
+        advance: Advance,
+        changes: &Changes,
+    ) -> Result<bool, StoreError> {
+        let Advance { from, to, events, now } = advance;
+        const ADVANCE: &str = "UPDATE projection_checkpoints SET transaction_id = $3, position = $4, \
+                               events_seen = events_seen + $5, updated_at = $6 \
+                               WHERE name = $1 AND generation = $2 AND transaction_id = $7 AND position = $8";
+        on_pool!(&self.store, |pool, sql| {
+            let mut tx = sql.begin(pool).await?;
+            let advanced = sqlx::query(ADVANCE)
+                .bind(name)
+                .bind(generation)
+                .bind(to.transaction_id)
+                .bind(to.position)
+                .bind(events)
+                .bind(sql.time(now))
+                .bind(from.transaction_id)
+                .bind(from.position)
+                .execute(&mut *tx)
+                .await?;
+            if advanced.rows_affected() != 1 {
+                return Ok(false);
+            }
+            sql.write_documents(&mut tx, name, generation, changes).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .map_err(db("committing a projection batch"))
+    }
+}

@@ -1,0 +1,389 @@
+//! The reads of the event log and its settings, written once for both backends (see
+//! [`dialect`](super::dialect)).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::dialect::{AUDIT_COLUMNS, decode, decode_audit_entry, decode_lean, on_pool};
+use super::{
+    AuditEntry, Checkpoint, EventStore, IdempotencyKey, LeanEvent, READ_BATCH_MAX, RecordedEvent, StoreError, StoreHead,
+};
+use crate::codec::lookup;
+
+/// A limit as SQL takes it.
+fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn checkpoint_of(row: Option<(i64, i64)>) -> Option<Checkpoint> {
+    row.map(|(transaction_id, position)| Checkpoint { transaction_id, position })
+}
+
+impl EventStore {
+    /// The stream and version a key produced, if the key was used with the same request.
+    /// A key used with a different request is [`StoreError::IdempotencyKeyReused`].
+    pub async fn idempotency_record(&self, key: &IdempotencyKey) -> Result<Option<(String, i64)>, StoreError> {
+        const SQL: &str =
+            "SELECT request_hash, stream_id, stream_version FROM command_idempotency WHERE idempotency_key = $1";
+        let row: Option<(Vec<u8>, String, i64)> =
+            on_pool!(self, |pool, sql| sqlx::query_as(SQL).bind(&key.key).fetch_optional(pool).await)
+                .map_err(StoreError::db("reading an idempotency key"))?;
+        match row {
+            None => Ok(None),
+            Some((hash, stream_id, version)) if hash == key.request_hash => Ok(Some((stream_id, version))),
+            Some(_) => Err(StoreError::IdempotencyKeyReused { key: key.key.clone() }),
+        }
+    }
+
+    /// The events of one stream in version order.
+    pub async fn read_stream(&self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        on_pool!(self, |pool, sql| {
+            let query =
+                format!("SELECT {} FROM events WHERE stream_id = $1 ORDER BY stream_version", sql.event_columns());
+            let rows = sqlx::query(&query)
+                .bind(stream_id)
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::db("reading a stream"))?;
+            rows.iter().map(decode).collect()
+        })
+    }
+
+    /// The last event of one stream, if it has any.
+    pub async fn last_event(&self, stream_id: &str) -> Result<Option<RecordedEvent>, StoreError> {
+        on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT {} FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
+                sql.event_columns()
+            );
+            let row = sqlx::query(&query)
+                .bind(stream_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(StoreError::db("reading a stream's last event"))?;
+            row.as_ref().map(decode).transpose()
+        })
+    }
+
+    /// All readable events after `after`, in commit order, at most `limit` (1 to
+    /// [`READ_BATCH_MAX`]).
+    pub async fn read_all(&self, after: Checkpoint, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let limit = limit.clamp(1, READ_BATCH_MAX);
+        on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT {} FROM events WHERE {}{} ORDER BY events.transaction_id, events.global_position LIMIT $3",
+                sql.event_columns(),
+                sql.after_checkpoint(),
+                sql.readable()
+            );
+            let rows = sqlx::query(&query)
+                .bind(sql.checkpoint_id(after.transaction_id))
+                .bind(after.position)
+                .bind(limit_of(limit))
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::db("reading all events"))?;
+            rows.iter().map(decode).collect()
+        })
+    }
+
+    /// Like [`EventStore::read_all`], only events of `types` (a reader that needs a few types
+    /// skips the rest in the database), as [`LeanEvent`]s (read models use the payload only).
+    /// The same checkpoints: resuming never skips a wanted event.
+    pub async fn read_all_of_types(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+        types: &[&str],
+    ) -> Result<Vec<LeanEvent>, StoreError> {
+        let limit = limit.clamp(1, READ_BATCH_MAX);
+        on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT {} FROM events WHERE {}{} AND {} \
+                 ORDER BY events.transaction_id, events.global_position LIMIT $3",
+                sql.lean_columns(),
+                sql.after_checkpoint(),
+                sql.readable(),
+                sql.in_list("event_type", 4)
+            );
+            let rows = sqlx::query(&query)
+                .bind(sql.checkpoint_id(after.transaction_id))
+                .bind(after.position)
+                .bind(limit_of(limit))
+                .bind(sql.list(types))
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::db("reading events of some types"))?;
+            rows.iter().map(decode_lean).collect()
+        })
+    }
+
+    /// Up to `limit` events after `after_position`, in global position order, with no read
+    /// barrier: for the audit, which checks what is stored rather than following commits.
+    pub async fn read_by_position(&self, after_position: i64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let limit = limit.clamp(1, READ_BATCH_MAX);
+        on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT {} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2",
+                sql.event_columns()
+            );
+            let rows = sqlx::query(&query)
+                .bind(after_position)
+                .bind(limit_of(limit))
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::db("reading events by position"))?;
+            rows.iter().map(decode).collect()
+        })
+    }
+
+    /// Up to `limit` audit entries after `after_position`, in global position order.
+    pub async fn audit_entries(&self, after_position: i64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let query =
+            format!("SELECT {AUDIT_COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2");
+        on_pool!(self, |pool, sql| {
+            let rows = sqlx::query(&query)
+                .bind(after_position)
+                .bind(limit_of(limit.max(1)))
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::db("reading audit entries"))?;
+            rows.iter().map(decode_audit_entry).collect()
+        })
+    }
+
+    /// The audit entries of the events recorded in `[from, to)`, in global position order.
+    pub async fn audit_entries_recorded_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT {AUDIT_COLUMNS} FROM events WHERE recorded_at >= $1 AND recorded_at < $2 ORDER BY global_position"
+            );
+            let rows = sqlx::query(&query)
+                .bind(sql.time(from))
+                .bind(sql.time(to))
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::db("reading the audit entries of a period"))?;
+            rows.iter().map(decode_audit_entry).collect()
+        })
+    }
+
+    /// How many events of `types` the log holds (a rebuild's total).
+    pub async fn count_of_types(&self, types: &[&str]) -> Result<i64, StoreError> {
+        on_pool!(self, |pool, sql| {
+            let query = format!("SELECT count(*) FROM events WHERE {}", sql.in_list("event_type", 1));
+            sqlx::query_scalar(&query).bind(sql.list(types)).fetch_one(pool).await
+        })
+        .map_err(StoreError::db("counting events of some types"))
+    }
+
+    /// The checkpoint of the newest readable event ([`Checkpoint::START`] for an empty log).
+    pub async fn last_checkpoint(&self) -> Result<Checkpoint, StoreError> {
+        let last: Option<(i64, i64)> = on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT {}, global_position FROM events WHERE true{} \
+                 ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1",
+                sql.transaction_id(),
+                sql.readable()
+            );
+            sqlx::query_as(&query).fetch_optional(pool).await
+        })
+        .map_err(StoreError::db("reading the head of the log"))?;
+        Ok(checkpoint_of(last).unwrap_or(Checkpoint::START))
+    }
+
+    /// The newest committed event, readable or not yet (on PostgreSQL, still behind the
+    /// barrier): a command that relies on a read model waits for it to get this far.
+    pub async fn committed_checkpoint(&self) -> Result<Checkpoint, StoreError> {
+        let last: Option<(i64, i64)> = on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT {}, global_position FROM events \
+                 ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1",
+                sql.transaction_id()
+            );
+            sqlx::query_as(&query).fetch_optional(pool).await
+        })
+        .map_err(StoreError::db("reading the newest committed event"))?;
+        Ok(checkpoint_of(last).unwrap_or(Checkpoint::START))
+    }
+
+    /// The readable head and how many events the log holds.
+    pub async fn head(&self) -> Result<StoreHead, StoreError> {
+        let checkpoint = self.last_checkpoint().await?;
+        let event_count: i64 =
+            on_pool!(self, |pool, sql| sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await)
+                .map_err(StoreError::db("counting events"))?;
+        Ok(StoreHead { checkpoint, event_count })
+    }
+
+    /// How many readable events come after `after` (a reader's lag).
+    pub async fn count_after(&self, after: Checkpoint) -> Result<i64, StoreError> {
+        on_pool!(self, |pool, sql| {
+            let query = format!("SELECT count(*) FROM events WHERE {}{}", sql.after_checkpoint(), sql.readable());
+            sqlx::query_scalar(&query)
+                .bind(sql.checkpoint_id(after.transaction_id))
+                .bind(after.position)
+                .fetch_one(pool)
+                .await
+        })
+        .map_err(StoreError::db("counting events after a checkpoint"))
+    }
+
+    /// The version a stream has reached (0 when it has no events).
+    pub async fn stream_version(&self, stream_id: &str) -> Result<i64, StoreError> {
+        const SQL: &str = "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = $1";
+        on_pool!(self, |pool, sql| sqlx::query_scalar(SQL).bind(stream_id).fetch_one(pool).await)
+            .map_err(StoreError::db("reading a stream's version"))
+    }
+
+    /// Every event of one type, in position order (agencies, schedules: short lists).
+    pub async fn events_of_type(&self, event_type: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        on_pool!(self, |pool, sql| {
+            let query =
+                format!("SELECT {} FROM events WHERE event_type = $1 ORDER BY global_position", sql.event_columns());
+            let rows = sqlx::query(&query)
+                .bind(event_type)
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::db("reading events of a type"))?;
+            rows.iter().map(decode).collect()
+        })
+    }
+
+    /// How many agency configurations were committed: a scan of a small partial index
+    /// (migration 0010), so that a cache of the agencies can check it is current. A count, not
+    /// the newest position: PostgreSQL may commit a lower position after a higher one.
+    pub async fn agency_configuration_count(&self) -> Result<i64, StoreError> {
+        const SQL: &str = "SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured'";
+        on_pool!(self, |pool, sql| sqlx::query_scalar(SQL).fetch_one(pool).await)
+            .map_err(StoreError::db("reading the newest agency configuration"))
+    }
+
+    /// QrIssued events recorded since an instant.
+    pub async fn qr_issued_since(&self, since: DateTime<Utc>) -> Result<Vec<RecordedEvent>, StoreError> {
+        on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT {} FROM events WHERE event_type = '{}' AND recorded_at >= $1 ORDER BY global_position",
+                sql.event_columns(),
+                lookup::QR_ISSUED
+            );
+            let rows = sqlx::query(&query)
+                .bind(sql.time(since))
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::db("reading recent QRs"))?;
+            rows.iter().map(decode).collect()
+        })
+    }
+
+    /// The one event of `event_type` whose payload field `field` holds `value` (a lookup on a
+    /// partial expression index: `events_qr_id_idx`, `events_receipt_id_idx`; the type is
+    /// written into the text, so that the planner can use the index's predicate).
+    async fn event_with_field(
+        &self,
+        event_type: &str,
+        field: &str,
+        value: &str,
+        context: &'static str,
+    ) -> Result<Option<RecordedEvent>, StoreError> {
+        on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT {} FROM events WHERE event_type = '{event_type}' AND {} = $1 LIMIT 1",
+                sql.event_columns(),
+                sql.field("payload", field)
+            );
+            let row = sqlx::query(&query).bind(value).fetch_optional(pool).await.map_err(StoreError::db(context))?;
+            row.as_ref().map(decode).transpose()
+        })
+    }
+
+    /// The QrIssued event of a QR id.
+    pub async fn qr_issued(&self, qr_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        self.event_with_field(lookup::QR_ISSUED, lookup::QR_ID, &qr_id.to_string(), "looking up a QR").await
+    }
+
+    /// The ReceiptIssued event of a receipt id.
+    pub async fn receipt_issued(&self, receipt_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        self.event_with_field(
+            lookup::RECEIPT_ISSUED,
+            lookup::RECEIPT_ID,
+            &receipt_id.to_string(),
+            "looking up a receipt",
+        )
+        .await
+    }
+
+    /// Credit streams left unmatched for an agency (`None`: agency unknown) and not resolved since.
+    pub async fn unresolved_unmatched_credits(&self, agency: Option<&str>) -> Result<Vec<String>, StoreError> {
+        on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT u.stream_id FROM events u \
+                 WHERE u.event_type = '{}' AND {} {} $1 \
+                   AND NOT EXISTS (SELECT 1 FROM events r WHERE r.stream_id = u.stream_id AND {}) \
+                 ORDER BY u.global_position",
+                lookup::CREDIT_UNMATCHED,
+                sql.field("u.payload", lookup::AGENCY_CODE),
+                sql.same(),
+                sql.in_list("r.event_type", 2)
+            );
+            sqlx::query_scalar(&query).bind(agency).bind(sql.list(lookup::CREDIT_RESOLVED)).fetch_all(pool).await
+        })
+        .map_err(StoreError::db("listing unmatched credits"))
+    }
+
+    /// The stream of the case most recently assessed or given a QR at an agency's counter.
+    pub async fn latest_counter_activation(&self, agency: &str, counter: &str) -> Result<Option<String>, StoreError> {
+        on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT stream_id FROM events WHERE event_type IN ('{}', '{}') AND {} = $1 AND {} = $2 \
+                 ORDER BY global_position DESC LIMIT 1",
+                lookup::FEE_ASSESSED,
+                lookup::QR_ISSUED,
+                sql.field("payload", lookup::AGENCY_CODE),
+                sql.field("payload", lookup::COUNTER_ID)
+            );
+            sqlx::query_scalar(&query).bind(agency).bind(counter).fetch_optional(pool).await
+        })
+        .map_err(StoreError::db("looking up a counter's case"))
+    }
+
+    /// The case streams that issued a QR with this payment reference.
+    pub async fn streams_with_qr_reference(&self, reference: &str) -> Result<Vec<String>, StoreError> {
+        on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT DISTINCT stream_id FROM events WHERE event_type = '{}' AND {} = $1",
+                lookup::QR_ISSUED,
+                sql.field("payload", lookup::REFERENCE)
+            );
+            sqlx::query_scalar(&query).bind(reference).fetch_all(pool).await
+        })
+        .map_err(StoreError::db("looking up a payment reference"))
+    }
+
+    /// A named installation setting (e.g. the token signing key).
+    pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        const SQL: &str = "SELECT value FROM settings WHERE name = $1";
+        on_pool!(self, |pool, sql| sqlx::query_scalar(SQL).bind(name).fetch_optional(pool).await)
+            .map_err(StoreError::db("reading a setting"))
+    }
+
+    /// Stores `value` under `name` unless a value is already there; returns the stored value.
+    pub async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        const SQL: &str = "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
+        on_pool!(self, |pool, sql| sqlx::query(SQL).bind(name).bind(value).execute(pool).await.map(|_| ()))
+            .map_err(StoreError::db("writing a setting"))?;
+        self.setting(name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt { position: 0, reason: format!("setting {name} vanished") })
+    }
+
+    /// Checks the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, |pool, sql| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+            .map_err(StoreError::db("pinging the database"))
+    }
+}
