@@ -31,8 +31,9 @@ pub const REMITTANCE_STREAM_PREFIX: &str = "remittance-";
 /// The event types and payload fields the store looks events up by (on expression indexes,
 /// migrations `0002_lookup_indexes` and `0004`), named once beside the codec that writes them.
 /// Renaming one of these fields in its domain struct needs a migration of the index and of the
-/// stored payloads (an upcast cannot help an index); the API tests that find a QR by id, a case
-/// by its payment reference and a counter's case fail if the two drift apart.
+/// stored payloads (an upcast cannot help an index); the test
+/// `the_fields_the_store_looks_events_up_by_are_the_fields_the_codec_writes` fails if the two
+/// drift apart.
 pub mod lookup {
     pub const QR_ISSUED: &str = "QrIssued";
     pub const FEE_ASSESSED: &str = "FeeAssessed";
@@ -272,6 +273,53 @@ mod tests {
             metadata: json!({}),
             recorded_at: chrono::Utc::now(),
             hash: Vec::new(),
+        }
+    }
+
+    /// The store finds events by these payload fields (`codec::lookup`); a field renamed in its
+    /// domain struct would make those lookups find nothing. Each sample is written with the
+    /// lookup names, must decode into its struct, and must encode back with the same field.
+    #[test]
+    fn the_fields_the_store_looks_events_up_by_are_the_fields_the_codec_writes() {
+        let at = "2026-11-29T08:00:00Z";
+        let account = json!({ "bin": "970415", "number": "113366668888", "name": "UBND" });
+        let samples = [
+            (
+                lookup::QR_ISSUED,
+                json!({ lookup::QR_ID: Uuid::nil(), lookup::AGENCY_CODE: "H34.22.6", lookup::REFERENCE: "FLH3422260001",
+                        "amount": "2000", "payload": "000201", "beneficiary": account,
+                        lookup::COUNTER_ID: "quay-1", "issued_at": at, "expires_at": at }),
+                &[lookup::QR_ID, lookup::AGENCY_CODE, lookup::REFERENCE, lookup::COUNTER_ID][..],
+            ),
+            (
+                lookup::FEE_ASSESSED,
+                json!({ "case_code": "H34.22.6-240426-0002", lookup::AGENCY_CODE: "H34.22.6", "procedure_name": "x",
+                        "payer": { "name": "NGUYỄN VĂN A", "id_number": null }, "lines": [], "total": "0",
+                        "schedule_version": 1, "schedule_effective_from": "2026-01-01",
+                        lookup::COUNTER_ID: "quay-1", "assessed_at": at }),
+                &[lookup::AGENCY_CODE, lookup::COUNTER_ID][..],
+            ),
+            (
+                lookup::RECEIPT_ISSUED,
+                json!({ lookup::RECEIPT_ID: Uuid::nil(), lookup::AGENCY_CODE: "H34.22.6", "template_symbol": "01BLP0-001",
+                        "serial": "AA-26E", "number": 1, "payer_name": "NGUYỄN VĂN A", "payer_masked_id": null,
+                        "lines": [], "amount": "0", "amount_in_words": "Không đồng", "issued_at": at, "replaces": null }),
+                &[lookup::RECEIPT_ID][..],
+            ),
+            (
+                lookup::CREDIT_UNMATCHED,
+                json!({ lookup::AGENCY_CODE: "H34.22.6", "reason": "no case", "at": at }),
+                &[lookup::AGENCY_CODE][..],
+            ),
+        ];
+        for (event_type, payload, fields) in samples {
+            let decoded = LedgerEvent::decode(&stored(event_type, payload))
+                .unwrap_or_else(|e| panic!("{event_type} written with the lookup names: {e}"));
+            assert_eq!(decoded.event_type(), event_type);
+            let encoded = decoded.to_new_event(&EventMetadata::default()).unwrap().payload;
+            for field in fields {
+                assert!(encoded.get(*field).is_some_and(Value::is_string), "{event_type}.{field} in {encoded}");
+            }
         }
     }
 
