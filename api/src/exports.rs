@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use chrono::NaiveDate;
 use feeledger_domain::batch_matching::BatchKind;
 use feeledger_domain::money::{MoneyError, Vnd};
-use feeledger_domain::reconciliation::{DayReconciliation, Side};
+use feeledger_domain::reconciliation::{DayReconciliation, OutgoingKind, Side};
 use feeledger_domain::treasury::{OldestUnremitted, TreasuryReport, TreasuryRow};
 use rust_xlsxwriter::{
     ColNum, Color, DocProperties, Format, FormatAlign, FormatBorder, RowNum, Workbook, Worksheet, XlsxError,
@@ -88,7 +88,8 @@ pub fn treasury_csv(report: &TreasuryReport) -> Result<Vec<u8>, ExportError> {
 pub fn reconciliation_csv(report: &DayReconciliation, _agency_name: &str) -> Result<Vec<u8>, ExportError> {
     let mut csv = csv_writer();
     csv.write_record(LINE_HEADERS)?;
-    for line in exception_lines(report).iter().chain(&match_lines(report)).chain(&batch_lines(report)) {
+    let lines = [exception_lines(report), match_lines(report), batch_lines(report), debit_lines(report)];
+    for line in lines.iter().flatten() {
         let record = [
             Cow::Borrowed(line.kind),
             Cow::Borrowed(line.side),
@@ -185,6 +186,29 @@ fn match_lines(report: &DayReconciliation) -> Vec<Line<'_>> {
 /// Each card settlement or cash deposit booked on the day (both sides: the bank's amount), and
 /// after a settlement with a fee the acquirer's fee as its own line, so that per batch the ledger
 /// amount is the credit plus its fee.
+/// The day's debits: what each paid (a refund, a remittance), or that nothing explains it.
+/// An unexplained debit ages like an exception: someone must find out what it was.
+fn debit_lines(report: &DayReconciliation) -> Vec<Line<'_>> {
+    report
+        .debits
+        .iter()
+        .map(|d| Line {
+            kind: match d.explained_by {
+                Some(OutgoingKind::Refund) => "Chi hoàn trả",
+                Some(OutgoingKind::Remittance) => "Nộp ngân sách (KBNN)",
+                None => "Ghi nợ chưa rõ",
+            },
+            side: if d.explained_by.is_some() { BOTH_SIDES_LABEL } else { "Sao kê" },
+            case_code: None,
+            amount: d.amount,
+            reference: d.reference.as_deref(),
+            line_id: Some(d.line_id.as_str()),
+            on: d.booked_on,
+            age_days: d.explained_by.is_none().then(|| (report.date - d.booked_on).num_days().max(0)),
+        })
+        .collect()
+}
+
 fn batch_lines(report: &DayReconciliation) -> Vec<Line<'_>> {
     let mut lines = Vec::new();
     for batch in &report.batches {
@@ -413,7 +437,10 @@ pub fn reconciliation_xlsx(report: &DayReconciliation, agency_name: &str) -> Res
     row = write_lines(sheet, row + 1, &match_lines(report), "Không có giao dịch khớp.", &s)?;
     row += 2;
     sheet.write_string_with_format(row, 0, "Khớp theo lô (quyết toán thẻ, nộp tiền mặt) và phí", &s.section)?;
-    write_lines(sheet, row + 1, &batch_lines(report), "Không có khoản khớp theo lô.", &s)?;
+    row = write_lines(sheet, row + 1, &batch_lines(report), "Không có khoản khớp theo lô.", &s)?;
+    row += 2;
+    sheet.write_string_with_format(row, 0, "Các khoản chi ra (ghi nợ trên sao kê)", &s.section)?;
+    write_lines(sheet, row + 1, &debit_lines(report), "Không có khoản ghi nợ.", &s)?;
 
     for (col, width) in [34, 16, 24, 16, 22, 18, 12, 12].into_iter().enumerate() {
         sheet.set_column_width(col_num(col), width)?;

@@ -133,6 +133,10 @@ pub struct DayReconciliation {
     /// deposit may still come).
     #[serde(default)]
     pub unsettled: Vec<UnsettledDay>,
+    /// The statement's debits booked on the day, each with what explains it, if anything (see
+    /// [`explain_debits`]).
+    #[serde(default)]
+    pub debits: Vec<DebitLine>,
     /// Sums of the report, computed once with checked arithmetic.
     #[serde(default)]
     pub sums: ReportSums,
@@ -149,6 +153,10 @@ pub struct ReportSums {
     pub exceptions_bank: Vnd,
     pub batches: Vnd,
     pub fees: Vnd,
+    #[serde(default)]
+    pub debits: Vnd,
+    #[serde(default)]
+    pub unexplained_debits: Vnd,
 }
 
 /// Adds up, remembering the first overflow instead of keeping a wrong figure silently.
@@ -187,6 +195,19 @@ impl DayReconciliation {
         self.sums.fees
     }
 
+    /// Σ of the day's debit lines, and of those nothing explains.
+    pub fn debits_total(&self) -> (Vnd, Vnd) {
+        (self.sums.debits, self.sums.unexplained_debits)
+    }
+
+    /// Whether every line of the day is explained: no exception on either side, no card or
+    /// cash day waiting for its settlement or deposit, and every debit paired with a refund or
+    /// a remittance. A day can add up ([`DayReconciliation::invariants_hold`]) and still not be
+    /// explained: an exception is a fact someone has to look at.
+    pub fn all_explained(&self) -> bool {
+        self.exceptions.is_empty() && self.unsettled.is_empty() && self.debits.iter().all(|d| d.explained_by.is_some())
+    }
+
     /// The report, or why its sums cannot be trusted.
     pub fn check(&self) -> Result<&DayReconciliation, String> {
         match &self.inconsistent {
@@ -203,6 +224,114 @@ impl DayReconciliation {
             && add(self.matched_total, self.batches_total()).and_then(|m| add(m, self.exceptions_total(Side::Bank)))
                 == Some(self.bank_total)
     }
+}
+
+/// A debit on the bank statement: money that left the collection account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementDebit {
+    pub line_id: String,
+    pub booked_on: NaiveDate,
+    pub amount: Vnd,
+    pub description: String,
+    pub bank_reference: Option<String>,
+}
+
+/// What the ledger knows was paid out of the collection account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OutgoingKind {
+    /// An overpayment or an unmatched credit paid back (`recordRefund`).
+    Refund,
+    /// The state budget's share deposited to the State Treasury (`remit`, a C1-02/NS voucher).
+    Remittance,
+}
+
+/// A payment out of the account as the ledger recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outgoing {
+    pub kind: OutgoingKind,
+    /// The outgoing transfer's reference, or the voucher's number.
+    pub reference: String,
+    pub amount: Vnd,
+    pub paid_on: NaiveDate,
+    /// The debit line it was paired with when it was recorded (its statement already imported).
+    pub statement_line_id: Option<String>,
+}
+
+/// A debit line of the day and what explains it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebitLine {
+    pub line_id: String,
+    pub booked_on: NaiveDate,
+    pub amount: Vnd,
+    pub description: String,
+    /// The refund or remittance it paid, `None` when nothing the ledger recorded explains it
+    /// (a bank charge, money taken out without a record).
+    pub explained_by: Option<OutgoingKind>,
+    /// That refund's reference or remittance's voucher number.
+    pub reference: Option<String>,
+}
+
+/// The shortest reference (letters and digits) looked for inside a line's description: a
+/// voucher numbered "7" must not explain every line that mentions a 7.
+const MIN_NAMED_KEY: usize = 4;
+
+/// Explains the debits booked on the report's day by what the ledger recorded going out:
+/// 1. a refund or remittance recorded with that very line (`statement_line_id`);
+/// 2. else one whose reference is the line's id or bank reference, or is named in its
+///    description (letters and digits compared, at least [`MIN_NAMED_KEY`] of them), for the
+///    same amount, paid within
+///    [`DATE_WINDOW_DAYS`] of the booking.
+///
+/// Each recorded payment explains one line at most; a line whose amount differs stays
+/// unexplained (a partial refund is not silently taken for the whole). `debits` may cover a
+/// wider window than the day (a refund's line was paired on an earlier day).
+pub fn explain_debits(report: &mut DayReconciliation, debits: &[StatementDebit], outgoing: &[Outgoing]) {
+    let mut used = vec![false; outgoing.len()];
+    // Lines paired when their refund was recorded first, wherever they fall.
+    for debit in debits {
+        if let Some(i) = outgoing.iter().position(|o| o.statement_line_id.as_deref() == Some(debit.line_id.as_str())) {
+            used[i] = true;
+        }
+    }
+    let mut lines = Vec::new();
+    for debit in debits.iter().filter(|d| d.booked_on == report.date) {
+        let recorded = outgoing.iter().position(|o| o.statement_line_id.as_deref() == Some(debit.line_id.as_str()));
+        let named = || {
+            let line_keys = [Some(match_key(&debit.line_id)), debit.bank_reference.as_deref().map(match_key)];
+            let description = match_key(&debit.description);
+            outgoing.iter().enumerate().position(|(i, o)| {
+                let key = match_key(&o.reference);
+                !used[i]
+                    && o.statement_line_id.is_none()
+                    && !key.is_empty()
+                    && o.amount == debit.amount
+                    && (o.paid_on - debit.booked_on).num_days().abs() <= DATE_WINDOW_DAYS
+                    && (line_keys.contains(&Some(key.clone()))
+                        || (key.len() >= MIN_NAMED_KEY && description.contains(&key)))
+            })
+        };
+        let found = recorded.or_else(named);
+        if let Some(i) = found {
+            used[i] = true;
+        }
+        lines.push(DebitLine {
+            line_id: debit.line_id.clone(),
+            booked_on: debit.booked_on,
+            amount: debit.amount,
+            description: debit.description.clone(),
+            explained_by: found.map(|i| outgoing[i].kind),
+            reference: found.map(|i| outgoing[i].reference.clone()),
+        });
+    }
+    let mut sums = Sums::default();
+    report.sums.debits = sums.sum("debits", lines.iter().map(|d| d.amount));
+    report.sums.unexplained_debits =
+        sums.sum("unexplained debits", lines.iter().filter(|d| d.explained_by.is_none()).map(|d| d.amount));
+    if let Some(broken) = sums.broken {
+        report.inconsistent.get_or_insert(broken);
+    }
+    report.debits = lines;
 }
 
 /// Reconciles `date`.
@@ -380,6 +509,8 @@ pub fn reconcile_with(
         exceptions_bank: side_total(&mut sums, Side::Bank),
         batches: sums.sum("batches", batches.iter().map(|b| b.bank_amount)),
         fees: sums.sum("fees", batches.iter().map(|b| b.fee)),
+        debits: Vnd::ZERO,
+        unexplained_debits: Vnd::ZERO,
     };
     let mut report = DayReconciliation {
         agency_code: agency.clone(),
@@ -392,6 +523,7 @@ pub fn reconcile_with(
         exceptions,
         batches,
         unsettled,
+        debits: Vec::new(),
         sums: report_sums,
         inconsistent: sums.broken,
     };
@@ -653,5 +785,70 @@ mod tests {
                 proptest::prop_assert!(report.invariants_hold(), "{report:?}");
             }
         }
+    }
+
+    fn debit(id: &str, amount: i64, on: u32, description: &str) -> StatementDebit {
+        StatementDebit {
+            line_id: id.into(),
+            booked_on: day(on),
+            amount: Vnd::new(amount).unwrap(),
+            description: description.into(),
+            bank_reference: None,
+        }
+    }
+
+    fn out(kind: OutgoingKind, reference: &str, amount: i64, on: u32, line: Option<&str>) -> Outgoing {
+        Outgoing {
+            kind,
+            reference: reference.into(),
+            amount: Vnd::new(amount).unwrap(),
+            paid_on: day(on),
+            statement_line_id: line.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_days_debits_are_explained_by_the_refunds_and_remittances_recorded_and_nothing_else() {
+        let mut report = reconcile(&agency(), day(20), &[], &[], day(21));
+        assert!(report.all_explained(), "an empty day is explained");
+        let debits = [
+            // Paired when the refund was recorded.
+            debit("D1", 50_000, 20, "Hoan tien thua"),
+            // Named by the voucher number in its description, paid the day before.
+            debit("D2", 1_200_000, 20, "Nop NSNN theo GNT so 15/2026"),
+            // A refund of 30 000 was recorded under this reference, but 40 000 left: unexplained.
+            debit("D3", 40_000, 20, "CK hoan tien REF-77"),
+            debit("FEE", 11_000, 20, "Phi quan ly tai khoan"),
+            // Another day's line is not the report's.
+            debit("D9", 1_200_000, 22, "Nop NSNN theo GNT so 16/2026"),
+        ];
+        let outgoing = [
+            out(OutgoingKind::Refund, "FT-XYZ", 50_000, 20, Some("D1")),
+            out(OutgoingKind::Remittance, "15/2026", 1_200_000, 19, None),
+            out(OutgoingKind::Refund, "REF-77", 30_000, 20, None),
+            out(OutgoingKind::Remittance, "16/2026", 1_200_000, 22, None),
+        ];
+        explain_debits(&mut report, &debits, &outgoing);
+        let explained: Vec<(&str, Option<OutgoingKind>, Option<&str>)> =
+            report.debits.iter().map(|d| (d.line_id.as_str(), d.explained_by, d.reference.as_deref())).collect();
+        assert_eq!(
+            explained,
+            [
+                ("D1", Some(OutgoingKind::Refund), Some("FT-XYZ")),
+                ("D2", Some(OutgoingKind::Remittance), Some("15/2026")),
+                ("D3", None, None),
+                ("FEE", None, None),
+            ]
+        );
+        assert_eq!(report.debits_total(), (Vnd::new(1_301_000).unwrap(), Vnd::new(51_000).unwrap()));
+        assert!(!report.all_explained());
+        assert!(report.invariants_hold(), "the credit side still adds up");
+
+        // One remittance explains one line: a second line of the same amount naming it is not.
+        let mut twice = reconcile(&agency(), day(20), &[], &[], day(21));
+        let lines = [debit("A", 1_200_000, 20, "GNT 15/2026"), debit("B", 1_200_000, 20, "GNT 15/2026 lan 2")];
+        explain_debits(&mut twice, &lines, &outgoing[1..2]);
+        let kinds: Vec<Option<OutgoingKind>> = twice.debits.iter().map(|d| d.explained_by).collect();
+        assert_eq!(kinds, [Some(OutgoingKind::Remittance), None]);
     }
 }

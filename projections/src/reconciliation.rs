@@ -6,10 +6,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use feeledger_domain::bank_credit::CreditEvent;
 use feeledger_domain::batch_matching::BatchRules;
+use feeledger_domain::case_fees::CaseEvent;
 use feeledger_domain::case_fees::{Command, RecordReconciliation};
 use feeledger_domain::codes::{AgencyCode, CaseCode};
-use feeledger_domain::reconciliation::{DATE_WINDOW_DAYS, DayReconciliation, reconcile_with};
+use feeledger_domain::reconciliation::{
+    DATE_WINDOW_DAYS, DayReconciliation, Outgoing, OutgoingKind, explain_debits, reconcile_with,
+};
+use feeledger_infrastructure::codec::LedgerEvent;
 use feeledger_infrastructure::event_store::EventMetadata;
 use feeledger_infrastructure::ledger::{Ledger, LedgerError};
 use feeledger_infrastructure::statement_store::StatementStore;
@@ -83,10 +88,49 @@ impl Reconciliations {
         let (from, to) = self.window(date);
         let payments = payments_between(self.runner.documents(), agency, from, to).await?;
         let statement = self.statements.credits(&account, from, to).await?;
-        let report = reconcile_with(agency, date, &payments, &statement, today, &self.rules);
+        let mut report = reconcile_with(agency, date, &payments, &statement, today, &self.rules);
+        let debits = self.statements.debits(&account, from, to).await?;
+        if !debits.is_empty() {
+            explain_debits(&mut report, &debits, &self.outgoing(agency, from, to).await?);
+        }
         // A report whose sums did not fit or do not add up is refused, logged and counted.
         crate::invariants::require(PaymentsProjection::NAME, "daily reconciliation", report.check().is_ok(), &report)?;
         Ok(report)
+    }
+
+    /// What the ledger recorded paid out from `from` to `to`: refunds (of overpayments and of
+    /// unmatched credits, whoever's) and `agency`'s remittances to the State Treasury. Refunds
+    /// are not filtered by agency: a debit line is of this agency's account, and a refund
+    /// explains it only with its own reference (or line) and amount.
+    async fn outgoing(
+        &self,
+        agency: &AgencyCode,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Outgoing>, ReconciliationError> {
+        let store = self.ledger.store().for_reads().await;
+        let mut outgoing = Vec::new();
+        for event_type in ["OverpaymentRefunded", "CreditRefunded", "RemittanceRecorded"] {
+            for stored in store.events_of_type(event_type).await? {
+                let paid = match LedgerEvent::decode(&stored).map_err(LedgerError::from)? {
+                    LedgerEvent::Case(CaseEvent::OverpaymentRefunded(r)) => {
+                        (OutgoingKind::Refund, r.reference, r.amount, r.paid_on, r.statement_line_id)
+                    }
+                    LedgerEvent::Credit(CreditEvent::CreditRefunded(r)) => {
+                        (OutgoingKind::Refund, r.reference, r.amount, r.paid_on, r.statement_line_id)
+                    }
+                    LedgerEvent::RemittanceRecorded(r) if &r.agency_code == agency => {
+                        (OutgoingKind::Remittance, r.voucher_number, r.amount, r.remitted_on, None)
+                    }
+                    _ => continue,
+                };
+                let (kind, reference, amount, paid_on, statement_line_id) = paid;
+                if (from..=to).contains(&paid_on) || statement_line_id.is_some() {
+                    outgoing.push(Outgoing { kind, reference, amount, paid_on, statement_line_id });
+                }
+            }
+        }
+        Ok(outgoing)
     }
 
     /// Reconciles `date` and records every new match on its case; returns the report after.

@@ -669,3 +669,102 @@ async fn a_cases_overpayment_is_paid_back_at_most_once_and_never_more_than_it_re
         assert_eq!(app.event_count().await, events + 1, "[{backend}]");
     }
 }
+
+// issue 15: a day is explained only when its debits are too: each refund and remittance the
+// ledger recorded explains its line; a bank charge is left for someone to look at.
+#[tokio::test]
+async fn a_days_debits_are_explained_by_the_refunds_and_remittances_recorded_and_a_bank_charge_is_not() {
+    const RECONCILE: &str = "query($a: String!, $d: Date!) { dailyReconciliation(agencyCode: $a, date: $d) { \
+        balanced allExplained debitsTotal unexplainedDebitsTotal \
+        debits { statementLineId amount explainedBy reference } } }";
+    for app in apps().await {
+        let backend = app.backend();
+        let today = (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive().to_string();
+        assess(&app, CASE, 3).await; // 3,000 đ
+        app.graphql_ok(
+            &app.officer(AGENCY),
+            "mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { status } }",
+            json!({ "input": { "caseCode": CASE, "amount": "8000", "channel": "CASH", "reference": "PT-01", "idempotencyKey": "cash-8000" } }),
+        )
+        .await;
+        let finance = app.token(Role::Finance, None, None);
+        // The 5,000 đ overpaid goes back by transfer FT26333REFUND.
+        app.graphql_ok(
+            &finance,
+            "mutation($input: RefundInput!) { recordRefund(input: $input) { status } }",
+            json!({ "input": { "agencyCode": AGENCY, "caseCode": CASE, "amount": "5000", "method": "BANK_TRANSFER",
+                               "reference": "FT26333REFUND", "paidOn": today } }),
+        )
+        .await;
+        // The state budget's share goes to the Treasury on voucher GNT-2026-0042.
+        app.state.runner.caught_up("treasury", Duration::from_secs(30)).await.unwrap();
+        let owed = app
+            .graphql_ok(
+                &finance,
+                "query($a: String!, $t: Date!) { treasuryReport(agencyCode: $a, from: \"2020-01-01\", to: $t) { outstanding } }",
+                json!({ "a": AGENCY, "t": today }),
+            )
+            .await["treasuryReport"]["outstanding"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(owed, "0", "[{backend}]");
+        app.graphql_ok(
+            &finance,
+            "mutation($input: RemitInput!) { remitToTreasury(input: $input) { amount } }",
+            json!({ "input": { "agencyCode": AGENCY, "upTo": today, "voucherNumber": "GNT-2026-0042", "amount": owed,
+                               "remittedOn": today } }),
+        )
+        .await;
+        // The bank's statement of the day: both transfers out, and its own monthly charge.
+        let csv = format!(
+            "account_number,booked_on,amount,direction,description,transaction_id\n\
+             {ACCOUNT},{today},5000,debit,HOAN TRA TIEN THUA,FT26333REFUND\n\
+             {ACCOUNT},{today},{owed},debit,NOP NSNN THEO GNT-2026-0042,FT26333NSNN\n\
+             {ACCOUNT},{today},11000,debit,PHI QUAN LY TAI KHOAN,FT26333FEE\n"
+        );
+        app.graphql_ok(
+            &finance,
+            "mutation($input: StatementInput!) { importBankStatement(input: $input) { inserted } }",
+            json!({ "input": { "content": csv } }),
+        )
+        .await;
+
+        let report = app.graphql_ok(&finance, RECONCILE, json!({ "a": AGENCY, "d": today })).await;
+        let report = &report["dailyReconciliation"];
+        let debits: Vec<(String, Value, Value)> = report["debits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (d["statementLineId"].as_str().unwrap().to_owned(), d["explainedBy"].clone(), d["reference"].clone())
+            })
+            .collect();
+        assert_eq!(
+            debits,
+            [
+                ("FT26333FEE".to_owned(), Value::Null, Value::Null),
+                ("FT26333NSNN".to_owned(), json!("REMITTANCE"), json!("GNT-2026-0042")),
+                ("FT26333REFUND".to_owned(), json!("REFUND"), json!("FT26333REFUND")),
+            ],
+            "[{backend}] {report:#}"
+        );
+        let owed: i64 = owed.parse().unwrap();
+        assert_eq!(report["debitsTotal"], (5_000 + owed + 11_000).to_string(), "[{backend}]");
+        assert_eq!(report["unexplainedDebitsTotal"], "11000", "[{backend}]");
+        assert_eq!((report["balanced"].clone(), report["allExplained"].clone()), (json!(true), json!(false)));
+
+        // The download carries the same lines.
+        let download = app
+            .client
+            .get(format!("{}/reports/reconciliation.csv?agency={AGENCY}&date={today}", app.address))
+            .bearer_auth(&finance)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(download.status(), 200, "[{backend}]");
+        let text = download.text().await.unwrap();
+        assert!(text.contains("Ghi nợ chưa rõ") && text.contains("FT26333FEE"), "[{backend}] {text}");
+        assert!(text.contains("Nộp ngân sách (KBNN)") && text.contains("GNT-2026-0042"), "[{backend}] {text}");
+    }
+}

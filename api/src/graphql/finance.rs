@@ -7,7 +7,7 @@ use chrono::{Datelike, NaiveDate};
 use feeledger_domain::codes::AgencyCode;
 use feeledger_domain::declaration::{DeclarationPeriod, FeeDeclaration};
 use feeledger_domain::money::Percent;
-use feeledger_domain::reconciliation::{DayReconciliation, ExceptionKind, Side};
+use feeledger_domain::reconciliation::{DayReconciliation, ExceptionKind, OutgoingKind, Side};
 use feeledger_domain::remittance::{RemitError, RemitRequest};
 use feeledger_domain::treasury::{TreasuryReport, TreasuryRow};
 use feeledger_domain::vietnam_time;
@@ -154,6 +154,36 @@ pub struct BatchView {
 }
 
 #[derive(SimpleObject)]
+#[graphql(name = "StatementDebit")]
+pub struct DebitView {
+    statement_line_id: String,
+    booked_on: DateScalar,
+    amount: VndScalar,
+    description: String,
+    explained_by: Option<OutgoingKindGql>,
+    reference: Option<String>,
+}
+
+/// What a debit line paid.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+#[graphql(name = "OutgoingKind")]
+pub enum OutgoingKindGql {
+    /// An overpayment or an unmatched credit paid back (`recordRefund`).
+    Refund,
+    /// The state budget's share deposited to the State Treasury (`remit`).
+    Remittance,
+}
+
+impl From<OutgoingKind> for OutgoingKindGql {
+    fn from(kind: OutgoingKind) -> Self {
+        match kind {
+            OutgoingKind::Refund => OutgoingKindGql::Refund,
+            OutgoingKind::Remittance => OutgoingKindGql::Remittance,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
 #[graphql(name = "UnsettledBatchDay")]
 pub struct UnsettledView {
     kind: BatchKindGql,
@@ -254,6 +284,36 @@ impl ReconciliationView {
                 case_codes: b.payments.iter().map(|(_, c)| c.to_string()).collect(),
             })
             .collect()
+    }
+    /// The statement's debits booked on the day, each with the refund or remittance it paid
+    /// (none: nothing the ledger recorded explains it, e.g. a bank charge).
+    async fn debits(&self) -> Vec<DebitView> {
+        self.0
+            .debits
+            .iter()
+            .map(|d| DebitView {
+                statement_line_id: d.line_id.clone(),
+                booked_on: DateScalar(d.booked_on),
+                amount: d.amount.into(),
+                description: d.description.clone(),
+                explained_by: d.explained_by.map(Into::into),
+                reference: d.reference.clone(),
+            })
+            .collect()
+    }
+    /// Σ of the day's debit lines.
+    async fn debits_total(&self) -> VndScalar {
+        self.0.debits_total().0.into()
+    }
+    /// Σ of the day's debit lines nothing explains.
+    async fn unexplained_debits_total(&self) -> VndScalar {
+        self.0.debits_total().1.into()
+    }
+    /// Every line of the day explained: no exception, no card or cash day waiting for its
+    /// settlement or deposit, every debit a recorded refund or remittance. (`balanced` says the
+    /// sums add up; this says nothing is left to look at.)
+    async fn all_explained(&self) -> bool {
+        self.0.all_explained()
     }
     /// The day's card and cash payments no settlement or deposit explains yet.
     async fn unsettled(&self) -> Vec<UnsettledView> {

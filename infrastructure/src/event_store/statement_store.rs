@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use feeledger_domain::money::Vnd;
-use feeledger_domain::reconciliation::StatementCredit;
+use feeledger_domain::reconciliation::{StatementCredit, StatementDebit};
 
 use super::dialect::on_pool;
 use super::{EventStore, StoreError};
@@ -274,6 +274,27 @@ impl StatementStore {
         Ok(rows.into_iter().map(RecordedBalances::from).collect())
     }
 
+    /// The debits of `account` booked from `from` to `to` (inclusive): money that left it.
+    pub async fn debits(
+        &self,
+        account: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<StatementDebit>, StoreError> {
+        Ok(self
+            .lines(account, "debit", from, to)
+            .await?
+            .into_iter()
+            .map(|(line_id, booked_on, amount, description, bank_reference)| StatementDebit {
+                line_id,
+                booked_on,
+                amount,
+                description,
+                bank_reference,
+            })
+            .collect())
+    }
+
     /// The credits of `account` booked from `from` to `to` (inclusive).
     pub async fn credits(
         &self,
@@ -281,22 +302,41 @@ impl StatementStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<StatementCredit>, StoreError> {
+        Ok(self
+            .lines(account, "credit", from, to)
+            .await?
+            .into_iter()
+            .map(|(line_id, booked_on, amount, description, bank_reference)| StatementCredit {
+                line_id,
+                booked_on,
+                amount,
+                description,
+                bank_reference,
+            })
+            .collect())
+    }
+
+    /// The lines of one direction booked from `from` to `to`, by day and line id: id, day,
+    /// amount, description, bank reference.
+    async fn lines(
+        &self,
+        account: &str,
+        direction: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(String, NaiveDate, Vnd, String, Option<String>)>, StoreError> {
         const SQL: &str = "SELECT line_id, booked_on, amount, description, bank_reference FROM statement_lines \
-                           WHERE account_number = $1 AND direction = 'credit' AND booked_on >= $2 AND booked_on <= $3 \
+                           WHERE account_number = $1 AND direction = $2 AND booked_on >= $3 AND booked_on <= $4 \
                            ORDER BY booked_on, line_id";
-        let rows: Vec<(String, NaiveDate, i64, String, Option<String>)> =
-            on_pool!(&self.store, |pool, sql| sqlx::query_as(SQL)
-                .bind(account)
-                .bind(from)
-                .bind(to)
-                .fetch_all(pool)
-                .await)
-            .map_err(StoreError::db("reading statement lines"))?;
+        let rows: Vec<(String, NaiveDate, i64, String, Option<String>)> = on_pool!(&self.store, |pool, sql| {
+            sqlx::query_as(SQL).bind(account).bind(direction).bind(from).bind(to).fetch_all(pool).await
+        })
+        .map_err(StoreError::db("reading statement lines"))?;
         rows.into_iter()
             .map(|(line_id, booked_on, amount, description, bank_reference)| {
                 let amount =
                     Vnd::new(amount).map_err(|e| StoreError::Corrupt { position: 0, reason: e.to_string() })?;
-                Ok(StatementCredit { line_id, booked_on, amount, description, bank_reference })
+                Ok((line_id, booked_on, amount, description, bank_reference))
             })
             .collect()
     }
