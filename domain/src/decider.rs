@@ -107,3 +107,28 @@ impl Decider for TargetsDecider {
         state.evolve(event)
     }
 }
+
+/// An agency's reconciliation items resolved by hand, each once.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolutionsDecider;
+
+impl Decider for ResolutionsDecider {
+    type State = crate::reconciliation::Resolutions;
+    type Command = crate::reconciliation::ItemResolved;
+    type Event = crate::reconciliation::ItemResolved;
+    type Error = crate::reconciliation::ResolveError;
+
+    fn decide(
+        state: &crate::reconciliation::Resolutions,
+        wanted: crate::reconciliation::ItemResolved,
+    ) -> Result<Vec<crate::reconciliation::ItemResolved>, crate::reconciliation::ResolveError> {
+        Ok(state.decide_resolve(wanted)?.into_iter().collect())
+    }
+
+    fn evolve(
+        state: crate::reconciliation::Resolutions,
+        event: &crate::reconciliation::ItemResolved,
+    ) -> crate::reconciliation::Resolutions {
+        state.evolve(event)
+    }
+}

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -137,6 +137,10 @@ pub struct DayReconciliation {
     /// [`explain_debits`]).
     #[serde(default)]
     pub debits: Vec<DebitLine>,
+    /// What finance resolved by hand among the day's exceptions and debits (see
+    /// [`apply_resolutions`]).
+    #[serde(default)]
+    pub resolved: Vec<ItemResolved>,
     /// Sums of the report, computed once with checked arithmetic.
     #[serde(default)]
     pub sums: ReportSums,
@@ -200,12 +204,20 @@ impl DayReconciliation {
         (self.sums.debits, self.sums.unexplained_debits)
     }
 
-    /// Whether every line of the day is explained: no exception on either side, no card or
-    /// cash day waiting for its settlement or deposit, and every debit paired with a refund or
-    /// a remittance. A day can add up ([`DayReconciliation::invariants_hold`]) and still not be
+    /// Whether every line of the day is explained: every exception on either side resolved by
+    /// hand, no card or cash day waiting for its settlement or deposit, and every debit paired
+    /// with a refund or a remittance or resolved by hand. A day can add up ([`DayReconciliation::invariants_hold`]) and still not be
     /// explained: an exception is a fact someone has to look at.
     pub fn all_explained(&self) -> bool {
-        self.exceptions.is_empty() && self.unsettled.is_empty() && self.debits.iter().all(|d| d.explained_by.is_some())
+        let resolved = |line: Option<&str>, payment: Option<Uuid>| {
+            self.resolved.iter().any(|r| match &r.item {
+                ResolvedItem::StatementLine(id) => line == Some(id.as_str()),
+                ResolvedItem::Payment(id) => payment == Some(*id),
+            })
+        };
+        self.exceptions.iter().all(|e| resolved(e.line_id.as_deref(), e.payment_id))
+            && self.unsettled.is_empty()
+            && self.debits.iter().all(|d| d.explained_by.is_some() || resolved(Some(&d.line_id), None))
     }
 
     /// The report, or why its sums cannot be trusted.
@@ -332,6 +344,93 @@ pub fn explain_debits(report: &mut DayReconciliation, debits: &[StatementDebit],
         report.inconsistent.get_or_insert(broken);
     }
     report.debits = lines;
+}
+
+/// A line or a payment no rule explains, which finance looked at: what it is, in words (a bank
+/// charge, a transfer the bank reversed, a payment the bank has not booked yet).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum ResolvedItem {
+    StatementLine(String),
+    Payment(Uuid),
+}
+
+/// The event: an item of an agency's reconciliation resolved by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemResolved {
+    pub agency_code: AgencyCode,
+    pub item: ResolvedItem,
+    pub reason: String,
+    pub resolved_by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The longest reason kept, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("a reason is required: 1 to {MAX_REASON_CHARS} characters of text on one line")]
+    BadReason,
+    #[error("{0} was already resolved: \"{1}\"")]
+    AlreadyResolved(String, String),
+    #[error("the resolution is for agency {0}, this stream is agency {1}'s")]
+    OtherAgency(AgencyCode, AgencyCode),
+}
+
+/// An agency's resolutions, by item (the state of stream `reconciliation-<agency>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolutions {
+    pub agency_code: Option<AgencyCode>,
+    pub items: BTreeMap<ResolvedItem, ItemResolved>,
+}
+
+impl ResolvedItem {
+    fn describe(&self) -> String {
+        match self {
+            ResolvedItem::StatementLine(id) => format!("statement line {id}"),
+            ResolvedItem::Payment(id) => format!("payment {id}"),
+        }
+    }
+}
+
+impl Resolutions {
+    /// An item is resolved once; the same resolution again records nothing.
+    pub fn decide_resolve(&self, mut wanted: ItemResolved) -> Result<Option<ItemResolved>, ResolveError> {
+        wanted.reason = wanted.reason.trim().to_owned();
+        let chars = wanted.reason.chars().count();
+        if chars == 0 || chars > MAX_REASON_CHARS || wanted.reason.chars().any(char::is_control) {
+            return Err(ResolveError::BadReason);
+        }
+        if let Some(agency) = &self.agency_code
+            && agency != &wanted.agency_code
+        {
+            return Err(ResolveError::OtherAgency(wanted.agency_code, agency.clone()));
+        }
+        match self.items.get(&wanted.item) {
+            Some(done) if done.reason == wanted.reason => Ok(None),
+            Some(done) => Err(ResolveError::AlreadyResolved(wanted.item.describe(), done.reason.clone())),
+            None => Ok(Some(wanted)),
+        }
+    }
+
+    pub fn evolve(mut self, event: &ItemResolved) -> Self {
+        self.agency_code.get_or_insert_with(|| event.agency_code.clone());
+        self.items.insert(event.item.clone(), event.clone());
+        self
+    }
+}
+
+/// Attaches the resolutions that concern the report's exceptions and debits.
+pub fn apply_resolutions(report: &mut DayReconciliation, resolutions: &Resolutions) {
+    let lines = report
+        .exceptions
+        .iter()
+        .filter_map(|e| e.line_id.clone())
+        .chain(report.debits.iter().map(|d| d.line_id.clone()));
+    let mut items: BTreeSet<ResolvedItem> = lines.map(ResolvedItem::StatementLine).collect();
+    items.extend(report.exceptions.iter().filter_map(|e| e.payment_id).map(ResolvedItem::Payment));
+    report.resolved = items.iter().filter_map(|item| resolutions.items.get(item).cloned()).collect();
 }
 
 /// Reconciles `date`.
@@ -524,6 +623,7 @@ pub fn reconcile_with(
         batches,
         unsettled,
         debits: Vec::new(),
+        resolved: Vec::new(),
         sums: report_sums,
         inconsistent: sums.broken,
     };
@@ -850,5 +950,40 @@ mod tests {
         explain_debits(&mut twice, &lines, &outgoing[1..2]);
         let kinds: Vec<Option<OutgoingKind>> = twice.debits.iter().map(|d| d.explained_by).collect();
         assert_eq!(kinds, [Some(OutgoingKind::Remittance), None]);
+    }
+
+    #[test]
+    fn a_line_resolved_by_hand_with_a_reason_counts_as_explained_and_is_resolved_once() {
+        let resolve = |item: ResolvedItem, reason: &str| ItemResolved {
+            agency_code: agency(),
+            item,
+            reason: reason.into(),
+            resolved_by: "ke-toan".into(),
+            at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let fee = ResolvedItem::StatementLine("FEE".into());
+        let none = Resolutions::default();
+        assert_eq!(none.decide_resolve(resolve(fee.clone(), "  ")), Err(ResolveError::BadReason));
+        assert_eq!(none.decide_resolve(resolve(fee.clone(), "phí\nngân hàng")), Err(ResolveError::BadReason));
+        let event = none.decide_resolve(resolve(fee.clone(), " Phí quản lý tài khoản tháng 11 ")).unwrap().unwrap();
+        assert_eq!(event.reason, "Phí quản lý tài khoản tháng 11");
+        let done = Resolutions::default().evolve(&event);
+        assert_eq!(done.decide_resolve(resolve(fee.clone(), "Phí quản lý tài khoản tháng 11")), Ok(None), "a repeat");
+        assert!(matches!(done.decide_resolve(resolve(fee, "khác")), Err(ResolveError::AlreadyResolved(..))));
+
+        // The day with the bank charge closes once the charge is resolved, not before.
+        let mut report = reconcile(&agency(), day(20), &[], &[], day(21));
+        explain_debits(&mut report, &[debit("FEE", 11_000, 20, "Phi quan ly tai khoan")], &[]);
+        apply_resolutions(&mut report, &Resolutions::default());
+        assert!(!report.all_explained());
+        apply_resolutions(&mut report, &done);
+        assert_eq!(report.resolved, [event]);
+        assert!(report.all_explained());
+        // A bank-only credit is an exception until resolved.
+        let mut credit = reconcile(&agency(), day(20), &[], &[line("X1", 5_000, 20, "khong ro", None)], day(21));
+        assert!(!credit.all_explained());
+        let unknown = done.evolve(&resolve(ResolvedItem::StatementLine("X1".into()), "Trả lại ngân hàng ngày 21"));
+        apply_resolutions(&mut credit, &unknown);
+        assert!(credit.all_explained());
     }
 }

@@ -8,6 +8,7 @@ use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::fee_schedule::FeeSchedulePublished;
 use feeledger_domain::oversight::TargetSet;
 use feeledger_domain::receipt::ReceiptNumberAssigned;
+use feeledger_domain::reconciliation::ItemResolved;
 use feeledger_domain::remittance::RemittanceRecorded;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,6 +28,7 @@ pub const AGENCY_STREAM_PREFIX: &str = "agency-";
 pub const FEE_SCHEDULE_STREAM_PREFIX: &str = "fee-schedule-";
 pub const BANK_CREDIT_STREAM_PREFIX: &str = "bank-credit-";
 pub const REMITTANCE_STREAM_PREFIX: &str = "remittance-";
+pub const RECONCILIATION_STREAM_PREFIX: &str = "reconciliation-";
 
 /// The event types and payload fields the store looks events up by (on expression indexes,
 /// migrations `0002_lookup_indexes` and `0004`), named once beside the codec that writes them.
@@ -77,6 +79,11 @@ pub fn remittance_stream(remittance_id: Uuid) -> String {
     format!("{REMITTANCE_STREAM_PREFIX}{remittance_id}")
 }
 
+/// `reconciliation-H34.22.6`: what finance resolved by hand in an agency's reconciliations.
+pub fn reconciliation_stream(agency: &AgencyCode) -> String {
+    format!("{RECONCILIATION_STREAM_PREFIX}{agency}")
+}
+
 /// Any event of the ledger, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedgerEvent {
@@ -88,6 +95,8 @@ pub enum LedgerEvent {
     RemittanceRecorded(RemittanceRecorded),
     /// A cashless and online target for a level of agencies, from a month on.
     TargetSet(TargetSet),
+    /// A reconciliation item (a statement line, a payment) finance resolved by hand.
+    ReconciliationItemResolved(ItemResolved),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +130,7 @@ impl LedgerEvent {
             LedgerEvent::ReceiptNumberAssigned(_) => "ReceiptNumberAssigned",
             LedgerEvent::RemittanceRecorded(_) => "RemittanceRecorded",
             LedgerEvent::TargetSet(_) => "TargetSet",
+            LedgerEvent::ReconciliationItemResolved(_) => "ReconciliationItemResolved",
         }
     }
 
@@ -176,6 +186,7 @@ impl LedgerEvent {
             "ReceiptNumberAssigned" => payload.parse().map(LedgerEvent::ReceiptNumberAssigned).map_err(fail),
             "RemittanceRecorded" => payload.parse().map(LedgerEvent::RemittanceRecorded).map_err(fail),
             "TargetSet" => payload.parse().map(LedgerEvent::TargetSet).map_err(fail),
+            "ReconciliationItemResolved" => payload.parse().map(LedgerEvent::ReconciliationItemResolved).map_err(fail),
             _ => Err(CodecError::UnknownType { position, event_type: event_type.to_owned() }),
         }
     }
@@ -191,6 +202,7 @@ impl LedgerEvent {
             LedgerEvent::ReceiptNumberAssigned(event) => to_payload(event)?,
             LedgerEvent::RemittanceRecorded(event) => to_payload(event)?,
             LedgerEvent::TargetSet(event) => to_payload(event)?,
+            LedgerEvent::ReconciliationItemResolved(event) => to_payload(event)?,
         };
         Ok(NewEvent {
             event_id: Uuid::now_v7(),

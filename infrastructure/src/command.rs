@@ -14,9 +14,12 @@
 
 use feeledger_domain::agency::AgencyConfigured;
 use feeledger_domain::case_fees::CaseEvent;
-use feeledger_domain::decider::{AgencyDecider, CaseDecider, Decider, FeeScheduleDecider, TargetsDecider};
+use feeledger_domain::decider::{
+    AgencyDecider, CaseDecider, Decider, FeeScheduleDecider, ResolutionsDecider, TargetsDecider,
+};
 use feeledger_domain::fee_schedule::FeeSchedulePublished;
 use feeledger_domain::oversight::TargetSet;
+use feeledger_domain::reconciliation::ItemResolved;
 
 use crate::codec::{CodecError, LedgerEvent};
 use crate::event_store::{AppendOutcome, EventMetadata, ExpectedVersion, IdempotencyKey, RecordedEvent, StoreError};
@@ -63,6 +66,18 @@ impl Stored for FeeScheduleDecider {
     fn decode(event: LedgerEvent) -> Option<FeeSchedulePublished> {
         match event {
             LedgerEvent::FeeSchedulePublished(event) => Some(event),
+            _ => None,
+        }
+    }
+}
+
+impl Stored for ResolutionsDecider {
+    fn encode(event: ItemResolved) -> LedgerEvent {
+        LedgerEvent::ReconciliationItemResolved(event)
+    }
+    fn decode(event: LedgerEvent) -> Option<ItemResolved> {
+        match event {
+            LedgerEvent::ReconciliationItemResolved(event) => Some(event),
             _ => None,
         }
     }

@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use feeledger_domain::agency::{Agency, AgencyConfigured, AgencyError};
 use feeledger_domain::case_fees::{self, CaseError, CaseFees, Command};
 use feeledger_domain::codes::{AgencyCode, CaseCode};
-use feeledger_domain::decider::{AgencyDecider, CaseDecider, FeeScheduleDecider, TargetsDecider};
+use feeledger_domain::decider::{AgencyDecider, CaseDecider, FeeScheduleDecider, ResolutionsDecider, TargetsDecider};
 use feeledger_domain::fee_schedule::{FeeSchedule, FeeScheduleError, FeeScheduleVersion, PublishFeeSchedule};
 use feeledger_domain::oversight::{TARGETS_STREAM, TargetError, TargetSet, Targets, check_placement};
+use feeledger_domain::reconciliation::{ItemResolved, Resolutions};
 use tracing::Instrument;
 
 use crate::codec::{self, CodecError, LedgerEvent};
@@ -28,6 +29,8 @@ pub enum LedgerError {
     AgencyRejected(#[from] AgencyError),
     #[error(transparent)]
     ScheduleRejected(#[from] FeeScheduleError),
+    #[error(transparent)]
+    ResolveRejected(#[from] feeledger_domain::reconciliation::ResolveError),
     #[error("{0} not found")]
     NotFound(String),
     #[error("agency {agency} has no fee schedule in force on {date}")]
@@ -167,6 +170,31 @@ impl Ledger {
         match self.handle::<TargetsDecider>(TARGETS_STREAM, wanted.clone(), metadata, None).await? {
             Handled::Appended { mut events, .. } => events.pop().ok_or(LedgerError::Contended(TARGETS_STREAM.into())),
             Handled::Unchanged { .. } | Handled::Repeated { .. } => Ok(wanted),
+        }
+    }
+
+    // --- reconciliation items resolved by hand -------------------------------------------
+
+    /// What finance resolved by hand in `agency`'s reconciliations.
+    pub async fn resolutions(&self, agency: &AgencyCode) -> Result<Resolutions, LedgerError> {
+        Ok(self.fold_stream::<ResolutionsDecider>(&codec::reconciliation_stream(agency)).await?.state)
+    }
+
+    /// Resolves a reconciliation item with a reason, once; the same resolution again appends
+    /// nothing and answers the first.
+    pub async fn resolve_item(
+        &self,
+        wanted: ItemResolved,
+        metadata: &EventMetadata,
+    ) -> Result<ItemResolved, LedgerError> {
+        self.require_agency(&wanted.agency_code).await?;
+        let stream = codec::reconciliation_stream(&wanted.agency_code);
+        let item = wanted.item.clone();
+        match self.handle::<ResolutionsDecider>(&stream, wanted, metadata, None).await? {
+            Handled::Appended { mut events, .. } => events.pop().ok_or(LedgerError::Contended(stream)),
+            Handled::Unchanged { state, .. } => state.items.get(&item).cloned().ok_or(LedgerError::Contended(stream)),
+            // No idempotency key is given, so no request is repeated by key.
+            Handled::Repeated { .. } => Err(LedgerError::Contended(stream)),
         }
     }
 

@@ -12,7 +12,7 @@ use feeledger_domain::case_fees::CaseEvent;
 use feeledger_domain::case_fees::{Command, RecordReconciliation};
 use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::reconciliation::{
-    DATE_WINDOW_DAYS, DayReconciliation, Outgoing, OutgoingKind, explain_debits, reconcile_with,
+    DATE_WINDOW_DAYS, DayReconciliation, Outgoing, OutgoingKind, apply_resolutions, explain_debits, reconcile_with,
 };
 use feeledger_infrastructure::codec::LedgerEvent;
 use feeledger_infrastructure::event_store::EventMetadata;
@@ -92,6 +92,9 @@ impl Reconciliations {
         let debits = self.statements.debits(&account, from, to).await?;
         if !debits.is_empty() {
             explain_debits(&mut report, &debits, &self.outgoing(agency, from, to).await?);
+        }
+        if !report.exceptions.is_empty() || !report.debits.is_empty() {
+            apply_resolutions(&mut report, &self.ledger.resolutions(agency).await?);
         }
         // A report whose sums did not fit or do not add up is refused, logged and counted.
         crate::invariants::require(PaymentsProjection::NAME, "daily reconciliation", report.check().is_ok(), &report)?;

@@ -721,7 +721,8 @@ async fn a_days_debits_are_explained_by_the_refunds_and_remittances_recorded_and
             "account_number,booked_on,amount,direction,description,transaction_id\n\
              {ACCOUNT},{today},5000,debit,HOAN TRA TIEN THUA,FT26333REFUND\n\
              {ACCOUNT},{today},{owed},debit,NOP NSNN THEO GNT-2026-0042,FT26333NSNN\n\
-             {ACCOUNT},{today},11000,debit,PHI QUAN LY TAI KHOAN,FT26333FEE\n"
+             {ACCOUNT},{today},11000,debit,PHI QUAN LY TAI KHOAN,FT26333FEE\n\
+             {ACCOUNT},{today},8000,credit,NOP TIEN MAT THU PHI LE PHI,FT26333CASH\n"
         );
         app.graphql_ok(
             &finance,
@@ -766,5 +767,37 @@ async fn a_days_debits_are_explained_by_the_refunds_and_remittances_recorded_and
         let text = download.text().await.unwrap();
         assert!(text.contains("Ghi nợ chưa rõ") && text.contains("FT26333FEE"), "[{backend}] {text}");
         assert!(text.contains("Nộp ngân sách (KBNN)") && text.contains("GNT-2026-0042"), "[{backend}] {text}");
+
+        // Finance looks at the bank's charge and resolves it with a reason: the day is explained.
+        const RESOLVE: &str = "mutation($input: ResolveItemInput!) { resolveReconciliationItem(input: $input) { \
+            statementLineId paymentId reason resolvedBy } }";
+        let resolve = |line: &str, reason: &str| json!({ "input": { "agencyCode": AGENCY, "statementLineId": line, "reason": reason } });
+        let events = app.event_count().await;
+        assert_eq!(app.graphql_error_code(Some(&finance), RESOLVE, resolve("FT26333FEE", "  ")).await, "VALIDATION");
+        assert_eq!(
+            app.graphql_error_code(Some(&app.officer(AGENCY)), RESOLVE, resolve("FT26333FEE", "phí")).await,
+            "FORBIDDEN"
+        );
+        assert_eq!(app.event_count().await, events, "[{backend}] nothing recorded by a refused request");
+        let reason = "Phí quản lý tài khoản tháng 11 của ngân hàng";
+        let done = app.graphql_ok(&finance, RESOLVE, resolve("FT26333FEE", reason)).await;
+        assert_eq!(done["resolveReconciliationItem"]["reason"], reason, "[{backend}] {done:#}");
+        assert_eq!(app.event_count().await, events + 1, "[{backend}]");
+        let again = app.graphql_ok(&finance, RESOLVE, resolve("FT26333FEE", reason)).await;
+        assert_eq!(again, done, "[{backend}] the same resolution again answers the first");
+        assert_eq!(app.graphql_error_code(Some(&finance), RESOLVE, resolve("FT26333FEE", "khác")).await, "CONFLICT");
+        assert_eq!(app.event_count().await, events + 1, "[{backend}] resolved once");
+
+        let after = app
+            .graphql_ok(
+                &finance,
+                "query($a: String!, $d: Date!) { dailyReconciliation(agencyCode: $a, date: $d) { \
+                 allExplained unsettled { day } resolutions { statementLineId reason } } }",
+                json!({ "a": AGENCY, "d": today }),
+            )
+            .await;
+        let after = &after["dailyReconciliation"];
+        assert_eq!(after["resolutions"], json!([{ "statementLineId": "FT26333FEE", "reason": reason }]), "[{backend}]");
+        assert_eq!(after["allExplained"], true, "[{backend}] {after:#}");
     }
 }

@@ -7,6 +7,7 @@
 
 use async_graphql::ErrorExtensions;
 use feeledger_domain::case_fees::CaseError;
+use feeledger_domain::reconciliation::ResolveError;
 use feeledger_infrastructure::event_store::StoreError;
 use feeledger_infrastructure::ledger::LedgerError;
 
@@ -111,6 +112,8 @@ impl From<LedgerError> for ApiError {
             },
             LedgerError::AgencyRejected(e) => ApiError::validation(e),
             LedgerError::ScheduleRejected(e) => ApiError::validation(e),
+            LedgerError::ResolveRejected(e @ ResolveError::AlreadyResolved(..)) => ApiError::Conflict(e.to_string()),
+            LedgerError::ResolveRejected(e) => ApiError::validation(e),
             LedgerError::NoScheduleInForce { .. } | LedgerError::Invalid(_) => ApiError::validation(error),
             LedgerError::NotFound(_) => ApiError::NotFound(error.to_string()),
             LedgerError::Contended(_) | LedgerError::IdempotencyKeyReused(_) => ApiError::Conflict(error.to_string()),

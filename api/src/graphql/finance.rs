@@ -7,7 +7,9 @@ use chrono::{Datelike, NaiveDate};
 use feeledger_domain::codes::AgencyCode;
 use feeledger_domain::declaration::{DeclarationPeriod, FeeDeclaration};
 use feeledger_domain::money::Percent;
-use feeledger_domain::reconciliation::{DayReconciliation, ExceptionKind, OutgoingKind, Side};
+use feeledger_domain::reconciliation::{
+    DayReconciliation, ExceptionKind, ItemResolved, OutgoingKind, ResolvedItem, Side,
+};
 use feeledger_domain::remittance::{RemitError, RemitRequest};
 use feeledger_domain::treasury::{TreasuryReport, TreasuryRow};
 use feeledger_domain::vietnam_time;
@@ -151,6 +153,44 @@ pub struct BatchView {
     days: Vec<DateScalar>,
     payments: i32,
     case_codes: Vec<String>,
+}
+
+#[derive(InputObject)]
+pub struct ResolveItemInput {
+    agency_code: String,
+    /// The statement line resolved (give this or `paymentId`).
+    statement_line_id: Option<String>,
+    /// The payment resolved (give this or `statementLineId`).
+    payment_id: Option<String>,
+    /// What it is, in words: 1 to 500 characters on one line.
+    reason: String,
+}
+
+/// A reconciliation item resolved by hand.
+#[derive(SimpleObject)]
+#[graphql(name = "ReconciliationResolution")]
+pub struct ResolutionView {
+    statement_line_id: Option<String>,
+    payment_id: Option<ID>,
+    reason: String,
+    resolved_by: String,
+    resolved_at: DateTimeScalar,
+}
+
+impl From<&ItemResolved> for ResolutionView {
+    fn from(resolved: &ItemResolved) -> Self {
+        let (statement_line_id, payment_id) = match &resolved.item {
+            ResolvedItem::StatementLine(id) => (Some(id.clone()), None),
+            ResolvedItem::Payment(id) => (None, Some(ID(id.to_string()))),
+        };
+        ResolutionView {
+            statement_line_id,
+            payment_id,
+            reason: resolved.reason.clone(),
+            resolved_by: resolved.resolved_by.clone(),
+            resolved_at: DateTimeScalar(resolved.at),
+        }
+    }
 }
 
 #[derive(SimpleObject)]
@@ -314,6 +354,10 @@ impl ReconciliationView {
     /// sums add up; this says nothing is left to look at.)
     async fn all_explained(&self) -> bool {
         self.0.all_explained()
+    }
+    /// The day's exceptions and debits finance resolved by hand, with their reasons.
+    async fn resolutions(&self) -> Vec<ResolutionView> {
+        self.0.resolved.iter().map(ResolutionView::from).collect()
     }
     /// The day's card and cash payments no settlement or deposit explains yet.
     async fn unsettled(&self) -> Vec<UnsettledView> {
@@ -1118,6 +1162,37 @@ impl FinanceMutations {
             .await
             .map_err(reconciliation_error)?;
         Ok(ReconciliationView(report))
+    }
+
+    /// Resolves by hand, with a reason, a reconciliation item no rule explains: a statement
+    /// line (a bank charge, a credit the bank reversed) or a payment (one the bank has not
+    /// booked). The item then counts as explained (`allExplained`); once resolved, another
+    /// reason is refused (CONFLICT), the same again answers the first.
+    async fn resolve_reconciliation_item(
+        &self,
+        ctx: &Context<'_>,
+        input: ResolveItemInput,
+    ) -> ApiResult<ResolutionView> {
+        let agency = AgencyCode::parse(input.agency_code.trim()).map_err(ApiError::validation)?;
+        let principal = finance_actor(ctx, &agency)?;
+        let item = match (input.statement_line_id, input.payment_id) {
+            (Some(line), None) if !line.trim().is_empty() => ResolvedItem::StatementLine(line.trim().to_owned()),
+            (None, Some(payment)) => {
+                ResolvedItem::Payment(uuid::Uuid::parse_str(payment.trim()).map_err(|_| {
+                    ApiError::Validation(format!("paymentId {:?} is not a payment id", payment.as_str()))
+                })?)
+            }
+            _ => return Err(ApiError::Validation("give exactly one of statementLineId and paymentId".into())),
+        };
+        let wanted = ItemResolved {
+            agency_code: agency,
+            item,
+            reason: input.reason,
+            resolved_by: principal.subject.clone(),
+            at: now(ctx),
+        };
+        let resolved = super::ledger(ctx).resolve_item(wanted, &metadata(ctx, &principal)).await?;
+        Ok(ResolutionView::from(&resolved))
     }
 
     /// Records a deposit to the State Treasury of everything payable up to `upTo`.
