@@ -127,7 +127,7 @@ impl Application {
                 feeledger_domain::working_days::WorkingCalendar::vietnam()
                     .with_non_working_days(settings.non_working_days.iter().copied()),
             ),
-            reconciliations: Reconciliations::new(ledger.clone(), runner.clone(), statements.clone()).with_batch_rules(
+            reconciliations: Reconciliations::new(runner.clone(), statements.clone()).with_batch_rules(
                 feeledger_domain::batch_matching::BatchRules {
                     card_fee_max_per_mille: settings.card_fee_max_per_mille,
                     ..feeledger_domain::batch_matching::BatchRules::default()

@@ -9,6 +9,7 @@ pub mod inbox;
 pub mod ledger;
 pub mod live_feed;
 pub mod payment_intake;
+pub mod reconciliation;
 pub mod remittance;
 pub mod settings;
 pub mod statement;
