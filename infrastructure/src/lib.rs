@@ -15,6 +15,7 @@ pub mod settings;
 pub mod statement;
 pub mod statement_store;
 pub mod strict_json;
+pub mod tasks;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
