@@ -12,6 +12,7 @@ use feeledger_infrastructure::live_feed::LiveFeed;
 use feeledger_infrastructure::payment_intake::PaymentIntake;
 use feeledger_infrastructure::settings::{ProviderSecrets, Settings};
 use feeledger_infrastructure::statement_store::StatementStore;
+use feeledger_infrastructure::tasks::Tasks;
 use feeledger_projections::reconciliation::Reconciliations;
 use feeledger_projections::runner::Runner;
 use feeledger_projections::treasury::TreasuryReports;
@@ -56,6 +57,9 @@ pub struct AppState {
     pub context: ApiContext,
     /// Whether the client address is taken from `X-Forwarded-For` (behind our own proxy).
     pub trust_forwarded_for: bool,
+    /// The background tasks (live feed, projections, QR expiry, inbox recovery, daily seals),
+    /// stopped when the service stops.
+    pub tasks: Tasks,
 }
 
 /// Connects to the database named in `settings` and applies the migrations.
@@ -85,8 +89,8 @@ impl std::fmt::Debug for AppState {
 
 /// Seals each finished day's digest (see `feeledger_infrastructure::audit`), checking every
 /// hour. Every node may run it: only one seal per day lands.
-fn start_daily_seals(store: EventStore) {
-    tokio::spawn(async move {
+fn start_daily_seals(store: EventStore, tasks: &Tasks) {
+    tasks.spawn("daily_seals", async move {
         let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
         loop {
             every_hour.tick().await;
@@ -109,13 +113,15 @@ impl Application {
         let clock = Clock::system();
         let store = open_store(settings).await?.with_clock(clock.clone());
         let tokens = TokenService::load(settings.token_secret.as_ref(), &store).await?;
-        let live = LiveFeed::start(store.clone(), Duration::from_millis(settings.live_poll_ms.max(10)));
+        let tasks = Tasks::default();
+        let live = LiveFeed::start(store.clone(), Duration::from_millis(settings.live_poll_ms.max(10)), &tasks);
         let inbox = Inbox::new(store.clone());
         let ledger = Ledger::new(store);
-        crate::qr_expiry::start(ledger.clone(), &live, clock.clone());
-        start_daily_seals(ledger.store().clone());
+        crate::qr_expiry::start(ledger.clone(), &live, clock.clone(), &tasks);
+        start_daily_seals(ledger.store().clone(), &tasks);
         let intake = PaymentIntake::new(ledger.clone());
-        let runner = Runner::new(ledger.store().clone(), Duration::from_millis(settings.live_poll_ms.max(10)));
+        let runner = Runner::new(ledger.store().clone(), Duration::from_millis(settings.live_poll_ms.max(10)))
+            .with_tasks(tasks.clone());
         if settings.run_projections {
             runner.spawn_all();
         }
@@ -128,7 +134,7 @@ impl Application {
                 feeledger_domain::working_days::WorkingCalendar::vietnam()
                     .with_non_working_days(settings.non_working_days.iter().copied()),
             ),
-            reconciliations: Reconciliations::new(ledger.clone(), runner.clone(), statements.clone()).with_batch_rules(
+            reconciliations: Reconciliations::new(runner.clone(), statements.clone()).with_batch_rules(
                 feeledger_domain::batch_matching::BatchRules {
                     card_fee_max_per_mille: settings.card_fee_max_per_mille,
                     ..feeledger_domain::batch_matching::BatchRules::default()
@@ -162,6 +168,7 @@ impl Application {
             runner,
             context,
             trust_forwarded_for: settings.trust_forwarded_for,
+            tasks,
         };
         crate::webhooks::start_inbox_recovery(
             state.clone(),
@@ -178,11 +185,15 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, then finishes the requests in flight and stops the
+    /// background tasks.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let tasks = self.state.tasks.clone();
         let router = http::router(self.state);
-        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        tasks.shutdown().await;
+        served
     }
 }

@@ -568,6 +568,11 @@ async fn projections_rebuild(name: &str, database: &DatabaseArgs) -> anyhow::Res
     // The switch may have been made by a server's runner building the same generation: then
     // no "finished" progress comes from this process, and the watcher would wait for ever.
     watcher.abort();
+    if let Err(error) = watcher.await
+        && error.is_panic()
+    {
+        tracing::error!(%error, "the progress bar's task panicked");
+    }
     bar.finish();
     let status = runner.status(name).await?;
     eprintln!(
@@ -694,9 +699,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Err(_) => std::future::pending().await,
         }
     };
+    let tasks = app.state().tasks.clone();
     tokio::select! {
         served = app.run_until_stopped(signal) => served?,
-        () = grace => tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "connections still open after the grace period; stopping anyway"),
+        () = grace => {
+            tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "connections still open after the grace period; stopping anyway");
+            tasks.shutdown().await;
+        }
     }
     tracing::info!("feeledger stopped");
     Ok(ExitCode::SUCCESS)

@@ -16,6 +16,7 @@ use feeledger_infrastructure::codec::{self, CASE_STREAM_PREFIX};
 use feeledger_infrastructure::event_store::{EventMetadata, RecordedEvent};
 use feeledger_infrastructure::ledger::Ledger;
 use feeledger_infrastructure::live_feed::LiveFeed;
+use feeledger_infrastructure::tasks::Tasks;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -27,9 +28,9 @@ const LOOKBACK_HOURS: i64 = 24;
 
 type Due = Reverse<(DateTime<Utc>, String, Uuid)>;
 
-pub fn start(ledger: Ledger, live: &LiveFeed, clock: Clock) {
+pub fn start(ledger: Ledger, live: &LiveFeed, clock: Clock, tasks: &Tasks) {
     let events = live.subscribe();
-    tokio::spawn(run(ledger, events, clock));
+    tasks.spawn("qr_expiry", run(ledger, events, clock));
 }
 
 fn due_of(event: &RecordedEvent) -> Option<Due> {

@@ -365,9 +365,11 @@ const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30
 
 /// Finishes requests whose handling was interrupted (a crash between storing a request and
 /// storing its outcome leaves it `received`): at start-up, then every 30 s, each request left
-/// `received` for longer than `after`. Every node may run it: recording is idempotent.
-pub fn start_inbox_recovery(state: AppState, after: std::time::Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// `received` for longer than `after`. Every node may run it: recording is idempotent. It runs
+/// among the service's tasks (`AppState::tasks`).
+pub fn start_inbox_recovery(state: AppState, after: std::time::Duration) {
+    let tasks = state.tasks.clone();
+    tasks.spawn("inbox_recovery", async move {
         let mut interval = tokio::time::interval(RECOVERY_INTERVAL);
         loop {
             interval.tick().await;
@@ -377,7 +379,7 @@ pub fn start_inbox_recovery(state: AppState, after: std::time::Duration) -> toki
                 Err(error) => tracing::warn!(%error, "inbox recovery failed; retrying later"),
             }
         }
-    })
+    });
 }
 
 /// One pass of the recovery; returns how many requests it finished.

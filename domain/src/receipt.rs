@@ -167,6 +167,7 @@ impl Quarter {
     }
 
     pub fn last_day(self) -> chrono::NaiveDate {
+        // Not money: a quarter at the end of chrono's calendar (year 262,143) ends with it.
         let next_month = self.first_day().checked_add_months(chrono::Months::new(3)).unwrap_or(chrono::NaiveDate::MAX);
         next_month.pred_opt().unwrap_or(next_month)
     }
@@ -174,6 +175,7 @@ impl Quarter {
     /// The report is due by the last day of the first month of the next quarter (Decree
     /// 123/2020/NĐ-CP, art. 38): 31 January for Q4.
     pub fn report_deadline(self) -> chrono::NaiveDate {
+        // Not money: clamped to the end of chrono's calendar, as in `last_day`.
         let after_next_month =
             self.first_day().checked_add_months(chrono::Months::new(4)).unwrap_or(chrono::NaiveDate::MAX);
         after_next_month.pred_opt().unwrap_or(after_next_month)

@@ -433,6 +433,42 @@ pub fn apply_resolutions(report: &mut DayReconciliation, resolutions: &Resolutio
     report.resolved = items.iter().filter_map(|item| resolutions.items.get(item).cloned()).collect();
 }
 
+/// A payment paired with a statement line by a day's reconciliation: what its case records
+/// (a `Reconciled` event), so later days and audits keep the pairing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pairing {
+    pub payment_id: Uuid,
+    pub case_code: CaseCode,
+    pub statement_line_id: String,
+    pub statement_date: NaiveDate,
+}
+
+impl DayReconciliation {
+    /// Every pairing of the report whose payment `payments` do not show as reconciled yet: the
+    /// 1:1 matches, then each payment of each batch with the batch's line. (`payments` come from
+    /// a read model that may lag; the case decides again, and a pairing it holds already
+    /// records nothing.)
+    pub fn unrecorded_pairings(&self, payments: &[LedgerPayment]) -> Vec<Pairing> {
+        let recorded: BTreeSet<Uuid> =
+            payments.iter().filter(|p| p.reconciled_line_id.is_some()).map(|p| p.payment_id).collect();
+        let matches = self.matches.iter().map(|m| Pairing {
+            payment_id: m.payment_id,
+            case_code: m.case_code.clone(),
+            statement_line_id: m.line_id.clone(),
+            statement_date: m.booked_on,
+        });
+        let batches = self.batches.iter().flat_map(|batch| {
+            batch.payments.iter().map(|(payment_id, case_code)| Pairing {
+                payment_id: *payment_id,
+                case_code: case_code.clone(),
+                statement_line_id: batch.line_id.clone(),
+                statement_date: batch.booked_on,
+            })
+        });
+        matches.chain(batches).filter(|p| !recorded.contains(&p.payment_id)).collect()
+    }
+}
+
 /// Reconciles `date`.
 ///
 /// `payments` and `statement` should cover the date window around `date` (a day either side),
@@ -865,6 +901,29 @@ mod tests {
         let report = reconcile(&agency(), day(20), &[p], &statement, day(20));
         assert_eq!(report.matches[0].line_id, "L2");
         assert_eq!(kinds(&report), [(ExceptionKind::BankOnly, Side::Bank)]);
+    }
+
+    #[test]
+    fn the_pairings_to_record_are_the_matches_whose_payment_is_not_reconciled_yet() {
+        let first = payment(1, "H34.22.6-261120-0001", 3000, 20, Some("FT001"));
+        let mut second = payment(2, "H34.22.6-261120-0002", 8000, 20, Some("FT002"));
+        let statement = [line("L1", 3000, 20, "x", Some("FT001")), line("L2", 8000, 20, "x", Some("FT002"))];
+        let payments = [first.clone(), second.clone()];
+        let report = reconcile(&agency(), day(20), &payments, &statement, day(20));
+        let pairings = report.unrecorded_pairings(&payments);
+        assert_eq!(
+            pairings.iter().map(|p| (p.payment_id, p.statement_line_id.as_str())).collect::<Vec<_>>(),
+            [(Uuid::from_u128(1), "L1"), (Uuid::from_u128(2), "L2")]
+        );
+        assert_eq!(pairings[1].case_code, second.case_code);
+        assert_eq!(pairings[1].statement_date, day(20));
+
+        // Once the second is recorded on its case, only the first is left to record.
+        second.reconciled_line_id = Some("L2".into());
+        let payments = [first, second];
+        let report = reconcile(&agency(), day(20), &payments, &statement, day(20));
+        let left: Vec<_> = report.unrecorded_pairings(&payments).into_iter().map(|p| p.payment_id).collect();
+        assert_eq!(left, [Uuid::from_u128(1)]);
     }
 
     proptest::proptest! {

@@ -9,8 +9,10 @@
 //! 5. when another writer appended first, everything from (1) runs again, up to
 //!    [`MAX_ATTEMPTS`] times.
 //!
-//! Commands that write several streams at once (a remittance, a numbered receipt) append with
-//! `EventStore::append_together` in one transaction, each stream at the version read.
+//! Commands that write several streams at once append with `EventStore::append_together` in one
+//! transaction, each stream at the version read: [`Ledger::handle_together`] for several streams
+//! of one decider (a day's reconciliation), and by hand where the streams belong to different
+//! deciders (a remittance, a numbered receipt).
 
 use feeledger_domain::agency::AgencyConfigured;
 use feeledger_domain::case_fees::CaseEvent;
@@ -22,7 +24,9 @@ use feeledger_domain::oversight::TargetSet;
 use feeledger_domain::reconciliation::ItemResolved;
 
 use crate::codec::{CodecError, LedgerEvent};
-use crate::event_store::{AppendOutcome, EventMetadata, ExpectedVersion, IdempotencyKey, RecordedEvent, StoreError};
+use crate::event_store::{
+    AppendOutcome, EventMetadata, ExpectedVersion, IdempotencyKey, RecordedEvent, StoreError, StreamAppend,
+};
 use crate::ledger::{Ledger, LedgerError};
 
 /// How often a command is decided again after losing a race for its stream before giving up.
@@ -182,5 +186,62 @@ impl Ledger {
             }
         }
         Err(LedgerError::Contended(stream.to_owned()))
+    }
+
+    /// Runs commands against several streams of one decider as one fact: every stream is read
+    /// and folded, its commands decided in order (each on the state the previous one left), and
+    /// all the events appended in **one transaction**, each stream at the version read. When
+    /// any of the streams moved meanwhile, everything is read and decided again, up to
+    /// [`MAX_ATTEMPTS`] times. A stream whose commands change nothing is not written, so a
+    /// retry of the same commands (the decider recognising what it holds already) appends
+    /// nothing. Returns the events appended, per stream, in the order given.
+    pub async fn handle_together<D>(
+        &self,
+        commands: &[(String, Vec<D::Command>)],
+        metadata: &EventMetadata,
+    ) -> Result<Vec<(String, Vec<D::Event>)>, LedgerError>
+    where
+        D: Stored,
+        LedgerError: From<D::Error>,
+    {
+        for attempt in 1..=MAX_ATTEMPTS {
+            let mut appends = Vec::with_capacity(commands.len());
+            let mut decided = Vec::with_capacity(commands.len());
+            for (stream, stream_commands) in commands {
+                let folded = self.fold_stream::<D>(stream).await?;
+                let mut state = folded.state;
+                let mut events = Vec::new();
+                for command in stream_commands {
+                    let new = D::decide(&state, command.clone())?;
+                    state = new.iter().fold(state, D::evolve);
+                    events.extend(new);
+                }
+                if events.is_empty() {
+                    continue;
+                }
+                let rows = events
+                    .iter()
+                    .map(|event| D::encode(event.clone()).to_new_event(metadata))
+                    .collect::<Result<Vec<_>, _>>()?;
+                appends.push(StreamAppend {
+                    stream_id: stream.clone(),
+                    expected: ExpectedVersion::from_read(folded.version),
+                    events: rows,
+                });
+                decided.push((stream.clone(), events));
+            }
+            if appends.is_empty() {
+                return Ok(decided);
+            }
+            match self.store().append_together(appends).await {
+                Ok(_) => return Ok(decided),
+                Err(StoreError::Conflict { .. }) => {
+                    tracing::debug!(attempt, streams = commands.len(), "a stream changed concurrently; deciding again");
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        let first = commands.first().map(|(stream, _)| stream.clone()).unwrap_or_default();
+        Err(LedgerError::Contended(first))
     }
 }

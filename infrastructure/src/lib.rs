@@ -9,10 +9,12 @@ pub mod event_store;
 pub mod ledger;
 pub mod live_feed;
 pub mod payment_intake;
+pub mod reconciliation;
 pub mod remittance;
 pub mod settings;
 pub mod statement;
 pub mod strict_json;
+pub mod tasks;
 
 // The tables beside the event log live in the storage module, with all the SQL.
 pub use event_store::{inbox, statement_store};

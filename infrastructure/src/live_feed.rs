@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::event_store::failover::PrimaryWatch;
 use crate::event_store::{Checkpoint, EventStore, RecordedEvent, StoreError};
+use crate::tasks::Tasks;
 
 /// How many events a slow subscriber may fall behind before it is told it lagged.
 pub const FEED_CAPACITY: usize = 4096;
@@ -40,11 +41,11 @@ pub struct LiveFeed {
 }
 
 impl LiveFeed {
-    /// Starts following the log from its current end. `poll` bounds how late an event found only
-    /// by polling (a lost notification) is delivered.
-    pub fn start(store: EventStore, poll: Duration) -> LiveFeed {
+    /// Starts following the log from its current end, as one of `tasks`. `poll` bounds how late
+    /// an event found only by polling (a lost notification) is delivered.
+    pub fn start(store: EventStore, poll: Duration, tasks: &Tasks) -> LiveFeed {
         let (events, _) = broadcast::channel(FEED_CAPACITY);
-        tokio::spawn(follow(store, events.clone(), poll));
+        tasks.spawn("live_feed", follow(store, events.clone(), poll));
         LiveFeed { events }
     }
 

@@ -27,11 +27,13 @@ use feeledger_domain::bank_credit::{
     self, BankCredit, BankCreditObserved, CreditError, CreditEvent, CreditMatched, CreditRefundRequested, CreditState,
     CreditStatus, CreditUnmatched, MatchMethod,
 };
-use feeledger_domain::case_fees::{self, Command, QrStatus, RecordPayment};
+use feeledger_domain::case_fees::{Command, QrStatus, RecordPayment};
 use feeledger_domain::codes::{AgencyCode, CaseCode, PaymentReference};
+use feeledger_domain::decider::{CaseDecider, Decider};
 use uuid::Uuid;
 
 use crate::codec::{self, CASE_STREAM_PREFIX, LedgerEvent};
+use crate::command::Stored;
 use crate::event_store::{EventMetadata, ExpectedVersion, KnownHead, NewEvent, StoreError, StreamAppend};
 use crate::inbox::InboxResolution;
 use crate::ledger::{CaseRecord, Ledger, LedgerError};
@@ -107,14 +109,19 @@ pub struct PaymentIntake {
     agencies: AgencyCache,
 }
 
-/// What the single-transaction path made of a credit.
-enum OneCommit {
-    /// Recorded (or left unmatched), with the inbox outcome if one was given.
-    Done(Intake, bool),
-    /// The case changed between reading and writing: decide again.
-    CaseMoved,
-    /// The credit's stream exists already (a duplicate, a retry, an interrupted first copy).
-    NotNew,
+/// The case a credit names, as read to decide on it.
+struct FoundCase {
+    record: CaseRecord,
+    method: MatchMethod,
+    reference: String,
+}
+
+/// What the single-transaction path decided for a new credit: the streams' appends (the
+/// credit's, the case's), the case's head as read, and the outcome.
+struct NewCredit {
+    appends: Vec<StreamAppend>,
+    heads: Vec<KnownHead>,
+    outcome: Intake,
 }
 
 impl PaymentIntake {
@@ -207,17 +214,17 @@ impl PaymentIntake {
         };
         let metadata = EventMetadata { actor: Some(format!("bank:{}", credit.provider)), ..EventMetadata::default() };
         let observed = BankCreditObserved { credit, agency_code: agency, observed_at: now };
-        for _ in 0..ONE_COMMIT_ATTEMPTS {
-            match self.in_one_commit(&observed, &agencies, &metadata, now, &resolution).await? {
-                OneCommit::Done(intake, resolved) => return Ok((intake, resolved)),
-                OneCommit::CaseMoved => continue,
-                OneCommit::NotNew => break,
-            }
+        if let Some(done) = self.in_one_commit(&observed, &agencies, &metadata, now, &resolution).await? {
+            return Ok(done);
         }
         self.step_by_step(observed, &agencies, &metadata, now).await.map(|intake| (intake, false))
     }
 
-    /// A new credit, its payment and its inbox outcome in one transaction.
+    /// A new credit, its payment and its inbox outcome in one transaction, in the shape of the
+    /// command loop (`Ledger::handle`): read the case, decide ([`PaymentIntake::decide_new`],
+    /// no IO), append every stream at the version read; when the case moved meanwhile, read and
+    /// decide again. `None` when the credit is not new (its stream exists, or the case has its
+    /// payment already) or the case kept moving: the step-by-step path takes over.
     async fn in_one_commit(
         &self,
         observed: &BankCreditObserved,
@@ -225,7 +232,60 @@ impl PaymentIntake {
         metadata: &EventMetadata,
         now: DateTime<Utc>,
         resolution: &impl Fn(&Intake) -> Option<InboxResolution>,
-    ) -> Result<OneCommit, IntakeError> {
+    ) -> Result<Option<(Intake, bool)>, IntakeError> {
+        let credit_stream = codec::bank_credit_stream(&observed.credit.credit_id());
+        for attempt in 1..=ONE_COMMIT_ATTEMPTS {
+            // Read: the case the credit names, as it stands (the credit's stream is expected not
+            // to exist; the append says if it does).
+            let case = match self.find_case(observed, agencies).await? {
+                CaseSearch::Found { case_code, method, reference, record } => {
+                    let record = match record {
+                        Some(record) => *record,
+                        None => self.ledger.load_case(&case_code).await?,
+                    };
+                    Ok(FoundCase { record, method, reference })
+                }
+                CaseSearch::NotFound(reason) => Err(reason),
+            };
+            // Decide.
+            let Some(decided) = self.decide_new(observed, case, metadata, now)? else { return Ok(None) };
+            // Append, with the inbox row's outcome.
+            let inbox = resolution(&decided.outcome);
+            match self.ledger.store().append_together_resolving(decided.appends, &decided.heads, inbox.as_ref()).await {
+                Ok(_) => {
+                    let outcome = decided.outcome;
+                    tracing::info!(credit.id = %observed.credit.credit_id(), outcome = ?outcome, "bank credit handled");
+                    // An agency that issues a receipt per payment gets it right after the
+                    // payment's commit, as a payment at the counter does (`Ledger::execute`).
+                    if let Intake::Recorded { case_code, .. } = &outcome
+                        && agencies.iter().any(|a| a.agency_code == case_code.agency() && a.receipt_per_payment)
+                        && let Err(error) = self.ledger.issue_receipts_due(case_code, metadata, now).await
+                    {
+                        tracing::warn!(%error, case.code = %case_code, "receipt not issued yet: the next payment of the case or issueReceipt issues it");
+                    }
+                    return Ok(Some((outcome, inbox.is_some())));
+                }
+                Err(StoreError::Conflict { stream_id, .. }) if stream_id == credit_stream => return Ok(None),
+                // Retry: the case moved on (a concurrent payment).
+                Err(StoreError::Conflict { .. }) => {
+                    tracing::debug!(attempt, credit.id = %observed.credit.credit_id(), "the case changed concurrently; deciding again");
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// What a new credit records, decided on the case as read (no IO): the credit observed, the
+    /// case's payment (or the reason it is left unmatched), the credit matched or unmatched.
+    /// `None` when the case has this payment already (a copy of the credit got this far).
+    fn decide_new(
+        &self,
+        observed: &BankCreditObserved,
+        case: Result<FoundCase, String>,
+        metadata: &EventMetadata,
+        now: DateTime<Utc>,
+    ) -> Result<Option<NewCredit>, IntakeError> {
         let credit_id = observed.credit.credit_id();
         let observed_event = CreditEvent::BankCreditObserved(observed.clone());
         let state =
@@ -237,12 +297,8 @@ impl PaymentIntake {
             events: vec![self.row(observed_event, metadata)?],
         }];
         let mut heads = Vec::new();
-        let (credit_events, outcome) = match self.find_case(observed, agencies).await? {
-            CaseSearch::Found { case_code, method, reference, record } => {
-                let case = match record {
-                    Some(record) => *record,
-                    None => self.ledger.load_case(&case_code).await?,
-                };
+        let (credit_events, outcome) = match case {
+            Ok(FoundCase { record: case, method, reference }) => {
                 if let Some(last) = case.events.last() {
                     heads.push(KnownHead {
                         stream_id: last.stream_id.clone(),
@@ -255,62 +311,36 @@ impl PaymentIntake {
                     Command::RecordPayment(payment) => payment.payment_id,
                     _ => Uuid::nil(),
                 };
-                match case_fees::decide(&case.state, command) {
-                    // The case has this payment already: a copy of the credit got this far.
-                    Ok(decided) if decided.is_empty() => return Ok(OneCommit::NotNew),
+                let case_code = case.code;
+                match CaseDecider::decide(&case.state, command) {
+                    Ok(decided) if decided.is_empty() => return Ok(None),
                     Ok(decided) => {
                         appends.push(StreamAppend {
                             stream_id: codec::case_stream(&case_code),
                             expected: ExpectedVersion::from_read(case.version),
                             events: decided
                                 .into_iter()
-                                .map(|event| LedgerEvent::Case(event).to_new_event(metadata))
+                                .map(|event| CaseDecider::encode(event).to_new_event(metadata))
                                 .collect::<Result<Vec<_>, _>>()?,
                         });
                         let matched =
                             CreditMatched { case_code: case_code.clone(), payment_id, method, matched_at: now };
-                        (
-                            state.decide_match(matched)?,
-                            Intake::Recorded { credit_id: credit_id.clone(), case_code, payment_id, method },
-                        )
+                        (state.decide_match(matched)?, Intake::Recorded { credit_id, case_code, payment_id, method })
                     }
                     Err(rejected) => {
                         let reason = format!("case {case_code} refused the payment: {rejected}");
-                        (
-                            self.unmatched_events(&state, &reason, now),
-                            Intake::Unmatched { credit_id: credit_id.clone(), reason },
-                        )
+                        (self.unmatched_events(&state, &reason, now), Intake::Unmatched { credit_id, reason })
                     }
                 }
             }
-            CaseSearch::NotFound(reason) => (
-                self.unmatched_events(&state, &reason, now),
-                Intake::Unmatched { credit_id: credit_id.clone(), reason },
-            ),
+            Err(reason) => (self.unmatched_events(&state, &reason, now), Intake::Unmatched { credit_id, reason }),
         };
         appends.push(StreamAppend {
-            stream_id: credit_stream.clone(),
+            stream_id: credit_stream,
             expected: ExpectedVersion::Exact(1),
             events: credit_events.into_iter().map(|e| self.row(e, metadata)).collect::<Result<Vec<_>, _>>()?,
         });
-        let inbox = resolution(&outcome);
-        match self.ledger.store().append_together_resolving(appends, &heads, inbox.as_ref()).await {
-            Ok(_) => {
-                tracing::info!(credit.id = %credit_id, outcome = ?outcome, "bank credit handled");
-                // An agency that issues a receipt per payment gets it right after the payment's
-                // commit, as a payment at the counter does (`Ledger::execute`).
-                if let Intake::Recorded { case_code, .. } = &outcome
-                    && agencies.iter().any(|a| a.agency_code == case_code.agency() && a.receipt_per_payment)
-                    && let Err(error) = self.ledger.issue_receipts_due(case_code, metadata, now).await
-                {
-                    tracing::warn!(%error, case.code = %case_code, "receipt not issued yet: the next payment of the case or issueReceipt issues it");
-                }
-                Ok(OneCommit::Done(outcome, inbox.is_some()))
-            }
-            Err(StoreError::Conflict { stream_id, .. }) if stream_id == credit_stream => Ok(OneCommit::NotNew),
-            Err(StoreError::Conflict { .. }) => Ok(OneCommit::CaseMoved),
-            Err(other) => Err(other.into()),
-        }
+        Ok(Some(NewCredit { appends, heads, outcome }))
     }
 
     fn row(&self, event: CreditEvent, metadata: &EventMetadata) -> Result<NewEvent, IntakeError> {

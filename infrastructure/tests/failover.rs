@@ -190,7 +190,8 @@ async fn after_a_lossy_asynchronous_failover_the_live_feed_still_delivers_every_
     store.append("case-kept", ExpectedVersion::NoStream, vec![event(1)], None).await.unwrap();
     cluster.wait_until_replayed().await;
 
-    let feed = LiveFeed::start(store.clone(), Duration::from_millis(50));
+    let tasks = feeledger_infrastructure::tasks::Tasks::default();
+    let feed = LiveFeed::start(store.clone(), Duration::from_millis(50), &tasks);
     let mut delivered = feed.subscribe();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The replica stops receiving; three appends are acknowledged by the primary alone and

@@ -1,22 +1,24 @@
 //! Daily reconciliation of an agency's collection account: the ledger's payments (from the
 //! payments read model) against the imported bank statement, matched by
-//! `feeledger_domain::reconciliation::reconcile`. `reconcile_day` also records each new match
-//! on its case (a Reconciled event), so the pairing is kept for later days and audits.
+//! `feeledger_domain::reconciliation::reconcile`. Only reads: recording the day's new matches on
+//! their cases (Reconciled events, so the pairing is kept for later days and audits) is the
+//! write side's, `feeledger_infrastructure::reconciliation` (one transaction for the day).
 
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use feeledger_domain::bank_credit::CreditEvent;
+use chrono::NaiveDate;
 use feeledger_domain::batch_matching::BatchRules;
+use feeledger_domain::codes::AgencyCode;
+use feeledger_domain::bank_credit::CreditEvent;
 use feeledger_domain::case_fees::CaseEvent;
-use feeledger_domain::case_fees::{Command, RecordReconciliation};
-use feeledger_domain::codes::{AgencyCode, CaseCode};
+use feeledger_domain::decider::{AgencyDecider, ResolutionsDecider};
 use feeledger_domain::reconciliation::{
-    DATE_WINDOW_DAYS, DayReconciliation, Outgoing, OutgoingKind, apply_resolutions, explain_debits, reconcile_with,
+    DATE_WINDOW_DAYS, DayReconciliation, Outgoing, OutgoingKind, Pairing, apply_resolutions, explain_debits,
+    reconcile_with,
 };
-use feeledger_infrastructure::codec::LedgerEvent;
-use feeledger_infrastructure::event_store::EventMetadata;
-use feeledger_infrastructure::ledger::{Ledger, LedgerError};
+use feeledger_infrastructure::codec::{self, LedgerEvent};
+use feeledger_infrastructure::command;
+use feeledger_infrastructure::event_store::StoreError;
 use feeledger_infrastructure::statement_store::StatementStore;
 
 use crate::payments::{PaymentsProjection, payments_between};
@@ -31,27 +33,24 @@ pub enum ReconciliationError {
     UnknownAgency(AgencyCode),
     #[error(transparent)]
     Projection(#[from] ProjectionError),
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
 }
 
-impl From<feeledger_infrastructure::event_store::StoreError> for ReconciliationError {
-    fn from(error: feeledger_infrastructure::event_store::StoreError) -> Self {
-        ReconciliationError::Ledger(error.into())
+impl From<StoreError> for ReconciliationError {
+    fn from(error: StoreError) -> Self {
+        ReconciliationError::Projection(error.into())
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Reconciliations {
-    ledger: Ledger,
     runner: Runner,
     statements: StatementStore,
     rules: BatchRules,
 }
 
 impl Reconciliations {
-    pub fn new(ledger: Ledger, runner: Runner, statements: StatementStore) -> Self {
-        Reconciliations { ledger, runner, statements, rules: BatchRules::default() }
+    pub fn new(runner: Runner, statements: StatementStore) -> Self {
+        Reconciliations { runner, statements, rules: BatchRules::default() }
     }
 
     /// The tolerances of card settlements and cash deposits.
@@ -77,10 +76,10 @@ impl Reconciliations {
         date: NaiveDate,
         today: NaiveDate,
     ) -> Result<DayReconciliation, ReconciliationError> {
-        let account = self
-            .ledger
-            .agency(agency)
-            .await?
+        let configuration = self.runner.store().read_stream(&codec::agency_stream(agency)).await?;
+        let account = command::fold::<AgencyDecider>(configuration)
+            .map_err(ProjectionError::from)?
+            .state
             .current
             .map(|a| a.bank_account.number.to_string())
             .ok_or_else(|| ReconciliationError::UnknownAgency(agency.clone()))?;
@@ -94,7 +93,9 @@ impl Reconciliations {
             explain_debits(&mut report, &debits, &self.outgoing(agency, from, to).await?);
         }
         if !report.exceptions.is_empty() || !report.debits.is_empty() {
-            apply_resolutions(&mut report, &self.ledger.resolutions(agency).await?);
+            let resolutions = self.runner.store().read_stream(&codec::reconciliation_stream(agency)).await?;
+            let resolutions = command::fold::<ResolutionsDecider>(resolutions).map_err(ProjectionError::from)?.state;
+            apply_resolutions(&mut report, &resolutions);
         }
         // A report whose sums did not fit or do not add up is refused, logged and counted.
         crate::invariants::require(PaymentsProjection::NAME, "daily reconciliation", report.check().is_ok(), &report)?;
@@ -111,11 +112,11 @@ impl Reconciliations {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<Outgoing>, ReconciliationError> {
-        let store = self.ledger.store().for_reads().await;
+        let store = self.runner.store().for_reads().await;
         let mut outgoing = Vec::new();
         for event_type in ["OverpaymentRefunded", "CreditRefunded", "RemittanceRecorded"] {
             for stored in store.events_of_type(event_type).await? {
-                let paid = match LedgerEvent::decode(&stored).map_err(LedgerError::from)? {
+                let paid = match LedgerEvent::decode(&stored).map_err(ProjectionError::from)? {
                     LedgerEvent::Case(CaseEvent::OverpaymentRefunded(r)) => {
                         (OutgoingKind::Refund, r.reference, r.amount, r.paid_on, r.statement_line_id)
                     }
@@ -136,48 +137,17 @@ impl Reconciliations {
         Ok(outgoing)
     }
 
-    /// Reconciles `date` and records every new match on its case; returns the report after.
-    pub async fn reconcile_day(
+    /// The pairings of `report` (made by [`Reconciliations::report`] for `date`) that the
+    /// payments read model does not show as recorded on their cases yet. Recording them is the
+    /// write side's (`Ledger::record_reconciliation`), which decides again on each case.
+    pub async fn unrecorded(
         &self,
         agency: &AgencyCode,
         date: NaiveDate,
-        today: NaiveDate,
-        metadata: &EventMetadata,
-        now: DateTime<Utc>,
-    ) -> Result<DayReconciliation, ReconciliationError> {
-        let report = self.report(agency, date, today).await?;
+        report: &DayReconciliation,
+    ) -> Result<Vec<Pairing>, ReconciliationError> {
         let (from, to) = self.window(date);
         let known = payments_between(self.runner.documents(), agency, from, to).await?;
-        let mut recorded = 0;
-        // 1:1 matches, then every payment of each batch, each paired with the batch's line.
-        let mut pairs: Vec<(uuid::Uuid, CaseCode, String, NaiveDate)> = report
-            .matches
-            .iter()
-            .map(|m| (m.payment_id, m.case_code.clone(), m.line_id.clone(), m.booked_on))
-            .collect();
-        for batch in &report.batches {
-            for (payment_id, case_code) in &batch.payments {
-                pairs.push((*payment_id, case_code.clone(), batch.line_id.clone(), batch.booked_on));
-            }
-        }
-        for (payment_id, case_code, line_id, booked_on) in pairs {
-            let already = known.iter().any(|p| p.payment_id == payment_id && p.reconciled_line_id.is_some());
-            if already {
-                continue;
-            }
-            let command = Command::RecordReconciliation(RecordReconciliation {
-                payment_id,
-                statement_line_id: line_id,
-                statement_date: booked_on,
-                now,
-            });
-            self.ledger.execute(&case_code, command, metadata, None).await?;
-            recorded += 1;
-        }
-        tracing::info!(agency.code = %agency, %date, matched = report.matches.len(), recorded, exceptions = report.exceptions.len(), "day reconciled");
-        if recorded > 0 {
-            return self.report(agency, date, today).await;
-        }
-        Ok(report)
+        Ok(report.unrecorded_pairings(&known))
     }
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use feeledger_infrastructure::codec::{CodecError, LedgerEvent};
 use feeledger_infrastructure::event_store::{Checkpoint, EventStore, LeanEvent, StoreError};
+use feeledger_infrastructure::tasks::Tasks;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -295,12 +296,28 @@ pub struct Runner {
     poll: Duration,
     wake: Arc<Notify>,
     progress: broadcast::Sender<Progress>,
+    /// Where [`Runner::spawn_all`] runs the projections.
+    tasks: Tasks,
 }
 
 impl Runner {
     pub fn new(store: EventStore, poll: Duration) -> Self {
         let (progress, _) = broadcast::channel(256);
-        Runner { docs: DocumentStore::new(store), poll, wake: Arc::new(Notify::new()), progress }
+        Runner {
+            docs: DocumentStore::new(store),
+            poll,
+            wake: Arc::new(Notify::new()),
+            progress,
+            tasks: Tasks::default(),
+        }
+    }
+
+    /// Runs the projections among `tasks` (the service's, stopped on shutdown) rather than in a
+    /// set of their own.
+    #[must_use]
+    pub fn with_tasks(mut self, tasks: Tasks) -> Self {
+        self.tasks = tasks;
+        self
     }
 
     pub fn documents(&self) -> &DocumentStore {
@@ -315,7 +332,8 @@ impl Runner {
         self.progress.subscribe()
     }
 
-    /// Follows the log with every projection, each in its own task, until the process ends.
+    /// Follows the log with every projection, each in its own task, until the process ends or
+    /// the runner's tasks are shut down.
     pub fn spawn_all(&self) {
         self.spawn(crate::treasury::TreasuryProjection);
         self.spawn(crate::payments::PaymentsProjection);
@@ -327,7 +345,7 @@ impl Runner {
     /// several at a time; see `lease`), and stands by otherwise.
     fn spawn<P: Projection>(&self, projection: P) {
         let runner = self.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(P::NAME, async move {
             loop {
                 let mut lease = Lease::acquire(runner.store(), P::NAME).await;
                 tokio::select! {

@@ -16,6 +16,7 @@ mod nodes;
 mod oversight;
 mod pay_browser;
 mod public_pay;
+mod reconciliation;
 mod remittance;
 mod treasury;
 mod webhooks;

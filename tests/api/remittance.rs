@@ -8,7 +8,6 @@ use feeledger_domain::codes::AgencyCode;
 use feeledger_tests::traffic::{self, Plan};
 use feeledger_tests::{TestApp, spawn_each_backend};
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 const REMIT: &str =
     "mutation($input: RemitInput!) { remitToTreasury(input: $input) { id amount cases voucherNumber } }";
@@ -23,44 +22,6 @@ async fn outstanding(app: &TestApp, finance: &str, agency: &str, up_to: &str) ->
     let report = app.graphql_ok(finance, OUTSTANDING, json!({ "a": agency, "f": "2026-01-01", "t": up_to })).await;
     let dong = |v: &Value| v.as_str().unwrap().parse::<i64>().unwrap();
     (dong(&report["treasuryReport"]["outstanding"]), dong(&report["treasuryReport"]["remitted"]))
-}
-
-/// Makes the database refuse, inside the append, the RemittedToTreasury of one case: the
-/// transaction fails after the voucher's event and the cases before it were written.
-async fn fail_the_remittance_of(app: &TestApp, stream_id: &str, on: bool) {
-    let url = &app.database.url;
-    let statements: Vec<String> = match (app.backend(), on) {
-        ("postgres", true) => vec![
-            "CREATE FUNCTION feeledger_test_fail() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN RAISE EXCEPTION 'injected failure in the middle of a remittance'; END $$"
-                .into(),
-            format!(
-                "CREATE TRIGGER feeledger_test_fail BEFORE INSERT ON events FOR EACH ROW \
-                 WHEN (NEW.event_type = 'RemittedToTreasury' AND NEW.stream_id = '{stream_id}') \
-                 EXECUTE FUNCTION feeledger_test_fail()"
-            ),
-        ],
-        ("postgres", false) => {
-            vec!["DROP TRIGGER feeledger_test_fail ON events".into(), "DROP FUNCTION feeledger_test_fail()".into()]
-        }
-        (_, true) => vec![format!(
-            "CREATE TRIGGER feeledger_test_fail BEFORE INSERT ON events \
-             WHEN NEW.event_type = 'RemittedToTreasury' AND NEW.stream_id = '{stream_id}' \
-             BEGIN SELECT RAISE(ABORT, 'injected failure in the middle of a remittance'); END"
-        )],
-        (_, false) => vec!["DROP TRIGGER feeledger_test_fail".into()],
-    };
-    if app.backend() == "postgres" {
-        let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
-        for statement in statements {
-            sqlx::query(&statement).execute(&mut connection).await.unwrap();
-        }
-    } else {
-        let mut connection = sqlx::SqliteConnection::connect(url).await.unwrap();
-        for statement in statements {
-            sqlx::query(&statement).execute(&mut connection).await.unwrap();
-        }
-    }
 }
 
 #[tokio::test]
@@ -87,7 +48,7 @@ async fn a_remittance_is_recorded_whole_or_not_at_all_and_a_retry_finds_its_firs
         assert!(candidates.len() >= 10, "[{backend}] {} candidates", candidates.len());
         let middle = format!("case-{}", candidates[candidates.len() / 2]);
         let events_before = app.event_count().await;
-        fail_the_remittance_of(&app, &middle, true).await;
+        app.fail_inserts_of("RemittedToTreasury", &middle, true).await;
 
         let input = json!({ "input": { "agencyCode": agency, "upTo": up_to, "voucherNumber": "GNT-ATOMIC-01",
                                        "amount": owed.to_string(), "remittedOn": "2026-10-12" } });
@@ -98,7 +59,7 @@ async fn a_remittance_is_recorded_whole_or_not_at_all_and_a_retry_finds_its_firs
         assert_eq!(count(&app, "RemittanceRecorded").await, 0, "[{backend}]");
 
         // The retry, once the fault is gone, records the whole deposit for the full amount.
-        fail_the_remittance_of(&app, &middle, false).await;
+        app.fail_inserts_of("RemittedToTreasury", &middle, false).await;
         let done = app.graphql_ok(&finance, REMIT, input.clone()).await["remitToTreasury"].clone();
         let cases = usize::try_from(done["cases"].as_i64().unwrap()).unwrap();
         assert_eq!(done["amount"], owed.to_string(), "[{backend}] {done}");

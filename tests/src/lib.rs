@@ -106,6 +106,46 @@ impl TestApp {
         code.unwrap_or_default().to_owned()
     }
 
+    /// Makes the database refuse, inside the append, every `event_type` event of one stream
+    /// (`on`), or stops refusing it (`!on`): a multi-stream transaction then fails after the
+    /// streams before that one were written, which shows whether anything of it is kept.
+    pub async fn fail_inserts_of(&self, event_type: &str, stream_id: &str, on: bool) {
+        use sqlx::Connection as _;
+        let url = &self.database.url;
+        let statements: Vec<String> = match (self.backend(), on) {
+            ("postgres", true) => vec![
+                "CREATE FUNCTION feeledger_test_fail() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'injected failure in the middle of a transaction'; END $$"
+                    .into(),
+                format!(
+                    "CREATE TRIGGER feeledger_test_fail BEFORE INSERT ON events FOR EACH ROW \
+                     WHEN (NEW.event_type = '{event_type}' AND NEW.stream_id = '{stream_id}') \
+                     EXECUTE FUNCTION feeledger_test_fail()"
+                ),
+            ],
+            ("postgres", false) => {
+                vec!["DROP TRIGGER feeledger_test_fail ON events".into(), "DROP FUNCTION feeledger_test_fail()".into()]
+            }
+            (_, true) => vec![format!(
+                "CREATE TRIGGER feeledger_test_fail BEFORE INSERT ON events \
+                 WHEN NEW.event_type = '{event_type}' AND NEW.stream_id = '{stream_id}' \
+                 BEGIN SELECT RAISE(ABORT, 'injected failure in the middle of a transaction'); END"
+            )],
+            (_, false) => vec!["DROP TRIGGER feeledger_test_fail".into()],
+        };
+        if self.backend() == "postgres" {
+            let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+            for statement in statements {
+                sqlx::query(&statement).execute(&mut connection).await.unwrap();
+            }
+        } else {
+            let mut connection = sqlx::SqliteConnection::connect(url).await.unwrap();
+            for statement in statements {
+                sqlx::query(&statement).execute(&mut connection).await.unwrap();
+            }
+        }
+    }
+
     /// Sets up agency `code` with the demo-like schedule used by the tests.
     pub async fn configure_agency(&self, code: &str) {
         let admin = self.admin();

@@ -82,7 +82,6 @@ fn reconciliation_error(error: ReconciliationError) -> ApiError {
     match error {
         ReconciliationError::UnknownAgency(agency) => ApiError::NotFound(format!("agency {agency} is not configured")),
         ReconciliationError::Projection(e) => projection_error(e),
-        ReconciliationError::Ledger(e) => e.into(),
     }
 }
 
@@ -1156,12 +1155,24 @@ impl FinanceMutations {
     ) -> ApiResult<ReconciliationView> {
         let agency = AgencyCode::parse(agency_code.trim()).map_err(ApiError::validation)?;
         let principal = finance_actor(ctx, &agency)?;
-        let report = api(ctx)
-            .reconciliations
-            .reconcile_day(&agency, date.0, today(ctx), &metadata(ctx, &principal), now(ctx))
-            .await
-            .map_err(reconciliation_error)?;
-        Ok(ReconciliationView(report))
+        let reconciliations = &api(ctx).reconciliations;
+        let report = reconciliations.report(&agency, date.0, today(ctx)).await.map_err(reconciliation_error)?;
+        let new = reconciliations.unrecorded(&agency, date.0, &report).await.map_err(reconciliation_error)?;
+        // The day's new matches, on all their cases, in one transaction.
+        let recorded = ledger(ctx).record_reconciliation(&new, &metadata(ctx, &principal), now(ctx)).await?;
+        tracing::info!(
+            agency.code = %agency,
+            date = %date.0,
+            matched = report.matches.len(),
+            recorded,
+            exceptions = report.exceptions.len(),
+            "day reconciled"
+        );
+        if recorded == 0 {
+            return Ok(ReconciliationView(report));
+        }
+        let after = reconciliations.report(&agency, date.0, today(ctx)).await.map_err(reconciliation_error)?;
+        Ok(ReconciliationView(after))
     }
 
     /// Resolves by hand, with a reason, a reconciliation item no rule explains: a statement
