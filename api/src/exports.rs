@@ -438,9 +438,12 @@ pub fn reconciliation_xlsx(report: &DayReconciliation, agency_name: &str) -> Res
     row += 2;
     sheet.write_string_with_format(row, 0, "Khớp theo lô (quyết toán thẻ, nộp tiền mặt) và phí", &s.section)?;
     row = write_lines(sheet, row + 1, &batch_lines(report), "Không có khoản khớp theo lô.", &s)?;
-    row += 2;
-    sheet.write_string_with_format(row, 0, "Các khoản chi ra (ghi nợ trên sao kê)", &s.section)?;
-    write_lines(sheet, row + 1, &debit_lines(report), "Không có khoản ghi nợ.", &s)?;
+    // Only a day whose statement has debits has this table (most days have none).
+    if !report.debits.is_empty() {
+        row += 2;
+        sheet.write_string_with_format(row, 0, "Các khoản chi ra (ghi nợ trên sao kê)", &s.section)?;
+        write_lines(sheet, row + 1, &debit_lines(report), "Không có khoản ghi nợ.", &s)?;
+    }
 
     for (col, width) in [34, 16, 24, 16, 22, 18, 12, 12].into_iter().enumerate() {
         sheet.set_column_width(col_num(col), width)?;

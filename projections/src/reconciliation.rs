@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use feeledger_domain::batch_matching::BatchRules;
-use feeledger_domain::codes::AgencyCode;
 use feeledger_domain::bank_credit::CreditEvent;
+use feeledger_domain::batch_matching::BatchRules;
 use feeledger_domain::case_fees::CaseEvent;
+use feeledger_domain::codes::AgencyCode;
 use feeledger_domain::decider::{AgencyDecider, ResolutionsDecider};
 use feeledger_domain::reconciliation::{
     DATE_WINDOW_DAYS, DayReconciliation, Outgoing, OutgoingKind, Pairing, apply_resolutions, explain_debits,
