@@ -24,7 +24,7 @@ TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/feeledger/target-fuzz-instrumented}"
 WORK="${FUZZ_WORK:-$CARGO_TARGET_DIR/fuzz-work}"
 BIN_DIR="$CARGO_TARGET_DIR/$TRIPLE/release"
-TARGETS=(sepay casso payos vnpay statement_csv statement_camt053 vietqr codes vnd vnd_scalar)
+TARGETS=(sepay casso payos vnpay statement_csv statement_camt053 statement_mt940 statement_bank vietqr codes vnd vnd_scalar)
 # A single input slower than this is reported as a hang.
 TIMEOUT_SECONDS=10
 # The committed corpus of one target is kept below this many bytes (its largest inputs go first),

@@ -30,13 +30,15 @@ use serde_json::Value;
 pub type Target = fn(&[u8]);
 
 /// Every target by name; the name is the harness binary's and the corpus directory's.
-pub const TARGETS: [(&str, Target); 10] = [
+pub const TARGETS: [(&str, Target); 12] = [
     ("sepay", sepay),
     ("casso", casso),
     ("payos", payos),
     ("vnpay", vnpay),
     ("statement_csv", statement_csv),
     ("statement_camt053", statement_camt053),
+    ("statement_mt940", statement_mt940),
+    ("statement_bank", statement_bank),
     ("vietqr", vietqr),
     ("codes", codes),
     ("vnd", vnd),
@@ -238,6 +240,17 @@ pub fn statement_csv(data: &[u8]) {
 /// A camt.053 statement file.
 pub fn statement_camt053(data: &[u8]) {
     check_statement(StatementFormat::Camt053, data);
+}
+
+/// An MT940 statement file (one or more messages, SWIFT envelope or not).
+pub fn statement_mt940(data: &[u8]) {
+    check_statement(StatementFormat::Mt940, data);
+}
+
+/// Any statement file as finance uploads it: the format recognised from the content (a bank's
+/// XLSX or CSV account history, MT940, camt.053, our CSV), then parsed.
+pub fn statement_bank(data: &[u8]) {
+    check_statement(StatementFormat::Auto, data);
 }
 
 /// Every line moves money on the statement's one account under an id unique in the file, and
