@@ -150,6 +150,7 @@ impl Application {
                 settings.public_rate_global_per_minute,
             ),
             public_base_url: settings.public_base_url.as_ref().map(|url| url.trim_end_matches('/').to_owned()),
+            imports: tokio::sync::broadcast::channel(256).0,
         };
         let schema = build_schema(context.clone());
         let listener = tokio::net::TcpListener::bind(&settings.listen)

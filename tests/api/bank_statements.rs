@@ -355,3 +355,60 @@ async fn a_month_exported_in_each_banks_layout_imports_unchanged_chains_and_reco
         }
     }
 }
+
+// issue 15: a long import shows its progress, as a rebuild does.
+#[tokio::test]
+async fn a_long_import_reports_its_progress_to_whoever_follows_its_import_id() {
+    use feeledger_tests::ws::Subscription;
+    const PROGRESS: &str = "subscription($id: String!) { statementImportProgress(importId: $id) { \
+        importId done total finished failed } }";
+    let patience = std::time::Duration::from_secs(60);
+    for app in spawn_each_backend().await {
+        let backend = app.backend();
+        let finance = app.token(Role::Finance, None, None);
+        // 2,500 lines of the ledger's CSV layout, on an account no agency uses.
+        let mut csv = String::from("account_number,booked_on,amount,direction,description,transaction_id\n");
+        for n in 0..2_500 {
+            csv.push_str(&format!(
+                "990011223344,2026-11-{:02},{},credit,CK {n},FT26PROG{n:05}\n",
+                1 + n % 28,
+                1_000 + n
+            ));
+        }
+        let mut progress = Subscription::start(&app.address, &finance, PROGRESS, json!({ "id": "import-0001" })).await;
+        let first = progress.next(patience).await.expect("listening");
+        assert_eq!(first["data"]["statementImportProgress"]["done"], 0, "[{backend}] {first:#}");
+        let done =
+            app.graphql_ok(&finance, IMPORT, json!({ "input": { "content": csv, "importId": "import-0001" } })).await;
+        assert_eq!(done["importBankStatement"]["inserted"], 2_500, "[{backend}] {done:#}");
+        let mut seen = Vec::new();
+        loop {
+            let update = progress.next(patience).await.expect("the import's progress");
+            let update = update["data"]["statementImportProgress"].clone();
+            assert_eq!((update["importId"].as_str(), update["failed"].as_bool()), (Some("import-0001"), Some(false)));
+            seen.push((update["done"].as_i64().unwrap(), update["total"].as_i64().unwrap()));
+            if update["finished"] == true {
+                break;
+            }
+        }
+        assert_eq!(seen.first(), Some(&(1_000, 2_500)), "[{backend}] {seen:?}");
+        assert_eq!(seen.last(), Some(&(2_500, 2_500)), "[{backend}] {seen:?}");
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "[{backend}] in order: {seen:?}");
+
+        // A refused file says so to its follower; a bad id is refused before anything is read.
+        let mut refused = Subscription::start(&app.address, &finance, PROGRESS, json!({ "id": "import-0002" })).await;
+        refused.next(patience).await.expect("listening");
+        let bad = app
+            .graphql(
+                Some(&finance),
+                IMPORT,
+                json!({ "input": { "content": "not a statement", "importId": "import-0002" } }),
+            )
+            .await;
+        assert_eq!(bad["errors"][0]["extensions"]["code"], "VALIDATION", "[{backend}] {bad:#}");
+        let failed = refused.next(patience).await.expect("the failure");
+        assert_eq!(failed["data"]["statementImportProgress"]["failed"], true, "[{backend}] {failed:#}");
+        let invalid = json!({ "input": { "content": "x", "importId": "../../etc" } });
+        assert_eq!(app.graphql_error_code(Some(&finance), IMPORT, invalid).await, "VALIDATION");
+    }
+}

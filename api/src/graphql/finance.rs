@@ -803,6 +803,33 @@ pub struct StatementInput {
     content: String,
     /// The file's name, recorded with the statement's balances.
     filename: Option<String>,
+    /// An id the client chose (1 to 64 letters, digits, `-` or `_`) to follow this import's
+    /// progress with `statementImportProgress(importId)`, subscribed before the import starts.
+    import_id: Option<String>,
+}
+
+/// How far a statement import has got.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "StatementImportProgress")]
+pub struct ImportProgress {
+    import_id: String,
+    /// Lines stored so far (checked every thousand lines).
+    done: i32,
+    /// Lines in the file (0 until the file is read).
+    total: i32,
+    /// The import committed (or, with `failed`, was refused: nothing was stored).
+    finished: bool,
+    failed: bool,
+}
+
+/// A valid import id, or a `VALIDATION` error naming the rule.
+fn import_id(id: &str) -> ApiResult<String> {
+    let valid = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(id.to_owned())
+    } else {
+        Err(ApiError::Validation("importId must be 1 to 64 letters, digits, '-' or '_'".into()))
+    }
 }
 
 /// The bytes of an uploaded statement (see [`StatementInput::content`]).
@@ -1102,48 +1129,30 @@ impl FinanceMutations {
         if !principal.may(Action::ManageMoney, Scope::Somewhere) {
             return Err(ApiError::forbidden());
         }
-        let requested: StatementFormat = input.format.unwrap_or(StatementFormatGql::Auto).into();
-        let bytes = statement_bytes(&input.content, input.filename.as_deref())?;
-        let format = match requested {
-            StatementFormat::Auto => {
-                feeledger_infrastructure::statement::detect(&bytes).map_err(ApiError::validation)?
+        let import_id = input.import_id.as_deref().map(import_id).transpose()?;
+        let imports = api(ctx).imports.clone();
+        let tell = move |done: u32, total: u32, finished: bool, failed: bool| {
+            if let Some(id) = &import_id {
+                let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+                // No subscriber is fine: nobody is watching.
+                let _ = imports.send(ImportProgress {
+                    import_id: id.clone(),
+                    done: count(done),
+                    total: count(total),
+                    finished,
+                    failed,
+                });
             }
-            named => named,
         };
-        let statement = parse_statement(format, &bytes).map_err(ApiError::validation)?;
-        // A scoped finance user imports only their own agency's account.
-        if let Some(own) = &principal.agency {
-            let account = ledger(ctx).agency(own).await?.current.map(|a| a.bank_account.number.to_string());
-            if !statement.lines.is_empty() && account.as_deref() != Some(statement.account_number.as_str()) {
-                return Err(ApiError::Forbidden(format!(
-                    "account {} is not your agency's collection account",
-                    statement.account_number
-                )));
+        let result = import_statement(ctx, &principal, input, &tell).await;
+        match &result {
+            Ok(view) => {
+                let lines = u32::try_from(view.lines).unwrap_or_default();
+                tell(lines, lines, true, false);
             }
+            Err(_) => tell(0, 0, true, true),
         }
-        let source = feeledger_infrastructure::statement_store::ImportSource {
-            format: format.as_str(),
-            filename: input.filename.as_deref(),
-        };
-        let summary = api(ctx)
-            .statements
-            .import_from(&statement, source, now(ctx), &mut |_, _| {})
-            .await
-            .map_err(import_error)?;
-        let (credits, debits) = statement.totals().map_err(ApiError::validation)?;
-        Ok(StatementImportView {
-            account_number: statement.account_number.clone(),
-            format: format.as_str().to_owned(),
-            lines: i32::try_from(summary.lines).unwrap_or(i32::MAX),
-            inserted: i32::try_from(summary.inserted).unwrap_or(i32::MAX),
-            already_known: i32::try_from(summary.already_known).unwrap_or(i32::MAX),
-            first_day: statement.from.map(DateScalar),
-            last_day: statement.to.map(DateScalar),
-            opening_balance: statement.opening_balance.map(|b| b.to_string()),
-            closing_balance: statement.closing_balance.map(|b| b.to_string()),
-            credits_total: credits.into(),
-            debits_total: debits.into(),
-        })
+        result
     }
 
     /// Reconciles a day and records each new match on its case (Reconciled).
@@ -1302,11 +1311,96 @@ impl FinanceMutations {
     }
 }
 
+/// `importBankStatement`'s work; `tell(done, total, finished, failed)` hears its progress.
+async fn import_statement(
+    ctx: &Context<'_>,
+    principal: &Principal,
+    input: StatementInput,
+    tell: &(dyn Fn(u32, u32, bool, bool) + Send + Sync),
+) -> ApiResult<StatementImportView> {
+    let requested: StatementFormat = input.format.unwrap_or(StatementFormatGql::Auto).into();
+    let bytes = statement_bytes(&input.content, input.filename.as_deref())?;
+    let format = match requested {
+        StatementFormat::Auto => feeledger_infrastructure::statement::detect(&bytes).map_err(ApiError::validation)?,
+        named => named,
+    };
+    let statement = parse_statement(format, &bytes).map_err(ApiError::validation)?;
+    // A scoped finance user imports only their own agency's account.
+    if let Some(own) = &principal.agency {
+        let account = ledger(ctx).agency(own).await?.current.map(|a| a.bank_account.number.to_string());
+        if !statement.lines.is_empty() && account.as_deref() != Some(statement.account_number.as_str()) {
+            return Err(ApiError::Forbidden(format!(
+                "account {} is not your agency's collection account",
+                statement.account_number
+            )));
+        }
+    }
+    let source = feeledger_infrastructure::statement_store::ImportSource {
+        format: format.as_str(),
+        filename: input.filename.as_deref(),
+    };
+    let summary = api(ctx)
+        .statements
+        .import_from(&statement, source, now(ctx), &mut |done, total| tell(done, total, false, false))
+        .await
+        .map_err(import_error)?;
+    let (credits, debits) = statement.totals().map_err(ApiError::validation)?;
+    Ok(StatementImportView {
+        account_number: statement.account_number.clone(),
+        format: format.as_str().to_owned(),
+        lines: i32::try_from(summary.lines).unwrap_or(i32::MAX),
+        inserted: i32::try_from(summary.inserted).unwrap_or(i32::MAX),
+        already_known: i32::try_from(summary.already_known).unwrap_or(i32::MAX),
+        first_day: statement.from.map(DateScalar),
+        last_day: statement.to.map(DateScalar),
+        opening_balance: statement.opening_balance.map(|b| b.to_string()),
+        closing_balance: statement.closing_balance.map(|b| b.to_string()),
+        credits_total: credits.into(),
+        debits_total: debits.into(),
+    })
+}
+
 #[derive(Default, Debug)]
 pub struct FinanceSubscriptions;
 
 #[Subscription]
 impl FinanceSubscriptions {
+    /// A statement import's progress (`importBankStatement` given this `importId`): first
+    /// `{ done: 0, total: 0 }` once listening (start the import after it), then every thousand
+    /// lines stored, then `finished` (with `failed` when the file was refused); then it ends.
+    async fn statement_import_progress(
+        &self,
+        ctx: &Context<'_>,
+        import_id: String,
+    ) -> Result<impl Stream<Item = ImportProgress> + use<>, ApiError> {
+        if !principal(ctx)?.may(Action::ManageMoney, Scope::Somewhere) {
+            return Err(ApiError::forbidden());
+        }
+        let id = self::import_id(&import_id)?;
+        let updates = api(ctx).imports.subscribe();
+        let first = ImportProgress { import_id: id.clone(), done: 0, total: 0, finished: false, failed: false };
+        let stream = futures::stream::unfold((Some(first), Some(updates)), move |(first, updates)| {
+            let id = id.clone();
+            async move {
+                if let Some(first) = first {
+                    return Some((first, (None, updates)));
+                }
+                let mut updates = updates?;
+                loop {
+                    match updates.recv().await {
+                        Ok(progress) if progress.import_id == id => {
+                            let more = (!progress.finished).then_some(updates);
+                            return Some((progress, (None, more)));
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        Ok(stream)
+    }
+
     /// A projection's status now and after every rebuild batch (done, total, events/s, ETA).
     async fn projection_progress(
         &self,

@@ -95,6 +95,8 @@ pub struct ApiContext {
     pub public_limit: crate::rate_limit::PublicRateLimit,
     /// Where citizens reach the service (the case slip's QR links to `{it}/pay/{code}`).
     pub public_base_url: Option<String>,
+    /// Long statement imports' progress, for `statementImportProgress`.
+    pub imports: tokio::sync::broadcast::Sender<finance::ImportProgress>,
 }
 
 pub fn build_schema(context: ApiContext) -> FeeledgerSchema {
