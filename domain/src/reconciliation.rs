@@ -238,15 +238,9 @@ impl DayReconciliation {
     }
 }
 
-/// A debit on the bank statement: money that left the collection account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatementDebit {
-    pub line_id: String,
-    pub booked_on: NaiveDate,
-    pub amount: Vnd,
-    pub description: String,
-    pub bank_reference: Option<String>,
-}
+/// A debit on the bank statement: money that left the collection account. The same facts as a
+/// credit's, the money going the other way.
+pub type StatementDebit = StatementCredit;
 
 /// What the ledger knows was paid out of the collection account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -51,6 +51,17 @@ async fn assess(app: &TestApp, case: &str, quantity: i32) {
     .await;
 }
 
+/// Fees of 3,000 đ on `CASE`, paid 8,000 đ in cash: 5,000 đ overpaid.
+async fn overpay_in_cash(app: &TestApp) {
+    assess(app, CASE, 3).await;
+    app.graphql_ok(
+        &app.officer(AGENCY),
+        "mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { status } }",
+        json!({ "input": { "caseCode": CASE, "amount": "8000", "channel": "CASH", "reference": "PT-01", "idempotencyKey": "cash-8000" } }),
+    )
+    .await;
+}
+
 async fn case(app: &TestApp, code: &str) -> Value {
     let data = app
         .graphql_ok(
@@ -634,13 +645,7 @@ async fn a_cases_overpayment_is_paid_back_at_most_once_and_never_more_than_it_re
     const RECORD: &str = "mutation($input: RefundInput!) { recordRefund(input: $input) { creditId caseCode amount method reference statementLineId status } }";
     for app in apps().await {
         let backend = app.backend();
-        assess(&app, CASE, 3).await; // 3,000 đ
-        app.graphql_ok(
-            &app.officer(AGENCY),
-            "mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { status } }",
-            json!({ "input": { "caseCode": CASE, "amount": "8000", "channel": "CASH", "reference": "PT-01", "idempotencyKey": "cash-8000" } }),
-        )
-        .await;
+        overpay_in_cash(&app).await;
         assert_eq!(case(&app, CASE).await["overpaid"], "5000", "[{backend}]");
         let finance = app.token(Role::Finance, None, None);
         let refund = |amount: i64, reference: &str| json!({ "input": { "agencyCode": AGENCY, "caseCode": CASE, "amount": amount.to_string(), "method": "CASH", "reference": reference, "paidOn": "2026-11-24" } });
@@ -680,13 +685,7 @@ async fn a_days_debits_are_explained_by_the_refunds_and_remittances_recorded_and
     for app in apps().await {
         let backend = app.backend();
         let today = (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive().to_string();
-        assess(&app, CASE, 3).await; // 3,000 đ
-        app.graphql_ok(
-            &app.officer(AGENCY),
-            "mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { status } }",
-            json!({ "input": { "caseCode": CASE, "amount": "8000", "channel": "CASH", "reference": "PT-01", "idempotencyKey": "cash-8000" } }),
-        )
-        .await;
+        overpay_in_cash(&app).await;
         let finance = app.token(Role::Finance, None, None);
         // The 5,000 đ overpaid goes back by transfer FT26333REFUND.
         app.graphql_ok(

@@ -281,18 +281,7 @@ impl StatementStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<StatementDebit>, StoreError> {
-        Ok(self
-            .lines(account, "debit", from, to)
-            .await?
-            .into_iter()
-            .map(|(line_id, booked_on, amount, description, bank_reference)| StatementDebit {
-                line_id,
-                booked_on,
-                amount,
-                description,
-                bank_reference,
-            })
-            .collect())
+        self.lines(account, "debit", from, to).await
     }
 
     /// The credits of `account` booked from `from` to `to` (inclusive).
@@ -302,29 +291,17 @@ impl StatementStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<StatementCredit>, StoreError> {
-        Ok(self
-            .lines(account, "credit", from, to)
-            .await?
-            .into_iter()
-            .map(|(line_id, booked_on, amount, description, bank_reference)| StatementCredit {
-                line_id,
-                booked_on,
-                amount,
-                description,
-                bank_reference,
-            })
-            .collect())
+        self.lines(account, "credit", from, to).await
     }
 
-    /// The lines of one direction booked from `from` to `to`, by day and line id: id, day,
-    /// amount, description, bank reference.
+    /// The lines of one direction booked from `from` to `to`, by day and line id.
     async fn lines(
         &self,
         account: &str,
         direction: &str,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Vec<(String, NaiveDate, Vnd, String, Option<String>)>, StoreError> {
+    ) -> Result<Vec<StatementCredit>, StoreError> {
         const SQL: &str = "SELECT line_id, booked_on, amount, description, bank_reference FROM statement_lines \
                            WHERE account_number = $1 AND direction = $2 AND booked_on >= $3 AND booked_on <= $4 \
                            ORDER BY booked_on, line_id";
@@ -336,7 +313,7 @@ impl StatementStore {
             .map(|(line_id, booked_on, amount, description, bank_reference)| {
                 let amount =
                     Vnd::new(amount).map_err(|e| StoreError::Corrupt { position: 0, reason: e.to_string() })?;
-                Ok((line_id, booked_on, amount, description, bank_reference))
+                Ok(StatementCredit { line_id, booked_on, amount, description, bank_reference })
             })
             .collect()
     }
