@@ -5,13 +5,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use feeledger_infrastructure::event_store::{EventStore, StoreError, StoreOptions, redact_url};
 use feeledger_infrastructure::inbox::Inbox;
 use feeledger_infrastructure::ledger::Ledger;
 use feeledger_infrastructure::live_feed::LiveFeed;
 use feeledger_infrastructure::payment_intake::PaymentIntake;
 use feeledger_infrastructure::settings::{ProviderSecrets, Settings};
 use feeledger_infrastructure::statement_store::StatementStore;
+use feeledger_infrastructure::storage::{Storage, StoreError, StoreOptions, redact_url};
 use feeledger_infrastructure::tasks::Tasks;
 use feeledger_projections::reconciliation::Reconciliations;
 use feeledger_projections::runner::Runner;
@@ -63,10 +63,10 @@ pub struct AppState {
 }
 
 /// Connects to the database named in `settings` and applies the migrations.
-pub async fn open_store(settings: &Settings) -> Result<EventStore, StartError> {
+pub async fn open_store(settings: &Settings) -> Result<Storage, StartError> {
     let url = redact_url(&settings.database_url);
     let options = StoreOptions { max_connections: settings.database_max_connections, ..StoreOptions::default() };
-    let mut store = EventStore::connect(&settings.database_url, options)
+    let mut store = Storage::connect(&settings.database_url, options)
         .await
         .map_err(|source| StartError::Database { url: url.clone(), source })?;
     if let Some(read_url) = &settings.read_database_url {
@@ -89,7 +89,7 @@ impl std::fmt::Debug for AppState {
 
 /// Seals each finished day's digest (see `feeledger_infrastructure::audit`), checking every
 /// hour. Every node may run it: only one seal per day lands.
-fn start_daily_seals(store: EventStore, tasks: &Tasks) {
+fn start_daily_seals(store: Storage, tasks: &Tasks) {
     tasks.spawn("daily_seals", async move {
         let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
         loop {

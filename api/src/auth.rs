@@ -8,8 +8,8 @@ use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 use feeledger_domain::codes::{AgencyCode, CounterId};
-use feeledger_infrastructure::event_store::{EventStore, StoreError};
 use feeledger_infrastructure::settings::Secret;
+use feeledger_infrastructure::storage::{Storage, StoreError};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -287,7 +287,7 @@ impl TokenService {
     }
 
     /// The configured secret, or the key kept in the database (generated on first use).
-    pub async fn load(configured: Option<&Secret>, store: &EventStore) -> Result<Self, AuthError> {
+    pub async fn load(configured: Option<&Secret>, store: &Storage) -> Result<Self, AuthError> {
         if let Some(secret) = configured {
             return Self::from_secret(secret);
         }

@@ -10,11 +10,11 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use feeledger_domain::codes::{AgencyCode, CaseCode, CounterId};
 use feeledger_infrastructure::audit;
-use feeledger_infrastructure::event_store::{Checkpoint, RecordedEvent, redact_url};
 use feeledger_infrastructure::ledger::{CaseRecord, Ledger};
 use feeledger_infrastructure::settings::{
     DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_QR_TTL_MINUTES, FileSettings, ProviderSecrets, Secret, Settings,
 };
+use feeledger_infrastructure::storage::{Checkpoint, RecordedEvent, redact_url};
 
 use crate::app::{Application, open_store};
 use crate::auth::{Role, TokenRequest, TokenService};

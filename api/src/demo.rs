@@ -13,8 +13,8 @@ use feeledger_domain::fee_schedule::{FeeKind, FeeRule, PublishFeeSchedule};
 use feeledger_domain::money::{Percent, Vnd};
 use feeledger_domain::payer::Payer;
 use feeledger_domain::treasury::DepositSchedule;
-use feeledger_infrastructure::event_store::EventMetadata;
 use feeledger_infrastructure::ledger::LedgerError;
+use feeledger_infrastructure::storage::EventMetadata;
 
 use crate::app::AppState;
 use crate::auth::{AuthError, Role, TokenRequest};

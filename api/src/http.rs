@@ -350,7 +350,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.ledger.store();
     let primary = store.primary_host();
-    if store.backend() == feeledger_infrastructure::event_store::Backend::Postgres && primary.is_none() {
+    if store.backend() == feeledger_infrastructure::storage::Backend::Postgres && primary.is_none() {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "reason": "no primary" })));
     }
     match tokio::time::timeout(Duration::from_secs(1), store.ping()).await {

@@ -195,7 +195,7 @@ impl Handled {
         state: &AppState,
         inbox_id: i64,
         http_status: Option<u16>,
-    ) -> Result<(), feeledger_infrastructure::event_store::StoreError> {
+    ) -> Result<(), feeledger_infrastructure::storage::StoreError> {
         let (detail, credit_id) = (self.detail.as_deref(), self.credit_id.as_deref());
         state.inbox.resolve(inbox_id, self.inbox_outcome, detail, credit_id, http_status, state.clock.now()).await
     }
@@ -386,7 +386,7 @@ pub fn start_inbox_recovery(state: AppState, after: std::time::Duration) {
 pub async fn recover_unfinished(
     state: &AppState,
     after: std::time::Duration,
-) -> Result<usize, feeledger_infrastructure::event_store::StoreError> {
+) -> Result<usize, feeledger_infrastructure::storage::StoreError> {
     let before = state.clock.now() - chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
     let mut finished = 0;
     for _ in 0..RECOVERY_BATCHES_PER_PASS {

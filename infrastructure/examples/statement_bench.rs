@@ -18,10 +18,10 @@ use std::time::Instant;
 use calamine::Reader;
 use chrono::{NaiveDate, Utc};
 use feeledger_domain::money::Vnd;
-use feeledger_infrastructure::event_store::{EventStore, StoreOptions};
 use feeledger_infrastructure::statement::fixtures::{Export, ExportLine, bank_xlsx};
 use feeledger_infrastructure::statement::{Bank, Direction, StatementFormat, parse};
 use feeledger_infrastructure::statement_store::{ImportSource, StatementStore};
+use feeledger_infrastructure::storage::{Storage, StoreOptions};
 
 fn export(lines: usize) -> Export {
     let first = NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid date");
@@ -75,7 +75,7 @@ async fn main() {
     // And stored: a new SQLite database, one transaction.
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = EventStore::connect(&url, StoreOptions::default()).await.expect("database");
+    let store = Storage::connect(&url, StoreOptions::default()).await.expect("database");
     store.migrate().await.expect("migrated");
     let started = Instant::now();
     let summary = StatementStore::new(store)

@@ -21,9 +21,9 @@ use feeledger_domain::vietnam_time;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::event_store::hash_chain::{EventFacts, GENESIS, event_hash};
-use crate::event_store::{
-    AppendOutcome, AuditEntry, EventMetadata, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError,
+use crate::storage::hash_chain::{EventFacts, GENESIS, event_hash};
+use crate::storage::{
+    AppendOutcome, AuditEntry, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, Storage, StoreError,
 };
 
 /// The stream holding the daily seals.
@@ -105,14 +105,14 @@ pub fn last_sealable_day(now: DateTime<Utc>) -> NaiveDate {
 }
 
 /// Seals every day that is over at `now` and not sealed yet.
-pub async fn seal_complete_days(store: &EventStore, now: DateTime<Utc>) -> Result<Vec<DailyDigestSealed>, AuditError> {
+pub async fn seal_complete_days(store: &Storage, now: DateTime<Utc>) -> Result<Vec<DailyDigestSealed>, AuditError> {
     seal_through(store, last_sealable_day(now)).await
 }
 
 /// Seals every day up to and including `through` that is not sealed yet, oldest first. Safe
 /// to run on several nodes at once: a seal is appended at the digest stream's expected version,
 /// so only one node seals a given day.
-pub async fn seal_through(store: &EventStore, through: NaiveDate) -> Result<Vec<DailyDigestSealed>, AuditError> {
+pub async fn seal_through(store: &Storage, through: NaiveDate) -> Result<Vec<DailyDigestSealed>, AuditError> {
     let last_event = store.last_event(DIGEST_STREAM).await?;
     let version = last_event.as_ref().map_or(0, |e| e.stream_version);
     let last = last_event.as_ref().map(decode_seal).transpose()?;
@@ -167,7 +167,7 @@ pub async fn seal_through(store: &EventStore, through: NaiveDate) -> Result<Vec<
 }
 
 /// The seals recorded so far, oldest first.
-pub async fn seals(store: &EventStore) -> Result<Vec<DailyDigestSealed>, AuditError> {
+pub async fn seals(store: &Storage) -> Result<Vec<DailyDigestSealed>, AuditError> {
     store.read_stream(DIGEST_STREAM).await?.iter().map(decode_seal).collect()
 }
 
@@ -441,7 +441,7 @@ fn rank(problem: &Problem) -> u8 {
 }
 
 /// Verifies the log in a database: every stream's chain, order and completeness, and every seal.
-pub async fn verify_store(store: &EventStore, mut progress: impl FnMut(u64)) -> Result<AuditReport, AuditError> {
+pub async fn verify_store(store: &Storage, mut progress: impl FnMut(u64)) -> Result<AuditReport, AuditError> {
     const PAGE: usize = 5_000;
     let mut verifier = Verifier::new();
     // Events appended while verifying (after the index pass) are left for the next run.

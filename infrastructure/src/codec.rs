@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::event_store::{EventMetadata, LeanEvent, NewEvent, RecordedEvent};
+use crate::storage::{EventMetadata, LeanEvent, NewEvent, RecordedEvent};
 
 /// Schema version written for every event type today. When a payload's shape changes, bump the
 /// type's version here and teach [`upcast`] to turn the old shape into the new one.

@@ -9,7 +9,7 @@
 //! 5. when another writer appended first, everything from (1) runs again, up to
 //!    [`MAX_ATTEMPTS`] times.
 //!
-//! Commands that write several streams at once append with `EventStore::append_together` in one
+//! Commands that write several streams at once append with `Storage::append_together` in one
 //! transaction, each stream at the version read: [`Ledger::handle_together`] for several streams
 //! of one decider (a day's reconciliation), and by hand where the streams belong to different
 //! deciders (a remittance, a numbered receipt).
@@ -24,10 +24,10 @@ use feeledger_domain::oversight::TargetSet;
 use feeledger_domain::reconciliation::ItemResolved;
 
 use crate::codec::{CodecError, LedgerEvent};
-use crate::event_store::{
+use crate::ledger::{Ledger, LedgerError};
+use crate::storage::{
     AppendOutcome, EventMetadata, ExpectedVersion, IdempotencyKey, RecordedEvent, StoreError, StreamAppend,
 };
-use crate::ledger::{Ledger, LedgerError};
 
 /// How often a command is decided again after losing a race for its stream before giving up.
 pub const MAX_ATTEMPTS: usize = 5;

@@ -17,8 +17,8 @@ use tracing::Instrument;
 
 use crate::codec::{self, CodecError, LedgerEvent};
 use crate::command::{self, Folded, Handled};
-use crate::event_store::{
-    EventMetadata, EventStore, ExpectedVersion, IdempotencyKey, RecordedEvent, StoreError, StreamAppend,
+use crate::storage::{
+    EventMetadata, ExpectedVersion, IdempotencyKey, RecordedEvent, Storage, StoreError, StreamAppend,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -99,15 +99,15 @@ fn readable(record: CaseRecord) -> Result<CaseRecord, LedgerError> {
 /// The write side of the ledger.
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    store: EventStore,
+    store: Storage,
 }
 
 impl Ledger {
-    pub fn new(store: EventStore) -> Self {
+    pub fn new(store: Storage) -> Self {
         Ledger { store }
     }
 
-    pub fn store(&self) -> &EventStore {
+    pub fn store(&self) -> &Storage {
         &self.store
     }
 
@@ -246,7 +246,7 @@ impl Ledger {
     }
 
     /// The case as a reader sees it: from the read replica when there is one, once it has every
-    /// write committed before this call (`EventStore::for_reads`). Not for deciding commands.
+    /// write committed before this call (`Storage::for_reads`). Not for deciding commands.
     pub async fn read_case(&self, code: &CaseCode) -> Result<CaseRecord, LedgerError> {
         let events = self.store.for_reads().await.read_stream(&codec::case_stream(code)).await?;
         readable(fold_case(code.clone(), events)?)

@@ -21,8 +21,8 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::event_store::failover::PrimaryWatch;
-use crate::event_store::{Checkpoint, EventStore, RecordedEvent, StoreError};
+use crate::storage::failover::PrimaryWatch;
+use crate::storage::{Checkpoint, RecordedEvent, Storage, StoreError};
 use crate::tasks::Tasks;
 
 /// How many events a slow subscriber may fall behind before it is told it lagged.
@@ -43,7 +43,7 @@ pub struct LiveFeed {
 impl LiveFeed {
     /// Starts following the log from its current end, as one of `tasks`. `poll` bounds how late
     /// an event found only by polling (a lost notification) is delivered.
-    pub fn start(store: EventStore, poll: Duration, tasks: &Tasks) -> LiveFeed {
+    pub fn start(store: Storage, poll: Duration, tasks: &Tasks) -> LiveFeed {
         let (events, _) = broadcast::channel(FEED_CAPACITY);
         tasks.spawn("live_feed", follow(store, events.clone(), poll));
         LiveFeed { events }
@@ -66,7 +66,7 @@ enum Wake {
     Stop,
 }
 
-async fn follow(store: EventStore, events: broadcast::Sender<Arc<RecordedEvent>>, poll: Duration) {
+async fn follow(store: Storage, events: broadcast::Sender<Arc<RecordedEvent>>, poll: Duration) {
     let mut cursor = loop {
         match store.last_checkpoint().await {
             Ok(checkpoint) => {
@@ -87,8 +87,8 @@ async fn follow(store: EventStore, events: broadcast::Sender<Arc<RecordedEvent>>
     let mut remote = RemoteWakeups::connect(&store).await;
     let mut awaited: BTreeSet<i64> = BTreeSet::new();
     let mut primary = match &store {
-        EventStore::Postgres(pg) => Some(pg.primary_changes()),
-        EventStore::Sqlite(_) => None,
+        Storage::Postgres(pg) => Some(pg.primary_changes()),
+        Storage::Sqlite(_) => None,
     };
     tracing::info!(checkpoint = %cursor.checkpoint, "live feed started");
 
@@ -146,8 +146,8 @@ async fn primary_moved(primary: &mut Option<PrimaryWatch>) -> bool {
 /// their ids, sorting before the feed's checkpoint: the feed then steps back to the newest event
 /// it delivered that the new primary still has, so that it skips no new event and repeats none.
 /// Returns whether the check was made.
-async fn rewind_after_failover(store: &EventStore, cursor: &mut FeedCursor) -> bool {
-    let EventStore::Postgres(pg) = store else { return true };
+async fn rewind_after_failover(store: &Storage, cursor: &mut FeedCursor) -> bool {
+    let Storage::Postgres(pg) = store else { return true };
     let recent: Vec<Uuid> = cursor.recent.iter().map(|(id, _)| *id).collect();
     let surviving = match pg.newest_of_events(&recent).await {
         Ok(surviving) => surviving,
@@ -203,7 +203,7 @@ impl FeedCursor {
 /// primary changed is dropped and read again (the store announces a new primary before it
 /// connects to it, so a read that reached the new primary sees the announcement after it).
 async fn catch_up(
-    store: &EventStore,
+    store: &Storage,
     cursor: &mut FeedCursor,
     events: &broadcast::Sender<Arc<RecordedEvent>>,
     awaited: &mut BTreeSet<i64>,
@@ -234,7 +234,7 @@ async fn catch_up(
 }
 
 async fn wait_for_barrier(
-    store: &EventStore,
+    store: &Storage,
     cursor: &mut FeedCursor,
     events: &broadcast::Sender<Arc<RecordedEvent>>,
     awaited: &mut BTreeSet<i64>,
@@ -258,8 +258,8 @@ enum RemoteWakeups {
 }
 
 impl RemoteWakeups {
-    async fn connect(store: &EventStore) -> RemoteWakeups {
-        let EventStore::Postgres(pg) = store else { return RemoteWakeups::None };
+    async fn connect(store: &Storage) -> RemoteWakeups {
+        let Storage::Postgres(pg) = store else { return RemoteWakeups::None };
         match pg.listen().await {
             Ok(listener) => RemoteWakeups::Postgres(Box::new(listener)),
             Err(error) => {

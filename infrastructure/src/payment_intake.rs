@@ -34,9 +34,9 @@ use uuid::Uuid;
 
 use crate::codec::{self, CASE_STREAM_PREFIX, LedgerEvent};
 use crate::command::Stored;
-use crate::event_store::{EventMetadata, ExpectedVersion, KnownHead, NewEvent, StoreError, StreamAppend};
 use crate::inbox::InboxResolution;
 use crate::ledger::{CaseRecord, Ledger, LedgerError};
+use crate::storage::{EventMetadata, ExpectedVersion, KnownHead, NewEvent, StoreError, StreamAppend};
 
 /// What happened to a credit.
 #[derive(Debug, Clone, PartialEq, Eq)]

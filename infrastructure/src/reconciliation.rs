@@ -19,8 +19,8 @@ use feeledger_domain::decider::CaseDecider;
 use feeledger_domain::reconciliation::Pairing;
 
 use crate::codec;
-use crate::event_store::EventMetadata;
 use crate::ledger::{Ledger, LedgerError};
+use crate::storage::EventMetadata;
 
 impl Ledger {
     /// Records `pairings` on their cases in one transaction; returns how many were new (a

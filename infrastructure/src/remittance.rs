@@ -22,8 +22,8 @@ use feeledger_domain::remittance::{
 use feeledger_domain::{case_fees, money::Vnd};
 
 use crate::codec::{self, LedgerEvent};
-use crate::event_store::{EventMetadata, ExpectedVersion, StoreError, StreamAppend};
 use crate::ledger::{Ledger, LedgerError};
+use crate::storage::{EventMetadata, ExpectedVersion, StoreError, StreamAppend};
 
 /// How often the whole deposit is decided again after a case changed under it.
 const MAX_ATTEMPTS: usize = 5;

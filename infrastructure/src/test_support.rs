@@ -12,7 +12,7 @@ use std::str::FromStr;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
-use crate::event_store::{EventStore, StoreOptions};
+use crate::storage::{Storage, StoreOptions};
 
 pub const TEST_DATABASE_URL_VAR: &str = "FEELEDGER_TEST_DATABASE_URL";
 
@@ -97,10 +97,9 @@ impl TestDatabase {
     }
 
     /// A migrated event store on this database.
-    pub async fn store(&self) -> EventStore {
+    pub async fn store(&self) -> Storage {
         let options = StoreOptions { max_connections: 40, ..StoreOptions::default() };
-        let store =
-            EventStore::connect(&self.url, options).await.unwrap_or_else(|e| panic!("connect {}: {e}", self.url));
+        let store = Storage::connect(&self.url, options).await.unwrap_or_else(|e| panic!("connect {}: {e}", self.url));
         store.migrate().await.unwrap_or_else(|e| panic!("migrate {}: {e}", self.url));
         store
     }

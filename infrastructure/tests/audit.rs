@@ -4,8 +4,8 @@
 
 use feeledger_domain::vietnam_time;
 use feeledger_infrastructure::audit::{self, AuditReport, DIGEST_STREAM, Problem};
-use feeledger_infrastructure::event_store::hash_chain::{EventFacts, event_hash};
-use feeledger_infrastructure::event_store::{EventMetadata, EventStore, ExpectedVersion, NewEvent, RecordedEvent};
+use feeledger_infrastructure::storage::hash_chain::{EventFacts, event_hash};
+use feeledger_infrastructure::storage::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, Storage};
 use feeledger_infrastructure::test_support::TestDatabase;
 use serde_json::json;
 use uuid::Uuid;
@@ -21,7 +21,7 @@ fn payment(amount: u32) -> NewEvent {
 }
 
 /// Three cases of four events each, interleaved, then today sealed.
-async fn sealed_log(db: &TestDatabase) -> EventStore {
+async fn sealed_log(db: &TestDatabase) -> Storage {
     let store = db.store().await;
     for version in 0..4 {
         for case in ["case-A", "case-B", "case-C"] {
@@ -36,18 +36,18 @@ async fn sealed_log(db: &TestDatabase) -> EventStore {
     store
 }
 
-async fn verify(store: &EventStore) -> AuditReport {
+async fn verify(store: &Storage) -> AuditReport {
     audit::verify_store(store, |_| {}).await.unwrap()
 }
 
-async fn stream(store: &EventStore, id: &str) -> Vec<RecordedEvent> {
+async fn stream(store: &Storage, id: &str) -> Vec<RecordedEvent> {
     store.read_stream(id).await.unwrap()
 }
 
 /// Runs `statements` with the append-only triggers out of the way, as a superuser could.
-async fn tamper(store: &EventStore, statements: &[String]) {
+async fn tamper(store: &Storage, statements: &[String]) {
     match store {
-        EventStore::Postgres(pg) => {
+        Storage::Postgres(pg) => {
             let mut tx = pg.test_pool().begin().await.unwrap();
             sqlx::query("ALTER TABLE events DISABLE TRIGGER USER").execute(&mut *tx).await.unwrap();
             for sql in statements {
@@ -56,7 +56,7 @@ async fn tamper(store: &EventStore, statements: &[String]) {
             sqlx::query("ALTER TABLE events ENABLE TRIGGER USER").execute(&mut *tx).await.unwrap();
             tx.commit().await.unwrap();
         }
-        EventStore::Sqlite(lite) => {
+        Storage::Sqlite(lite) => {
             let mut tx = lite.test_pool().begin().await.unwrap();
             sqlx::query("DROP TRIGGER events_no_update").execute(&mut *tx).await.unwrap();
             sqlx::query("DROP TRIGGER events_no_delete").execute(&mut *tx).await.unwrap();
@@ -92,10 +92,10 @@ async fn a_changed_payload_is_found_at_its_position() {
         let target = stream(&store, "case-B").await[1].position;
         let forged = r#"{"amount":"9000","channel":"vietqr"}"#;
         let set = match store {
-            EventStore::Postgres(_) => {
+            Storage::Postgres(_) => {
                 format!("UPDATE events SET payload = '{forged}'::jsonb WHERE global_position = {target}")
             }
-            EventStore::Sqlite(_) => format!("UPDATE events SET payload = '{forged}' WHERE global_position = {target}"),
+            Storage::Sqlite(_) => format!("UPDATE events SET payload = '{forged}' WHERE global_position = {target}"),
         };
         tamper(&store, &[set]).await;
         let report = verify(&store).await;
@@ -186,11 +186,11 @@ async fn a_rewrite_that_recomputes_the_hash_still_breaks_the_daily_digest() {
         );
         let hex = hex::encode(hash);
         let set = match store {
-            EventStore::Postgres(_) => format!(
+            Storage::Postgres(_) => format!(
                 "UPDATE events SET payload = '{forged_payload}'::jsonb, hash = '\\x{hex}'::bytea WHERE global_position = {}",
                 last.position
             ),
-            EventStore::Sqlite(_) => {
+            Storage::Sqlite(_) => {
                 format!(
                     "UPDATE events SET payload = '{forged_payload}', hash = X'{hex}' WHERE global_position = {}",
                     last.position
@@ -248,14 +248,14 @@ fn as_user(url: &str, user: &str, password: &str) -> String {
 async fn the_application_role_may_append_and_read_events_but_never_change_or_remove_them() {
     let Some(db) = TestDatabase::postgres().await else { return };
     let owner = db.store().await;
-    let EventStore::Postgres(owner_pg) = &owner else { unreachable!() };
+    let Storage::Postgres(owner_pg) = &owner else { unreachable!() };
     let login = format!("feeledger_test_node_{}", Uuid::new_v4().simple());
     sqlx::query(&format!("CREATE ROLE {login} LOGIN PASSWORD 'node-password' IN ROLE feeledger_app"))
         .execute(owner_pg.test_pool())
         .await
         .unwrap();
 
-    let node = EventStore::connect(&as_user(&db.url, &login, "node-password"), Default::default()).await.unwrap();
+    let node = Storage::connect(&as_user(&db.url, &login, "node-password"), Default::default()).await.unwrap();
     node.check_schema().await.expect("the schema is current");
     let refused = node.migrate().await.expect_err("the application role may not migrate");
     assert!(refused.to_string().contains("permission denied"), "{refused}");
@@ -263,7 +263,7 @@ async fn the_application_role_may_append_and_read_events_but_never_change_or_rem
     node.append("case-A", ExpectedVersion::Exact(1), vec![payment(1000)], None).await.unwrap();
     assert_eq!(stream(&node, "case-A").await.len(), 2);
 
-    let EventStore::Postgres(node_pg) = &node else { unreachable!() };
+    let Storage::Postgres(node_pg) = &node else { unreachable!() };
     for sql in [
         "UPDATE events SET payload = '{}'::jsonb",
         "DELETE FROM events",
@@ -290,7 +290,7 @@ async fn a_log_restored_into_a_cluster_with_an_older_transaction_counter_is_refu
     store.append("case-A", ExpectedVersion::NoStream, vec![payment(3000)], None).await.unwrap();
     store.check_transaction_counter().await.expect("a log written by this cluster is in order");
     // As if restored from a cluster 2^40 transactions older than this one.
-    let EventStore::Postgres(pg) = &store else { unreachable!() };
+    let Storage::Postgres(pg) = &store else { unreachable!() };
     sqlx::query(
         "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, \
          recorded_at, hash, transaction_id) VALUES ('case-B', 1, gen_random_uuid(), 'PaymentReceived', 1, '{}', '{}', \

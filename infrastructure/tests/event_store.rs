@@ -4,9 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use feeledger_infrastructure::event_store::hash_chain::{self, EventFacts, GENESIS};
-use feeledger_infrastructure::event_store::{
-    AppendOutcome, Checkpoint, EventMetadata, EventStore, ExpectedVersion, IdempotencyKey, NewEvent, StoreError,
+use feeledger_infrastructure::storage::hash_chain::{self, EventFacts, GENESIS};
+use feeledger_infrastructure::storage::{
+    AppendOutcome, Checkpoint, EventMetadata, ExpectedVersion, IdempotencyKey, NewEvent, Storage, StoreError,
 };
 use feeledger_infrastructure::test_support::TestDatabase;
 use serde_json::json;
@@ -25,10 +25,7 @@ fn event(n: u32) -> NewEvent {
 /// Follows the log in small batches until `expected` events were read. On PostgreSQL the
 /// read barrier is cluster-wide: a transaction still open anywhere (another test) holds back
 /// events committed after it began, so readers wait rather than assume instant visibility.
-async fn read_everything(
-    store: &EventStore,
-    expected: usize,
-) -> Vec<feeledger_infrastructure::event_store::RecordedEvent> {
+async fn read_everything(store: &Storage, expected: usize) -> Vec<feeledger_infrastructure::storage::RecordedEvent> {
     let mut all = Vec::new();
     let mut checkpoint = Checkpoint::START;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -159,13 +156,13 @@ async fn the_database_rejects_updates_and_deletes_of_events() {
         let statements = ["UPDATE events SET event_type = 'Forged'", "DELETE FROM events"];
         for sql in statements {
             let result = match &store {
-                EventStore::Postgres(pg) => sqlx::query(sql).execute(pg.test_pool()).await.map(|_| ()),
-                EventStore::Sqlite(lite) => sqlx::query(sql).execute(lite.test_pool()).await.map(|_| ()),
+                Storage::Postgres(pg) => sqlx::query(sql).execute(pg.test_pool()).await.map(|_| ()),
+                Storage::Sqlite(lite) => sqlx::query(sql).execute(lite.test_pool()).await.map(|_| ()),
             };
             let err = result.expect_err(sql);
             assert!(err.to_string().contains("append-only"), "{}: {sql}: {err}", db.backend_name);
         }
-        if let EventStore::Postgres(pg) = &store {
+        if let Storage::Postgres(pg) = &store {
             let err = sqlx::query("TRUNCATE events").execute(pg.test_pool()).await.expect_err("TRUNCATE");
             assert!(err.to_string().contains("append-only"), "{err}");
         }
@@ -215,7 +212,7 @@ async fn listeners_are_told_after_each_commit() {
 async fn concurrent_slow_and_rolled_back_writers_never_make_a_reader_skip_or_repeat_an_event() {
     let Some(db) = TestDatabase::postgres().await else { return };
     let store = db.store().await;
-    let EventStore::Postgres(pg) = &store else { unreachable!() };
+    let Storage::Postgres(pg) = &store else { unreachable!() };
     let pool = pg.test_pool().clone();
 
     const FAST_WRITERS: usize = 6;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use feeledger_infrastructure::event_store::{Checkpoint, EventMetadata, EventStore, ExpectedVersion, NewEvent};
 use feeledger_infrastructure::live_feed::LiveFeed;
+use feeledger_infrastructure::storage::{Checkpoint, EventMetadata, ExpectedVersion, NewEvent, Storage};
 use feeledger_infrastructure::test_support::replicated::{ReplicatedCluster, Replication};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -38,7 +38,7 @@ async fn across_a_failover_no_acknowledged_append_is_lost_and_no_reader_skips_or
     let Some(cluster) = ReplicatedCluster::start(Replication::Synchronous).await else { return };
     cluster.create_database("feeledger").await;
     let url = cluster.url("feeledger");
-    let store = EventStore::connect(&url, Default::default()).await.unwrap();
+    let store = Storage::connect(&url, Default::default()).await.unwrap();
     store.migrate().await.unwrap();
     assert_eq!(store.primary_host(), Some(cluster.primary.host()));
 
@@ -67,7 +67,7 @@ async fn across_a_failover_no_acknowledged_append_is_lost_and_no_reader_skips_or
             done.fetch_add(1, Ordering::SeqCst);
         }));
     }
-    let EventStore::Postgres(pg) = &store else { unreachable!() };
+    let Storage::Postgres(pg) = &store else { unreachable!() };
     for w in 0..SLOW_WRITERS {
         let (pool, done) = (pg.test_pool().clone(), writers_done.clone());
         writers.push(tokio::spawn(async move {
@@ -185,7 +185,7 @@ async fn across_a_failover_no_acknowledged_append_is_lost_and_no_reader_skips_or
 async fn after_a_lossy_asynchronous_failover_the_live_feed_still_delivers_every_new_event() {
     let Some(cluster) = ReplicatedCluster::start(Replication::Asynchronous).await else { return };
     cluster.create_database("feeledger").await;
-    let store = EventStore::connect(&cluster.url("feeledger"), Default::default()).await.unwrap();
+    let store = Storage::connect(&cluster.url("feeledger"), Default::default()).await.unwrap();
     store.migrate().await.unwrap();
     store.append("case-kept", ExpectedVersion::NoStream, vec![event(1)], None).await.unwrap();
     cluster.wait_until_replayed().await;

@@ -8,7 +8,7 @@ use feeledger_domain::case_fees::CaseEvent;
 use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::vietnam_time;
 use feeledger_infrastructure::codec::{CASE_STREAM_PREFIX, LedgerEvent};
-use feeledger_infrastructure::event_store::LeanEvent;
+use feeledger_infrastructure::storage::LeanEvent;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 

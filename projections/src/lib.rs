@@ -10,4 +10,4 @@ pub mod treasury;
 
 // Where read models are stored and who runs each projection: SQL, so it lives in the storage
 // module of the infrastructure crate; these paths stay for the projections' code.
-pub use feeledger_infrastructure::event_store::{documents, lease};
+pub use feeledger_infrastructure::storage::{documents, lease};

@@ -10,7 +10,7 @@ use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::reconciliation::LedgerPayment;
 use feeledger_domain::vietnam_time;
 use feeledger_infrastructure::codec::{CASE_STREAM_PREFIX, LedgerEvent};
-use feeledger_infrastructure::event_store::LeanEvent;
+use feeledger_infrastructure::storage::LeanEvent;
 
 use crate::documents::DocumentStore;
 use crate::runner::{Documents, Projection, ProjectionError};

@@ -13,7 +13,7 @@ use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::money::Vnd;
 use feeledger_domain::vietnam_time;
 use feeledger_infrastructure::codec::{CASE_STREAM_PREFIX, LedgerEvent};
-use feeledger_infrastructure::event_store::LeanEvent;
+use feeledger_infrastructure::storage::LeanEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

@@ -18,8 +18,8 @@ use feeledger_domain::reconciliation::{
 };
 use feeledger_infrastructure::codec::{self, LedgerEvent};
 use feeledger_infrastructure::command;
-use feeledger_infrastructure::event_store::StoreError;
 use feeledger_infrastructure::statement_store::StatementStore;
+use feeledger_infrastructure::storage::StoreError;
 
 use crate::payments::{PaymentsProjection, payments_between};
 use crate::runner::{Projection, ProjectionError, Runner};

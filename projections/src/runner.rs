@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use feeledger_infrastructure::codec::{CodecError, LedgerEvent};
-use feeledger_infrastructure::event_store::{Checkpoint, EventStore, LeanEvent, StoreError};
+use feeledger_infrastructure::storage::{Checkpoint, LeanEvent, Storage, StoreError};
 use feeledger_infrastructure::tasks::Tasks;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -72,7 +72,7 @@ pub trait Projection: Send + Sync + 'static {
     fn prepare(
         &self,
         docs: &mut Documents,
-        store: &EventStore,
+        store: &Storage,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send {
         let _ = (docs, store);
         async { Ok(()) }
@@ -301,7 +301,7 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(store: EventStore, poll: Duration) -> Self {
+    pub fn new(store: Storage, poll: Duration) -> Self {
         let (progress, _) = broadcast::channel(256);
         Runner {
             docs: DocumentStore::new(store),
@@ -324,7 +324,7 @@ impl Runner {
         &self.docs
     }
 
-    pub fn store(&self) -> &EventStore {
+    pub fn store(&self) -> &Storage {
         self.docs.events()
     }
 

@@ -38,7 +38,7 @@ use feeledger_domain::treasury::{
 use feeledger_domain::vietnam_time;
 use feeledger_domain::working_days::WorkingCalendar;
 use feeledger_infrastructure::codec::{CASE_STREAM_PREFIX, LedgerEvent};
-use feeledger_infrastructure::event_store::{EventStore, LeanEvent};
+use feeledger_infrastructure::storage::{LeanEvent, Storage};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -212,7 +212,7 @@ impl Projection for TreasuryProjection {
     /// A rebuild applies the fee rules and agency settings as they are known *now*: every
     /// published schedule version (a correction published today changes the split of last
     /// month's payments) and each agency's newest configuration.
-    async fn prepare(&self, docs: &mut Documents, store: &EventStore) -> Result<(), ProjectionError> {
+    async fn prepare(&self, docs: &mut Documents, store: &Storage) -> Result<(), ProjectionError> {
         let mut schedules: BTreeMap<String, ScheduleDoc> = BTreeMap::new();
         for event in store.events_of_type("FeeSchedulePublished").await? {
             if let LedgerEvent::FeeSchedulePublished(published) = LedgerEvent::decode(&event)? {

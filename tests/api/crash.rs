@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use feeledger_infrastructure::bank_feed::{self, Secret};
-use feeledger_infrastructure::event_store::{EventStore, StoreOptions};
 use feeledger_infrastructure::inbox::Inbox;
+use feeledger_infrastructure::storage::{Storage, StoreOptions};
 use feeledger_infrastructure::test_support::TestDatabase;
 use feeledger_tests::node::{self, Node};
 use serde_json::{Value, json};
@@ -193,7 +193,7 @@ async fn wait_until_acknowledged(delivered: &Delivered, count: usize) {
     }
 }
 
-async fn inbox_outcomes(store: &EventStore) -> BTreeMap<String, usize> {
+async fn inbox_outcomes(store: &Storage) -> BTreeMap<String, usize> {
     let mut outcomes = BTreeMap::new();
     for row in Inbox::new(store.clone()).recent(None, 100_000).await.unwrap() {
         *outcomes.entry(row.outcome).or_insert(0) += 1;
@@ -362,8 +362,7 @@ async fn kill_twice_under_signed_notifications(database: TestDatabase) {
     base_tx.send(second.base.clone()).unwrap();
     wait_until_acknowledged(&delivered, total * 2 / 3).await;
     second.kill();
-    let store =
-        EventStore::connect(&url, StoreOptions { max_connections: 2, ..StoreOptions::default() }).await.unwrap();
+    let store = Storage::connect(&url, StoreOptions { max_connections: 2, ..StoreOptions::default() }).await.unwrap();
     // Down long enough that what the kill stranded is due for recovery when the node starts,
     // rather than at the next periodic pass. Counted after the pause: PostgreSQL may still finish
     // a statement the dead node had sent.

@@ -302,7 +302,7 @@ async fn case_reads_come_from_the_replica_and_still_see_the_readers_own_writes()
     let lagging = started.elapsed();
     assert_eq!(data["case"]["status"], "ASSESSED", "the primary answered for the lagging replica");
     assert_eq!(reads().1, by_primary + 1);
-    let wait = feeledger_infrastructure::event_store::REPLICA_WAIT;
+    let wait = feeledger_infrastructure::storage::REPLICA_WAIT;
     assert!(lagging >= wait && lagging < wait + Duration::from_secs(2), "bounded: {lagging:?}");
     sqlx::query("SELECT pg_wal_replay_resume()").execute(&mut replica).await.unwrap();
 

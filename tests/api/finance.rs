@@ -12,7 +12,7 @@ use feeledger_domain::codes::{AgencyCode, CaseCode, FeeCode};
 use feeledger_domain::money::Vnd;
 use feeledger_domain::payer::Payer;
 use feeledger_domain::vietnam_time;
-use feeledger_infrastructure::event_store::EventMetadata;
+use feeledger_infrastructure::storage::EventMetadata;
 use feeledger_tests::traffic::{self, Generated, Plan};
 use feeledger_tests::ws::Subscription;
 use feeledger_tests::{TestApp, spawn_each_backend};

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use feeledger_api::auth::Role;
 use feeledger_domain::oversight::{AgencyLevel, Counts};
-use feeledger_infrastructure::event_store::EventMetadata;
+use feeledger_infrastructure::storage::EventMetadata;
 use feeledger_tests::province::{self, ProvincePlan, ROOT};
 use feeledger_tests::{TestApp, spawn_each_backend};
 use rust_decimal::{Decimal, RoundingStrategy};

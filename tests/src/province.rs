@@ -16,8 +16,8 @@ use feeledger_domain::money::{Percent, Vnd};
 use feeledger_domain::oversight::{AgencyLevel, Counts, Placement};
 use feeledger_domain::payer::Payer;
 use feeledger_domain::vietnam_time;
-use feeledger_infrastructure::event_store::EventMetadata;
 use feeledger_infrastructure::ledger::{Ledger, LedgerError};
+use feeledger_infrastructure::storage::EventMetadata;
 
 use crate::traffic::Rng;
 

@@ -17,8 +17,8 @@ use feeledger_domain::money::{Percent, Vnd};
 use feeledger_domain::payer::Payer;
 use feeledger_domain::treasury::DepositSchedule;
 use feeledger_domain::vietnam_time;
-use feeledger_infrastructure::event_store::EventMetadata;
 use feeledger_infrastructure::ledger::{Ledger, LedgerError};
+use feeledger_infrastructure::storage::EventMetadata;
 
 /// What to generate.
 #[derive(Debug, Clone)]

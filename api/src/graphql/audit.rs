@@ -4,7 +4,7 @@
 
 use async_graphql::{Context, Json, Object, SimpleObject};
 use feeledger_infrastructure::audit;
-use feeledger_infrastructure::event_store::{Checkpoint, RecordedEvent};
+use feeledger_infrastructure::storage::{Checkpoint, RecordedEvent};
 use serde_json::Value;
 
 use super::errors::{ApiError, ApiResult};

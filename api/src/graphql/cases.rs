@@ -7,8 +7,8 @@ use feeledger_domain::case_fees::{
 use feeledger_domain::codes::{AgencyCode, CaseCode, FeeCode};
 use feeledger_domain::money::Vnd;
 use feeledger_domain::payer::Payer;
-use feeledger_infrastructure::event_store::{IdempotencyKey, RecordedEvent};
 use feeledger_infrastructure::ledger::CaseRecord;
+use feeledger_infrastructure::storage::{IdempotencyKey, RecordedEvent};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;

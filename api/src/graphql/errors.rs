@@ -8,8 +8,8 @@
 use async_graphql::ErrorExtensions;
 use feeledger_domain::case_fees::CaseError;
 use feeledger_domain::reconciliation::ResolveError;
-use feeledger_infrastructure::event_store::StoreError;
 use feeledger_infrastructure::ledger::LedgerError;
+use feeledger_infrastructure::storage::StoreError;
 
 #[derive(Debug, Clone)]
 pub enum ApiError {

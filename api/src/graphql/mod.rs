@@ -22,11 +22,11 @@ use async_graphql::extensions::{
 };
 use async_graphql::{Context, MergedObject, MergedSubscription, Response, Schema, ServerError, ServerResult};
 use chrono::{DateTime, Utc};
-use feeledger_infrastructure::event_store::EventMetadata;
 use feeledger_infrastructure::ledger::Ledger;
 use feeledger_infrastructure::live_feed::LiveFeed;
 use feeledger_infrastructure::payment_intake::PaymentIntake;
 use feeledger_infrastructure::statement_store::StatementStore;
+use feeledger_infrastructure::storage::EventMetadata;
 use feeledger_projections::reconciliation::Reconciliations;
 use feeledger_projections::runner::Runner;
 use feeledger_projections::treasury::TreasuryReports;

@@ -28,7 +28,7 @@ pub struct MoneyArrivalView {
 const WATCHED: [&str; 4] = ["PaymentReceived", "BankCreditObserved", "CreditMatched", "CreditUnmatched"];
 
 /// The agency an event is about, when it is one the finance page follows.
-fn concerns(event: &feeledger_infrastructure::event_store::RecordedEvent) -> Option<AgencyCode> {
+fn concerns(event: &feeledger_infrastructure::storage::RecordedEvent) -> Option<AgencyCode> {
     if !WATCHED.contains(&event.event_type.as_str()) {
         return None;
     }

@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 use feeledger_domain::codes::{AccountNumber, BankBin};
 use feeledger_domain::money::Vnd;
 use feeledger_domain::vietqr::DynamicQr;
-use feeledger_infrastructure::event_store::{EventMetadata, EventStore, ExpectedVersion, NewEvent, StoreOptions};
+use feeledger_infrastructure::storage::{EventMetadata, ExpectedVersion, NewEvent, Storage, StoreOptions};
 use feeledger_tests::ws::Subscription;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -135,7 +135,7 @@ fn payment_event(n: u64) -> NewEvent {
 
 async fn appends(database_url: &str, clients: usize, seconds: u64) -> anyhow::Result<()> {
     let options = StoreOptions { max_connections: u32::try_from(clients + 2)?, ..StoreOptions::default() };
-    let store = EventStore::connect(database_url, options).await?;
+    let store = Storage::connect(database_url, options).await?;
     store.migrate().await?;
     let run_id = Arc::new(uuid::Uuid::new_v4().simple().to_string());
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -258,7 +258,7 @@ fn case_life(
 async fn generate(database_url: &str, target_events: u64, agencies: u32, clients: usize) -> anyhow::Result<()> {
     use feeledger_infrastructure::codec::{LedgerEvent, case_stream};
     let options = StoreOptions { max_connections: u32::try_from(clients + 2)?, ..StoreOptions::default() };
-    let store = EventStore::connect(database_url, options).await?;
+    let store = Storage::connect(database_url, options).await?;
     store.migrate().await?;
     let ledger = feeledger_infrastructure::ledger::Ledger::new(store.clone());
     let metadata = EventMetadata { actor: Some("generator".into()), ..EventMetadata::default() };
@@ -306,7 +306,7 @@ async fn generate(database_url: &str, target_events: u64, agencies: u32, clients
                         written.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
                     }
                     // Several runs into one database reuse codes: skip the ones taken.
-                    Err(feeledger_infrastructure::event_store::StoreError::Conflict { .. }) => {}
+                    Err(feeledger_infrastructure::storage::StoreError::Conflict { .. }) => {}
                     Err(other) => return Err(other.into()),
                 }
                 n += 1;

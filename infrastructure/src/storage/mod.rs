@@ -50,8 +50,8 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use postgres::{PostgresEventStore, REPLICA_WAIT, ReadSource};
-pub use sqlite::SqliteEventStore;
+pub use postgres::{PostgresStorage, REPLICA_WAIT, ReadSource};
+pub use sqlite::SqliteStorage;
 
 /// How many announcements a slow listener may fall behind before it is told it lagged (it then
 /// re-reads from its checkpoint; nothing is lost, the channel only wakes readers up).
@@ -398,9 +398,9 @@ impl Default for StoreOptions {
 
 /// The event store, whichever backend holds it. Cheap to clone.
 #[derive(Debug, Clone)]
-pub enum EventStore {
-    Postgres(PostgresEventStore),
-    Sqlite(SqliteEventStore),
+pub enum Storage {
+    Postgres(PostgresStorage),
+    Sqlite(SqliteStorage),
 }
 
 /// What a store counts for `/metrics`, shared by its clones and read views.
@@ -409,11 +409,11 @@ pub struct StoreCounters {
     appended: AtomicU64,
     /// Reads that could go to a replica: served by it, sent to the primary instead.
     replica_reads: [AtomicU64; 2],
-    /// What [`EventStore::take_counts`] last handed out.
+    /// What [`Storage::take_counts`] last handed out.
     taken: [AtomicU64; 3],
 }
 
-/// What a store counted since the previous [`EventStore::take_counts`].
+/// What a store counted since the previous [`Storage::take_counts`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreCounts {
     pub events_appended: u64,
@@ -433,28 +433,28 @@ pub struct PoolUsage {
 macro_rules! dispatch {
     ($self:ident, $store:ident => $call:expr) => {
         match $self {
-            EventStore::Postgres($store) => $call,
-            EventStore::Sqlite($store) => $call,
+            Storage::Postgres($store) => $call,
+            Storage::Sqlite($store) => $call,
         }
     };
 }
 
-impl EventStore {
+impl Storage {
     /// Connects to `postgres://…` or `sqlite://…` (the SQLite file is created if missing).
-    pub async fn connect(url: &str, options: StoreOptions) -> Result<EventStore, StoreError> {
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Storage, StoreError> {
         let (notices, _) = broadcast::channel(NOTICE_CAPACITY);
         Ok(match url.parse::<Backend>()? {
-            Backend::Postgres => EventStore::Postgres(PostgresEventStore::connect(url, options, notices).await?),
-            Backend::Sqlite => EventStore::Sqlite(SqliteEventStore::connect(url, options, notices).await?),
+            Backend::Postgres => Storage::Postgres(PostgresStorage::connect(url, options, notices).await?),
+            Backend::Sqlite => Storage::Sqlite(SqliteStorage::connect(url, options, notices).await?),
         })
     }
 
-    /// Sends the reads that tolerate a replica (see [`EventStore::for_reads`]) to a host of
+    /// Sends the reads that tolerate a replica (see [`Storage::for_reads`]) to a host of
     /// `read_url` (`FEELEDGER_READ_DATABASE_URL`). PostgreSQL only.
-    pub async fn with_read_replica(self, read_url: &str, options: StoreOptions) -> Result<EventStore, StoreError> {
+    pub async fn with_read_replica(self, read_url: &str, options: StoreOptions) -> Result<Storage, StoreError> {
         match self {
-            EventStore::Postgres(pg) => Ok(EventStore::Postgres(pg.with_read_replica(read_url, options).await?)),
-            EventStore::Sqlite(_) => {
+            Storage::Postgres(pg) => Ok(Storage::Postgres(pg.with_read_replica(read_url, options).await?)),
+            Storage::Sqlite(_) => {
                 Err(StoreError::BadUrl(format!("{}: a read replica needs a PostgreSQL primary", redact_url(read_url))))
             }
         }
@@ -465,9 +465,9 @@ impl EventStore {
     /// every write committed before this call (read-your-writes), waiting at most
     /// [`REPLICA_WAIT`]; otherwise, and without a replica, it is this store. Never write
     /// through it.
-    pub async fn for_reads(&self) -> EventStore {
+    pub async fn for_reads(&self) -> Storage {
         match self {
-            EventStore::Postgres(pg) => {
+            Storage::Postgres(pg) => {
                 let (view, source) = pg.for_reads().await;
                 let slot = match source {
                     ReadSource::Primary => None,
@@ -477,18 +477,18 @@ impl EventStore {
                 if let Some(slot) = slot {
                     self.counters().replica_reads[slot].fetch_add(1, Ordering::Relaxed);
                 }
-                EventStore::Postgres(view)
+                Storage::Postgres(view)
             }
-            EventStore::Sqlite(_) => self.clone(),
+            Storage::Sqlite(_) => self.clone(),
         }
     }
 
     /// Records `recorded_at` from `clock` (the one commands are decided by) instead of the
     /// system clock: a test that moves its clock moves the recording times with it.
-    pub fn with_clock(mut self, clock: Clock) -> EventStore {
+    pub fn with_clock(mut self, clock: Clock) -> Storage {
         match &mut self {
-            EventStore::Postgres(s) => s.clock = clock,
-            EventStore::Sqlite(s) => s.clock = clock,
+            Storage::Postgres(s) => s.clock = clock,
+            Storage::Sqlite(s) => s.clock = clock,
         }
         self
     }
@@ -536,8 +536,8 @@ impl EventStore {
 
     pub fn backend(&self) -> Backend {
         match self {
-            EventStore::Postgres(_) => Backend::Postgres,
-            EventStore::Sqlite(_) => Backend::Sqlite,
+            Storage::Postgres(_) => Backend::Postgres,
+            Storage::Sqlite(_) => Backend::Sqlite,
         }
     }
 
@@ -550,8 +550,8 @@ impl EventStore {
     /// transaction counter is ahead of the log, which a restore into another cluster can break).
     pub async fn check_transaction_counter(&self) -> Result<(), StoreError> {
         match self {
-            EventStore::Postgres(s) => s.check_transaction_counter().await,
-            EventStore::Sqlite(_) => Ok(()),
+            Storage::Postgres(s) => s.check_transaction_counter().await,
+            Storage::Sqlite(_) => Ok(()),
         }
     }
 
@@ -600,7 +600,7 @@ impl EventStore {
         self.append_together_resolving(appends, &[], None).await
     }
 
-    /// Like [`EventStore::append_together`], and writes an inbox row's outcome in the same
+    /// Like [`Storage::append_together`], and writes an inbox row's outcome in the same
     /// transaction: the events a bank notification caused and what became of it, one commit.
     /// `heads` are streams' heads the caller read (see [`KnownHead`]); on PostgreSQL, when
     /// every stream is new or known, the whole append is one statement (one round trip).
@@ -634,8 +634,8 @@ impl EventStore {
     /// How many connections the pool holds and how many are busy (for `/metrics`).
     pub fn pool_usage(&self) -> PoolUsage {
         let (size, idle, max) = match self {
-            EventStore::Postgres(s) => (s.pool().size(), s.pool().num_idle(), s.pool().options().get_max_connections()),
-            EventStore::Sqlite(s) => (s.pool().size(), s.pool().num_idle(), s.pool().options().get_max_connections()),
+            Storage::Postgres(s) => (s.pool().size(), s.pool().num_idle(), s.pool().options().get_max_connections()),
+            Storage::Sqlite(s) => (s.pool().size(), s.pool().num_idle(), s.pool().options().get_max_connections()),
         };
         let idle = u32::try_from(idle).unwrap_or(u32::MAX);
         PoolUsage { in_use: size.saturating_sub(idle), idle, max }
@@ -645,8 +645,8 @@ impl EventStore {
     /// on SQLite.
     pub fn primary_host(&self) -> Option<String> {
         match self {
-            EventStore::Postgres(s) => s.primary().map(|host| host.to_string()),
-            EventStore::Sqlite(_) => None,
+            Storage::Postgres(s) => s.primary().map(|host| host.to_string()),
+            Storage::Sqlite(_) => None,
         }
     }
 

@@ -6,7 +6,7 @@ use feeledger_domain::money::Vnd;
 use feeledger_domain::reconciliation::{StatementCredit, StatementDebit};
 
 use super::dialect::on_pool;
-use super::{EventStore, StoreError};
+use super::{Storage, StoreError};
 use crate::statement::Statement;
 
 /// What an import did.
@@ -76,7 +76,7 @@ impl From<(NaiveDate, NaiveDate, i64, i64)> for RecordedBalances {
 
 #[derive(Debug, Clone)]
 pub struct StatementStore {
-    store: EventStore,
+    store: Storage,
 }
 
 const INSERT: &str = "INSERT INTO statement_lines (account_number, line_id, booked_on, value_date, amount, direction, \
@@ -157,7 +157,7 @@ fn balances_of(statement: &Statement) -> Option<(NaiveDate, NaiveDate, i64, i64)
 }
 
 impl StatementStore {
-    pub fn new(store: EventStore) -> Self {
+    pub fn new(store: Storage) -> Self {
         StatementStore { store }
     }
 

@@ -19,7 +19,7 @@ use super::{
 use crate::clock::Clock;
 
 #[derive(Debug, Clone)]
-pub struct SqliteEventStore {
+pub struct SqliteStorage {
     pool: SqlitePool,
     notices: broadcast::Sender<StoreNotice>,
     /// What `recorded_at` is read from.
@@ -27,7 +27,7 @@ pub struct SqliteEventStore {
     pub(super) counters: Arc<StoreCounters>,
 }
 
-impl SqliteEventStore {
+impl SqliteStorage {
     pub(super) async fn connect(
         url: &str,
         options: StoreOptions,
@@ -47,7 +47,7 @@ impl SqliteEventStore {
             .connect_with(connect_options)
             .await
             .map_err(StoreError::db("opening the SQLite database"))?;
-        Ok(SqliteEventStore { pool, notices, clock: Clock::system(), counters: Arc::default() })
+        Ok(SqliteStorage { pool, notices, clock: Clock::system(), counters: Arc::default() })
     }
 
     /// The pool, for the read models and other tables that live beside the event log.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use super::dialect::on_pool;
-use super::{Checkpoint, EventStore, StoreError};
+use super::{Checkpoint, Storage, StoreError};
 
 /// What a projection's row in `projection_state` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub struct Changes {
 
 #[derive(Debug, Clone)]
 pub struct DocumentStore {
-    store: EventStore,
+    store: Storage,
 }
 
 fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -61,11 +61,11 @@ fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
 type CheckpointRow = (i32, i32, i64, i64, i64, DateTime<Utc>, DateTime<Utc>);
 
 impl DocumentStore {
-    pub fn new(store: EventStore) -> Self {
+    pub fn new(store: Storage) -> Self {
         DocumentStore { store }
     }
 
-    pub fn events(&self) -> &EventStore {
+    pub fn events(&self) -> &Storage {
         &self.store
     }
 

@@ -22,7 +22,7 @@ use crate::clock::Clock;
 pub(super) const IDLE_IN_TRANSACTION_TIMEOUT_MS: &str = "15000";
 
 #[derive(Debug, Clone)]
-pub struct PostgresEventStore {
+pub struct PostgresStorage {
     pool: PgPool,
     notices: broadcast::Sender<StoreNotice>,
     /// What `recorded_at` is read from.
@@ -71,7 +71,7 @@ const REPLICA_SKIP: Duration = Duration::from_secs(5);
 /// How long a read may wait for a replica connection.
 const REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
-impl PostgresEventStore {
+impl PostgresStorage {
     /// Connects to the primary among the URL's hosts (one or several, see [`failover`]). With
     /// several, a watcher follows the primary through failovers for as long as the pool lives.
     pub(super) async fn connect(
@@ -111,7 +111,7 @@ impl PostgresEventStore {
             tracing::info!(db.primary = %primary_host, db.hosts = hosts.hosts().len(), "connected to the PostgreSQL primary");
             tasks.push(tokio::spawn(failover::follow_primary(pool.clone(), hosts, primary_host, primary_sender)));
         }
-        Ok(PostgresEventStore {
+        Ok(PostgresStorage {
             pool,
             notices,
             clock: Clock::system(),
@@ -154,7 +154,7 @@ impl PostgresEventStore {
     /// write the primary had made when this was called (so a reader sees its own writes); the
     /// primary itself when there is no replica, when it lags more than [`REPLICA_WAIT`] or
     /// does not answer. Only for reads: the view's writes would fail on a standby.
-    pub(super) async fn for_reads(&self) -> (PostgresEventStore, ReadSource) {
+    pub(super) async fn for_reads(&self) -> (PostgresStorage, ReadSource) {
         let Some(replica) = &self.replica else { return (self.clone(), ReadSource::Primary) };
         let skipped = replica.skipped_until.lock().ok().and_then(|until| *until);
         if skipped.is_some_and(|until| tokio::time::Instant::now() < until) {
@@ -162,7 +162,7 @@ impl PostgresEventStore {
         }
         match replica_has_replayed(&self.pool, &replica.pool).await {
             Ok(true) => {
-                let view = PostgresEventStore {
+                let view = PostgresStorage {
                     pool: replica.pool.clone(),
                     notices: self.notices.clone(),
                     clock: self.clock.clone(),

@@ -29,16 +29,16 @@ use super::{AuditEntry, LeanEvent, RecordedEvent, StoreError};
 macro_rules! on_pool {
     ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
         match $store {
-            $crate::event_store::EventStore::Postgres(store) => {
+            $crate::storage::Storage::Postgres(store) => {
                 let $pool = store.pool();
                 #[allow(unused_variables)]
-                let $sql = $crate::event_store::dialect::Pg;
+                let $sql = $crate::storage::dialect::Pg;
                 async { $body }.await
             }
-            $crate::event_store::EventStore::Sqlite(store) => {
+            $crate::storage::Storage::Sqlite(store) => {
                 let $pool = store.pool();
                 #[allow(unused_variables)]
-                let $sql = $crate::event_store::dialect::Lite;
+                let $sql = $crate::storage::dialect::Lite;
                 async { $body }.await
             }
         }

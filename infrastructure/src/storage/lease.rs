@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use super::failover::{self, HostRole};
-use super::{EventStore, StoreError};
+use super::{Storage, StoreError};
 use sqlx::{ConnectOptions as _, PgConnection};
 
 /// The first key of every feeledger advisory lock ("FELG").
@@ -41,8 +41,8 @@ impl std::fmt::Debug for Lease {
 impl Lease {
     /// Waits until this process holds the lease of projection `name`. A node standing by keeps
     /// one connection and asks on it, rather than connecting anew every time.
-    pub async fn acquire(store: &EventStore, name: &str) -> Lease {
-        let EventStore::Postgres(pg) = store else { return Lease::Local };
+    pub async fn acquire(store: &Storage, name: &str) -> Lease {
+        let Storage::Postgres(pg) = store else { return Lease::Local };
         let mut waiting_logged = false;
         let mut standby: Option<PgConnection> = None;
         loop {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use super::dialect::on_pool;
-use super::{EventStore, StoreError};
+use super::{Storage, StoreError};
 
 /// What became of a notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +124,7 @@ resolve_in!(resolve_sqlite, sqlx::Sqlite, super::dialect::Lite);
 
 #[derive(Debug, Clone)]
 pub struct Inbox {
-    store: EventStore,
+    store: Storage,
 }
 
 type EntryRow = (i64, String, Vec<u8>, String, Option<String>, Option<String>, Option<i32>);
@@ -132,7 +132,7 @@ type EntryRow = (i64, String, Vec<u8>, String, Option<String>, Option<String>, O
 const ENTRY_COLUMNS: &str = "id, provider, body, outcome, outcome_detail, credit_id, http_status";
 
 impl Inbox {
-    pub fn new(store: EventStore) -> Self {
+    pub fn new(store: Storage) -> Self {
         Inbox { store }
     }
 

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::dialect::{AUDIT_COLUMNS, decode, decode_audit_entry, decode_lean, on_pool};
 use super::{
-    AuditEntry, Checkpoint, EventStore, IdempotencyKey, LeanEvent, READ_BATCH_MAX, RecordedEvent, StoreError, StoreHead,
+    AuditEntry, Checkpoint, IdempotencyKey, LeanEvent, READ_BATCH_MAX, RecordedEvent, Storage, StoreError, StoreHead,
 };
 use crate::codec::lookup;
 
@@ -19,7 +19,7 @@ fn checkpoint_of(row: Option<(i64, i64)>) -> Option<Checkpoint> {
     row.map(|(transaction_id, position)| Checkpoint { transaction_id, position })
 }
 
-impl EventStore {
+impl Storage {
     /// The stream and version a key produced, if the key was used with the same request.
     /// A key used with a different request is [`StoreError::IdempotencyKeyReused`].
     pub async fn idempotency_record(&self, key: &IdempotencyKey) -> Result<Option<(String, i64)>, StoreError> {
@@ -87,7 +87,7 @@ impl EventStore {
         })
     }
 
-    /// Like [`EventStore::read_all`], only events of `types` (a reader that needs a few types
+    /// Like [`Storage::read_all`], only events of `types` (a reader that needs a few types
     /// skips the rest in the database), as [`LeanEvent`]s (read models use the payload only).
     /// The same checkpoints: resuming never skips a wanted event.
     pub async fn read_all_of_types(
