@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bank_feed;
+pub mod canonical_json;
 pub mod codec;
 pub mod command;
 pub mod event_store;
