@@ -15,13 +15,7 @@ events=${2:-1000000}
 db=feeledger_bench_audit
 url="$server/$db"
 
-if [ -n "${BENCH_BIN_DIR:-}" ]; then
-  bin=$BENCH_BIN_DIR
-else
-  cargo build --release -q -p feeledger-api --bin feeledger
-  cargo build --release -q -p feeledger-tests --bin feeledger-bench
-  bin=${CARGO_TARGET_DIR:-$PWD/target}/release
-fi
+. "$(dirname "$0")/bench-bin.sh"
 
 psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
 "$bin/feeledger-bench" generate --database-url "$url" --events "$events" --clients 16

@@ -17,13 +17,7 @@ projections=${3:-treasury}
 db=feeledger_bench_rebuild
 url="$server/$db"
 
-if [ -n "${BENCH_BIN_DIR:-}" ]; then
-  bin=$BENCH_BIN_DIR
-else
-  cargo build --release -q -p feeledger-api --bin feeledger
-  cargo build --release -q -p feeledger-tests --bin feeledger-bench
-  bin=${CARGO_TARGET_DIR:-$PWD/target}/release
-fi
+. "$(dirname "$0")/bench-bin.sh"
 
 # Each projection's event types: the `EVENT_TYPES` of its `Projection` impl (projections/src).
 types_of() {

@@ -7,7 +7,9 @@
 #   scripts/bench-screens.sh [postgres://postgres@127.0.0.1:5432] [screens] [payments] [rate]
 #
 # rate: payments per second on a fixed schedule (0: one after another, each once the last one's
-# screens updated). BENCH_BIN_DIR: a directory with release builds of `feeledger` and
+# screens updated); the 2-screen baseline always pays one after another, at most 300 times (its
+# one case cannot take 100 overlapping payments a second, no counter's case would, and each
+# payment replays the case's stream, which grows by two events a payment). BENCH_BIN_DIR: a directory with release builds of `feeledger` and
 # `feeledger-bench` (skips the build). BENCH_BACKENDS: "sqlite postgres" (default) or one.
 set -euo pipefail
 server=${1:-postgres://postgres@127.0.0.1:5432}
@@ -22,13 +24,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((screens + 100)) ];
   exit 1
 fi
 
-if [ -n "${BENCH_BIN_DIR:-}" ]; then
-  bin=$BENCH_BIN_DIR
-else
-  cargo build --release -q -p feeledger-api --bin feeledger
-  cargo build --release -q -p feeledger-tests --bin feeledger-bench
-  bin=${CARGO_TARGET_DIR:-$PWD/target}/release
-fi
+. "$(dirname "$0")/bench-bin.sh"
 work=$(mktemp -d)
 server_pid=
 trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
@@ -44,9 +40,11 @@ run() {
   admin=$(cd "$work" && "$bin/feeledger" tokens issue --role admin --database-url "$url")
   for count in 2 "$screens"; do
     agency="B0$count.1"
+    pace=$rate pays=$payments
+    [ "$count" = 2 ] && pace=0 pays=$((payments < 300 ? payments : 300))
     officer=$(cd "$work" && "$bin/feeledger" tokens issue --role officer --agency "$agency" --database-url "$url")
     result=$("$bin/feeledger-bench" screens --url "http://127.0.0.1:$port" --admin-token "$admin" \
-      --officer-token "$officer" --agency "$agency" --screens "$count" --payments "$payments" --rate "$rate" \
+      --officer-token "$officer" --agency "$agency" --screens "$count" --payments "$pays" --rate "$pace" \
       --server-pid "$server_pid")
     echo "{\"backend\":\"$name\",\"result\":$result}"
   done

@@ -540,19 +540,42 @@ pub async fn verify_store(store: &EventStore, mut progress: impl FnMut(u64)) -> 
     Ok(verifier.finish())
 }
 
-/// An event as the audit reads it from the database: payload and metadata as JSON text.
-#[derive(Debug)]
-struct StoredRow {
+/// An event as the audit reads it from the database: payload and metadata as JSON text (the
+/// event id and time as each backend stores them, then parsed).
+#[derive(Debug, sqlx::FromRow)]
+struct StoredRow<Id = uuid::Uuid, At = DateTime<Utc>> {
     position: i64,
     stream_id: String,
     stream_version: i64,
-    event_id: uuid::Uuid,
+    event_id: Id,
     event_type: String,
     schema_version: i32,
     payload: String,
     metadata: String,
-    recorded_at: DateTime<Utc>,
+    recorded_at: At,
     hash: Vec<u8>,
+}
+
+impl StoredRow<String, String> {
+    /// SQLite stores the id and the time as text.
+    fn parsed(self) -> Result<StoredRow, StoreError> {
+        let position = self.position;
+        let corrupt = |reason: String| StoreError::Corrupt { position, reason };
+        Ok(StoredRow {
+            event_id: self.event_id.parse().map_err(|e| corrupt(format!("event_id: {e}")))?,
+            recorded_at: DateTime::parse_from_rfc3339(&self.recorded_at)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| corrupt(format!("recorded_at: {e}")))?,
+            position,
+            stream_id: self.stream_id,
+            stream_version: self.stream_version,
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            payload: self.payload,
+            metadata: self.metadata,
+            hash: self.hash,
+        })
+    }
 }
 
 impl Verifier {
@@ -589,96 +612,23 @@ impl Verifier {
 /// Up to `limit` events after position `after`, in position order, with no read barrier (the
 /// audit checks what is stored). A read of its own, so the audit's columns stay its own.
 async fn read_stored(store: &EventStore, after: i64, limit: usize) -> Result<Vec<StoredRow>, StoreError> {
-    const COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, schema_version";
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let sql = |json: &str| {
+        format!(
+            "SELECT global_position AS position, stream_id, stream_version, event_id, event_type, schema_version, \
+             payload{json} AS payload, metadata{json} AS metadata, recorded_at, hash FROM events \
+             WHERE global_position > $1 ORDER BY global_position LIMIT $2"
+        )
+    };
+    let failed = StoreError::db("reading events for the audit");
     match store {
         EventStore::Postgres(pg) => {
-            let sql = format!(
-                "SELECT {COLUMNS}, payload::text, metadata::text, recorded_at, hash FROM events \
-                 WHERE global_position > $1 ORDER BY global_position LIMIT $2"
-            );
-            type Row = (i64, String, i64, uuid::Uuid, String, i32, String, String, DateTime<Utc>, Vec<u8>);
-            let rows: Vec<Row> = sqlx::query_as(&sql)
-                .bind(after)
-                .bind(limit)
-                .fetch_all(pg.pool())
-                .await
-                .map_err(StoreError::db("reading events for the audit"))?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(
-                        position,
-                        stream_id,
-                        stream_version,
-                        event_id,
-                        event_type,
-                        schema_version,
-                        payload,
-                        metadata,
-                        recorded_at,
-                        hash,
-                    )| {
-                        StoredRow {
-                            position,
-                            stream_id,
-                            stream_version,
-                            event_id,
-                            event_type,
-                            schema_version,
-                            payload,
-                            metadata,
-                            recorded_at,
-                            hash,
-                        }
-                    },
-                )
-                .collect())
+            sqlx::query_as(&sql("::text")).bind(after).bind(limit).fetch_all(pg.pool()).await.map_err(failed)
         }
         EventStore::Sqlite(sqlite) => {
-            let sql = format!(
-                "SELECT {COLUMNS}, payload, metadata, recorded_at, hash FROM events \
-                 WHERE global_position > $1 ORDER BY global_position LIMIT $2"
-            );
-            type Row = (i64, String, i64, String, String, i32, String, String, String, Vec<u8>);
-            let rows: Vec<Row> = sqlx::query_as(&sql)
-                .bind(after)
-                .bind(limit)
-                .fetch_all(sqlite.pool())
-                .await
-                .map_err(StoreError::db("reading events for the audit"))?;
-            rows.into_iter()
-                .map(
-                    |(
-                        position,
-                        stream_id,
-                        stream_version,
-                        event_id,
-                        event_type,
-                        schema_version,
-                        payload,
-                        metadata,
-                        recorded_at,
-                        hash,
-                    )| {
-                        let corrupt = |reason: String| StoreError::Corrupt { position, reason };
-                        Ok(StoredRow {
-                            position,
-                            stream_id,
-                            stream_version,
-                            event_id: event_id.parse().map_err(|e| corrupt(format!("event_id: {e}")))?,
-                            event_type,
-                            schema_version,
-                            payload,
-                            metadata,
-                            recorded_at: DateTime::parse_from_rfc3339(&recorded_at)
-                                .map(|t| t.with_timezone(&Utc))
-                                .map_err(|e| corrupt(format!("recorded_at: {e}")))?,
-                            hash,
-                        })
-                    },
-                )
-                .collect()
+            let rows: Vec<StoredRow<String, String>> =
+                sqlx::query_as(&sql("")).bind(after).bind(limit).fetch_all(sqlite.pool()).await.map_err(failed)?;
+            rows.into_iter().map(StoredRow::parsed).collect()
         }
     }
 }
@@ -696,7 +646,7 @@ pub fn verify_file(path: &std::path::Path, mut progress: impl FnMut(u64)) -> Res
         let event: RecordedEvent = serde_json::from_str(&line)
             .map_err(|e| AuditError::Format(format!("{} line {}: {e}", path.display(), number + 1)))?;
         verifier.add_event(event)?;
-        if verifier.events() % 10_000 == 0 {
+        if verifier.events().is_multiple_of(10_000) {
             progress(verifier.events());
         }
     }

@@ -36,18 +36,31 @@ fn write_string(text: &str, out: &mut String) {
     canonical_json::write_string(text, NonAscii::Raw, out);
 }
 
-/// The stored facts of one event that its hash covers.
-#[derive(Debug, Clone, Copy)]
-pub struct EventFacts<'a> {
+/// The stored facts of one event that its hash covers, payload and metadata as JSON values
+/// (`J = Value`) or as stored JSON text ([`StoredFacts`]).
+#[derive(Debug)]
+pub struct EventFacts<'a, J: ?Sized = Value> {
     pub stream_id: &'a str,
     pub stream_version: i64,
     pub event_id: Uuid,
     pub event_type: &'a str,
     pub schema_version: i32,
-    pub payload: &'a Value,
-    pub metadata: &'a Value,
+    pub payload: &'a J,
+    pub metadata: &'a J,
     pub recorded_at: DateTime<Utc>,
 }
+
+impl<J: ?Sized> Clone for EventFacts<'_, J> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<J: ?Sized> Copy for EventFacts<'_, J> {}
+
+/// An event's facts as stored: payload and metadata as JSON text (PostgreSQL's `jsonb::text`,
+/// SQLite's column), as the audit reads them.
+pub type StoredFacts<'a> = EventFacts<'a, str>;
 
 /// The timestamp as hashed: RFC 3339, UTC, always six fractional digits.
 pub fn timestamp_text(at: DateTime<Utc>) -> String {
@@ -58,100 +71,45 @@ pub fn timestamp_text(at: DateTime<Utc>) -> String {
 /// directly (the same bytes as [`canonical_json`] of that object, without building it).
 pub fn canonical_bytes(facts: &EventFacts<'_>) -> Vec<u8> {
     let mut out = String::with_capacity(256);
-    let written: Result<(), Malformed> = write_facts(
-        &FactsHead::of(facts),
-        |out| {
-            write_canonical(facts.metadata, out);
-            Ok(())
-        },
-        |out| {
-            write_canonical(facts.payload, out);
+    // Writing a tree cannot fail.
+    let _ = write_facts(
+        facts,
+        |json: &Value, out: &mut String| {
+            write_canonical(json, out);
             Ok(())
         },
         &mut out,
     );
-    debug_assert!(written.is_ok(), "writing a tree cannot fail");
     out.into_bytes()
-}
-
-/// An event's facts as stored: payload and metadata as JSON text (PostgreSQL's `jsonb::text`,
-/// SQLite's column), as the audit reads them.
-#[derive(Debug, Clone, Copy)]
-pub struct StoredFacts<'a> {
-    pub stream_id: &'a str,
-    pub stream_version: i64,
-    pub event_id: Uuid,
-    pub event_type: &'a str,
-    pub schema_version: i32,
-    pub payload: &'a str,
-    pub metadata: &'a str,
-    pub recorded_at: DateTime<Utc>,
 }
 
 /// [`canonical_bytes`] of the facts the text parses to, written straight from the text into
 /// `out` (cleared first): the same bytes, with no `serde_json::Value` tree built on the way.
 pub fn canonical_bytes_of_stored(facts: &StoredFacts<'_>, out: &mut String) -> Result<(), Malformed> {
     out.clear();
-    let head = FactsHead {
-        stream_id: facts.stream_id,
-        stream_version: facts.stream_version,
-        event_id: facts.event_id,
-        event_type: facts.event_type,
-        schema_version: facts.schema_version,
-        recorded_at: facts.recorded_at,
-    };
-    write_facts(
-        &head,
-        |out| canonical_json::write_text(facts.metadata, out),
-        |out| canonical_json::write_text(facts.payload, out),
-        out,
-    )
+    write_facts(facts, canonical_json::write_text, out)
 }
 
-/// The facts other than payload and metadata.
-struct FactsHead<'a> {
-    stream_id: &'a str,
-    stream_version: i64,
-    event_id: Uuid,
-    event_type: &'a str,
-    schema_version: i32,
-    recorded_at: DateTime<Utc>,
-}
-
-impl<'a> FactsHead<'a> {
-    fn of(facts: &EventFacts<'a>) -> FactsHead<'a> {
-        FactsHead {
-            stream_id: facts.stream_id,
-            stream_version: facts.stream_version,
-            event_id: facts.event_id,
-            event_type: facts.event_type,
-            schema_version: facts.schema_version,
-            recorded_at: facts.recorded_at,
-        }
-    }
-}
-
-/// The facts object, keys in sorted order.
-fn write_facts(
-    head: &FactsHead<'_>,
-    metadata: impl FnOnce(&mut String) -> Result<(), Malformed>,
-    payload: impl FnOnce(&mut String) -> Result<(), Malformed>,
+/// The facts object, keys in sorted order, payload and metadata written by `json`.
+fn write_facts<J: ?Sized>(
+    facts: &EventFacts<'_, J>,
+    json: impl Fn(&J, &mut String) -> Result<(), Malformed>,
     out: &mut String,
 ) -> Result<(), Malformed> {
     out.push_str("{\"event_id\":");
-    write_string(head.event_id.as_hyphenated().encode_lower(&mut Uuid::encode_buffer()), out);
+    write_string(facts.event_id.as_hyphenated().encode_lower(&mut Uuid::encode_buffer()), out);
     out.push_str(",\"event_type\":");
-    write_string(head.event_type, out);
+    write_string(facts.event_type, out);
     out.push_str(",\"metadata\":");
-    metadata(out)?;
+    json(facts.metadata, out)?;
     out.push_str(",\"payload\":");
-    payload(out)?;
+    json(facts.payload, out)?;
     out.push_str(",\"recorded_at\":");
-    write_string(&timestamp_text(head.recorded_at), out);
-    let _ = write!(out, ",\"schema_version\":{}", head.schema_version);
+    write_string(&timestamp_text(facts.recorded_at), out);
+    let _ = write!(out, ",\"schema_version\":{}", facts.schema_version);
     out.push_str(",\"stream_id\":");
-    write_string(head.stream_id, out);
-    let _ = write!(out, ",\"stream_version\":{}}}", head.stream_version);
+    write_string(facts.stream_id, out);
+    let _ = write!(out, ",\"stream_version\":{}}}", facts.stream_version);
     Ok(())
 }
 
