@@ -271,6 +271,14 @@ impl CounterMutations {
     }
 }
 
+/// After a failed read (the database busy, e.g. 10,000 screens subscribing at once and sharing
+/// the pool), a subscription reads again shortly rather than wait for the next event of its
+/// topics, which may never come: it has sent nothing yet, or shows a stale state.
+pub(crate) async fn retry_after_failed_read() -> bool {
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    true
+}
+
 #[derive(Default, Debug)]
 pub struct CounterSubscriptions;
 
@@ -313,7 +321,10 @@ impl DisplayWatch {
                     return Some((display, self));
                 }
                 Ok(None) => {}
-                Err(error) => tracing::warn!(?error, counter.id = %self.counter, "counter display refresh failed"),
+                Err(error) => {
+                    tracing::warn!(?error, counter.id = %self.counter, "counter display refresh failed");
+                    self.fresh = retry_after_failed_read().await;
+                }
             }
         }
     }
@@ -342,7 +353,10 @@ impl CaseWatch {
                     return Some((CaseView::new(record, &self.viewer), self));
                 }
                 Ok(_) => {}
-                Err(error) => tracing::warn!(?error, case.code = %self.code, "case status refresh failed"),
+                Err(error) => {
+                    tracing::warn!(?error, case.code = %self.code, "case status refresh failed");
+                    self.fresh = retry_after_failed_read().await;
+                }
             }
         }
     }

@@ -290,7 +290,10 @@ impl PublicWatch {
                 // Not visible: say so once (like the query), then only changes.
                 Ok(None) if first => return Some((None, self)),
                 Ok(_) => {}
-                Err(error) => tracing::warn!(?error, case.code = %self.code, "public case refresh failed"),
+                Err(error) => {
+                    tracing::warn!(?error, case.code = %self.code, "public case refresh failed");
+                    self.fresh = super::counter::retry_after_failed_read().await;
+                }
             }
         }
     }

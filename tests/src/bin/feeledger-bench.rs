@@ -470,7 +470,8 @@ async fn screens(run: ScreensRun) -> anyhow::Result<()> {
     // One fresh case per counter, with a QR for 1,000 × payments-per-case.
     let run = chrono::Utc::now().format("%y%m%d").to_string();
     let per_case = payments.div_ceil(counters).max(1) + 1;
-    let seq_base = (std::process::id() % 5) * 2000;
+    // Case codes end in a 4-digit sequence: vary the start between runs only when they fit.
+    let seq_base = if counters <= 2000 { (std::process::id() % 5) * 2000 } else { 0 };
     let mut cases = Vec::with_capacity(counters);
     for (i, counter) in counter_ids.iter().enumerate() {
         let case = format!("{agency}-{run}-{:04}", seq_base as usize + i);
@@ -535,14 +536,24 @@ async fn screens(run: ScreensRun) -> anyhow::Result<()> {
         let (url, officer) = (url.to_owned(), officer.to_owned());
         async move {
             let begin = Instant::now();
-            let data = graphql(
-                &client,
-                &url,
-                &officer,
-                "mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { version } }",
-                json!({ "input": { "caseCode": case, "amount": "1000", "channel": "CASH", "reference": reference, "idempotencyKey": key } }),
-            )
-            .await?;
+            let input = json!({ "input": { "caseCode": case, "amount": "1000", "channel": "CASH", "reference": reference, "idempotencyKey": key } });
+            let mut attempts = 0;
+            let data = loop {
+                let answer = graphql(
+                    &client,
+                    &url,
+                    &officer,
+                    "mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { version } }",
+                    input.clone(),
+                )
+                .await;
+                // Payments overlapping on one case (few counters, a high rate) may conflict:
+                // the officer tries again, as the error says.
+                match answer {
+                    Err(error) if attempts < 10 && error.to_string().contains("\"CONFLICT\"") => attempts += 1,
+                    other => break other?,
+                }
+            };
             let committed = Instant::now();
             anyhow::Ok((begin, committed, data["recordPayment"]["version"].as_i64().unwrap_or(-1)))
         }
