@@ -20,13 +20,7 @@ ulimit -n 65536 2>/dev/null || true
 
 # BENCH_BIN_DIR: a directory with release builds of `feeledger` and `feeledger-bench`
 # to use instead of building them here.
-if [ -n "${BENCH_BIN_DIR:-}" ]; then
-  bin=$BENCH_BIN_DIR
-else
-  cargo build --release -q -p feeledger-api --bin feeledger
-  cargo build --release -q -p feeledger-tests --bin feeledger-bench
-  bin=${CARGO_TARGET_DIR:-$PWD/target}/release
-fi
+. "$(dirname "$0")/bench-bin.sh"
 work=$(mktemp -d)
 server_pid=
 trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT

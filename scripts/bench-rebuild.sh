@@ -1,38 +1,66 @@
 #!/usr/bin/env bash
-# Full rebuild of a projection from position zero on PostgreSQL, with N generated events,
-# against `psql \copy` of the same rows (in global position order) to /dev/null in the same run.
+# Full rebuild of projections from position zero on PostgreSQL, with N generated events, against
+# `psql \copy` to /dev/null in the same run, measured two ways:
+#   - all events:  events in the log / rebuild time, against `\copy` of every row (global order);
+#   - applied:     events the projection applies (its event types) / rebuild time, against
+#                  `\copy` of exactly those rows, in the order the rebuild reads them (commit
+#                  order) — the honest ratio (issue 17).
 #
-#   scripts/bench-rebuild.sh [postgres://postgres@127.0.0.1:5432] [events] [projection]
+#   scripts/bench-rebuild.sh [postgres://postgres@127.0.0.1:5432] [events] [projections]
+#
+# projections: space- or comma-separated (default: treasury). BENCH_KEEP_DB=1 reuses an
+# existing database of that size instead of generating it again.
 set -euo pipefail
 server=${1:-postgres://postgres@127.0.0.1:5432}
 events=${2:-1000000}
-projection=${3:-treasury}
+projections=${3:-treasury}
 db=feeledger_bench_rebuild
 url="$server/$db"
 
-cargo build --release -q -p feeledger-api --bin feeledger
-cargo build --release -q -p feeledger-tests --bin feeledger-bench
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release
+. "$(dirname "$0")/bench-bin.sh"
 
-psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
-"$bin/feeledger-bench" generate --database-url "$url" --events "$events" --clients 16
-psql "$url" -qc "VACUUM ANALYZE events"
+# Each projection's event types: the `EVENT_TYPES` of its `Projection` impl (projections/src).
+types_of() {
+  case $1 in
+    treasury) echo "AgencyConfigured,FeeSchedulePublished,PaymentReceived,RemittedToTreasury" ;;
+    payments) echo "PaymentReceived,Reconciled" ;;
+    cashless) echo "FullyPaid" ;;
+    receipts) echo "ReceiptIssued,ReceiptCancelled" ;;
+    *) echo "unknown projection $1" >&2; exit 1 ;;
+  esac
+}
+
+if [ "${BENCH_KEEP_DB:-}" != 1 ] || ! psql "$url" -Atc "SELECT 1" >/dev/null 2>&1; then
+  psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+  "$bin/feeledger-bench" generate --database-url "$url" --events "$events" --clients 16
+  psql "$url" -qc "VACUUM ANALYZE events"
+fi
 count=$(psql "$url" -Atc "SELECT count(*) FROM events")
+columns="global_position, transaction_id, stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash"
 
-copy_start=$(date +%s.%N)
-psql "$url" -qc "\copy (SELECT global_position, transaction_id, stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash FROM events ORDER BY global_position) TO '/dev/null'"
-copy_end=$(date +%s.%N)
+now() { date +%s.%N; }
+c0=$(now)
+psql "$url" -qc "\copy (SELECT $columns FROM events ORDER BY global_position) TO '/dev/null'"
+c1=$(now)
 
-rebuild_start=$(date +%s.%N)
-"$bin/feeledger" projections rebuild "$projection" --database-url "$url" 2>&1 | tail -1
-rebuild_end=$(date +%s.%N)
-
-python3 - "$count" "$copy_start" "$copy_end" "$rebuild_start" "$rebuild_end" "$projection" <<'PY'
+echo "| projection | events in the log | \`\\copy\` all rows/s | rebuild, log events/s | ratio | events applied | \`\\copy\` of those rows/s | rebuild, applied events/s | ratio |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for projection in ${projections//,/ }; do
+  types="{$(types_of "$projection")}"
+  applied=$(psql "$url" -Atc "SELECT count(*) FROM events WHERE event_type = ANY('$types')")
+  a0=$(now)
+  psql "$url" -qc "\copy (SELECT $columns FROM events WHERE event_type = ANY('$types') ORDER BY events.transaction_id, events.global_position) TO '/dev/null'"
+  a1=$(now)
+  r0=$(now)
+  "$bin/feeledger" projections rebuild "$projection" --database-url "$url" >/dev/null 2>&1
+  r1=$(now)
+  python3 - "$projection" "$count" "$applied" "$c0" "$c1" "$a0" "$a1" "$r0" "$r1" <<'PY'
 import sys
-count, c0, c1, r0, r1, name = int(sys.argv[1]), *map(float, sys.argv[2:6]), sys.argv[6]
-copy_rate, rebuild_rate = count / (c1 - c0), count / (r1 - r0)
-print(f"| events | psql \\copy rows/s | rebuild {name} events/s | ratio |")
-print("| ---: | ---: | ---: | ---: |")
-print(f"| {count} | {copy_rate:,.0f} | {rebuild_rate:,.0f} | {rebuild_rate / copy_rate:.2f} |")
+name, count, applied = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+c0, c1, a0, a1, r0, r1 = map(float, sys.argv[4:10])
+copy_all, copy_applied, rebuild = count / (c1 - c0), applied / (a1 - a0), r1 - r0
+print(f"| {name} | {count:,} | {copy_all:,.0f} | {count / rebuild:,.0f} | {count / rebuild / copy_all:.2f} "
+      f"| {applied:,} | {copy_applied:,.0f} | {applied / rebuild:,.0f} | {applied / rebuild / copy_applied:.2f} |")
 PY
-psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+done
+[ "${BENCH_KEEP_DB:-}" = 1 ] || psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"

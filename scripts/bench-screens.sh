@@ -1,39 +1,66 @@
 #!/usr/bin/env bash
 # QR rendering, and commit → screen latency with many subscribed screens, on SQLite and on
 # PostgreSQL. The baseline of the latency is the same measurement with 2 screens (one counter)
-# in the same run. Prints JSON lines for docs/BENCHMARKS.md.
+# in the same run. Prints JSON lines for docs/BENCHMARKS.md, with the server's resident memory
+# before the screens subscribe and with them all open.
 #
-#   scripts/bench-screens.sh [postgres://postgres@127.0.0.1:5432] [screens] [payments]
+#   scripts/bench-screens.sh [postgres://postgres@127.0.0.1:5432] [screens] [payments] [rate]
+#
+# rate: payments per second on a fixed schedule (0: one after another, each once the last one's
+# screens updated); the 2-screen baseline always pays one after another, at most 300 times (its
+# one case cannot take 100 overlapping payments a second, no counter's case would, and each
+# payment replays the case's stream, which grows by two events a payment). BENCH_BIN_DIR: a directory with release builds of `feeledger` and
+# `feeledger-bench` (skips the build). BENCH_BACKENDS: "sqlite postgres" (default) or one.
 set -euo pipefail
 server=${1:-postgres://postgres@127.0.0.1:5432}
 screens=${2:-1000}
 payments=${3:-300}
-ulimit -n 65536 2>/dev/null || true
+rate=${4:-0}
+backends=${BENCH_BACKENDS:-sqlite postgres}
+# One socket per screen in the load tool and one in the server: as many files as allowed.
+ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((screens + 100)) ]; then
+  echo "$screens screens need more open files than the hard limit allows ($(ulimit -Hn))" >&2
+  exit 1
+fi
 
-cargo build --release -q -p feeledger-api --bin feeledger
-cargo build --release -q -p feeledger-tests --bin feeledger-bench
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release
+. "$(dirname "$0")/bench-bin.sh"
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+server_pid=
+trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 "$bin/feeledger-bench" qr-render --iterations 20000
 
 run() {
   local name=$1 url=$2 port=$3
-  (cd "$work" && FEELEDGER_DATABASE_URL="$url" RUST_LOG=warn "$bin/feeledger" serve --listen "127.0.0.1:$port" >/dev/null 2>&1 &)
-  for _ in $(seq 1 50); do curl -fs "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+  (cd "$work" && FEELEDGER_DATABASE_URL="$url" RUST_LOG=warn exec "$bin/feeledger" serve --listen "127.0.0.1:$port" \
+    >"$work/server-$port.log" 2>&1) &
+  server_pid=$!
+  for _ in $(seq 1 100); do curl -fs "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
   admin=$(cd "$work" && "$bin/feeledger" tokens issue --role admin --database-url "$url")
   for count in 2 "$screens"; do
     agency="B0$count.1"
+    pace=$rate pays=$payments
+    [ "$count" = 2 ] && pace=0 pays=$((payments < 300 ? payments : 300))
     officer=$(cd "$work" && "$bin/feeledger" tokens issue --role officer --agency "$agency" --database-url "$url")
     result=$("$bin/feeledger-bench" screens --url "http://127.0.0.1:$port" --admin-token "$admin" \
-      --officer-token "$officer" --agency "$agency" --screens "$count" --payments "$payments")
+      --officer-token "$officer" --agency "$agency" --screens "$count" --payments "$pays" --rate "$pace" \
+      --server-pid "$server_pid")
     echo "{\"backend\":\"$name\",\"result\":$result}"
   done
-  pkill -f "listen 127.0.0.1:$port" || true
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=
 }
 
-run sqlite "sqlite://$work/bench.db" 18081
-psql "$server/postgres" -qc "DROP DATABASE IF EXISTS feeledger_bench_screens WITH (FORCE)" -c "CREATE DATABASE feeledger_bench_screens"
-run postgres "$server/feeledger_bench_screens" 18082
-psql "$server/postgres" -qc "DROP DATABASE IF EXISTS feeledger_bench_screens WITH (FORCE)"
+for backend in $backends; do
+  case $backend in
+    sqlite) run sqlite "sqlite://$work/bench.db" 18081 ;;
+    postgres)
+      psql "$server/postgres" -qc "DROP DATABASE IF EXISTS feeledger_bench_screens WITH (FORCE)" \
+        -c "CREATE DATABASE feeledger_bench_screens"
+      run postgres "$server/feeledger_bench_screens" 18082
+      psql "$server/postgres" -qc "DROP DATABASE IF EXISTS feeledger_bench_screens WITH (FORCE)"
+      ;;
+  esac
+done

@@ -142,7 +142,7 @@ impl Application {
             ),
             statements,
             cashless_target_percent: settings.cashless_target_percent,
-            live: live.clone(),
+            live: crate::live_routes::LiveRoutes::start(&live, &tasks),
             clock: clock.clone(),
             qr_ttl_seconds: settings.qr_ttl_seconds,
             public_limit: crate::rate_limit::PublicRateLimit::new(

@@ -261,6 +261,9 @@ async fn method_not_allowed() -> Response {
     route_error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "this endpoint does not take that method")
 }
 
+/// Each WebSocket's read buffer to start with (see `graphql_ws`).
+const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// GraphQL subscriptions over WebSocket (graphql-transport-ws, and the legacy
 /// subscriptions-transport-ws). The token comes in the `connection_init` payload as
 /// `{"authorization": "Bearer <token>"}`; resolvers answer UNAUTHENTICATED without one.
@@ -275,6 +278,10 @@ async fn graphql_ws(
     upgrade
         .max_message_size(BODY_LIMIT_BYTES)
         .max_frame_size(BODY_LIMIT_BYTES)
+        // tungstenite zero-fills its whole read buffer (128 KiB by default) on the first read,
+        // so each open screen would hold 128 KiB: 1.3 GB for 10,000 screens. A screen sends a
+        // few small messages; a larger one still arrives (the buffer grows to the message).
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
             GraphQLWebSocket::new(socket, schema, protocol)

@@ -12,6 +12,7 @@ pub mod exports;
 pub mod graphql;
 pub mod http;
 pub mod labels;
+pub mod live_routes;
 pub mod metrics;
 pub mod office_pages;
 pub mod oversight;

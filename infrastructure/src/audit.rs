@@ -8,10 +8,12 @@
 //! changes every digest after it. A seal also records each touched stream's last version that
 //! day, so a stream whose tail was cut off is named.
 //!
-//! **Verification** ([`Verifier`]) needs two passes over the same events, in any order: first
-//! the [`AuditEntry`]s (position, stream, version, time, stored hash) to index the log, then the
-//! full events to check each one's hash against its content and its predecessor's stored hash.
-//! It works the same on a database and on an exported JSON-lines file.
+//! **Verification** ([`Verifier`]) is one pass over the events, in any order (position order in
+//! practice): each event's hash is recomputed from its content and its predecessor's stored hash
+//! as soon as that predecessor has been seen (at once, when the stream is in order), and the
+//! structure (versions, order, seals) is checked at the end. From a database the payload and
+//! metadata are read as JSON text and written canonically straight from it, without a
+//! `serde_json::Value` tree. It works the same on a database and on an exported JSON-lines file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -21,9 +23,10 @@ use feeledger_domain::vietnam_time;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::storage::hash_chain::{EventFacts, GENESIS, event_hash};
+use crate::storage::hash_chain::{EventFacts, GENESIS, StoredFacts, canonical_bytes, canonical_bytes_of_stored};
 use crate::storage::{
     AppendOutcome, AuditEntry, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, Storage, StoreError,
+    StoredEvent,
 };
 
 /// The stream holding the daily seals.
@@ -267,8 +270,18 @@ struct Indexed {
     hash: Vec<u8>,
 }
 
-/// Checks a log in two passes: [`Verifier::index`] every entry, then [`Verifier::check`] every
-/// full event, then [`Verifier::finish`].
+/// An event whose predecessor in its stream had not been seen when it was: checked by `finish`.
+#[derive(Debug, Clone)]
+struct Deferred {
+    position: i64,
+    stream_id: String,
+    version: i64,
+    hash: Vec<u8>,
+    canonical: Vec<u8>,
+}
+
+/// Checks a log in one pass: [`Verifier::add`] every event (and [`Verifier::add_seal`] every
+/// seal, in position order), then [`Verifier::finish`].
 #[derive(Debug, Default)]
 pub struct Verifier {
     streams: HashMap<String, Vec<Indexed>>,
@@ -276,6 +289,11 @@ pub struct Verifier {
     events: u64,
     findings: Vec<Finding>,
     seals: Vec<(i64, DailyDigestSealed)>,
+    deferred: Vec<Deferred>,
+}
+
+fn chained_hash(previous: &[u8], canonical: &[u8]) -> [u8; 32] {
+    Sha256::new().chain_update(previous).chain_update(canonical).finalize().into()
 }
 
 impl Verifier {
@@ -283,40 +301,58 @@ impl Verifier {
         Verifier::default()
     }
 
-    /// Pass one: learn where every event is.
-    pub fn index(&mut self, entry: AuditEntry) {
+    /// How many events were added.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// One event: where it is, its stored hash, and the canonical bytes its hash covers
+    /// ([`canonical_bytes`]). Its hash is checked at once when its predecessor in the stream was
+    /// the stream's last event added (a stream in order), otherwise by [`Verifier::finish`].
+    pub fn add(&mut self, entry: AuditEntry, canonical: &[u8]) {
         self.events += 1;
-        self.streams.entry(entry.stream_id.clone()).or_default().push(Indexed {
-            version: entry.stream_version,
-            position: entry.position,
-            hash: entry.hash.clone(),
-        });
+        let stream = self.streams.entry(entry.stream_id.clone()).or_default();
+        let previous = match stream.last() {
+            None if entry.stream_version == 1 => Some(GENESIS.as_slice()),
+            Some(last) if last.version == entry.stream_version - 1 => Some(last.hash.as_slice()),
+            _ => None,
+        };
+        match previous {
+            Some(previous) => {
+                if chained_hash(previous, canonical).as_slice() != entry.hash.as_slice() {
+                    self.findings.push(Finding {
+                        position: entry.position,
+                        stream_id: entry.stream_id.clone(),
+                        problem: Problem::ContentChanged,
+                    });
+                }
+            }
+            None => self.deferred.push(Deferred {
+                position: entry.position,
+                stream_id: entry.stream_id.clone(),
+                version: entry.stream_version,
+                hash: entry.hash.clone(),
+                canonical: canonical.to_vec(),
+            }),
+        }
+        stream.push(Indexed { version: entry.stream_version, position: entry.position, hash: entry.hash.clone() });
         if entry.stream_id != DIGEST_STREAM {
             self.by_day.entry(vietnam_time::date_of(entry.recorded_at)).or_default().push(entry);
         }
     }
 
-    /// Sorts each stream by version; call once between the passes.
-    pub fn end_of_index(&mut self) {
-        for events in self.streams.values_mut() {
-            events.sort_by_key(|e| e.version);
-        }
+    /// A seal found in the log (a [`DIGEST_EVENT_TYPE`] event of [`DIGEST_STREAM`]), in position
+    /// order.
+    pub fn add_seal(&mut self, position: i64, seal: DailyDigestSealed) {
+        self.seals.push((position, seal));
     }
 
-    /// Pass two: check one event's hash against its content and its predecessor.
-    pub fn check(&mut self, event: &RecordedEvent) -> Result<(), AuditError> {
+    /// One event as read from an export.
+    pub fn add_event(&mut self, event: RecordedEvent) -> Result<(), AuditError> {
         if event.stream_id == DIGEST_STREAM && event.event_type == DIGEST_EVENT_TYPE {
-            self.seals.push((event.position, decode_seal(event)?));
+            self.add_seal(event.position, decode_seal(&event)?);
         }
-        let Some(stream) = self.streams.get(&event.stream_id) else { return Ok(()) };
-        let Ok(at) = stream.binary_search_by_key(&event.stream_version, |e| e.version) else { return Ok(()) };
-        let previous = match at.checked_sub(1).map(|i| &stream[i]) {
-            None if event.stream_version == 1 => GENESIS.as_slice(),
-            Some(previous) if previous.version == event.stream_version - 1 => previous.hash.as_slice(),
-            // The predecessor is missing: reported by `finish`, nothing to chain from here.
-            _ => return Ok(()),
-        };
-        let facts = EventFacts {
+        let canonical = canonical_bytes(&EventFacts {
             stream_id: &event.stream_id,
             stream_version: event.stream_version,
             event_id: event.event_id,
@@ -325,19 +361,46 @@ impl Verifier {
             payload: &event.payload,
             metadata: &event.metadata,
             recorded_at: event.recorded_at,
+        });
+        let entry = AuditEntry {
+            position: event.position,
+            stream_id: event.stream_id,
+            stream_version: event.stream_version,
+            recorded_at: event.recorded_at,
+            hash: event.hash,
         };
-        if event_hash(previous, &facts).as_slice() != event.hash.as_slice() {
-            self.findings.push(Finding {
-                position: event.position,
-                stream_id: event.stream_id.clone(),
-                problem: Problem::ContentChanged,
-            });
-        }
+        self.add(entry, &canonical);
         Ok(())
+    }
+
+    /// Checks the events whose predecessor came after them (the stream's order was changed, or
+    /// the input was not in position order), now that every stream is known and sorted.
+    fn check_deferred(&mut self) {
+        for event in std::mem::take(&mut self.deferred) {
+            let Some(stream) = self.streams.get(&event.stream_id) else { continue };
+            let Ok(at) = stream.binary_search_by_key(&event.version, |e| e.version) else { continue };
+            let previous = match at.checked_sub(1).map(|i| &stream[i]) {
+                None if event.version == 1 => GENESIS.as_slice(),
+                Some(previous) if previous.version == event.version - 1 => previous.hash.as_slice(),
+                // The predecessor is missing: reported as such, nothing to chain from here.
+                _ => continue,
+            };
+            if chained_hash(previous, &event.canonical).as_slice() != event.hash.as_slice() {
+                self.findings.push(Finding {
+                    position: event.position,
+                    stream_id: event.stream_id,
+                    problem: Problem::ContentChanged,
+                });
+            }
+        }
     }
 
     /// The structural checks (versions, order, seals) and the report.
     pub fn finish(mut self) -> AuditReport {
+        for events in self.streams.values_mut() {
+            events.sort_by_key(|e| e.version);
+        }
+        self.check_deferred();
         for (stream_id, events) in &self.streams {
             let mut expected = 1;
             let mut previous_position = None;
@@ -441,74 +504,91 @@ fn rank(problem: &Problem) -> u8 {
 }
 
 /// Verifies the log in a database: every stream's chain, order and completeness, and every seal.
+/// One pass in position order; the next page is read while this one is checked.
 pub async fn verify_store(store: &Storage, mut progress: impl FnMut(u64)) -> Result<AuditReport, AuditError> {
     const PAGE: usize = 5_000;
+    let (pages_tx, mut pages) = tokio::sync::mpsc::channel::<Result<Vec<StoredEvent>, StoreError>>(2);
+    let reader = store.clone();
+    let reading = tokio::spawn(async move {
+        let mut after = 0;
+        loop {
+            let page = reader.stored_events(after, PAGE).await;
+            let last = match &page {
+                Ok(rows) => rows.last().map(|row| row.position),
+                Err(_) => None,
+            };
+            let failed = page.is_err();
+            if let Some(last) = last {
+                after = last;
+            } else if !failed {
+                return;
+            }
+            if pages_tx.send(page).await.is_err() || failed {
+                return;
+            }
+        }
+    });
     let mut verifier = Verifier::new();
-    // Events appended while verifying (after the index pass) are left for the next run.
-    let mut high_water = 0;
-    loop {
-        let page = store.audit_entries(high_water, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        high_water = last.position;
-        for entry in page {
-            verifier.index(entry);
+    let mut canonical = String::with_capacity(1024);
+    while let Some(page) = pages.recv().await {
+        for row in page? {
+            verifier.add_stored(row, &mut canonical)?;
         }
+        progress(verifier.events());
     }
-    verifier.end_of_index();
-    let mut after = 0;
-    let mut checked = 0;
-    while after < high_water {
-        let page = store.read_by_position(after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.position;
-        for event in page.iter().filter(|e| e.position <= high_water) {
-            verifier.check(event)?;
-            checked += 1;
-        }
-        progress(checked);
-    }
+    // The reader ended (or failed, which the last page said).
+    let _ = reading.await;
     Ok(verifier.finish())
 }
 
-/// Verifies an exported JSON-lines file (`feeledger export events`), offline.
+impl Verifier {
+    fn add_stored(&mut self, row: StoredEvent, canonical: &mut String) -> Result<(), AuditError> {
+        let facts = StoredFacts {
+            stream_id: &row.stream_id,
+            stream_version: row.stream_version,
+            event_id: row.event_id,
+            event_type: &row.event_type,
+            schema_version: row.schema_version,
+            payload: &row.payload,
+            metadata: &row.metadata,
+            recorded_at: row.recorded_at,
+        };
+        canonical_bytes_of_stored(&facts, canonical)
+            .map_err(|e| AuditError::Format(format!("event at position {}: {e}", row.position)))?;
+        if row.stream_id == DIGEST_STREAM && row.event_type == DIGEST_EVENT_TYPE {
+            let seal = serde_json::from_str(&row.payload)
+                .map_err(|e| AuditError::Format(format!("seal at position {}: {e}", row.position)))?;
+            self.add_seal(row.position, seal);
+        }
+        let entry = AuditEntry {
+            position: row.position,
+            stream_id: row.stream_id,
+            stream_version: row.stream_version,
+            recorded_at: row.recorded_at,
+            hash: row.hash,
+        };
+        self.add(entry, canonical.as_bytes());
+        Ok(())
+    }
+}
+
+/// Verifies an exported JSON-lines file (`feeledger export events`), offline, in one pass.
 pub fn verify_file(path: &std::path::Path, mut progress: impl FnMut(u64)) -> Result<AuditReport, AuditError> {
     use std::io::BufRead as _;
-    let read_lines = || -> Result<std::io::Lines<std::io::BufReader<std::fs::File>>, AuditError> {
-        let file = std::fs::File::open(path).map_err(|e| AuditError::Format(format!("{}: {e}", path.display())))?;
-        Ok(std::io::BufReader::new(file).lines())
-    };
-    let parse = |number: usize, line: std::io::Result<String>| -> Result<Option<RecordedEvent>, AuditError> {
+    let file = std::fs::File::open(path).map_err(|e| AuditError::Format(format!("{}: {e}", path.display())))?;
+    let mut verifier = Verifier::new();
+    for (number, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| AuditError::Format(format!("{}: {e}", path.display())))?;
         if line.trim().is_empty() {
-            return Ok(None);
+            continue;
         }
-        serde_json::from_str(&line)
-            .map(Some)
-            .map_err(|e| AuditError::Format(format!("{} line {}: {e}", path.display(), number + 1)))
-    };
-    let mut verifier = Verifier::new();
-    for (number, line) in read_lines()?.enumerate() {
-        if let Some(event) = parse(number, line)? {
-            verifier.index(AuditEntry {
-                position: event.position,
-                stream_id: event.stream_id,
-                stream_version: event.stream_version,
-                recorded_at: event.recorded_at,
-                hash: event.hash,
-            });
+        let event: RecordedEvent = serde_json::from_str(&line)
+            .map_err(|e| AuditError::Format(format!("{} line {}: {e}", path.display(), number + 1)))?;
+        verifier.add_event(event)?;
+        if verifier.events().is_multiple_of(10_000) {
+            progress(verifier.events());
         }
     }
-    verifier.end_of_index();
-    let mut checked = 0;
-    for (number, line) in read_lines()?.enumerate() {
-        if let Some(event) = parse(number, line)? {
-            verifier.check(&event)?;
-            checked += 1;
-            if checked % 10_000 == 0 {
-                progress(checked);
-            }
-        }
-    }
-    progress(checked);
+    progress(verifier.events());
     Ok(verifier.finish())
 }

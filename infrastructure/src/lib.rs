@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bank_feed;
+pub mod canonical_json;
 pub mod clock;
 pub mod codec;
 pub mod command;

@@ -12,6 +12,7 @@ mod failover;
 mod finance;
 mod health;
 mod hostile;
+mod live_routes;
 mod nodes;
 mod oversight;
 mod pay_browser;

@@ -4,10 +4,9 @@
 //! counter, replayed from the case's stream. Which case that is comes from an index on the log
 //! (`events_counter_activation_idx`), so it is exact the moment an append commits.
 //!
-//! Subscriptions subscribe to the process's live feed *before* reading the state they send, and
-//! re-read the state when an event concerns them or when they lagged, so no update is missed.
-
-use std::sync::Arc;
+//! Subscriptions follow their topics on the process's live routes (`crate::live_routes`) *before*
+//! reading the state they send, and re-read the state when an event of theirs arrives or when
+//! they lagged, so no update is missed.
 
 use async_graphql::{Context, Enum, Object, Subscription};
 use chrono::Duration;
@@ -17,7 +16,6 @@ use feeledger_infrastructure::codec::{self, CASE_STREAM_PREFIX};
 use feeledger_infrastructure::ledger::{CaseRecord, Ledger};
 use feeledger_infrastructure::storage::RecordedEvent;
 use futures::Stream;
-use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::cases::{CaseStatusGql, CaseView, FeeLineView, PayerView, QrView, parse_case_code, qr_view};
@@ -25,6 +23,7 @@ use super::errors::{ApiError, ApiResult};
 use super::scalars::{DateTimeScalar, VndScalar};
 use super::{api, ledger, metadata, now, principal};
 use crate::auth::Principal;
+use crate::live_routes::{Follower, Topic};
 
 /// What a counter's screens show, in the words of the screens.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -195,19 +194,19 @@ async fn load_display(
     Ok(Some(CounterDisplayView { agency_code: agency.clone(), agency_name, counter_id: counter.clone(), record }))
 }
 
-/// Does this event change what the counter shows?
-fn concerns_counter(
-    event: &RecordedEvent,
-    agency: &AgencyCode,
-    counter: &CounterId,
-    shown_stream: Option<&str>,
-) -> bool {
-    if Some(event.stream_id.as_str()) == shown_stream {
-        return true;
+/// The counter an event makes show its case (`FeeAssessed` or `QrIssued` there), as
+/// (agency, counter): what a counter's display follows besides the case it shows.
+pub(crate) fn activated_counter(event: &RecordedEvent) -> Option<(String, String)> {
+    if !matches!(event.event_type.as_str(), "FeeAssessed" | "QrIssued") {
+        return None;
     }
-    matches!(event.event_type.as_str(), "FeeAssessed" | "QrIssued")
-        && event.payload.get("agency_code").and_then(|v| v.as_str()) == Some(agency.as_str())
-        && event.payload.get("counter_id").and_then(|v| v.as_str()) == Some(counter.as_str())
+    let agency = event.payload.get("agency_code").and_then(|v| v.as_str())?;
+    let counter = event.payload.get("counter_id").and_then(|v| v.as_str())?;
+    Some((agency.to_owned(), counter.to_owned()))
+}
+
+fn counter_topic(agency: &AgencyCode, counter: &CounterId) -> Topic {
+    Topic::Counter { agency: agency.as_str().to_owned(), counter: counter.as_str().to_owned() }
 }
 
 #[derive(Default, Debug)]
@@ -272,11 +271,20 @@ impl CounterMutations {
     }
 }
 
+/// After a failed read (the database busy, e.g. 10,000 screens subscribing at once and sharing
+/// the pool), a subscription reads again shortly rather than wait for the next event of its
+/// topics, which may never come: it has sent nothing yet, or shows a stale state.
+pub(crate) async fn retry_after_failed_read() -> bool {
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    true
+}
+
 #[derive(Default, Debug)]
 pub struct CounterSubscriptions;
 
+/// Follows the counter and the case it shows; re-reads the display when either changes.
 struct DisplayWatch {
-    events: broadcast::Receiver<Arc<RecordedEvent>>,
+    events: Follower,
     ledger: Ledger,
     agency: AgencyCode,
     counter: CounterId,
@@ -290,40 +298,42 @@ impl DisplayWatch {
     async fn next(mut self) -> Option<(CounterDisplayView, DisplayWatch)> {
         loop {
             if !self.fresh {
-                match self.events.recv().await {
-                    Ok(event) => {
-                        if !concerns_counter(&event, &self.agency, &self.counter, self.shown_stream.as_deref()) {
-                            continue;
-                        }
-                    }
-                    // Missed some events: re-read the truth.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
+                // An event of the counter or of the case shown, or missed ones: re-read.
+                self.events.recv().await?;
             }
             self.fresh = false;
             match load_display(&self.ledger, &self.agency, &self.counter).await {
                 Ok(Some(display)) => {
                     let key = (codec::case_stream(&display.record.code), display.record.version);
+                    if self.shown_stream.as_deref() != Some(key.0.as_str()) {
+                        // Now showing another case: follow its stream instead, and read once
+                        // more, since its events routed before this were not heard.
+                        if let Some(old) = self.shown_stream.replace(key.0.clone()) {
+                            self.events.unfollow(&Topic::Stream(old));
+                        }
+                        self.events.follow(Topic::Stream(key.0.clone()));
+                        self.fresh = true;
+                    }
                     if self.sent_version.as_ref() == Some(&key) {
                         continue;
                     }
-                    self.shown_stream = Some(key.0.clone());
                     self.sent_version = Some(key);
                     return Some((display, self));
                 }
                 Ok(None) => {}
-                Err(error) => tracing::warn!(?error, counter.id = %self.counter, "counter display refresh failed"),
+                Err(error) => {
+                    tracing::warn!(?error, counter.id = %self.counter, "counter display refresh failed");
+                    self.fresh = retry_after_failed_read().await;
+                }
             }
         }
     }
 }
 
 struct CaseWatch {
-    events: broadcast::Receiver<Arc<RecordedEvent>>,
+    events: Follower,
     ledger: Ledger,
     code: CaseCode,
-    stream: String,
     viewer: Principal,
     sent_version: Option<i64>,
     fresh: bool,
@@ -333,11 +343,8 @@ impl CaseWatch {
     async fn next(mut self) -> Option<(CaseView, CaseWatch)> {
         loop {
             if !self.fresh {
-                match self.events.recv().await {
-                    Ok(event) if event.stream_id != self.stream => continue,
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
+                // An event of the case, or missed ones: re-read the truth.
+                self.events.recv().await?;
             }
             self.fresh = false;
             match self.ledger.read_case(&self.code).await {
@@ -346,7 +353,10 @@ impl CaseWatch {
                     return Some((CaseView::new(record, &self.viewer), self));
                 }
                 Ok(_) => {}
-                Err(error) => tracing::warn!(?error, case.code = %self.code, "case status refresh failed"),
+                Err(error) => {
+                    tracing::warn!(?error, case.code = %self.code, "case status refresh failed");
+                    self.fresh = retry_after_failed_read().await;
+                }
             }
         }
     }
@@ -363,7 +373,7 @@ impl CounterSubscriptions {
     ) -> Result<impl Stream<Item = CounterDisplayView> + use<>, ApiError> {
         let (agency, counter) = counter_scope(principal(ctx)?, agency_code.as_deref(), &counter_id)?;
         let watch = DisplayWatch {
-            events: api(ctx).live.subscribe(),
+            events: api(ctx).live.follow([counter_topic(&agency, &counter)]),
             ledger: ledger(ctx).clone(),
             agency,
             counter,
@@ -386,9 +396,8 @@ impl CounterSubscriptions {
             return Err(ApiError::forbidden());
         }
         let watch = CaseWatch {
-            events: api(ctx).live.subscribe(),
+            events: api(ctx).live.follow([Topic::Stream(codec::case_stream(&code))]),
             ledger: ledger(ctx).clone(),
-            stream: codec::case_stream(&code),
             code,
             viewer,
             sent_version: None,

@@ -4,12 +4,12 @@
 mod agencies;
 mod audit;
 mod cases;
-mod counter;
+pub(crate) mod counter;
 mod credits;
 pub mod errors;
 mod finance;
 pub mod limits;
-mod office;
+pub(crate) mod office;
 pub(crate) mod oversight;
 mod public;
 pub mod receipt_reports;
@@ -23,7 +23,6 @@ use async_graphql::extensions::{
 use async_graphql::{Context, MergedObject, MergedSubscription, Response, Schema, ServerError, ServerResult};
 use chrono::{DateTime, Utc};
 use feeledger_infrastructure::ledger::Ledger;
-use feeledger_infrastructure::live_feed::LiveFeed;
 use feeledger_infrastructure::payment_intake::PaymentIntake;
 use feeledger_infrastructure::statement_store::StatementStore;
 use feeledger_infrastructure::storage::EventMetadata;
@@ -87,8 +86,8 @@ pub struct ApiContext {
     pub reconciliations: Reconciliations,
     pub statements: StatementStore,
     pub cashless_target_percent: feeledger_domain::money::Percent,
-    /// New events as they commit, for subscriptions.
-    pub live: LiveFeed,
+    /// New events as they commit, routed to the subscriptions they concern.
+    pub live: crate::live_routes::LiveRoutes,
     pub clock: Clock,
     pub qr_ttl_seconds: u32,
     /// The public payment page's rate limits.

@@ -4,12 +4,12 @@ use async_graphql::{Context, SimpleObject, Subscription};
 use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_infrastructure::codec::{BANK_CREDIT_STREAM_PREFIX, CASE_STREAM_PREFIX};
 use futures::Stream;
-use tokio::sync::broadcast;
 
 use super::errors::ApiError;
 use super::scalars::DateTimeScalar;
 use super::{api, principal};
 use crate::auth::{Action, Scope};
+use crate::live_routes::{Notice, Topic};
 
 /// A notice that money arrived: a payment recorded on one of the agency's cases, or a bank
 /// credit observed on (or left unmatched for) its account. The page re-reads its reports.
@@ -28,7 +28,7 @@ pub struct MoneyArrivalView {
 const WATCHED: [&str; 4] = ["PaymentReceived", "BankCreditObserved", "CreditMatched", "CreditUnmatched"];
 
 /// The agency an event is about, when it is one the finance page follows.
-fn concerns(event: &feeledger_infrastructure::storage::RecordedEvent) -> Option<AgencyCode> {
+pub(crate) fn concerns(event: &feeledger_infrastructure::storage::RecordedEvent) -> Option<AgencyCode> {
     if !WATCHED.contains(&event.event_type.as_str()) {
         return None;
     }
@@ -58,7 +58,7 @@ impl OfficeSubscriptions {
         if !principal.may(Action::ReadReports, Scope::Agency(&agency)) {
             return Err(ApiError::forbidden());
         }
-        let events = api(ctx).live.subscribe();
+        let events = api(ctx).live.follow([Topic::MoneyFor(agency.to_string())]);
         let subscribed = MoneyArrivalView {
             agency_code: agency.to_string(),
             event_type: "Subscribed".into(),
@@ -66,31 +66,22 @@ impl OfficeSubscriptions {
             recorded_at: DateTimeScalar(api(ctx).clock.now()),
         };
         let arrivals = futures::stream::unfold((events, agency), |(mut events, agency)| async move {
-            loop {
-                match events.recv().await {
-                    Ok(event) if concerns(&event).as_ref() == Some(&agency) => {
-                        let view = MoneyArrivalView {
-                            agency_code: agency.to_string(),
-                            event_type: event.event_type.clone(),
-                            position: event.position.to_string(),
-                            recorded_at: DateTimeScalar(event.recorded_at),
-                        };
-                        return Some((view, (events, agency)));
-                    }
-                    Ok(_) => {}
-                    // Missed some: say so with a notice, so the page re-reads.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let view = MoneyArrivalView {
-                            agency_code: agency.to_string(),
-                            event_type: "Lagged".into(),
-                            position: String::new(),
-                            recorded_at: DateTimeScalar(chrono::Utc::now()),
-                        };
-                        return Some((view, (events, agency)));
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
+            let view = match events.recv().await? {
+                Notice::Event(event) => MoneyArrivalView {
+                    agency_code: agency.to_string(),
+                    event_type: event.event_type.clone(),
+                    position: event.position.to_string(),
+                    recorded_at: DateTimeScalar(event.recorded_at),
+                },
+                // Missed some: say so with a notice, so the page re-reads.
+                Notice::Lagged => MoneyArrivalView {
+                    agency_code: agency.to_string(),
+                    event_type: "Lagged".into(),
+                    position: String::new(),
+                    recorded_at: DateTimeScalar(chrono::Utc::now()),
+                },
+            };
+            Some((view, (events, agency)))
         });
         Ok(futures::StreamExt::chain(futures::stream::once(async move { subscribed }), arrivals))
     }

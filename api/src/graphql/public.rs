@@ -13,23 +13,21 @@
 //! Only the name and masked identity number of the payer are shown, as on the province's own
 //! portal; no event data, no payment details beyond amounts.
 
-use std::sync::Arc;
-
 use async_graphql::{Context, Object, SimpleObject, Subscription};
 use chrono::Duration;
 use feeledger_domain::case_fees::{CaseStatus, Command, IssueQr};
 use feeledger_domain::codes::{CaseCode, CounterId};
 use feeledger_infrastructure::codec;
 use feeledger_infrastructure::ledger::{CaseRecord, Ledger};
-use feeledger_infrastructure::storage::{EventMetadata, RecordedEvent};
+use feeledger_infrastructure::storage::EventMetadata;
 use futures::Stream;
-use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::cases::{CaseStatusGql, FeeLineView, PayerView, parse_case_code};
 use super::errors::{ApiError, ApiResult};
 use super::scalars::{DateTimeScalar, VndScalar};
 use super::{api, ledger, now};
+use crate::live_routes::{Follower, Topic};
 use crate::rate_limit::ClientAddress;
 
 /// The counter id QRs issued from the public page carry (no agency has a counter of that name
@@ -268,10 +266,9 @@ impl PublicMutations {
 }
 
 struct PublicWatch {
-    events: broadcast::Receiver<Arc<RecordedEvent>>,
+    events: Follower,
     ledger: Ledger,
     code: CaseCode,
-    stream: String,
     sent_version: Option<i64>,
     fresh: bool,
 }
@@ -280,11 +277,8 @@ impl PublicWatch {
     async fn next(mut self) -> Option<(Option<PublicCaseView>, PublicWatch)> {
         loop {
             if !self.fresh {
-                match self.events.recv().await {
-                    Ok(event) if event.stream_id != self.stream => continue,
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
+                // An event of the case, or missed ones: re-read the truth.
+                self.events.recv().await?;
             }
             let first = self.fresh;
             self.fresh = false;
@@ -296,7 +290,10 @@ impl PublicWatch {
                 // Not visible: say so once (like the query), then only changes.
                 Ok(None) if first => return Some((None, self)),
                 Ok(_) => {}
-                Err(error) => tracing::warn!(?error, case.code = %self.code, "public case refresh failed"),
+                Err(error) => {
+                    tracing::warn!(?error, case.code = %self.code, "public case refresh failed");
+                    self.fresh = super::counter::retry_after_failed_read().await;
+                }
             }
         }
     }
@@ -317,9 +314,8 @@ impl PublicSubscriptions {
         limit(ctx)?;
         let code = parse_case_code(&code)?;
         let watch = PublicWatch {
-            events: api(ctx).live.subscribe(),
+            events: api(ctx).live.follow([Topic::Stream(codec::case_stream(&code))]),
             ledger: ledger(ctx).clone(),
-            stream: codec::case_stream(&code),
             code,
             sent_version: None,
             fresh: true,

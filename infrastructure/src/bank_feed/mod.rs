@@ -30,6 +30,7 @@ use hmac::Mac;
 use hmac::digest::KeyInit;
 use serde_json::{Map, Value};
 
+use crate::canonical_json::NonAscii;
 use crate::strict_json;
 
 pub use feeledger_domain::bank_credit::{BankCredit, Provider};
@@ -350,75 +351,20 @@ impl<'a> JsonFields<'a> {
 // Canonical JSON for signatures
 // ---------------------------------------------------------------------------------------------
 
-/// Writes `value` as compact JSON with every object's keys sorted, recursively.
+/// Writes `value` as compact JSON with every object's keys sorted, recursively
+/// ([`crate::canonical_json`], the writer the event hashes use too).
 ///
 /// Casso and payOS sign a re-serialisation of the parsed body, not the bytes on the wire, so we
-/// must rebuild their exact text. Keys are sorted here explicitly instead of relying on
-/// `serde_json::Map` iterating in order: that holds only while no crate in the final binary turns
-/// on serde_json's `preserve_order` feature, and one dependency doing so would silently break
-/// every signature. Keys sort by Unicode scalar value (byte-wise UTF-8), which is what the
-/// providers' reference code does for the ASCII keys they use.
+/// must rebuild their exact text. Keys sort by Unicode scalar value (byte-wise UTF-8), which is
+/// what the providers' reference code does for the ASCII keys they use.
 ///
 /// With `ascii_only`, every character above U+007F is written as `\uXXXX` (lower-case hex,
 /// UTF-16 surrogate pairs beyond the BMP) as Python's `json.dumps` and PHP's `json_encode` do;
 /// without it, non-ASCII is written raw as JavaScript's `JSON.stringify` does. Numbers are
 /// printed as serde_json prints them.
 fn write_sorted_json(value: &Value, ascii_only: bool, out: &mut String) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => write_json_string(s, ascii_only, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_sorted_json(item, ascii_only, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json_string(key, ascii_only, out);
-                out.push(':');
-                write_sorted_json(item, ascii_only, out);
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// A JSON string literal with the escapes every mainstream encoder agrees on.
-fn write_json_string(s: &str, ascii_only: bool, out: &mut String) {
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if u32::from(c) < 0x20 || (ascii_only && u32::from(c) > 0x7f) => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    let non_ascii = if ascii_only { NonAscii::Escaped } else { NonAscii::Raw };
+    crate::canonical_json::write_value(value, non_ascii, out);
 }
 
 /// `{"success": true}`-style replies shared by SePay, Casso and payOS, which all retry on any

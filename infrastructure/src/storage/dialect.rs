@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::documents::Changes;
 use super::hash_chain::timestamp_text;
-use super::{AuditEntry, LeanEvent, RecordedEvent, StoreError};
+use super::{AuditEntry, LeanEvent, RecordedEvent, StoreError, StoredEvent};
 
 /// Runs `$body` against whichever backend holds `$store`, with `$pool` its pool and `$sql` its
 /// [dialect](self). Write the body once; it is compiled once per backend. The body is an async
@@ -87,6 +87,11 @@ impl Pg {
     /// a reader that went past it.
     pub(crate) fn readable(self) -> &'static str {
         " AND events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    }
+
+    /// A JSON column as its text (`jsonb` printed).
+    pub(crate) fn json_text(self, column: &str) -> String {
+        format!("{column}::text")
     }
 
     /// The instant bound as `timestamptz`.
@@ -199,6 +204,11 @@ impl Lite {
     /// One writer at a time: what is committed is readable, in order.
     pub(crate) fn readable(self) -> &'static str {
         ""
+    }
+
+    /// A JSON column as its text (stored as text).
+    pub(crate) fn json_text(self, column: &str) -> String {
+        column.to_owned()
     }
 
     /// The instant bound as text in the one format the database holds: RFC 3339, UTC, six
@@ -362,6 +372,24 @@ pub(crate) fn decode_lean(row: &impl StoredRow) -> Result<LeanEvent, StoreError>
         schema_version: row.int32("schema_version").map_err(corrupt)?,
         payload: row.text("payload").map_err(corrupt)?,
         recorded_at: row.time("recorded_at").map_err(corrupt)?,
+    })
+}
+
+/// A row of the event log with payload and metadata as text (see [`StoredEvent`]).
+pub(crate) fn decode_stored(row: &impl StoredRow) -> Result<StoredEvent, StoreError> {
+    let position = row.int("global_position").map_err(StoreError::db("decoding an event"))?;
+    let corrupt = |e: sqlx::Error| StoreError::Corrupt { position, reason: e.to_string() };
+    Ok(StoredEvent {
+        position,
+        stream_id: row.text("stream_id").map_err(corrupt)?,
+        stream_version: row.int("stream_version").map_err(corrupt)?,
+        event_id: row.uuid("event_id").map_err(corrupt)?,
+        event_type: row.text("event_type").map_err(corrupt)?,
+        schema_version: row.int32("schema_version").map_err(corrupt)?,
+        payload: row.text("payload").map_err(corrupt)?,
+        metadata: row.text("metadata").map_err(corrupt)?,
+        recorded_at: row.time("recorded_at").map_err(corrupt)?,
+        hash: row.bytes("hash").map_err(corrupt)?,
     })
 }
 

@@ -6,10 +6,14 @@
 //! iteration order: PostgreSQL's jsonb returns keys in its own order, and serde_json's order
 //! depends on a feature flag any dependency can switch on.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+
+use crate::canonical_json::{self, Malformed, NonAscii};
 
 /// The "previous hash" of a stream's first event.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -20,60 +24,43 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 /// JSON with object keys sorted recursively and no insignificant whitespace.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
+    canonical_json::to_string(value)
 }
 
 fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(key, out);
-                out.push(':');
-                write_canonical(item, out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        Value::String(text) => write_string(text, out),
-        scalar => out.push_str(&scalar.to_string()),
-    }
+    canonical_json::write_value(value, NonAscii::Raw, out);
 }
 
 /// A JSON string literal, escaped exactly as serde_json escapes it.
 fn write_string(text: &str, out: &mut String) {
-    // Serialising a &str to a String cannot fail.
-    out.push_str(&serde_json::to_string(text).unwrap_or_default());
+    canonical_json::write_string(text, NonAscii::Raw, out);
 }
 
-/// The stored facts of one event that its hash covers.
-#[derive(Debug, Clone, Copy)]
-pub struct EventFacts<'a> {
+/// The stored facts of one event that its hash covers, payload and metadata as JSON values
+/// (`J = Value`) or as stored JSON text ([`StoredFacts`]).
+#[derive(Debug)]
+pub struct EventFacts<'a, J: ?Sized = Value> {
     pub stream_id: &'a str,
     pub stream_version: i64,
     pub event_id: Uuid,
     pub event_type: &'a str,
     pub schema_version: i32,
-    pub payload: &'a Value,
-    pub metadata: &'a Value,
+    pub payload: &'a J,
+    pub metadata: &'a J,
     pub recorded_at: DateTime<Utc>,
 }
+
+impl<J: ?Sized> Clone for EventFacts<'_, J> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<J: ?Sized> Copy for EventFacts<'_, J> {}
+
+/// An event's facts as stored: payload and metadata as JSON text (PostgreSQL's `jsonb::text`,
+/// SQLite's column), as the audit reads them.
+pub type StoredFacts<'a> = EventFacts<'a, str>;
 
 /// The timestamp as hashed: RFC 3339, UTC, always six fractional digits.
 pub fn timestamp_text(at: DateTime<Utc>) -> String {
@@ -84,24 +71,46 @@ pub fn timestamp_text(at: DateTime<Utc>) -> String {
 /// directly (the same bytes as [`canonical_json`] of that object, without building it).
 pub fn canonical_bytes(facts: &EventFacts<'_>) -> Vec<u8> {
     let mut out = String::with_capacity(256);
-    out.push_str("{\"event_id\":");
-    write_string(&facts.event_id.to_string(), &mut out);
-    out.push_str(",\"event_type\":");
-    write_string(facts.event_type, &mut out);
-    out.push_str(",\"metadata\":");
-    write_canonical(facts.metadata, &mut out);
-    out.push_str(",\"payload\":");
-    write_canonical(facts.payload, &mut out);
-    out.push_str(",\"recorded_at\":");
-    write_string(&timestamp_text(facts.recorded_at), &mut out);
-    out.push_str(",\"schema_version\":");
-    out.push_str(&facts.schema_version.to_string());
-    out.push_str(",\"stream_id\":");
-    write_string(facts.stream_id, &mut out);
-    out.push_str(",\"stream_version\":");
-    out.push_str(&facts.stream_version.to_string());
-    out.push('}');
+    // Writing a tree cannot fail.
+    let _ = write_facts(
+        facts,
+        |json: &Value, out: &mut String| {
+            write_canonical(json, out);
+            Ok(())
+        },
+        &mut out,
+    );
     out.into_bytes()
+}
+
+/// [`canonical_bytes`] of the facts the text parses to, written straight from the text into
+/// `out` (cleared first): the same bytes, with no `serde_json::Value` tree built on the way.
+pub fn canonical_bytes_of_stored(facts: &StoredFacts<'_>, out: &mut String) -> Result<(), Malformed> {
+    out.clear();
+    write_facts(facts, canonical_json::write_text, out)
+}
+
+/// The facts object, keys in sorted order, payload and metadata written by `json`.
+fn write_facts<J: ?Sized>(
+    facts: &EventFacts<'_, J>,
+    json: impl Fn(&J, &mut String) -> Result<(), Malformed>,
+    out: &mut String,
+) -> Result<(), Malformed> {
+    out.push_str("{\"event_id\":");
+    write_string(facts.event_id.as_hyphenated().encode_lower(&mut Uuid::encode_buffer()), out);
+    out.push_str(",\"event_type\":");
+    write_string(facts.event_type, out);
+    out.push_str(",\"metadata\":");
+    json(facts.metadata, out)?;
+    out.push_str(",\"payload\":");
+    json(facts.payload, out)?;
+    out.push_str(",\"recorded_at\":");
+    write_string(&timestamp_text(facts.recorded_at), out);
+    let _ = write!(out, ",\"schema_version\":{}", facts.schema_version);
+    out.push_str(",\"stream_id\":");
+    write_string(facts.stream_id, out);
+    let _ = write!(out, ",\"stream_version\":{}}}", facts.stream_version);
+    Ok(())
 }
 
 pub fn event_hash(previous: &[u8], facts: &EventFacts<'_>) -> [u8; 32] {
@@ -155,6 +164,45 @@ mod tests {
             }));
             assert_eq!(String::from_utf8(canonical_bytes(&facts)).unwrap(), reference);
         }
+    }
+
+    /// The bytes hashed, pinned: one canonical writer serves the hashes and the bank feed, and
+    /// neither the tree path nor the stored-text path may change what existing hashes cover.
+    #[test]
+    fn the_hashed_bytes_are_pinned_and_the_stored_text_gives_the_same() {
+        let payload = json!({"b": "é\n", "a": 1.50});
+        let metadata = json!({"actor": "officer-1"});
+        let facts = EventFacts {
+            stream_id: "case-H34.22.6-240426-0002",
+            stream_version: 42,
+            event_id: Uuid::from_u128(0x0191_d3a0_0000_7000_8000_0000_0000_0001),
+            event_type: "PaymentReceived",
+            schema_version: 1,
+            payload: &payload,
+            metadata: &metadata,
+            recorded_at: "2024-04-26T02:15:00.123456Z".parse().unwrap(),
+        };
+        let pinned = r#"{"event_id":"0191d3a0-0000-7000-8000-000000000001","event_type":"PaymentReceived","metadata":{"actor":"officer-1"},"payload":{"a":1.5,"b":"é\n"},"recorded_at":"2024-04-26T02:15:00.123456Z","schema_version":1,"stream_id":"case-H34.22.6-240426-0002","stream_version":42}"#;
+        assert_eq!(String::from_utf8(canonical_bytes(&facts)).unwrap(), pinned);
+        assert_eq!(
+            hex::encode(event_hash(&GENESIS, &facts)),
+            "42fca36229fcb66eeaeb78fc0d5e96cab9add372a353a064ccf60f3b9bd545a4"
+        );
+        // As PostgreSQL's jsonb prints it back: keys by length, spaces, the number as written.
+        let stored = StoredFacts {
+            stream_id: facts.stream_id,
+            stream_version: facts.stream_version,
+            event_id: facts.event_id,
+            event_type: facts.event_type,
+            schema_version: facts.schema_version,
+            payload: r#"{"a": 1.50, "b": "\u00e9\n"}"#,
+            metadata: r#"{"actor": "officer-1"}"#,
+            recorded_at: facts.recorded_at,
+        };
+        let mut out = String::from("left over");
+        canonical_bytes_of_stored(&stored, &mut out).unwrap();
+        assert_eq!(out, pinned);
+        assert!(canonical_bytes_of_stored(&StoredFacts { payload: "{\"a\":", ..stored }, &mut out).is_err());
     }
 
     #[test]

@@ -212,6 +212,22 @@ pub struct AuditEntry {
     pub hash: Vec<u8>,
 }
 
+/// An event with its payload and metadata as the stored JSON text: what the audit hashes in
+/// canonical form, without building a JSON tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub position: i64,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: String,
+    pub metadata: String,
+    pub recorded_at: DateTime<Utc>,
+    pub hash: Vec<u8>,
+}
+
 /// An event as a read model reads it: where it is in the log and its payload as the stored
 /// JSON text, left unparsed so that the reader parses it once, straight into its type
 /// (`LedgerEvent::decode_lean`). No metadata, no hash.

@@ -4,9 +4,10 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::dialect::{AUDIT_COLUMNS, decode, decode_audit_entry, decode_lean, on_pool};
+use super::dialect::{AUDIT_COLUMNS, decode, decode_audit_entry, decode_lean, decode_stored, on_pool};
 use super::{
     AuditEntry, Checkpoint, IdempotencyKey, LeanEvent, READ_BATCH_MAX, RecordedEvent, Storage, StoreError, StoreHead,
+    StoredEvent,
 };
 use crate::codec::lookup;
 
@@ -134,6 +135,27 @@ impl Storage {
                 .await
                 .map_err(StoreError::db("reading events by position"))?;
             rows.iter().map(decode).collect()
+        })
+    }
+
+    /// Up to `limit` events after `after_position`, in global position order, payload and
+    /// metadata as their stored JSON text (see [`StoredEvent`]): the audit's one pass.
+    pub async fn stored_events(&self, after_position: i64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT global_position, stream_id, stream_version, event_id, event_type, schema_version, \
+                 {} AS payload, {} AS metadata, recorded_at, hash FROM events \
+                 WHERE global_position > $1 ORDER BY global_position LIMIT $2",
+                sql.json_text("payload"),
+                sql.json_text("metadata")
+            );
+            let rows = sqlx::query(&query)
+                .bind(after_position)
+                .bind(limit_of(limit.clamp(1, READ_BATCH_MAX)))
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::db("reading events for the audit"))?;
+            rows.iter().map(decode_stored).collect()
         })
     }
 

@@ -17,6 +17,7 @@ use feeledger_domain::money::Vnd;
 use feeledger_domain::vietqr::DynamicQr;
 use feeledger_infrastructure::storage::{EventMetadata, ExpectedVersion, NewEvent, Storage, StoreOptions};
 use feeledger_tests::ws::Subscription;
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -76,6 +77,17 @@ enum Bench {
         screens: usize,
         #[arg(long, default_value_t = 300)]
         payments: usize,
+        /// Payments per second, sent on a fixed schedule whatever the answers' pace (open
+        /// loop); 0 sends them one after another, each once the last one's screens updated.
+        #[arg(long, default_value_t = 0)]
+        rate: u32,
+        /// The server's process id, to report its resident memory before and with the
+        /// screens open (Linux `/proc`).
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Subscriptions opened at once while setting up.
+        #[arg(long, default_value_t = 32)]
+        connect_concurrency: usize,
     },
     /// Signed bank notifications over HTTP from N concurrent senders, each for its own cases
     /// (assessed through the API first), with a share of partial payments (two notifications
@@ -375,18 +387,55 @@ async fn graphql(
 }
 
 struct Delivery {
+    screen: usize,
     counter: usize,
+    version: i64,
     at: Instant,
 }
 
-async fn screens(
-    url: &str,
-    admin: &str,
-    officer: &str,
-    agency: &str,
+#[derive(Debug)]
+struct ScreensRun {
+    url: String,
+    admin: String,
+    officer: String,
+    agency: String,
     screens: usize,
     payments: usize,
-) -> anyhow::Result<()> {
+    rate: u32,
+    server_pid: Option<u32>,
+    connect_concurrency: usize,
+}
+
+/// A process's resident memory in KiB (`VmRSS` in `/proc/PID/status`).
+fn resident_kib(pid: Option<u32>) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// This process's limit on open files (`/proc/self/limits`), when it can be read.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|line| line.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// The `version` in a `counterDisplay` payload.
+fn display_version(payload: &Value) -> i64 {
+    payload["data"]["counterDisplay"]["version"].as_i64().unwrap_or(-1)
+}
+
+async fn screens(run: ScreensRun) -> anyhow::Result<()> {
+    let ScreensRun { url, admin, officer, agency, screens, payments, rate, server_pid, connect_concurrency } = run;
+    let (url, admin, officer, agency) = (url.as_str(), admin.as_str(), officer.as_str(), agency.as_str());
+    if let Some(limit) = open_files_limit() {
+        // One socket per screen here, and one per screen in the server if it runs beside.
+        anyhow::ensure!(
+            limit >= u64::try_from(screens)? + 64,
+            "{screens} screens need more open files than this process may have ({limit}): raise `ulimit -n` (the \
+             server needs the same)"
+        );
+    }
     let counters = screens.div_ceil(2).max(1);
     let client = reqwest::Client::new();
     let counter_ids: Vec<String> = (0..counters).map(|i| format!("c-{i:04}")).collect();
@@ -421,7 +470,8 @@ async fn screens(
     // One fresh case per counter, with a QR for 1,000 × payments-per-case.
     let run = chrono::Utc::now().format("%y%m%d").to_string();
     let per_case = payments.div_ceil(counters).max(1) + 1;
-    let seq_base = (std::process::id() % 5) * 2000;
+    // Case codes end in a 4-digit sequence: vary the start between runs only when they fit.
+    let seq_base = if counters <= 2000 { (std::process::id() % 5) * 2000 } else { 0 };
     let mut cases = Vec::with_capacity(counters);
     for (i, counter) in counter_ids.iter().enumerate() {
         let case = format!("{agency}-{run}-{:04}", seq_base as usize + i);
@@ -444,18 +494,25 @@ async fn screens(
         .await?;
         cases.push(case);
     }
+    let rss_before_kib = resident_kib(server_pid);
 
     // The screens: two subscriptions per counter, each reporting every display it receives.
     let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
     let query = "subscription($k: String!, $a: String) { counterDisplay(counterId: $k, agencyCode: $a) { version } }";
-    for s in 0..screens {
-        let counter = s % counters;
-        let mut subscription =
-            Subscription::start(url, admin, query, json!({ "k": counter_ids[counter], "a": agency })).await;
+    let opened = futures::stream::iter(0..screens)
+        .map(|screen| {
+            let counter = screen % counters;
+            let variables = json!({ "k": counter_ids[counter], "a": agency });
+            async move { (screen, counter, Subscription::start(url, admin, query, variables).await) }
+        })
+        .buffer_unordered(connect_concurrency);
+    futures::pin_mut!(opened);
+    while let Some((screen, counter, mut subscription)) = opened.next().await {
         let tx = tx.clone();
         tokio::spawn(async move {
-            while subscription.next(Duration::from_secs(3600)).await.is_some() {
-                if tx.send(Delivery { counter, at: Instant::now() }).is_err() {
+            while let Some(payload) = subscription.next(Duration::from_secs(3600)).await {
+                let delivery = Delivery { screen, counter, version: display_version(&payload), at: Instant::now() };
+                if tx.send(delivery).is_err() {
                     return;
                 }
             }
@@ -465,38 +522,122 @@ async fn screens(
     for _ in 0..screens {
         tokio::time::timeout(Duration::from_secs(60), rx.recv()).await?.ok_or_else(|| anyhow::anyhow!("closed"))?;
     }
+    let rss_open_kib = resident_kib(server_pid);
 
     let mut latencies_us = Vec::with_capacity(payments * 2);
     let mut http_us = Vec::with_capacity(payments);
+    let mut missed = 0usize;
     let screens_per_counter = |counter: usize| (0..screens).filter(|s| s % counters == counter).count();
-    for n in 0..payments {
-        let counter = n % counters;
-        let begin = Instant::now();
-        graphql(
-            &client,
-            url,
-            officer,
-            "mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { version } }",
-            json!({ "input": { "caseCode": cases[counter], "amount": "1000", "channel": "CASH", "reference": format!("B{n}"), "idempotencyKey": format!("bench-{run}-{}-{n}", std::process::id()) } }),
-        )
-        .await?;
-        let committed = Instant::now();
-        http_us.push(u64::try_from(committed.duration_since(begin).as_micros())?);
-        let mut waiting = screens_per_counter(counter);
-        while waiting > 0 {
-            let delivery = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("closed"))?;
-            if delivery.counter == counter {
-                latencies_us.push(u64::try_from(delivery.at.saturating_duration_since(committed).as_micros())?);
-                waiting -= 1;
+    let payment = |n: usize| {
+        let client = client.clone();
+        let case = cases[n % counters].clone();
+        let reference = format!("B{n}");
+        let key = format!("bench-{run}-{}-{n}", std::process::id());
+        let (url, officer) = (url.to_owned(), officer.to_owned());
+        async move {
+            let begin = Instant::now();
+            let input = json!({ "input": { "caseCode": case, "amount": "1000", "channel": "CASH", "reference": reference, "idempotencyKey": key } });
+            let mut attempts = 0;
+            let data = loop {
+                let answer = graphql(
+                    &client,
+                    &url,
+                    &officer,
+                    "mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { version } }",
+                    input.clone(),
+                )
+                .await;
+                // Payments overlapping on one case (few counters, a high rate) may conflict:
+                // the officer tries again, as the error says.
+                match answer {
+                    Err(error) if attempts < 10 && error.to_string().contains("\"CONFLICT\"") => attempts += 1,
+                    other => break other?,
+                }
+            };
+            let committed = Instant::now();
+            anyhow::Ok((begin, committed, data["recordPayment"]["version"].as_i64().unwrap_or(-1)))
+        }
+    };
+    let started = Instant::now();
+    if rate == 0 {
+        for n in 0..payments {
+            let counter = n % counters;
+            let (begin, committed, _) = payment(n).await?;
+            http_us.push(u64::try_from(committed.duration_since(begin).as_micros())?);
+            let mut waiting = screens_per_counter(counter);
+            while waiting > 0 {
+                let delivery = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("closed"))?;
+                if delivery.counter == counter {
+                    latencies_us.push(u64::try_from(delivery.at.saturating_duration_since(committed).as_micros())?);
+                    waiting -= 1;
+                }
+            }
+        }
+    } else {
+        // Open loop: payment n leaves at n / rate seconds; every screen's deliveries are kept
+        // and matched afterwards to the payments by version.
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, anyhow::Result<(Instant, Instant, i64)>)>();
+        for n in 0..payments {
+            tokio::time::sleep_until(
+                tokio::time::Instant::from_std(started) + Duration::from_secs_f64(n as f64 / f64::from(rate)),
+            )
+            .await;
+            let done_tx = done_tx.clone();
+            let sending = payment(n);
+            tokio::spawn(async move {
+                let _ = done_tx.send((n, sending.await));
+            });
+        }
+        drop(done_tx);
+        let mut commits: Vec<(usize, Instant, i64)> = Vec::with_capacity(payments);
+        while let Some((n, result)) = done_rx.recv().await {
+            let (begin, committed, version) = result?;
+            http_us.push(u64::try_from(committed.duration_since(begin).as_micros())?);
+            commits.push((n % counters, committed, version));
+        }
+        // Let the last updates arrive: until 2 s pass without one (30 s at most).
+        let mut deliveries: Vec<Delivery> = Vec::new();
+        let quiet_until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < quiet_until {
+            match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+                Ok(Some(delivery)) => deliveries.push(delivery),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let mut by_screen: std::collections::HashMap<usize, Vec<(i64, Instant)>> = std::collections::HashMap::new();
+        for delivery in deliveries {
+            by_screen.entry(delivery.screen).or_default().push((delivery.version, delivery.at));
+        }
+        for (counter, committed, version) in commits {
+            for screen in (0..screens).filter(|s| s % counters == counter) {
+                let first = by_screen.get(&screen).and_then(|seen| seen.iter().find(|(v, _)| *v >= version));
+                match first {
+                    Some((_, at)) => {
+                        latencies_us.push(u64::try_from(at.saturating_duration_since(committed).as_micros())?)
+                    }
+                    None => missed += 1,
+                }
             }
         }
     }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rss_end_kib = resident_kib(server_pid);
+    let per_subscription = match (rss_before_kib, rss_open_kib) {
+        (Some(before), Some(open)) if screens > 0 => {
+            json!(open.saturating_sub(before) * 1024 / u64::try_from(screens)?)
+        }
+        _ => Value::Null,
+    };
     println!(
         "{}",
         json!({ "bench": "screens", "screens": screens, "counters": counters, "payments": payments,
-                "commit_to_screen_us": percentiles(latencies_us), "record_payment_http_us": percentiles(http_us) })
+                "rate_per_sec": rate, "payments_per_sec": (payments as f64 / elapsed).round(),
+                "commit_to_screen_us": percentiles(latencies_us), "missed_updates": missed,
+                "record_payment_http_us": percentiles(http_us),
+                "server_rss_kib": { "before_screens": rss_before_kib, "screens_open": rss_open_kib, "end": rss_end_kib },
+                "server_bytes_per_subscription": per_subscription })
     );
     Ok(())
 }
@@ -844,8 +985,29 @@ fn main() -> ExitCode {
             Bench::Generate { database_url, events, agencies, clients } => {
                 generate(&database_url, events, agencies, clients).await
             }
-            Bench::Screens { url, admin_token, officer_token, agency, screens: count, payments } => {
-                screens(&url, &admin_token, &officer_token, &agency, count, payments).await
+            Bench::Screens {
+                url,
+                admin_token,
+                officer_token,
+                agency,
+                screens: count,
+                payments,
+                rate,
+                server_pid,
+                connect_concurrency,
+            } => {
+                let run = ScreensRun {
+                    url,
+                    admin: admin_token,
+                    officer: officer_token,
+                    agency,
+                    screens: count,
+                    payments,
+                    rate,
+                    server_pid,
+                    connect_concurrency: connect_concurrency.max(1),
+                };
+                screens(run).await
             }
             Bench::Notifications {
                 url,
