@@ -293,16 +293,14 @@ const MIN_NAMED_KEY: usize = 4;
 /// unexplained (a partial refund is not silently taken for the whole). `debits` may cover a
 /// wider window than the day (a refund's line was paired on an earlier day).
 pub fn explain_debits(report: &mut DayReconciliation, debits: &[StatementDebit], outgoing: &[Outgoing]) {
+    // A refund recorded with its line explains that line only, wherever the line falls.
+    let recorded_with = |debit: &StatementDebit| {
+        outgoing.iter().position(|o| o.statement_line_id.as_deref() == Some(debit.line_id.as_str()))
+    };
     let mut used = vec![false; outgoing.len()];
-    // Lines paired when their refund was recorded first, wherever they fall.
-    for debit in debits {
-        if let Some(i) = outgoing.iter().position(|o| o.statement_line_id.as_deref() == Some(debit.line_id.as_str())) {
-            used[i] = true;
-        }
-    }
     let mut lines = Vec::new();
     for debit in debits.iter().filter(|d| d.booked_on == report.date) {
-        let recorded = outgoing.iter().position(|o| o.statement_line_id.as_deref() == Some(debit.line_id.as_str()));
+        let recorded = recorded_with(debit);
         let named = || {
             let line_keys = [Some(match_key(&debit.line_id)), debit.bank_reference.as_deref().map(match_key)];
             let description = match_key(&debit.description);

@@ -53,10 +53,6 @@ pub struct DocumentStore {
     store: Storage,
 }
 
-fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    StoreError::db(context)
-}
-
 /// generation, code version, transaction id, position, events seen, started, updated.
 type CheckpointRow = (i32, i32, i64, i64, i64, DateTime<Utc>, DateTime<Utc>);
 
@@ -89,7 +85,7 @@ impl DocumentStore {
             }
             tx.commit().await
         })
-        .map_err(db("creating a projection"))?;
+        .map_err(StoreError::db("creating a projection"))?;
         self.state(name)
             .await?
             .ok_or_else(|| StoreError::Corrupt { position: 0, reason: format!("projection {name} vanished") })
@@ -100,7 +96,7 @@ impl DocumentStore {
         const SQL: &str = "SELECT active_generation, building_generation FROM projection_state WHERE name = $1";
         let row: Option<(i32, Option<i32>)> =
             on_pool!(&self.store, |pool, sql| sqlx::query_as(SQL).bind(name).fetch_optional(pool).await)
-                .map_err(db("reading a projection's state"))?;
+                .map_err(StoreError::db("reading a projection's state"))?;
         Ok(row.map(|(active, building)| GenerationState { active, building }))
     }
 
@@ -113,7 +109,7 @@ impl DocumentStore {
             .bind(generation)
             .fetch_optional(pool)
             .await)
-        .map_err(db("reading a projection checkpoint"))?;
+        .map_err(StoreError::db("reading a projection checkpoint"))?;
         Ok(row.map(|(generation, code_version, transaction_id, position, events_seen, started_at, updated_at)| {
             GenerationCheckpoint {
                 generation,
@@ -149,7 +145,7 @@ impl DocumentStore {
                 Ok(None)
             }
         })
-        .map_err(db("starting a rebuild"))?;
+        .map_err(StoreError::db("starting a rebuild"))?;
         match started {
             Some(generation) => Ok(generation),
             // Someone else started one in between: follow theirs.
@@ -175,7 +171,7 @@ impl DocumentStore {
             sqlx::query(DROP_CHECKPOINT).bind(name).bind(old).execute(&mut *tx).await?;
             tx.commit().await
         })
-        .map_err(db("switching generations"))
+        .map_err(StoreError::db("switching generations"))
     }
 
     /// The documents of `keys` in a generation (absent keys are left out).
@@ -195,7 +191,7 @@ impl DocumentStore {
             );
             sqlx::query_as(&query).bind(name).bind(generation).bind(sql.list(keys)).fetch_all(pool).await
         })
-        .map_err(db("loading documents"))?;
+        .map_err(StoreError::db("loading documents"))?;
         Ok(rows.into_iter().map(|(key, doc)| (key, doc.0)).collect())
     }
 
@@ -217,7 +213,7 @@ impl DocumentStore {
             .bind(to)
             .fetch_all(pool)
             .await)
-        .map_err(db("reading a range of documents"))?;
+        .map_err(StoreError::db("reading a range of documents"))?;
         Ok(rows.into_iter().map(|(key, doc)| (key, doc.0)).collect())
     }
 
@@ -255,6 +251,6 @@ impl DocumentStore {
             tx.commit().await?;
             Ok(true)
         })
-        .map_err(db("committing a projection batch"))
+        .map_err(StoreError::db("committing a projection batch"))
     }
 }

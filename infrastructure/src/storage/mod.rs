@@ -533,7 +533,8 @@ impl Storage {
     /// counters, so every store of the process (several nodes in one test) is counted once.
     pub fn take_counts(&self) -> StoreCounts {
         let counters = self.counters();
-        let totals = [self.events_appended(), self.replica_reads().0, self.replica_reads().1];
+        let (replica, primary) = self.replica_reads();
+        let totals = [self.events_appended(), replica, primary];
         let [appended, replica, primary] =
             std::array::from_fn(|i| totals[i].saturating_sub(counters.taken[i].swap(totals[i], Ordering::Relaxed)));
         StoreCounts { events_appended: appended, replica_reads: replica, primary_reads_instead: primary }
