@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine as _;
 use chrono::{Duration as Days, NaiveDate};
 use feeledger_api::auth::Role;
+use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::money::Vnd;
 use feeledger_infrastructure::statement::fixtures::{Export, ExportLine, bank_csv, bank_xlsx, grouped, mt940};
 use feeledger_infrastructure::statement::{Bank, Direction};
@@ -20,8 +21,9 @@ const IMPORT: &str = "mutation($input: StatementInput!) { importBankStatement(in
 
 const RECONCILE: &str = "mutation($a: String!, $d: Date!) { reconcileDay(agencyCode: $a, date: $d) { \
     ledgerTotal bankTotal matchedTotal balanced ledgerExceptionsTotal bankExceptionsTotal batchesTotal feesTotal \
-    exceptions { kind side amount reference statementLineId } \
-    batches { kind statementLineId bankAmount ledgerAmount fee days payments } unsettled { kind day amount } } }";
+    exceptions { kind side amount reference paymentId statementLineId } \
+    batches { kind statementLineId bankAmount ledgerAmount fee days payments } unsettled { kind day amount } \
+    debits { statementLineId amount explainedBy reference } allExplained resolutions { statementLineId } } }";
 
 const PER_CHANNEL: &str = "query($a: String!, $d: Date!) { dailyReconciliation(agencyCode: $a, date: $d) { \
     perChannel { channel count total } } }";
@@ -85,6 +87,39 @@ async fn batch_lines(app: &TestApp, agency: &str, month: NaiveDate, days: u32) -
     (lines, fees, deposits)
 }
 
+/// Finance pays every overpayment of the month back by transfer two days after it (the last day
+/// of the month at the latest), through `recordRefund`; the bank books each as a debit line
+/// whose id is the transfer's reference. Returns those lines.
+async fn refund_overpayments(
+    app: &TestApp,
+    agency: &str,
+    overpaid: &[(AgencyCode, CaseCode, i64, NaiveDate)],
+    month: NaiveDate,
+    days: u32,
+) -> Vec<ExportLine> {
+    const RECORD: &str = "mutation($input: RefundInput!) { recordRefund(input: $input) { caseCode amount status } }";
+    let last_day = month + Days::days(i64::from(days) - 1);
+    let mut lines = Vec::new();
+    for (n, (_, case, amount, day)) in overpaid.iter().filter(|(a, ..)| a.as_str() == agency).enumerate() {
+        let paid_on = (*day + Days::days(2)).min(last_day);
+        let reference = format!("FT{}HT{:04}", paid_on.format("%m%d"), n + 1);
+        let input = json!({ "input": { "agencyCode": agency, "caseCode": case.as_str(), "amount": amount.to_string(),
+            "method": "BANK_TRANSFER", "reference": reference, "paidOn": paid_on.to_string() } });
+        let done = app.graphql_ok(&finance(app), RECORD, input).await;
+        assert_eq!(done["recordRefund"]["status"], "REFUNDED", "{done:#}");
+        lines.push(ExportLine {
+            booked_on: paid_on,
+            amount: Vnd::new(*amount).unwrap(),
+            direction: Direction::Debit,
+            description: format!("HOAN TRA TIEN NOP THUA HO SO {case}"),
+            bank_id: reference,
+            counterparty_name: Some("NGUYEN VAN AN".into()),
+            counterparty_account: Some("0123456789".into()),
+        });
+    }
+    lines
+}
+
 /// The account's balance before the month.
 const OPENING: i64 = 250_000_000;
 
@@ -115,8 +150,15 @@ const LAYOUTS: [(&str, Option<Bank>, bool); 5] = [
 ];
 
 /// The month's lines cut into five periods of six days (the last takes the rest), each with a
-/// bank fee debited on its last day, each in the next layout; balances chain from [`OPENING`].
-fn month_files(account: &str, lines: &[GeneratedLine], month: NaiveDate, batches: &[ExportLine]) -> Vec<File> {
+/// bank fee debited on its last day (and the refunds paid out in it), each in the next layout;
+/// balances chain from [`OPENING`].
+fn month_files(
+    account: &str,
+    lines: &[GeneratedLine],
+    month: NaiveDate,
+    batches: &[ExportLine],
+    refunds: &[ExportLine],
+) -> Vec<File> {
     let mut files = Vec::new();
     let mut opening = OPENING;
     for (k, (format, bank, xlsx)) in LAYOUTS.into_iter().enumerate() {
@@ -137,8 +179,8 @@ fn month_files(account: &str, lines: &[GeneratedLine], month: NaiveDate, batches
                 counterparty_account: None,
             })
             .collect();
-        for batch in batches.iter().filter(|b| b.booked_on >= first && b.booked_on <= last) {
-            export_lines.push(batch.clone());
+        for line in batches.iter().chain(refunds).filter(|b| b.booked_on >= first && b.booked_on <= last) {
+            export_lines.push(line.clone());
         }
         export_lines.sort_by(|a, b| (a.booked_on, &a.bank_id).cmp(&(b.booked_on, &b.bank_id)));
         let fee_day = export_lines.last().map_or(first, |l| l.booked_on);
@@ -186,7 +228,10 @@ async fn a_month_exported_in_each_banks_layout_imports_unchanged_chains_and_reco
         for (agency, account, lines) in &generated.statements {
             let (batches, planted_fees, deposits) = batch_lines(&app, agency.as_str(), plan.month, plan.days).await;
             assert!(planted_fees > 0 && deposits > 0, "[{backend}] the month has card and cash payments");
-            let files = month_files(account, lines, plan.month, &batches);
+            let refunds = refund_overpayments(&app, agency.as_str(), &generated.overpaid, plan.month, plan.days).await;
+            assert!(!refunds.is_empty(), "[{backend}] the month has overpayments paid back");
+            let refund_ids: BTreeSet<String> = refunds.iter().map(|r| r.bank_id.clone()).collect();
+            let files = month_files(account, lines, plan.month, &batches, &refunds);
             let mut imported = 0;
             for file in &files {
                 let done = import(&app, file).await;
@@ -205,10 +250,33 @@ async fn a_month_exported_in_each_banks_layout_imports_unchanged_chains_and_reco
                     .map(|l| l.amount.dong())
                     .sum();
                 assert_eq!(dong(&done["creditsTotal"]), credits);
-                assert_eq!(dong(&done["debitsTotal"]), 11_000);
+                let debits: i64 =
+                    file.export.lines.iter().filter(|l| l.direction == Direction::Debit).map(|l| l.amount.dong()).sum();
+                assert_eq!(
+                    dong(&done["debitsTotal"]),
+                    debits,
+                    "[{backend}] {}: the bank fee and the refunds",
+                    file.name
+                );
+                // Every line but the period's bank fee came from the month's traffic.
                 imported += n - 1;
             }
-            assert_eq!(imported, lines.len() + batches.len(), "[{backend}] every line is in exactly one file");
+            assert_eq!(
+                imported,
+                lines.len() + batches.len() + refunds.len(),
+                "[{backend}] every line is in exactly one file"
+            );
+            // Finance looks at each period's bank fee and resolves it with a reason.
+            for k in 0..files.len() {
+                let input = json!({ "input": { "agencyCode": agency.as_str(), "statementLineId": format!("FEE{account}{k}"),
+                    "reason": "Phí quản lý tài khoản của ngân hàng" } });
+                app.graphql_ok(
+                    &finance(&app),
+                    "mutation($input: ResolveItemInput!) { resolveReconciliationItem(input: $input) { reason } }",
+                    input,
+                )
+                .await;
+            }
 
             // The same file again changes nothing, named or recognised.
             let again = import(&app, &files[0]).await;
@@ -275,6 +343,8 @@ async fn a_month_exported_in_each_banks_layout_imports_unchanged_chains_and_reco
             let mut seen: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
             let mut fees_seen = 0;
             let mut batches_seen: BTreeSet<String> = BTreeSet::new();
+            let mut refunds_seen: BTreeSet<String> = BTreeSet::new();
+            let mut open_days: Vec<(NaiveDate, Value)> = Vec::new();
             for day in 0..=plan.days {
                 let date = plan.month + Days::days(i64::from(day));
                 let data = app
@@ -297,13 +367,42 @@ async fn a_month_exported_in_each_banks_layout_imports_unchanged_chains_and_reco
                         assert_eq!(batch["fee"], "0");
                     }
                 }
-                for e in report["exceptions"].as_array().unwrap() {
+                // Every debit is a refund recorded with its transfer's reference, or the bank's fee
+                // resolved by hand; the day is explained unless it holds a planted exception.
+                for debit in report["debits"].as_array().unwrap() {
+                    let id = debit["statementLineId"].as_str().unwrap().to_owned();
+                    if refund_ids.contains(&id) {
+                        assert_eq!(
+                            (debit["explainedBy"].as_str(), debit["reference"].as_str()),
+                            (Some("REFUND"), Some(id.as_str()))
+                        );
+                        refunds_seen.insert(id);
+                    } else {
+                        assert!(id.starts_with("FEE") && debit["explainedBy"].is_null(), "[{backend}] {debit:#}");
+                        assert!(
+                            report["resolutions"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .any(|r| r["statementLineId"] == id.as_str()),
+                            "[{backend}] {date}: {report:#}"
+                        );
+                    }
+                }
+                let exceptions = report["exceptions"].as_array().unwrap();
+                assert_eq!(report["allExplained"], exceptions.is_empty(), "[{backend}] {agency} {date}: {report:#}");
+                for e in exceptions {
+                    assert!(dong(&e["amount"]) > 0, "[{backend}] each exception is listed with its amount: {e:#}");
+                    open_days.push((date, e.clone()));
+                }
+                for e in exceptions {
                     let key = (e["kind"].as_str().unwrap().to_owned(), e["side"].as_str().unwrap().to_owned());
                     let id = e["statementLineId"].as_str().or(e["reference"].as_str()).unwrap_or_default().to_owned();
                     seen.entry(key).or_default().insert(id);
                 }
             }
             assert_eq!(fees_seen, planted_fees, "[{backend}] every acquirer fee is shown, to the đồng");
+            assert_eq!(refunds_seen, refund_ids, "[{backend}] every refund's debit line is paired with it");
             let batch_ids: BTreeSet<String> = batches.iter().map(|b| b.bank_id.clone()).collect();
             assert_eq!(batches_seen, batch_ids, "[{backend}] every settlement and deposit is explained");
             // The pairs were recorded as events: the report reads the same afterwards.
@@ -351,6 +450,32 @@ async fn a_month_exported_in_each_banks_layout_imports_unchanged_chains_and_reco
                     planted.contains(id.as_str()),
                     "[{backend}] {id} is an exception but nothing was planted on it: {seen:?}"
                 );
+            }
+
+            // Finance looks at each planted exception and resolves it with a reason (the bank's
+            // line, or the ledger's payment the bank never booked): then every day is explained.
+            assert!(!open_days.is_empty(), "[{backend}] the planted exceptions are open until resolved");
+            for (_, e) in &open_days {
+                let item = match e["statementLineId"].as_str() {
+                    Some(line) => json!({ "statementLineId": line }),
+                    None => {
+                        json!({ "paymentId": e["paymentId"].as_str().expect("a ledger-side exception names its payment") })
+                    }
+                };
+                let mut input = json!({ "agencyCode": agency.as_str(), "reason": "Đã đối chiếu với ngân hàng" });
+                input.as_object_mut().unwrap().extend(item.as_object().unwrap().clone());
+                app.graphql_ok(
+                    &finance(&app),
+                    "mutation($input: ResolveItemInput!) { resolveReconciliationItem(input: $input) { reason } }",
+                    json!({ "input": input }),
+                )
+                .await;
+            }
+            for (date, _) in &open_days {
+                let data = app
+                    .graphql_ok(&finance(&app), RECONCILE, json!({ "a": agency.as_str(), "d": date.to_string() }))
+                    .await;
+                assert_eq!(data["reconcileDay"]["allExplained"], true, "[{backend}] {agency} {date}: {data:#}");
             }
         }
     }

@@ -69,6 +69,8 @@ pub struct Generated {
     pub payments: u32,
     /// What was done to each statement: dropped, extra, altered, repeated lines.
     pub tampering: Vec<(AgencyCode, &'static str, String)>,
+    /// Cases paid twice over: (agency, case, đồng received beyond the fees, the day).
+    pub overpaid: Vec<(AgencyCode, CaseCode, i64, NaiveDate)>,
 }
 
 /// A small, fast, deterministic random source (xorshift), so runs are reproducible.
@@ -316,6 +318,9 @@ pub async fn generate(ledger: &Ledger, plan: &Plan) -> Result<Generated, LedgerE
                 }
                 let paid: i64 = payments.iter().map(|p| p.0).sum();
                 collected += paid.min(total);
+                if paid > total {
+                    generated.overpaid.push((agency.clone(), code.clone(), paid - total, date));
+                }
                 if paid >= total && total > 0 {
                     generated.paid_in_full.push(code.clone());
                     full += 1;

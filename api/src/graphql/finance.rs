@@ -112,6 +112,8 @@ pub struct ExceptionView {
     amount: VndScalar,
     reference: Option<String>,
     case_code: Option<String>,
+    /// The payment, for an exception on the ledger's side (to resolve it by `paymentId`).
+    payment_id: Option<ID>,
     statement_line_id: Option<String>,
     on: DateScalar,
     age_days: i32,
@@ -273,6 +275,7 @@ impl ReconciliationView {
                 amount: e.amount.into(),
                 reference: e.reference.clone(),
                 case_code: e.case_code.as_ref().map(ToString::to_string),
+                payment_id: e.payment_id.map(|id| ID(id.to_string())),
                 statement_line_id: e.line_id.clone(),
                 on: DateScalar(e.on),
                 age_days: i32::try_from(e.age_days).unwrap_or(i32::MAX),
