@@ -170,22 +170,50 @@
     dateInput.value = new URL(location.href).searchParams.get("date") || todayIso();
     const agency = () => agencySelect.value;
 
+    const EXPLAINED_BY = { REFUND: "Hoàn trả", REMITTANCE: "Nộp KBNN" };
+
+    // A reason typed beside an item and a button that resolves it by hand (resolveReconciliationItem).
+    function resolveControls(item, label) {
+      const reason = h("input", { placeholder: "Lý do", "aria-label": `Lý do giải trình ${label}`, size: 18 });
+      const button = h("button", { class: "btn ghost", type: "button" }, "Giải trình");
+      button.addEventListener("click", () => {
+        const text = reason.value.trim();
+        if (!text) {
+          banner("Nhập lý do trước khi giải trình.", "error");
+          return;
+        }
+        act(() => gql(`mutation($i: ResolveItemInput!) { resolveReconciliationItem(input: $i) { reason } }`,
+          { i: { agencyCode: agency(), reason: text, ...item } }), `Đã giải trình ${label}.`);
+      });
+      return [reason, button];
+    }
+
     async function loadReconciliation() {
       const data = await gql(
         `query($a: String!, $d: Date!) { dailyReconciliation(agencyCode: $a, date: $d) {
-          ledgerTotal bankTotal matchedCount matchedTotal balanced oldestExceptionAgeDays
+          ledgerTotal bankTotal matchedCount matchedTotal balanced allExplained oldestExceptionAgeDays
           perChannel { channel count total }
-          exceptions { kind side amount reference caseCode statementLineId on ageDays } } }`,
+          exceptions { kind side amount reference caseCode paymentId statementLineId on ageDays }
+          debits { statementLineId amount description explainedBy reference } debitsTotal
+          unsettled { kind day amount }
+          resolutions { statementLineId paymentId reason } } }`,
         { a: agency(), d: dateInput.value },
       );
       const r = data.dailyReconciliation;
+      const resolution = (line, payment) =>
+        r.resolutions.find((x) => (line && x.statementLineId === line) || (payment && x.paymentId === payment));
+      const open =
+        r.exceptions.filter((e) => !resolution(e.statementLineId, e.paymentId)).length +
+        r.debits.filter((d) => !d.explainedBy && !resolution(d.statementLineId, null)).length +
+        r.unsettled.length;
       fill(
         "recon-summary",
         h("div", { class: "stat" }, h("span", {}, "Theo sổ"), h("strong", {}, money(r.ledgerTotal))),
         h("div", { class: "stat" }, h("span", {}, "Theo sao kê"), h("strong", {}, money(r.bankTotal))),
         h("div", { class: "stat" }, h("span", {}, "Đã khớp"), h("strong", {}, `${r.matchedCount} · ${money(r.matchedTotal)}`)),
-        h("div", { class: r.exceptions.length === 0 ? "stat ok" : "stat bad", "data-testid": "recon-balanced" },
-          h("span", {}, "Kết quả"), h("strong", {}, r.exceptions.length === 0 ? "Khớp" : `${r.exceptions.length} chênh lệch`)),
+        h("div", { class: "stat" }, h("span", {}, "Tiền ra (sao kê)"), h("strong", {}, money(r.debitsTotal))),
+        h("div", { class: r.allExplained ? "stat ok" : "stat bad", "data-testid": "recon-balanced", "data-explained": String(r.allExplained) },
+          h("span", {}, "Kết quả"), h("strong", {}, r.allExplained ? "Đã giải trình hết" : `${open} mục chưa giải trình`)),
       );
       fill(
         "per-channel",
@@ -194,16 +222,39 @@
       fill(
         "exceptions",
         r.exceptions.length === 0
-          ? h("tr", {}, h("td", { colspan: 6, class: "empty" }, "Không có chênh lệch."))
-          : r.exceptions.map((e) =>
-              h("tr", {},
+          ? h("tr", {}, h("td", { colspan: 7, class: "empty" }, "Không có chênh lệch."))
+          : r.exceptions.map((e) => {
+              const done = resolution(e.statementLineId, e.paymentId);
+              const item = e.statementLineId ? { statementLineId: e.statementLineId } : { paymentId: e.paymentId };
+              return h("tr", { "data-exception": e.statementLineId || e.paymentId || "" },
                 h("td", {}, EXCEPTION_LABELS[e.kind] || e.kind),
                 h("td", { class: "n" }, money(e.amount)),
                 h("td", { class: "mono" }, e.caseCode || "–"),
                 h("td", { class: "mono" }, e.statementLineId || e.reference || "–"),
                 h("td", {}, dmy(e.on)),
-                h("td", { class: "n" }, `${e.ageDays} ngày`)),
-            ),
+                h("td", { class: "n" }, `${e.ageDays} ngày`),
+                h("td", { class: "actions" },
+                  ...(done ? [h("span", { class: "ok" }, `Đã giải trình: ${done.reason}`)]
+                    : (item.statementLineId || item.paymentId) ? resolveControls(item, e.statementLineId || e.caseCode || "") : ["–"])));
+            }),
+      );
+      fill(
+        "debits",
+        r.debits.length === 0
+          ? h("tr", {}, h("td", { colspan: 4, class: "empty" }, "Không có khoản tiền ra trong ngày."))
+          : r.debits.map((d) => {
+              const done = resolution(d.statementLineId, null);
+              const state = d.explainedBy
+                ? [h("span", { class: "ok" }, `${EXPLAINED_BY[d.explainedBy] || d.explainedBy} ${d.reference || ""}`)]
+                : done
+                  ? [h("span", { class: "ok" }, `Đã giải trình: ${done.reason}`)]
+                  : resolveControls({ statementLineId: d.statementLineId }, d.statementLineId);
+              return h("tr", { "data-debit": d.statementLineId },
+                h("td", { class: "mono" }, d.statementLineId),
+                h("td", { class: "n" }, money(d.amount)),
+                h("td", {}, d.description),
+                h("td", { class: "actions" }, ...state));
+            }),
       );
     }
 
@@ -238,6 +289,43 @@
                 h("td", {}, c.content, h("br"), h("small", {}, c.reason || "")),
                 h("td", {}, dmy(c.creditedAt)),
                 h("td", { class: "actions" }, caseInput, assign, reasonInput, refund));
+            }),
+      );
+    }
+
+    let shownRefunds = null;
+    async function loadRefunds() {
+      const data = await gql(
+        `query($a: String!) { creditsAwaitingRefund(agencyCode: $a) { id amount content creditedAt reason payerName payerAccount } }`,
+        { a: agency() },
+      );
+      const key = agency() + "|" + data.creditsAwaitingRefund.map((c) => c.id).join(",");
+      if (key === shownRefunds) return;
+      shownRefunds = key;
+      fill(
+        "refunds",
+        data.creditsAwaitingRefund.length === 0
+          ? h("tr", {}, h("td", { colspan: 5, class: "empty" }, "Không có khoản chờ hoàn trả."))
+          : data.creditsAwaitingRefund.map((c) => {
+              const reference = h("input", { class: "mono", placeholder: "Số lệnh chuyển tiền", "aria-label": "Số lệnh chuyển tiền hoàn trả", size: 16 });
+              const paidOn = h("input", { type: "date", "aria-label": "Ngày hoàn trả", value: todayIso() });
+              const record = h("button", { class: "btn", type: "button" }, "Ghi nhận đã hoàn trả");
+              record.addEventListener("click", () => {
+                const ref = reference.value.trim();
+                if (!ref) {
+                  banner("Nhập số lệnh chuyển tiền hoàn trả.", "error");
+                  return;
+                }
+                act(() => gql(`mutation($i: RefundInput!) { recordRefund(input: $i) { status } }`, {
+                  i: { agencyCode: agency(), creditId: c.id, amount: c.amount, method: "BANK_TRANSFER", reference: ref, paidOn: paidOn.value },
+                }), `Đã ghi nhận hoàn trả ${c.id}.`);
+              });
+              return h("tr", { "data-refund": c.id },
+                h("td", { class: "mono" }, c.id),
+                h("td", { class: "n" }, money(c.amount)),
+                h("td", {}, c.payerName || "–", h("br"), h("small", { class: "mono" }, c.payerAccount || "")),
+                h("td", {}, c.content, h("br"), h("small", {}, c.reason || "")),
+                h("td", { class: "actions" }, reference, paidOn, record));
             }),
       );
     }
@@ -308,7 +396,7 @@
       refreshing = (async () => {
         do {
           again = false;
-          await Promise.all([loadReconciliation(), loadCredits(), loadTreasury()]);
+          await Promise.all([loadReconciliation(), loadCredits(), loadRefunds(), loadTreasury()]);
         } while (again);
         $("updated").textContent = "Cập nhật lúc " + new Date().toLocaleTimeString("vi-VN");
         document.body.dataset.loaded = "true";

@@ -43,6 +43,9 @@ pub mod lookup {
     pub const CREDIT_UNMATCHED: &str = "CreditUnmatched";
     /// The events after which an unmatched credit no longer waits in the queue.
     pub const CREDIT_RESOLVED: &[&str] = &["CreditMatched", "CreditRefundRequested"];
+    /// A credit marked to be paid back, and paid back.
+    pub const CREDIT_REFUND_REQUESTED: &str = "CreditRefundRequested";
+    pub const CREDIT_REFUNDED: &str = "CreditRefunded";
 
     /// `QrIssued.qr_id`.
     pub const QR_ID: &str = "qr_id";

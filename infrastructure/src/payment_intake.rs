@@ -627,4 +627,17 @@ impl PaymentIntake {
         }
         Ok(credits)
     }
+
+    /// Credits marked for refund and not yet paid back (`recordRefund` closes them), oldest first.
+    pub async fn awaiting_refund(&self, agency: Option<&AgencyCode>) -> Result<Vec<CreditState>, IntakeError> {
+        let streams = self.ledger.store().credits_awaiting_refund(agency.map(AgencyCode::as_str)).await?;
+        let mut credits = Vec::with_capacity(streams.len());
+        for stream in streams {
+            let Some(credit_id) = stream.strip_prefix(codec::BANK_CREDIT_STREAM_PREFIX) else { continue };
+            if let (Some(state), _) = self.credit(credit_id).await? {
+                credits.push(state);
+            }
+        }
+        Ok(credits)
+    }
 }

@@ -76,6 +76,7 @@ const MATRIX: &[(Op, [May; 8])] = &[
     (Op::FeeScheduleInForce,            [Own,     Own,     Own,     All,     Own,     All,     All,     No]),
     (Op::UnmatchedCredits,              [Own,     No,      Own,     All,     Own,     All,     All,     No]),
     (Op::UnmatchedCreditsOfNoAgency,    [No,      No,      No,      All,     No,      All,     All,     No]),
+    (Op::CreditsAwaitingRefund,         [Own,     No,      Own,     All,     Own,     All,     All,     No]),
     (Op::DailyReconciliation,           [No,      No,      Own,     All,     Own,     All,     All,     No]),
     (Op::TreasuryReport,                [No,      No,      Own,     All,     Own,     All,     All,     No]),
     (Op::CashlessRate,                  [No,      No,      Own,     All,     Own,     All,     All,     No]),
@@ -131,6 +132,8 @@ enum Op {
     UnmatchedCredits,
     /// `unmatchedCredits(agencyCode: "")`: credits whose agency is unknown.
     UnmatchedCreditsOfNoAgency,
+    /// `creditsAwaitingRefund(agencyCode)`: what finance still owes the senders.
+    CreditsAwaitingRefund,
     DailyReconciliation,
     TreasuryReport,
     CashlessRate,
@@ -307,6 +310,7 @@ impl Op {
             Op::FeeScheduleInForce => "feeScheduleInForce",
             Op::UnmatchedCredits => "unmatchedCredits",
             Op::UnmatchedCreditsOfNoAgency => "unmatchedCredits(\"\")",
+            Op::CreditsAwaitingRefund => "creditsAwaitingRefund",
             Op::DailyReconciliation => "dailyReconciliation",
             Op::TreasuryReport => "treasuryReport",
             Op::CashlessRate => "cashlessRate",
@@ -425,6 +429,9 @@ impl Op {
                 ("query($agency: String!) { unmatchedCredits(agencyCode: $agency) { id status } }", agency)
             }
             Op::UnmatchedCreditsOfNoAgency => ("query { unmatchedCredits(agencyCode: \"\") { id } }", json!({})),
+            Op::CreditsAwaitingRefund => {
+                ("query($agency: String!) { creditsAwaitingRefund(agencyCode: $agency) { id status } }", agency)
+            }
             Op::DailyReconciliation => (
                 "query($agency: String!) { dailyReconciliation(agencyCode: $agency, date: \"2024-04-26\") { balanced } }",
                 agency,

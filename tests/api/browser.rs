@@ -337,6 +337,22 @@ async fn the_finance_oversight_and_admin_pages_and_the_announcement_work_in_a_re
         .unwrap();
     assert_eq!(response.status(), 200);
 
+    // A second credit nobody can place, to be refunded from the page.
+    let mistaken = json!({
+        "id": 77_002, "gateway": "VietinBank", "transactionDate": "2026-10-15 10:25:00",
+        "accountNumber": account, "code": null, "content": "chuyen nham", "transferType": "in",
+        "transferAmount": 123_000, "accumulated": 19_200_000, "subAccount": null, "referenceCode": "FT26288770022"
+    });
+    let response = app
+        .client
+        .post(format!("{}/webhooks/sepay", app.address))
+        .header("Authorization", format!("Apikey {SEPAY_KEY}"))
+        .json(&mistaken)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
     let _province = province::generate(&app.state.ledger, &ProvincePlan::standard()).await.unwrap();
     let admin = app.admin();
     for (level, from, cashless) in [
@@ -374,6 +390,7 @@ async fn the_finance_oversight_and_admin_pages_and_the_announcement_work_in_a_re
         .env("FEELEDGER_AGENCY", &agency)
         .env("FEELEDGER_DATE", &busiest.1)
         .env("FEELEDGER_CREDIT", "sepay:77001")
+        .env("FEELEDGER_REFUND_CREDIT", "sepay:77002")
         .env("FEELEDGER_ASSIGN_CASE", &assign_case)
         .env("FEELEDGER_LIVE_CASE", &live_case)
         .env("FEELEDGER_LIVE_AMOUNT", &live_amount)
@@ -394,6 +411,29 @@ async fn the_finance_oversight_and_admin_pages_and_the_announcement_work_in_a_re
     );
     let report: Value = stdout.lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap();
     assert_eq!(report["exceptions"].as_u64(), Some(busiest.0 as u64), "the day's exceptions are listed: {report}");
+    // What the page did is recorded: the refund paid, the exception resolved with its reason.
+    let refunded = app
+        .graphql_ok(
+            &finance,
+            "query($a: String!) { creditsAwaitingRefund(agencyCode: $a) { id } }",
+            json!({ "a": agency }),
+        )
+        .await;
+    assert_eq!(refunded["creditsAwaitingRefund"], json!([]), "the refund recorded from the page closed it");
+    let day = app
+        .graphql_ok(
+            &finance,
+            "query($a: String!, $d: Date!) { dailyReconciliation(agencyCode: $a, date: $d) { resolutions { statementLineId paymentId reason } } }",
+            json!({ "a": agency, "d": busiest.1 }),
+        )
+        .await;
+    let resolutions = day["dailyReconciliation"]["resolutions"].as_array().unwrap().clone();
+    let resolved = report["resolved"].as_str().unwrap();
+    assert!(
+        resolutions.iter().any(|r| (r["statementLineId"] == resolved || r["paymentId"] == resolved)
+            && r["reason"] == "Ngân hàng xác nhận ghi có nhầm"),
+        "{resolutions:?}"
+    );
     assert_eq!(report["leagueRows"], 57, "every agency of the province");
     assert_eq!(report["communeRows"], 45, "the communes only");
     assert!(report["agencies"].as_u64().unwrap() >= 59, "{report}");

@@ -37,6 +37,7 @@ const config = {
   agency: required("FEELEDGER_AGENCY"),
   date: required("FEELEDGER_DATE"),
   credit: required("FEELEDGER_CREDIT"),
+  refundCredit: required("FEELEDGER_REFUND_CREDIT"),
   assignCase: required("FEELEDGER_ASSIGN_CASE"),
   liveCase: required("FEELEDGER_LIVE_CASE"),
   liveAmount: required("FEELEDGER_LIVE_AMOUNT"),
@@ -124,6 +125,25 @@ async function main() {
     const assigned = await graphql(config.finance, "query($c: String!) { case(code: $c) { status } }", { c: config.assignCase });
     check(assigned.case.status === "PAID" || assigned.case.status === "OVERPAID", `the assigned case is paid: ${assigned.case.status}`);
     step("credit assigned from the page");
+    // A credit sent by mistake: marked for refund, then its refund recorded, both from the page.
+    const mistaken = finance.locator(`tr[data-credit='${config.refundCredit}']`);
+    await mistaken.getByLabel("Lý do hoàn trả").fill("Chuyển nhầm tài khoản");
+    await mistaken.getByRole("button", { name: "Đánh dấu hoàn trả" }).click();
+    const owed = finance.locator(`tr[data-refund='${config.refundCredit}']`);
+    await owed.waitFor({ timeout: 20_000 });
+    await owed.getByLabel("Số lệnh chuyển tiền hoàn trả").fill("FT26HOANTRA01");
+    await owed.getByRole("button", { name: "Ghi nhận đã hoàn trả" }).click();
+    await finance.waitForSelector(`tr[data-refund='${config.refundCredit}']`, { state: "detached", timeout: 20_000 });
+    step("mistaken credit marked for refund and its refund recorded from the page");
+    // The first exception of the day resolved with a reason.
+    const open = finance.locator("#exceptions tr", { has: finance.getByRole("button", { name: "Giải trình" }) }).first();
+    const openId = await open.getAttribute("data-exception");
+    await open.getByRole("textbox").fill("Ngân hàng xác nhận ghi có nhầm");
+    await open.getByRole("button", { name: "Giải trình" }).click();
+    await finance.waitForFunction(
+      (id) => [...document.querySelectorAll("#exceptions tr")].some((r) => r.dataset.exception === id && r.textContent.includes("Đã giải trình: Ngân hàng xác nhận ghi có nhầm")),
+      openId, { timeout: 20_000 });
+    step("an exception resolved from the page");
     // A payment arrives through the API: the page follows it without a reload.
     await finance.evaluate(() => { window.__sameDocument = true; });
     await graphql(
@@ -200,7 +220,7 @@ async function main() {
 
     check(problems.length === 0, `console errors: ${problems.join("; ")}`);
     console.log(JSON.stringify({
-      exceptions, leagueRows, communeRows, agencies, announcementPages: printed.pages, mediaBox: printed.mediaBox,
+      exceptions, resolved: openId, leagueRows, communeRows, agencies, announcementPages: printed.pages, mediaBox: printed.mediaBox,
       announcementText, quarterText, steps,
     }));
   } catch (error) {

@@ -108,6 +108,26 @@ impl CreditQueries {
         let credits = api(ctx).intake.unmatched(agency.as_ref()).await.map_err(intake_error)?;
         Ok(credits.into_iter().map(CreditView::from).collect())
     }
+
+    /// Credits marked for refund (`markCreditForRefund`) and not yet paid back: what finance
+    /// still owes the senders. `recordRefund` takes one off the list. `agencyCode: ""` as for
+    /// `unmatchedCredits`.
+    async fn credits_awaiting_refund(&self, ctx: &Context<'_>, agency_code: String) -> ApiResult<Vec<CreditView>> {
+        let principal = principal(ctx)?;
+        let agency = match agency_code.trim() {
+            "" => None,
+            code => Some(AgencyCode::parse(code).map_err(ApiError::validation)?),
+        };
+        let allowed = match &agency {
+            Some(agency) => principal.may(Action::ReadCreditQueue, Scope::Agency(agency)),
+            None => principal.may(Action::ReadCreditQueue, Scope::Unattributed),
+        };
+        if !allowed {
+            return Err(ApiError::forbidden());
+        }
+        let credits = api(ctx).intake.awaiting_refund(agency.as_ref()).await.map_err(intake_error)?;
+        Ok(credits.into_iter().map(CreditView::from).collect())
+    }
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]

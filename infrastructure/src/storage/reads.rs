@@ -357,6 +357,27 @@ impl Storage {
         .map_err(StoreError::db("listing unmatched credits"))
     }
 
+    /// The streams of an agency's unmatched credits marked for refund and not yet paid back,
+    /// oldest first (`agency` `None`: those whose agency could not be told).
+    pub async fn credits_awaiting_refund(&self, agency: Option<&str>) -> Result<Vec<String>, StoreError> {
+        on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT u.stream_id FROM events u \
+                 WHERE u.event_type = '{}' AND {} {} $1 \
+                   AND EXISTS (SELECT 1 FROM events q WHERE q.stream_id = u.stream_id AND q.event_type = '{}') \
+                   AND NOT EXISTS (SELECT 1 FROM events r WHERE r.stream_id = u.stream_id AND r.event_type = '{}') \
+                 ORDER BY u.global_position",
+                lookup::CREDIT_UNMATCHED,
+                sql.field("u.payload", lookup::AGENCY_CODE),
+                sql.same(),
+                lookup::CREDIT_REFUND_REQUESTED,
+                lookup::CREDIT_REFUNDED,
+            );
+            sqlx::query_scalar(&query).bind(agency).fetch_all(pool).await
+        })
+        .map_err(StoreError::db("listing credits awaiting refund"))
+    }
+
     /// The stream of the case most recently assessed or given a QR at an agency's counter.
     pub async fn latest_counter_activation(&self, agency: &str, counter: &str) -> Result<Option<String>, StoreError> {
         on_pool!(self, |pool, sql| {
