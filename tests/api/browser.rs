@@ -327,31 +327,23 @@ async fn the_finance_oversight_and_admin_pages_and_the_announcement_work_in_a_re
         "accountNumber": account, "code": null, "content": "chuyen tien le phi", "transferType": "in",
         "transferAmount": assign_amount, "accumulated": 19_077_000, "subAccount": null, "referenceCode": "FT26288770011"
     });
-    let response = app
-        .client
-        .post(format!("{}/webhooks/sepay", app.address))
-        .header("Authorization", format!("Apikey {SEPAY_KEY}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-
     // A second credit nobody can place, to be refunded from the page.
     let mistaken = json!({
         "id": 77_002, "gateway": "VietinBank", "transactionDate": "2026-10-15 10:25:00",
         "accountNumber": account, "code": null, "content": "chuyen nham", "transferType": "in",
         "transferAmount": 123_000, "accumulated": 19_200_000, "subAccount": null, "referenceCode": "FT26288770022"
     });
-    let response = app
-        .client
-        .post(format!("{}/webhooks/sepay", app.address))
-        .header("Authorization", format!("Apikey {SEPAY_KEY}"))
-        .json(&mistaken)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    for body in [&body, &mistaken] {
+        let response = app
+            .client
+            .post(format!("{}/webhooks/sepay", app.address))
+            .header("Authorization", format!("Apikey {SEPAY_KEY}"))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
 
     let _province = province::generate(&app.state.ledger, &ProvincePlan::standard()).await.unwrap();
     let admin = app.admin();

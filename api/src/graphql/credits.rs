@@ -87,24 +87,31 @@ fn may_work_queue(principal: &Principal, agency: Option<&AgencyCode>) -> bool {
 #[derive(Default, Debug)]
 pub struct CreditQueries;
 
+/// The agency whose credit queue is asked for (`""`: credits whose agency could not be told),
+/// once the caller may read it.
+fn credit_queue_of(ctx: &Context<'_>, agency_code: &str) -> ApiResult<Option<AgencyCode>> {
+    let principal = principal(ctx)?;
+    let agency = match agency_code.trim() {
+        "" => None,
+        code => Some(AgencyCode::parse(code).map_err(ApiError::validation)?),
+    };
+    let allowed = match &agency {
+        Some(agency) => principal.may(Action::ReadCreditQueue, Scope::Agency(agency)),
+        None => principal.may(Action::ReadCreditQueue, Scope::Unattributed),
+    };
+    if !allowed {
+        return Err(ApiError::forbidden());
+    }
+    Ok(agency)
+}
+
 #[Object]
 impl CreditQueries {
     /// Credits of an agency's account that wait for a person. `agencyCode: ""` lists credits
     /// whose agency could not be told (e.g. a VNPAY order reference matching no case), for
     /// unscoped finance, auditors and admins.
     async fn unmatched_credits(&self, ctx: &Context<'_>, agency_code: String) -> ApiResult<Vec<CreditView>> {
-        let principal = principal(ctx)?;
-        let agency = match agency_code.trim() {
-            "" => None,
-            code => Some(AgencyCode::parse(code).map_err(ApiError::validation)?),
-        };
-        let allowed = match &agency {
-            Some(agency) => principal.may(Action::ReadCreditQueue, Scope::Agency(agency)),
-            None => principal.may(Action::ReadCreditQueue, Scope::Unattributed),
-        };
-        if !allowed {
-            return Err(ApiError::forbidden());
-        }
+        let agency = credit_queue_of(ctx, &agency_code)?;
         let credits = api(ctx).intake.unmatched(agency.as_ref()).await.map_err(intake_error)?;
         Ok(credits.into_iter().map(CreditView::from).collect())
     }
@@ -113,18 +120,7 @@ impl CreditQueries {
     /// still owes the senders. `recordRefund` takes one off the list. `agencyCode: ""` as for
     /// `unmatchedCredits`.
     async fn credits_awaiting_refund(&self, ctx: &Context<'_>, agency_code: String) -> ApiResult<Vec<CreditView>> {
-        let principal = principal(ctx)?;
-        let agency = match agency_code.trim() {
-            "" => None,
-            code => Some(AgencyCode::parse(code).map_err(ApiError::validation)?),
-        };
-        let allowed = match &agency {
-            Some(agency) => principal.may(Action::ReadCreditQueue, Scope::Agency(agency)),
-            None => principal.may(Action::ReadCreditQueue, Scope::Unattributed),
-        };
-        if !allowed {
-            return Err(ApiError::forbidden());
-        }
+        let agency = credit_queue_of(ctx, &agency_code)?;
         let credits = api(ctx).intake.awaiting_refund(agency.as_ref()).await.map_err(intake_error)?;
         Ok(credits.into_iter().map(CreditView::from).collect())
     }
