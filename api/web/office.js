@@ -188,6 +188,7 @@
       return [reason, button];
     }
 
+    let shownItems = null;
     async function loadReconciliation() {
       const data = await gql(
         `query($a: String!, $d: Date!) { dailyReconciliation(agencyCode: $a, date: $d) {
@@ -219,6 +220,10 @@
         "per-channel",
         r.perChannel.map((c) => h("li", {}, `${CHANNEL_LABELS[c.channel] || c.channel}: ${c.count} khoản · ${money(c.total)}`)),
       );
+      // Unchanged items: keep the rows, and a reason the user is typing in them.
+      const itemsKey = agency() + "|" + dateInput.value + "|" + JSON.stringify([r.exceptions, r.debits, r.resolutions]);
+      if (itemsKey === shownItems) return;
+      shownItems = itemsKey;
       fill(
         "exceptions",
         r.exceptions.length === 0
