@@ -1,16 +1,21 @@
 //! Bank statements of a collection account, normalised for reconciliation (đối soát).
 //!
-//! Two input formats are read into one shape, [`Statement`]:
-//! - [`StatementFormat::Csv`]: the ledger's own CSV layout (see `docs/STATEMENTS.md`), which
-//!   finance staff produce from their bank's export;
-//! - [`StatementFormat::Camt053`]: ISO 20022 `BankToCustomerStatement`, camt.053.001.02 to .08.
+//! Every input format is read into one shape, [`Statement`] (the formats are described in
+//! `docs/STATEMENTS.md`):
+//! - [`StatementFormat::Bank`]: a Vietnamese bank's own account-history export, as the bank gives
+//!   it: XLSX or XLS (`bank_sheet`), the HTML table some banks save as `.xls` (`html_table`), or
+//!   the sheet saved as CSV;
+//! - [`StatementFormat::Mt940`]: the SWIFT MT940 customer statement;
+//! - [`StatementFormat::Camt053`]: ISO 20022 `BankToCustomerStatement`, camt.053.001.02 to .08;
+//! - [`StatementFormat::Csv`]: the ledger's own CSV layout;
+//! - [`StatementFormat::Auto`]: recognised from the content ([`detect`]).
 //!
 //! Every line gets a [`StatementLine::line_id`] that is the same each time the same file is read,
 //! so a re-imported statement is recognised line by line. Amounts are whole đồng ([`Vnd`]), always
 //! above zero; [`Direction`] says whether the money came in or went out.
 //!
 //! Parsing is all-or-nothing: the first problem stops it with a [`StatementError`] that says where
-//! (CSV line number, or XML element path and line) and what is wrong.
+//! (CSV line number, sheet row, or XML element path and line) and what is wrong.
 
 mod bank_sheet;
 #[cfg(test)]
