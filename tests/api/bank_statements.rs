@@ -1,7 +1,7 @@
 //! The banks' own exports (issue 15): a generated month, exported week by week in each supported
-//! bank's layout, imported unchanged through `importBankStatement` (recognised automatically,
-//! XLSX base64-encoded), its balances checked and chained, and every day reconciled with only
-//! the planted exceptions left.
+//! bank's layout, imported unchanged through `importBankStatement` (recognised automatically;
+//! XLSX and XLS base64-encoded, the HTML table some banks save as `.xls` as text), its balances
+//! checked and chained, and every day reconciled with only the planted exceptions left.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,7 +10,9 @@ use chrono::{Duration as Days, NaiveDate};
 use feeledger_api::auth::Role;
 use feeledger_domain::codes::{AgencyCode, CaseCode};
 use feeledger_domain::money::Vnd;
-use feeledger_infrastructure::statement::fixtures::{Export, ExportLine, bank_csv, bank_xlsx, grouped, mt940};
+use feeledger_infrastructure::statement::fixtures::{
+    Export, ExportLine, bank_csv, bank_html, bank_xls, bank_xlsx, grouped, mt940,
+};
 use feeledger_infrastructure::statement::{Bank, Direction};
 use feeledger_tests::traffic::{self, GeneratedLine, Plan};
 use feeledger_tests::{TestApp, spawn_each_backend};
@@ -140,13 +142,24 @@ struct File {
     export: Export,
 }
 
+/// How a bank's export is saved.
+#[derive(Debug, Clone, Copy)]
+enum Saved {
+    Xlsx,
+    /// The old binary workbook.
+    Xls,
+    /// An HTML table, named `.xls` as the bank's download is.
+    HtmlXls,
+    Csv,
+}
+
 /// The layouts the weeks of the month are exported in.
-const LAYOUTS: [(&str, Option<Bank>, bool); 5] = [
-    ("vietinbank", Some(Bank::Vietinbank), true),
-    ("vietcombank", Some(Bank::Vietcombank), true),
-    ("bidv", Some(Bank::Bidv), false),
-    ("agribank", Some(Bank::Agribank), true),
-    ("mt940", None, false),
+const LAYOUTS: [(&str, Option<Bank>, Saved); 5] = [
+    ("vietinbank", Some(Bank::Vietinbank), Saved::Xlsx),
+    ("vietcombank", Some(Bank::Vietcombank), Saved::Xls),
+    ("bidv", Some(Bank::Bidv), Saved::Csv),
+    ("agribank", Some(Bank::Agribank), Saved::HtmlXls),
+    ("mt940", None, Saved::Csv),
 ];
 
 /// The month's lines cut into five periods of six days (the last takes the rest), each with a
@@ -161,7 +174,7 @@ fn month_files(
 ) -> Vec<File> {
     let mut files = Vec::new();
     let mut opening = OPENING;
-    for (k, (format, bank, xlsx)) in LAYOUTS.into_iter().enumerate() {
+    for (k, (format, bank, saved)) in LAYOUTS.into_iter().enumerate() {
         let first = month + Days::days(6 * k as i64);
         let last = if k + 1 == LAYOUTS.len() { NaiveDate::MAX } else { first + Days::days(5) };
         let mut period: Vec<&GeneratedLine> =
@@ -200,12 +213,16 @@ fn month_files(
             lines: export_lines,
         };
         opening = export.closing();
-        let (name, content) = match (bank, xlsx) {
-            (Some(bank), true) => (
-                format!("{format}-{k}.xlsx"),
-                base64::engine::general_purpose::STANDARD.encode(bank_xlsx(bank, &export)),
-            ),
-            (Some(bank), false) => (format!("{format}-{k}.csv"), String::from_utf8(bank_csv(bank, &export)).unwrap()),
+        let base64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let (name, content) = match (bank, saved) {
+            (Some(bank), Saved::Xlsx) => (format!("{format}-{k}.xlsx"), base64(bank_xlsx(bank, &export))),
+            (Some(bank), Saved::Xls) => (format!("{format}-{k}.xls"), base64(bank_xls(bank, &export))),
+            (Some(bank), Saved::HtmlXls) => {
+                (format!("{format}-{k}.xls"), String::from_utf8(bank_html(bank, &export)).unwrap())
+            }
+            (Some(bank), Saved::Csv) => {
+                (format!("{format}-{k}.csv"), String::from_utf8(bank_csv(bank, &export)).unwrap())
+            }
             (None, _) => (format!("{format}-{k}.sta"), String::from_utf8(mt940(&export, 100 + k as u32)).unwrap()),
         };
         files.push(File { name, format, content, export });
@@ -278,12 +295,25 @@ async fn a_month_exported_in_each_banks_layout_imports_unchanged_chains_and_reco
                 .await;
             }
 
-            // The same file again changes nothing, named or recognised.
-            let again = import(&app, &files[0]).await;
-            assert_eq!(
-                (again["inserted"].clone(), again["alreadyKnown"].clone()),
-                (json!(0), json!(files[0].export.lines.len()))
-            );
+            // The same file again changes nothing, named or recognised: the XLSX; the XLS
+            // without its name (base64 recognised by the workbook's signature); the HTML ".xls"
+            // base64-encoded like a workbook.
+            let html = &files[3];
+            let html_base64 = base64::engine::general_purpose::STANDARD.encode(html.content.as_bytes());
+            let resent = [
+                (files[0].content.clone(), Some(files[0].name.as_str()), files[0].export.lines.len()),
+                (files[1].content.clone(), None, files[1].export.lines.len()),
+                (html_base64, Some(html.name.as_str()), html.export.lines.len()),
+            ];
+            for (content, filename, lines) in resent {
+                let input = json!({ "input": { "content": content, "filename": filename } });
+                let again = app.graphql_ok(&finance(&app), IMPORT, input).await["importBankStatement"].clone();
+                assert_eq!(
+                    (again["inserted"].clone(), again["alreadyKnown"].clone()),
+                    (json!(0), json!(lines)),
+                    "[{backend}] {filename:?}: {again:#}"
+                );
+            }
 
             // A statement that does not continue the last one is refused with both amounts, and
             // nothing of it is stored.

@@ -770,7 +770,8 @@ pub enum StatementFormatGql {
     Csv,
     Camt053,
     Mt940,
-    /// VietinBank's "LỊCH SỬ GIAO DỊCH - TRANSACTION HISTORY" export (XLSX, XLS or CSV).
+    /// VietinBank's "LỊCH SỬ GIAO DỊCH - TRANSACTION HISTORY" export (XLSX, XLS, HTML saved as
+    /// `.xls`, or CSV).
     Vietinbank,
     /// Vietcombank's "SAO KÊ TÀI KHOẢN / STATEMENT OF ACCOUNT" export.
     Vietcombank,
@@ -800,9 +801,11 @@ impl From<StatementFormatGql> for StatementFormat {
 pub struct StatementInput {
     /// Default `AUTO`: recognised from the file.
     format: Option<StatementFormatGql>,
-    /// The file: text (CSV, camt.053 XML, MT940) as it is, or a binary file (XLSX, XLS) in
-    /// base64. Content is taken as base64 when `filename` ends in `.xlsx` or `.xls`, or when it
-    /// starts with the base64 of a workbook's signature (`UEsDB`, `0M8R4KGx`).
+    /// The file: text (CSV, camt.053 XML, MT940, an HTML table saved as `.xls`) as it is, or a
+    /// binary file (XLSX, XLS) in base64. Content is taken as base64 when `filename` ends in
+    /// `.xlsx` or `.xls`, or when it starts with the base64 of a workbook's signature (`UEsDB`,
+    /// `0M8R4KGx`); but never when it starts with `<` (an HTML page named `.xls`, sent as text),
+    /// which base64 cannot.
     content: String,
     /// The file's name, recorded with the statement's balances.
     filename: Option<String>,
@@ -842,8 +845,10 @@ fn statement_bytes(content: &str, filename: Option<&str>) -> ApiResult<Vec<u8>> 
         let name = name.to_ascii_lowercase();
         name.ends_with(".xlsx") || name.ends_with(".xls")
     });
-    let trimmed = content.trim_start();
-    if binary_name || trimmed.starts_with("UEsDB") || trimmed.starts_with("0M8R4KGx") {
+    let trimmed = content.trim_start_matches('\u{feff}').trim_start();
+    // `<` is not in the base64 alphabet: a page that starts with it is the HTML text itself.
+    let markup = trimmed.starts_with('<');
+    if !markup && (binary_name || trimmed.starts_with("UEsDB") || trimmed.starts_with("0M8R4KGx")) {
         let compact: String = content.chars().filter(|c| !c.is_ascii_whitespace()).collect();
         return base64::engine::general_purpose::STANDARD.decode(compact.as_bytes()).map_err(|e| {
             ApiError::Validation(format!("content is not valid base64 ({e}); send XLSX and XLS files base64-encoded"))

@@ -248,7 +248,7 @@ pub fn statement_mt940(data: &[u8]) {
 }
 
 /// Any statement file as finance uploads it: the format recognised from the content (a bank's
-/// XLSX or CSV account history, MT940, camt.053, our CSV), then parsed.
+/// XLSX, XLS, HTML-as-`.xls` or CSV account history, MT940, camt.053, our CSV), then parsed.
 pub fn statement_bank(data: &[u8]) {
     check_statement(StatementFormat::Auto, data);
 }

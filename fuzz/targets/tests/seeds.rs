@@ -1,4 +1,5 @@
-//! The statement targets' seed corpus: each bank's export layout (XLSX and CSV) and MT940, as
+//! The statement targets' seed corpus: each bank's export layout (XLSX, XLS, the HTML table saved
+//! as `.xls`, and CSV) and MT940, as
 //! `feeledger_infrastructure::statement::fixtures` writes them, run through the targets on every
 //! `cargo test`. With `FEELEDGER_WRITE_SEEDS=1` the files are also written to
 //! `fuzz/corpus/statement_bank/` and `fuzz/corpus/statement_mt940/`, where the fuzzer starts
@@ -9,7 +10,9 @@ use std::path::Path;
 use chrono::NaiveDate;
 use feeledger_domain::money::Vnd;
 use feeledger_fuzz_targets::{statement_bank, statement_mt940};
-use feeledger_infrastructure::statement::fixtures::{Export, ExportLine, bank_csv, bank_xlsx, mt940};
+use feeledger_infrastructure::statement::fixtures::{
+    Export, ExportLine, bank_csv, bank_html, bank_xls, bank_xlsx, mt940,
+};
 use feeledger_infrastructure::statement::{self, Bank, Direction, StatementFormat};
 
 fn export() -> Export {
@@ -42,6 +45,8 @@ fn every_bank_layout_and_mt940_reads_through_the_statement_targets() {
     let mut seeds: Vec<(&str, String, Vec<u8>)> = Vec::new();
     for bank in Bank::ALL {
         seeds.push(("statement_bank", format!("{bank:?}.xlsx").to_lowercase(), bank_xlsx(bank, &export)));
+        seeds.push(("statement_bank", format!("{bank:?}.xls").to_lowercase(), bank_xls(bank, &export)));
+        seeds.push(("statement_bank", format!("{bank:?}.html.xls").to_lowercase(), bank_html(bank, &export)));
         seeds.push(("statement_bank", format!("{bank:?}.csv").to_lowercase(), bank_csv(bank, &export)));
     }
     seeds.push(("statement_mt940", "mt940.txt".into(), mt940(&export, 1)));

@@ -1,5 +1,6 @@
 //! The account-history exports of Vietnamese banks, read as the bank gives them: XLSX (and the
-//! old XLS) through calamine, or the same sheet saved as CSV (UTF-8).
+//! old XLS) through calamine, the HTML table some banks save as `.xls` (`html_table`), or the
+//! same sheet saved as CSV (UTF-8).
 //!
 //! Each bank's export is a sheet with preamble rows (bank name, title, account number, period,
 //! opening balance), a header row (bilingual, sometimes split over two rows, sometimes with a
@@ -167,13 +168,25 @@ pub(super) struct Grid {
     pub(super) rows: Vec<(u64, Vec<Cell>)>,
 }
 
-/// Whether the bytes are a spreadsheet (XLSX is a ZIP, XLS an OLE compound file).
-pub(super) fn is_spreadsheet(bytes: &[u8]) -> bool {
+/// Whether the bytes are a workbook (XLSX is a ZIP, XLS an OLE compound file).
+fn is_workbook(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1])
 }
 
+/// The grid of a sheet: the first sheet of an XLSX or XLS workbook, or the table of an HTML
+/// page saved as `.xls`; `None` when the bytes are neither (text: CSV, MT940, camt.053).
+pub(super) fn read_sheet(bytes: &[u8]) -> Option<Result<Grid, StatementError>> {
+    if is_workbook(bytes) {
+        Some(read_workbook(bytes))
+    } else if super::html_table::is_html(bytes) {
+        Some(super::html_table::read_html(bytes))
+    } else {
+        None
+    }
+}
+
 /// The first sheet of an XLSX or XLS workbook.
-pub(super) fn read_workbook(bytes: &[u8]) -> Result<Grid, StatementError> {
+fn read_workbook(bytes: &[u8]) -> Result<Grid, StatementError> {
     let mut workbook = calamine::open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(|e| {
         StatementError::Malformed { at: Location::File, detail: format!("not a readable workbook: {e}") }
     })?;

@@ -1,10 +1,11 @@
-//! Every supported bank layout, written by `fixtures` as the bank exports it, read back line by
-//! line; MT940 from a committed file; and the refusals.
+//! Every supported bank layout, written by `fixtures` as the bank exports it (XLSX, XLS, the HTML
+//! table saved as ".xls", CSV), read back line by line; MT940 from a committed file; and the
+//! refusals.
 
 use chrono::NaiveDate;
 use feeledger_domain::money::Vnd;
 
-use super::fixtures::{Export, ExportLine, bank_csv, bank_xlsx, grouped, mt940};
+use super::fixtures::{Export, ExportLine, bank_csv, bank_html, bank_xls, bank_xlsx, grouped, mt940};
 use super::{Bank, Direction, StatementError, StatementFormat, detect, parse};
 
 fn day(d: u32) -> NaiveDate {
@@ -166,6 +167,123 @@ fn an_agribank_account_statement_imports_line_by_line() {
     let csv = bank_csv(Bank::Agribank, &export);
     assert!(String::from_utf8(csv.clone()).expect("utf-8").contains("1.234.567.000"));
     check(Bank::Agribank, &csv, "Agribank CSV");
+}
+
+#[test]
+fn every_bank_layout_saved_as_an_old_xls_workbook_imports_line_by_line() {
+    for bank in Bank::ALL {
+        let export = export(ids_for(bank));
+        let xls = bank_xls(bank, &export);
+        assert!(xls.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]), "{bank:?}: an OLE2 file");
+        check(bank, &xls, &format!("{} XLS", bank.name()));
+        // The same sheet as XLSX reads to the very same statement.
+        let xlsx = bank_xlsx(bank, &export);
+        assert_eq!(parse(StatementFormat::Auto, &xls), parse(StatementFormat::Auto, &xlsx), "{bank:?}");
+    }
+}
+
+#[test]
+fn a_long_xls_whose_shared_strings_continue_over_several_records_imports_whole() {
+    // 700 lines with distinct Vietnamese descriptions: the shared-string table is far over one
+    // BIFF record (8,224 bytes), so strings are split over CONTINUE records, some mid-string.
+    let mut export = export(ids_for(Bank::Agribank));
+    let template = export.lines[2].clone();
+    export.lines = (0..700)
+        .map(|i| ExportLine {
+            booked_on: day(1 + i % 28),
+            description: format!(
+                "H34.22.6-2404{:02}-{i:04} nộp phí thẩm định hồ sơ đất đai của ông Nguyễn Văn Bình",
+                1 + i % 28
+            ),
+            bank_id: format!("2304LKH{i:04}"),
+            amount: Vnd::new(10_000 + i64::from(i)).expect("valid"),
+            ..template.clone()
+        })
+        .collect();
+    export.lines.sort_by_key(|l| l.booked_on);
+    let xls = bank_xls(Bank::Agribank, &export);
+    let statement = parse(StatementFormat::Auto, &xls).expect("parses");
+    assert_eq!(statement.lines.len(), 700);
+    assert_eq!(statement.closing_balance, Some(export.closing()));
+    for (read, written) in statement.lines.iter().zip(&export.lines) {
+        assert_eq!((&read.description, &read.line_id), (&written.description, &written.bank_id));
+    }
+    assert_eq!(Ok(statement), parse(StatementFormat::Auto, &bank_xlsx(Bank::Agribank, &export)));
+}
+
+#[test]
+fn every_bank_layout_downloaded_as_an_html_table_named_xls_imports_line_by_line() {
+    for bank in Bank::ALL {
+        let export = export(ids_for(bank));
+        let html = bank_html(bank, &export);
+        check(bank, &html, &format!("{} HTML", bank.name()));
+        // The same sheet saved as CSV reads to the very same statement.
+        let csv = bank_csv(bank, &export);
+        assert_eq!(parse(StatementFormat::Auto, &html), parse(StatementFormat::Auto, &csv), "{bank:?}");
+    }
+    // The pages differ as real ones do: character references, upper-case tags without end tags,
+    // a merged two-row header.
+    let export = export(ids_for(Bank::Vietcombank));
+    let vietcombank = String::from_utf8(bank_html(Bank::Vietcombank, &export)).expect("utf-8");
+    assert!(vietcombank.contains("Ng&#224;y GD/S&#7889; CT") && vietcombank.contains("rowspan=\"2\""), "{vietcombank}");
+    assert!(vietcombank.contains("<th colspan=\"2\"><b>S&#7889; ti&#7873;n/Amount</b></th>"), "{vietcombank}");
+    let agribank = String::from_utf8(bank_html(Bank::Agribank, &export)).expect("utf-8");
+    assert!(agribank.contains("<TR><TD class=\"num\">1<TD>25/04/2024<TD>"), "{agribank}");
+}
+
+#[test]
+fn an_html_page_that_is_not_a_known_export_is_refused_naming_what_was_expected() {
+    // A bank's "session expired" page, saved under the export's name.
+    let expired = "<!DOCTYPE html><html><head><title>VietinBank iPay</title></head>\
+        <body><p>Phiên làm việc đã hết hạn. Vui lòng đăng nhập lại.</p></body></html>";
+    // A table of some other report.
+    let other = "<html><body><table><tr><td>Ngày</td><td>Số tiền</td></tr><tr><td>26/04/2024</td><td>150.000</td></tr></table></body></html>";
+    for html in [expired, other, "<table></table>", "<html><table><tr><td colspan=3></table>"] {
+        let message = error(StatementFormat::Auto, html.as_bytes());
+        assert!(
+            message.starts_with("file: not a statement layout feeledger knows (expected the ledger's CSV")
+                && message.contains("the HTML table some banks save as .xls"),
+            "{message}"
+        );
+        assert_eq!(detect(html.as_bytes()), Err(StatementError::UnknownLayout), "{html}");
+    }
+    assert_eq!(
+        error(StatementFormat::Bank(Bank::Vietinbank), expired.as_bytes()),
+        "file: no VietinBank header row found (expected a row with the columns \"ngày hạch toán\", \"nợ debit\", \"có credit\")"
+    );
+    // camt.053 is XML, not HTML, and is still read as camt.053.
+    let camt = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.02\"></Document>";
+    assert_eq!(detect(camt), Ok(StatementFormat::Camt053));
+    // A bad cell is refused at its row, counted as Excel shows the page.
+    let html = bank_html(Bank::Bidv, &export(ids_for(Bank::Bidv)));
+    let tampered = replace(&html, "<td>25/04/2024</td>", "<td>31/02/2024</td>");
+    assert_eq!(
+        error(StatementFormat::Auto, &tampered),
+        "row 10: booking date \"31/02/2024\" is not a valid date (expected DD/MM/YYYY)"
+    );
+}
+
+#[test]
+fn an_html_download_cut_short_is_refused_never_read_in_part() {
+    let html = bank_html(Bank::Vietinbank, &export(ids_for(Bank::Vietinbank)));
+    let table_end = String::from_utf8_lossy(&html).find("</table>").expect("the table ends");
+    let mut refused = 0;
+    for cut in 1..html.len() {
+        let prefix = &html[..cut];
+        match parse(StatementFormat::Auto, prefix) {
+            Ok(statement) => {
+                assert!(cut >= table_end + "</table>".len(), "cut at {cut}: read {} lines", statement.lines.len());
+                assert_eq!(statement.lines.len(), 9);
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(refused >= table_end, "every cut before the table's end is refused");
+    let cut_in_lines = &html[..String::from_utf8_lossy(&html).find("FT24117000124001").expect("a line")];
+    assert_eq!(
+        error(StatementFormat::Auto, cut_in_lines),
+        "file: the HTML page ends inside a table (no \"</table>\"): the download is incomplete"
+    );
 }
 
 #[test]

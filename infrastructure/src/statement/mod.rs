@@ -1,16 +1,21 @@
 //! Bank statements of a collection account, normalised for reconciliation (đối soát).
 //!
-//! Two input formats are read into one shape, [`Statement`]:
-//! - [`StatementFormat::Csv`]: the ledger's own CSV layout (see `docs/STATEMENTS.md`), which
-//!   finance staff produce from their bank's export;
-//! - [`StatementFormat::Camt053`]: ISO 20022 `BankToCustomerStatement`, camt.053.001.02 to .08.
+//! Every input format is read into one shape, [`Statement`] (the formats are described in
+//! `docs/STATEMENTS.md`):
+//! - [`StatementFormat::Bank`]: a Vietnamese bank's own account-history export, as the bank gives
+//!   it: XLSX or XLS (`bank_sheet`), the HTML table some banks save as `.xls` (`html_table`), or
+//!   the sheet saved as CSV;
+//! - [`StatementFormat::Mt940`]: the SWIFT MT940 customer statement;
+//! - [`StatementFormat::Camt053`]: ISO 20022 `BankToCustomerStatement`, camt.053.001.02 to .08;
+//! - [`StatementFormat::Csv`]: the ledger's own CSV layout;
+//! - [`StatementFormat::Auto`]: recognised from the content ([`detect`]).
 //!
 //! Every line gets a [`StatementLine::line_id`] that is the same each time the same file is read,
 //! so a re-imported statement is recognised line by line. Amounts are whole đồng ([`Vnd`]), always
 //! above zero; [`Direction`] says whether the money came in or went out.
 //!
 //! Parsing is all-or-nothing: the first problem stops it with a [`StatementError`] that says where
-//! (CSV line number, or XML element path and line) and what is wrong.
+//! (CSV line number, sheet row, or XML element path and line) and what is wrong.
 
 mod bank_sheet;
 #[cfg(test)]
@@ -19,6 +24,7 @@ mod camt053;
 mod csv;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fixtures;
+mod html_table;
 mod mt940;
 
 pub use bank_sheet::Bank;
@@ -129,7 +135,8 @@ pub enum StatementFormat {
     Camt053,
     /// SWIFT MT940 customer statement.
     Mt940,
-    /// A bank's own account-history export: XLSX, XLS, or the same sheet saved as CSV.
+    /// A bank's own account-history export: XLSX, XLS, an HTML table saved as `.xls`, or the
+    /// same sheet saved as CSV.
     Bank(Bank),
 }
 
@@ -198,21 +205,20 @@ impl FromStr for StatementFormat {
 /// when `Auto` recognises nothing.
 pub fn parse(format: StatementFormat, bytes: &[u8]) -> Result<Statement, StatementError> {
     let statement = match format {
-        // A workbook is read once: recognised and parsed from the same grid.
-        StatementFormat::Auto if bank_sheet::is_spreadsheet(bytes) => {
-            let grid = bank_sheet::read_workbook(bytes)?;
+        StatementFormat::Auto => {
+            let Some(grid) = bank_sheet::read_sheet(bytes) else { return parse(detect(bytes)?, bytes) };
+            // A sheet is read once: recognised and parsed from the same grid.
+            let grid = grid?;
             let bank = bank_sheet::detect(&grid).ok_or(StatementError::UnknownLayout)?;
             bank_sheet::parse(bank, &grid)?
         }
-        StatementFormat::Auto => return parse(detect(bytes)?, bytes),
         StatementFormat::Csv => csv::parse(bytes)?,
         StatementFormat::Camt053 => camt053::parse(bytes)?,
         StatementFormat::Mt940 => mt940::parse(bytes)?,
         StatementFormat::Bank(bank) => {
-            let grid = if bank_sheet::is_spreadsheet(bytes) {
-                bank_sheet::read_workbook(bytes)?
-            } else {
-                bank_sheet::read_csv(bytes)?
+            let grid = match bank_sheet::read_sheet(bytes) {
+                Some(grid) => grid?,
+                None => bank_sheet::read_csv(bytes)?,
             };
             bank_sheet::parse(bank, &grid)?
         }
@@ -221,16 +227,16 @@ pub fn parse(format: StatementFormat, bytes: &[u8]) -> Result<Statement, Stateme
     Ok(statement)
 }
 
-/// The format of a file, from its content: a workbook or a CSV whose preamble names one of the
-/// banks and has its header row; MT940 fields; camt.053 XML; the ledger's CSV header.
+/// The format of a file, from its content: a workbook (XLSX, XLS), an HTML table saved as
+/// `.xls`, or a CSV whose preamble names one of the banks and has its header row; MT940 fields;
+/// camt.053 XML; the ledger's CSV header.
 ///
 /// # Errors
 ///
 /// [`StatementError::UnknownLayout`] naming what was expected.
 pub fn detect(bytes: &[u8]) -> Result<StatementFormat, StatementError> {
-    if bank_sheet::is_spreadsheet(bytes) {
-        let grid = bank_sheet::read_workbook(bytes)?;
-        return bank_sheet::detect(&grid).map(StatementFormat::Bank).ok_or(StatementError::UnknownLayout);
+    if let Some(grid) = bank_sheet::read_sheet(bytes) {
+        return bank_sheet::detect(&grid?).map(StatementFormat::Bank).ok_or(StatementError::UnknownLayout);
     }
     let head = bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(bytes);
     let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
@@ -357,7 +363,7 @@ pub enum StatementError {
     #[error("unknown statement format {0:?} (expected one of {FORMAT_NAMES})")]
     UnknownFormat(String),
     #[error(
-        "file: not a statement layout feeledger knows (expected the ledger's CSV with columns account_number, booked_on, amount, direction; camt.053 XML; MT940; or the VietinBank, Vietcombank, BIDV or Agribank account-history export as XLSX, XLS or CSV, with the bank's name above its header row)"
+        "file: not a statement layout feeledger knows (expected the ledger's CSV with columns account_number, booked_on, amount, direction; camt.053 XML; MT940; or the VietinBank, Vietcombank, BIDV or Agribank account-history export as XLSX, XLS, the HTML table some banks save as .xls, or CSV, with the bank's name above its header row)"
     )]
     UnknownLayout,
     #[error(
