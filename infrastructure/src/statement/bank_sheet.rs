@@ -627,6 +627,15 @@ pub(super) fn parse(bank: Bank, grid: &Grid) -> Result<Statement, StatementError
         });
     }
     let _ = account_at;
+    // Every bank's export ends with its closing balance: a file without it was cut off (an
+    // interrupted download, a CSV saved half-way), and its missing lines would go unnoticed.
+    // Taken whole or not at all.
+    if labels.closing.is_none() {
+        return Err(StatementError::Missing {
+            at: Location::File,
+            field: "the closing balance (\"Số dư cuối kỳ\") at the foot of the export, so the file looks cut off",
+        });
+    }
     Ok(Statement {
         account_number: account,
         statement_id: None,

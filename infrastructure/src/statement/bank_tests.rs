@@ -492,3 +492,33 @@ fn a_statement_without_an_account_number_is_refused() {
         "file: no account number found in the Agribank export (expected a \"Số tài khoản/Account No\" row above the table)"
     );
 }
+
+#[test]
+fn a_bank_csv_cut_at_any_line_break_is_refused_never_read_in_part() {
+    for bank in [Bank::Vietinbank, Bank::Vietcombank, Bank::Bidv, Bank::Agribank] {
+        let csv = bank_csv(bank, &export(ids_for(bank)));
+        let text = String::from_utf8(csv.clone()).expect("UTF-8");
+        let whole = parse(StatementFormat::Auto, &csv).expect("the whole file reads");
+        assert_eq!(whole.lines.len(), 9, "{bank:?}");
+        // Every prefix that ends at a line break: refused, or (once the closing balance is in)
+        // every line read.
+        let breaks: Vec<usize> = text.match_indices('\n').map(|(at, _)| at + 1).collect();
+        let mut refused = 0;
+        for &cut in &breaks {
+            match parse(StatementFormat::Auto, &csv[..cut]) {
+                Ok(statement) => {
+                    assert_eq!(statement.lines.len(), 9, "{bank:?} cut at byte {cut}: read in part");
+                    assert_eq!(statement.closing_balance, whole.closing_balance);
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(refused > 9, "{bank:?}: cuts refused: {refused}");
+        let before_foot = &text[..text.find("Số dư cuối kỳ").expect("a closing balance row")];
+        assert_eq!(
+            error(StatementFormat::Auto, before_foot.as_bytes()),
+            "file: the closing balance (\"Số dư cuối kỳ\") at the foot of the export, so the file looks cut off is missing",
+            "{bank:?}"
+        );
+    }
+}
