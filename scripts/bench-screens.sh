@@ -4,18 +4,26 @@
 # in the same run. Prints JSON lines for docs/BENCHMARKS.md, with the server's resident memory
 # before the screens subscribe and with them all open.
 #
-#   scripts/bench-screens.sh [postgres://postgres@127.0.0.1:5432] [screens] [payments] [rate]
+#   scripts/bench-screens.sh [postgres://postgres@127.0.0.1:5432] [screens] [payments] [rate] [seconds]
 #
 # rate: payments per second on a fixed schedule (0: one after another, each once the last one's
-# screens updated); the 2-screen baseline always pays one after another, at most 300 times (its
-# one case cannot take 100 overlapping payments a second, no counter's case would, and each
-# payment replays the case's stream, which grows by two events a payment). BENCH_BIN_DIR: a directory with release builds of `feeledger` and
-# `feeledger-bench` (skips the build). BENCH_BACKENDS: "sqlite postgres" (default) or one.
+# screens updated); seconds (with a rate): pay for that long instead (rate × seconds payments).
+# The 2-screen baseline always pays one after another, at most 300 times (its one case cannot
+# take 100 overlapping payments a second, no counter's case would, and each payment replays the
+# case's stream, which grows by two events a payment).
+#
+# The screens open at most BENCH_CONNECT_CONCURRENCY (200) at a time, each until its first
+# display arrived; the tool reports its progress on stderr and pays only once all show one.
+# BENCH_SERVER_ENV: variables for the server only (e.g. "MALLOC_ARENA_MAX=2"). BENCH_BIN_DIR: a
+# directory with release builds of `feeledger` and `feeledger-bench` (skips the build).
+# BENCH_BACKENDS: "sqlite postgres" (default) or one. The load tool shares the machine's cores
+# with the server.
 set -euo pipefail
 server=${1:-postgres://postgres@127.0.0.1:5432}
 screens=${2:-1000}
 payments=${3:-300}
 rate=${4:-0}
+seconds=${5:-}
 backends=${BENCH_BACKENDS:-sqlite postgres}
 # One socket per screen in the load tool and one in the server: as many files as allowed.
 ulimit -n "$(ulimit -Hn)"
@@ -33,19 +41,20 @@ trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EX
 
 run() {
   local name=$1 url=$2 port=$3
-  (cd "$work" && FEELEDGER_DATABASE_URL="$url" RUST_LOG=warn exec "$bin/feeledger" serve --listen "127.0.0.1:$port" \
+  (cd "$work" && FEELEDGER_DATABASE_URL="$url" RUST_LOG=warn exec env ${BENCH_SERVER_ENV:-} "$bin/feeledger" serve --listen "127.0.0.1:$port" \
     >"$work/server-$port.log" 2>&1) &
   server_pid=$!
   for _ in $(seq 1 100); do curl -fs "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
   admin=$(cd "$work" && "$bin/feeledger" tokens issue --role admin --database-url "$url")
   for count in 2 "$screens"; do
     agency="B0$count.1"
-    pace=$rate pays=$payments
-    [ "$count" = 2 ] && pace=0 pays=$((payments < 300 ? payments : 300))
+    pace=$rate pays=$payments duration=()
+    [ -n "$seconds" ] && duration=(--seconds "$seconds")
+    [ "$count" = 2 ] && pace=0 pays=$((payments < 300 ? payments : 300)) duration=()
     officer=$(cd "$work" && "$bin/feeledger" tokens issue --role officer --agency "$agency" --database-url "$url")
     result=$("$bin/feeledger-bench" screens --url "http://127.0.0.1:$port" --admin-token "$admin" \
       --officer-token "$officer" --agency "$agency" --screens "$count" --payments "$pays" --rate "$pace" \
-      --server-pid "$server_pid")
+      "${duration[@]}" --connect-concurrency "${BENCH_CONNECT_CONCURRENCY:-200}" --server-pid "$server_pid")
     echo "{\"backend\":\"$name\",\"result\":$result}"
   done
   kill "$server_pid" 2>/dev/null || true

@@ -261,8 +261,11 @@ async fn method_not_allowed() -> Response {
     route_error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "this endpoint does not take that method")
 }
 
-/// Each WebSocket's read buffer to start with (see `graphql_ws`).
-const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Each WebSocket's read buffer to start with (see `graphql_ws`): a screen sends a handful of
+/// messages of a few hundred bytes (`connection_init`, `subscribe`, `pong`), so 1 KiB; a
+/// larger message still arrives, the buffer growing to it. Measured with 10,000 open screens
+/// (docs/BENCHMARKS.md, "10,000 screens").
+const WS_READ_BUFFER_BYTES: usize = 1024;
 
 /// GraphQL subscriptions over WebSocket (graphql-transport-ws, and the legacy
 /// subscriptions-transport-ws). The token comes in the `connection_init` payload as
@@ -281,6 +284,8 @@ async fn graphql_ws(
         // tungstenite zero-fills its whole read buffer (128 KiB by default) on the first read,
         // so each open screen would hold 128 KiB: 1.3 GB for 10,000 screens. A screen sends a
         // few small messages; a larger one still arrives (the buffer grows to the message).
+        // The write buffer is not preallocated: it grows to the largest message sent (a
+        // display, ~1–2 KiB) and is written out at once.
         .read_buffer_size(WS_READ_BUFFER_BYTES)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {

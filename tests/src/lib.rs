@@ -194,6 +194,10 @@ pub mod ws {
     use serde_json::{Value, json};
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+    /// A test screen's read buffer to start with (see [`Subscription::connect`]).
+    const CLIENT_READ_BUFFER_BYTES: usize = 4 * 1024;
 
     type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -205,22 +209,38 @@ pub mod ws {
     impl Subscription {
         /// Connects with `token`, subscribes with `query`, and returns once acknowledged.
         pub async fn start(address: &str, token: &str, query: &str, variables: Value) -> Subscription {
+            Subscription::connect(address, token, query, variables).await.unwrap()
+        }
+
+        /// [`Subscription::start`] that reports a failure (refused connection, closed before the
+        /// acknowledgement) instead of panicking, for load tools that open thousands and retry.
+        /// Its read buffer starts small (tungstenite's default zero-fills 128 KiB per socket),
+        /// since a screen receives small messages; it grows for a larger one.
+        pub async fn connect(
+            address: &str,
+            token: &str,
+            query: &str,
+            variables: Value,
+        ) -> anyhow::Result<Subscription> {
             let url = format!("{}/graphql/ws", address.replacen("http", "ws", 1));
-            let mut request = url.into_client_request().unwrap();
-            request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-            let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+            let mut request = url.into_client_request()?;
+            request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+            let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER_BYTES);
+            let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false).await?;
             let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
-            socket.send(Message::text(init.to_string())).await.unwrap();
+            socket.send(Message::text(init.to_string())).await?;
             loop {
-                let message = next_json(&mut socket).await.expect("connection_ack");
+                let message = next_json(&mut socket)
+                    .await
+                    .ok_or_else(|| anyhow::anyhow!("the connection closed before connection_ack"))?;
                 if message["type"] == "connection_ack" {
                     break;
                 }
             }
             let subscribe =
                 json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } });
-            socket.send(Message::text(subscribe.to_string())).await.unwrap();
-            Subscription { socket }
+            socket.send(Message::text(subscribe.to_string())).await?;
+            Ok(Subscription { socket })
         }
 
         /// The next `next` or `error` payload, or `None` after `timeout`.

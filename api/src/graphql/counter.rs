@@ -302,7 +302,9 @@ impl DisplayWatch {
                 self.events.recv().await?;
             }
             self.fresh = false;
-            match load_display(&self.ledger, &self.agency, &self.counter).await {
+            // Boxed: the read's state (several KiB of query futures) then exists only while
+            // reading, instead of inside every parked subscription (10,000 screens).
+            match Box::pin(load_display(&self.ledger, &self.agency, &self.counter)).await {
                 Ok(Some(display)) => {
                     let key = (codec::case_stream(&display.record.code), display.record.version);
                     if self.shown_stream.as_deref() != Some(key.0.as_str()) {
@@ -347,7 +349,8 @@ impl CaseWatch {
                 self.events.recv().await?;
             }
             self.fresh = false;
-            match self.ledger.read_case(&self.code).await {
+            // Boxed, as in `DisplayWatch::next`: a parked subscription holds no read state.
+            match Box::pin(self.ledger.read_case(&self.code)).await {
                 Ok(record) if record.exists() && self.sent_version != Some(record.version) => {
                     self.sent_version = Some(record.version);
                     return Some((CaseView::new(record, &self.viewer), self));

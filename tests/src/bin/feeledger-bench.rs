@@ -85,9 +85,17 @@ enum Bench {
         /// screens open (Linux `/proc`).
         #[arg(long)]
         server_pid: Option<u32>,
-        /// Subscriptions opened at once while setting up.
-        #[arg(long, default_value_t = 32)]
+        /// Screens opening at once, each until its first display arrived (the rest wait their
+        /// turn), so the server has at most this many first reads queued on its pool.
+        #[arg(long, default_value_t = 200)]
         connect_concurrency: usize,
+        /// Give up when not every screen shows its first display within this many seconds.
+        #[arg(long, default_value_t = 1800)]
+        open_timeout_secs: u64,
+        /// With `--rate`: pay for this many seconds (`rate × seconds` payments, instead of
+        /// `--payments`).
+        #[arg(long)]
+        seconds: Option<u64>,
     },
     /// Signed bank notifications over HTTP from N concurrent senders, each for its own cases
     /// (assessed through the API first), with a share of partial payments (two notifications
@@ -386,11 +394,18 @@ async fn graphql(
     Ok(body["data"].clone())
 }
 
+/// One display a screen received after its first.
 struct Delivery {
     screen: usize,
-    counter: usize,
     version: i64,
     at: Instant,
+}
+
+/// How a screen's opening ended: its first display arrived, or it gave up.
+struct Opened {
+    screen: usize,
+    outcome: Result<(), String>,
+    connect_retries: u32,
 }
 
 #[derive(Debug)]
@@ -404,13 +419,24 @@ struct ScreensRun {
     rate: u32,
     server_pid: Option<u32>,
     connect_concurrency: usize,
+    open_timeout: Duration,
 }
 
-/// A process's resident memory in KiB (`VmRSS` in `/proc/PID/status`).
-fn resident_kib(pid: Option<u32>) -> Option<u64> {
+/// A field of a process's `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`), Linux only.
+fn status_kib(pid: Option<u32>, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|line| line.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A process's resident memory in KiB (`VmRSS`).
+fn resident_kib(pid: Option<u32>) -> Option<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// How many files (sockets included) a process has open.
+fn open_fds(pid: Option<u32>) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{}/fd", pid?)).ok()?.count())
 }
 
 /// This process's limit on open files (`/proc/self/limits`), when it can be read.
@@ -425,8 +451,83 @@ fn display_version(payload: &Value) -> i64 {
     payload["data"]["counterDisplay"]["version"].as_i64().unwrap_or(-1)
 }
 
+/// Attempts at opening one screen before it counts as failed (a refused or reset connection
+/// while thousands open is retried, as a screen's page would).
+const SCREEN_CONNECT_ATTEMPTS: u32 = 5;
+/// How long an opened screen may wait for its first display before it counts as failed.
+const FIRST_DISPLAY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often the opening phase reports its progress (stderr).
+const OPEN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Opens one screen and waits for its first display, holding one of the opening permits for
+/// both, then reports every later display to `deliveries` until the connection ends.
+async fn run_screen(
+    screen: usize,
+    url: Arc<str>,
+    token: Arc<str>,
+    variables: Value,
+    permits: Arc<tokio::sync::Semaphore>,
+    opened: mpsc::UnboundedSender<Opened>,
+    deliveries: mpsc::UnboundedSender<Delivery>,
+) {
+    const QUERY: &str =
+        "subscription($k: String!, $a: String) { counterDisplay(counterId: $k, agencyCode: $a) { version } }";
+    let Ok(permit) = permits.acquire_owned().await else { return };
+    let mut connect_retries = 0;
+    let mut subscription = loop {
+        match Subscription::connect(&url, &token, QUERY, variables.clone()).await {
+            Ok(subscription) => break subscription,
+            Err(error) if connect_retries + 1 < SCREEN_CONNECT_ATTEMPTS => {
+                connect_retries += 1;
+                note_connect_retry(screen, &error);
+                tokio::time::sleep(Duration::from_millis(200) * connect_retries).await;
+            }
+            Err(error) => {
+                let _ = opened.send(Opened { screen, outcome: Err(format!("{error:#}")), connect_retries });
+                return;
+            }
+        }
+    };
+    let outcome = match subscription.next(FIRST_DISPLAY_TIMEOUT).await {
+        Some(payload) if display_version(&payload) >= 0 => Ok(()),
+        Some(payload) => Err(format!("the first display was not one: {payload}")),
+        None => Err(format!("no first display within {} s", FIRST_DISPLAY_TIMEOUT.as_secs())),
+    };
+    drop(permit);
+    let failed = outcome.is_err();
+    if opened.send(Opened { screen, outcome, connect_retries }).is_err() || failed {
+        return;
+    }
+    drop(opened);
+    while let Some(payload) = subscription.next(Duration::from_secs(24 * 3600)).await {
+        let delivery = Delivery { screen, version: display_version(&payload), at: Instant::now() };
+        if deliveries.send(delivery).is_err() {
+            return;
+        }
+    }
+}
+
+/// The first few connection failures, on stderr (they are retried).
+fn note_connect_retry(screen: usize, error: &anyhow::Error) {
+    static NOTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    if NOTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 5 {
+        eprintln!("screen {screen}: could not connect, trying again: {error:#}");
+    }
+}
+
 async fn screens(run: ScreensRun) -> anyhow::Result<()> {
-    let ScreensRun { url, admin, officer, agency, screens, payments, rate, server_pid, connect_concurrency } = run;
+    let ScreensRun {
+        url,
+        admin,
+        officer,
+        agency,
+        screens,
+        payments,
+        rate,
+        server_pid,
+        connect_concurrency,
+        open_timeout,
+    } = run;
     let (url, admin, officer, agency) = (url.as_str(), admin.as_str(), officer.as_str(), agency.as_str());
     if let Some(limit) = open_files_limit() {
         // One socket per screen here, and one per screen in the server if it runs beside.
@@ -467,67 +568,115 @@ async fn screens(run: ScreensRun) -> anyhow::Result<()> {
         )
         .await?;
     }
-    // One fresh case per counter, with a QR for 1,000 × payments-per-case.
+    // One fresh case per counter, with a QR for 1,000 × payments-per-case; a few officers at once.
     let run = chrono::Utc::now().format("%y%m%d").to_string();
     let per_case = payments.div_ceil(counters).max(1) + 1;
     // Case codes end in a 4-digit sequence: vary the start between runs only when they fit.
     let seq_base = if counters <= 2000 { (std::process::id() % 5) * 2000 } else { 0 };
-    let mut cases = Vec::with_capacity(counters);
-    for (i, counter) in counter_ids.iter().enumerate() {
-        let case = format!("{agency}-{run}-{:04}", seq_base as usize + i);
-        graphql(
-            &client,
-            url,
-            officer,
-            "mutation($input: AssessFeesInput!) { assessFees(input: $input) { code } }",
-            json!({ "input": { "caseCode": case, "agencyCode": agency, "procedureName": "Bench",
-                "payer": { "name": "Bench" }, "lines": [{ "feeCode": "LP-1", "quantity": per_case }] } }),
-        )
-        .await?;
-        graphql(
-            &client,
-            url,
-            officer,
-            "mutation($c: String!, $k: String!) { issueQr(caseCode: $c, counterId: $k) { id } }",
-            json!({ "c": case, "k": counter }),
-        )
-        .await?;
-        cases.push(case);
+    let setup_started = Instant::now();
+    let cases: Vec<String> = futures::stream::iter(counter_ids.iter().enumerate())
+        .map(|(i, counter)| {
+            let case = format!("{agency}-{run}-{:04}", seq_base as usize + i);
+            let client = &client;
+            async move {
+                graphql(
+                    client,
+                    url,
+                    officer,
+                    "mutation($input: AssessFeesInput!) { assessFees(input: $input) { code } }",
+                    json!({ "input": { "caseCode": case, "agencyCode": agency, "procedureName": "Bench",
+                        "payer": { "name": "Bench" }, "lines": [{ "feeCode": "LP-1", "quantity": per_case }] } }),
+                )
+                .await?;
+                graphql(
+                    client,
+                    url,
+                    officer,
+                    "mutation($c: String!, $k: String!) { issueQr(caseCode: $c, counterId: $k) { id } }",
+                    json!({ "c": case, "k": counter }),
+                )
+                .await?;
+                anyhow::Ok(case)
+            }
+        })
+        .buffered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    if counters > 100 {
+        eprintln!("{counters} cases assessed and given a QR in {:.0} s", setup_started.elapsed().as_secs_f64());
     }
     let rss_before_kib = resident_kib(server_pid);
+    let fds_before = open_fds(server_pid);
 
-    // The screens: two subscriptions per counter, each reporting every display it receives.
-    let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
-    let query = "subscription($k: String!, $a: String) { counterDisplay(counterId: $k, agencyCode: $a) { version } }";
-    let opened = futures::stream::iter(0..screens)
-        .map(|screen| {
-            let counter = screen % counters;
-            let variables = json!({ "k": counter_ids[counter], "a": agency });
-            async move { (screen, counter, Subscription::start(url, admin, query, variables).await) }
-        })
-        .buffer_unordered(connect_concurrency);
-    futures::pin_mut!(opened);
-    while let Some((screen, counter, mut subscription)) = opened.next().await {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some(payload) = subscription.next(Duration::from_secs(3600)).await {
-                let delivery = Delivery { screen, counter, version: display_version(&payload), at: Instant::now() };
-                if tx.send(delivery).is_err() {
-                    return;
+    // The screens: two subscriptions per counter (screen s shows counter s % counters; the
+    // first `counters` are the officers' screens, the rest the citizens'). At most
+    // `connect_concurrency` are opening at once, each until its first display arrived, so
+    // the server never has more first reads than that queued on its pool.
+    let (delivery_tx, mut delivery_rx) = mpsc::unbounded_channel::<Delivery>();
+    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<Opened>();
+    let permits = Arc::new(tokio::sync::Semaphore::new(connect_concurrency));
+    let (shared_url, shared_token): (Arc<str>, Arc<str>) = (Arc::from(url), Arc::from(admin));
+    let open_started = Instant::now();
+    for screen in 0..screens {
+        let variables = json!({ "k": counter_ids[screen % counters], "a": agency });
+        tokio::spawn(run_screen(
+            screen,
+            Arc::clone(&shared_url),
+            Arc::clone(&shared_token),
+            variables,
+            Arc::clone(&permits),
+            opened_tx.clone(),
+            delivery_tx.clone(),
+        ));
+    }
+    drop((opened_tx, delivery_tx));
+    let mut open = vec![false; screens];
+    let (mut showing, mut failed, mut connect_retries) = (0usize, 0usize, 0u32);
+    let mut first_failure: Option<String> = None;
+    let open_deadline = tokio::time::Instant::now() + open_timeout;
+    let mut progress = tokio::time::interval(OPEN_PROGRESS_EVERY);
+    progress.tick().await;
+    while showing + failed < screens {
+        tokio::select! {
+            opened = opened_rx.recv() => {
+                let Some(opened) = opened else { break };
+                connect_retries += opened.connect_retries;
+                match opened.outcome {
+                    Ok(()) => { open[opened.screen] = true; showing += 1; }
+                    Err(error) => { failed += 1; first_failure.get_or_insert(error); }
                 }
             }
-        });
+            _ = progress.tick(), if screens > 100 => eprintln!(
+                "opening: {showing}/{screens} screens show their first display, {failed} failed, {:.0} s, server RSS {} KiB",
+                open_started.elapsed().as_secs_f64(), resident_kib(server_pid).unwrap_or(0)),
+            () = tokio::time::sleep_until(open_deadline) => {
+                anyhow::bail!("{showing}/{screens} screens showed their first display within {} s", open_timeout.as_secs())
+            }
+        }
     }
-    // Every screen first shows its counter's current display.
-    for _ in 0..screens {
-        tokio::time::timeout(Duration::from_secs(60), rx.recv()).await?.ok_or_else(|| anyhow::anyhow!("closed"))?;
+    let open_seconds = open_started.elapsed().as_secs_f64();
+    if screens > 100 {
+        eprintln!(
+            "opening: {showing}/{screens} screens show their first display, {failed} failed, {open_seconds:.0} s"
+        );
     }
+    if let Some(error) = &first_failure {
+        eprintln!("{failed} screens failed to open; the first: {error}");
+    }
+    anyhow::ensure!(showing > 0, "no screen opened");
+    // Let the server settle (tasks that served the first reads end, buffers are freed) before
+    // reading its memory with every subscription open.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_open_kib = resident_kib(server_pid);
+    let fds_open = open_fds(server_pid);
 
-    let mut latencies_us = Vec::with_capacity(payments * 2);
+    // The screens of a counter that opened.
+    let screens_of = |counter: usize| [counter, counter + counters].into_iter().filter(|s| *s < screens && open[*s]);
     let mut http_us = Vec::with_capacity(payments);
-    let mut missed = 0usize;
-    let screens_per_counter = |counter: usize| (0..screens).filter(|s| s % counters == counter).count();
+    let mut commits: Vec<(usize, Instant, i64)> = Vec::with_capacity(payments);
+    let mut by_screen: Vec<Vec<(i64, Instant)>> = vec![Vec::new(); screens];
     let payment = |n: usize| {
         let client = client.clone();
         let case = cases[n % counters].clone();
@@ -560,24 +709,24 @@ async fn screens(run: ScreensRun) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     if rate == 0 {
+        // One after another: the next payment leaves once this one's screens show it.
+        let mut shown = vec![-1i64; screens];
         for n in 0..payments {
             let counter = n % counters;
-            let (begin, committed, _) = payment(n).await?;
+            let (begin, committed, version) = payment(n).await?;
             http_us.push(u64::try_from(committed.duration_since(begin).as_micros())?);
-            let mut waiting = screens_per_counter(counter);
-            while waiting > 0 {
-                let delivery = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            commits.push((counter, committed, version));
+            while screens_of(counter).any(|s| shown[s] < version) {
+                let delivery = tokio::time::timeout(Duration::from_secs(30), delivery_rx.recv())
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("closed"))?;
-                if delivery.counter == counter {
-                    latencies_us.push(u64::try_from(delivery.at.saturating_duration_since(committed).as_micros())?);
-                    waiting -= 1;
-                }
+                shown[delivery.screen] = shown[delivery.screen].max(delivery.version);
+                by_screen[delivery.screen].push((delivery.version, delivery.at));
             }
         }
     } else {
-        // Open loop: payment n leaves at n / rate seconds; every screen's deliveries are kept
-        // and matched afterwards to the payments by version.
+        // Open loop: payment n leaves at n / rate seconds whatever the answers' pace; every
+        // screen's deliveries are kept and matched afterwards to the payments by version.
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, anyhow::Result<(Instant, Instant, i64)>)>();
         for n in 0..payments {
             tokio::time::sleep_until(
@@ -591,53 +740,67 @@ async fn screens(run: ScreensRun) -> anyhow::Result<()> {
             });
         }
         drop(done_tx);
-        let mut commits: Vec<(usize, Instant, i64)> = Vec::with_capacity(payments);
         while let Some((n, result)) = done_rx.recv().await {
             let (begin, committed, version) = result?;
             http_us.push(u64::try_from(committed.duration_since(begin).as_micros())?);
             commits.push((n % counters, committed, version));
         }
-        // Let the last updates arrive: until 2 s pass without one (30 s at most).
-        let mut deliveries: Vec<Delivery> = Vec::new();
-        let quiet_until = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < quiet_until {
-            match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
-                Ok(Some(delivery)) => deliveries.push(delivery),
-                Ok(None) | Err(_) => break,
-            }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // Let the last updates arrive: until 2 s pass without one (30 s at most).
+    let quiet_until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < quiet_until {
+        match tokio::time::timeout(Duration::from_secs(2), delivery_rx.recv()).await {
+            Ok(Some(delivery)) => by_screen[delivery.screen].push((delivery.version, delivery.at)),
+            Ok(None) | Err(_) => break,
         }
-        let mut by_screen: std::collections::HashMap<usize, Vec<(i64, Instant)>> = std::collections::HashMap::new();
-        for delivery in deliveries {
-            by_screen.entry(delivery.screen).or_default().push((delivery.version, delivery.at));
-        }
-        for (counter, committed, version) in commits {
-            for screen in (0..screens).filter(|s| s % counters == counter) {
-                let first = by_screen.get(&screen).and_then(|seen| seen.iter().find(|(v, _)| *v >= version));
-                match first {
-                    Some((_, at)) => {
-                        latencies_us.push(u64::try_from(at.saturating_duration_since(committed).as_micros())?)
+    }
+    // Commit → screen for each screen of the paid counter, and → both (the later of the two).
+    let (mut officer_us, mut citizen_us, mut both_us) = (Vec::new(), Vec::new(), Vec::new());
+    let mut missed = 0usize;
+    for (counter, committed, version) in commits {
+        let mut slowest: Option<u64> = Some(0);
+        for screen in screens_of(counter) {
+            match by_screen[screen].iter().find(|(v, _)| *v >= version) {
+                Some((_, at)) => {
+                    let us = u64::try_from(at.saturating_duration_since(committed).as_micros())?;
+                    if screen < counters {
+                        officer_us.push(us)
+                    } else {
+                        citizen_us.push(us)
                     }
-                    None => missed += 1,
+                    slowest = slowest.map(|s| s.max(us));
+                }
+                None => {
+                    missed += 1;
+                    slowest = None;
                 }
             }
         }
+        both_us.extend(slowest);
     }
-    let elapsed = started.elapsed().as_secs_f64();
     let rss_end_kib = resident_kib(server_pid);
     let per_subscription = match (rss_before_kib, rss_open_kib) {
-        (Some(before), Some(open)) if screens > 0 => {
-            json!(open.saturating_sub(before) * 1024 / u64::try_from(screens)?)
+        (Some(before), Some(open)) if showing > 0 => {
+            json!(open.saturating_sub(before) * 1024 / u64::try_from(showing)?)
         }
         _ => Value::Null,
     };
     println!(
         "{}",
-        json!({ "bench": "screens", "screens": screens, "counters": counters, "payments": payments,
+        json!({ "bench": "screens", "screens": screens, "screens_open": showing, "screens_failed": failed,
+                "connect_retries": connect_retries, "connect_concurrency": connect_concurrency,
+                "open_seconds": (open_seconds * 10.0).round() / 10.0, "counters": counters, "payments": payments,
                 "rate_per_sec": rate, "payments_per_sec": (payments as f64 / elapsed).round(),
-                "commit_to_screen_us": percentiles(latencies_us), "missed_updates": missed,
-                "record_payment_http_us": percentiles(http_us),
-                "server_rss_kib": { "before_screens": rss_before_kib, "screens_open": rss_open_kib, "end": rss_end_kib },
-                "server_bytes_per_subscription": per_subscription })
+                "commit_to_both_screens_us": percentiles(both_us),
+                "commit_to_officer_screen_us": percentiles(officer_us),
+                "commit_to_citizen_screen_us": percentiles(citizen_us),
+                "missed_updates": missed, "record_payment_http_us": percentiles(http_us),
+                "server_rss_kib": { "before_screens": rss_before_kib, "screens_open": rss_open_kib, "end": rss_end_kib,
+                                    "peak": status_kib(server_pid, "VmHWM") },
+                "server_open_fds": { "before_screens": fds_before, "screens_open": fds_open },
+                "server_bytes_per_subscription": per_subscription,
+                "bench_client_rss_kib": status_kib(Some(std::process::id()), "VmRSS") })
     );
     Ok(())
 }
@@ -995,7 +1158,13 @@ fn main() -> ExitCode {
                 rate,
                 server_pid,
                 connect_concurrency,
+                open_timeout_secs,
+                seconds,
             } => {
+                let payments = match seconds {
+                    Some(seconds) if rate > 0 => usize::try_from(u64::from(rate) * seconds)?,
+                    _ => payments,
+                };
                 let run = ScreensRun {
                     url,
                     admin: admin_token,
@@ -1006,6 +1175,7 @@ fn main() -> ExitCode {
                     rate,
                     server_pid,
                     connect_concurrency: connect_concurrency.max(1),
+                    open_timeout: Duration::from_secs(open_timeout_secs),
                 };
                 screens(run).await
             }
