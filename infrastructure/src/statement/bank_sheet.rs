@@ -187,6 +187,17 @@ pub(super) fn read_sheet(bytes: &[u8]) -> Option<Result<Grid, StatementError>> {
 
 /// The first sheet of an XLSX or XLS workbook.
 fn read_workbook(bytes: &[u8]) -> Result<Grid, StatementError> {
+    // calamine's XLS reader can panic on a damaged file (an index past the end of its stream,
+    // found by the fuzzer): one request's upload must not take its task down with it.
+    std::panic::catch_unwind(|| read_workbook_unguarded(bytes)).unwrap_or_else(|_| {
+        Err(StatementError::Malformed {
+            at: Location::File,
+            detail: "not a readable workbook: the file is damaged".to_owned(),
+        })
+    })
+}
+
+fn read_workbook_unguarded(bytes: &[u8]) -> Result<Grid, StatementError> {
     let mut workbook = calamine::open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(|e| {
         StatementError::Malformed { at: Location::File, detail: format!("not a readable workbook: {e}") }
     })?;

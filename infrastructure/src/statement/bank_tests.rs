@@ -522,3 +522,25 @@ fn a_bank_csv_cut_at_any_line_break_is_refused_never_read_in_part() {
         );
     }
 }
+
+#[test]
+fn a_damaged_xls_that_makes_the_workbook_reader_panic_is_refused_as_damaged() {
+    // Found by the fuzzer: calamine indexes past the end of the workbook stream.
+    let path = format!(
+        "{}/../fuzz/regressions/statement_bank/crash-66d6af93383f6b2bc7131c8a8c576e10678aff53",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(&path).expect("the fuzzer's input");
+    assert_eq!(error(StatementFormat::Auto, &bytes), "file: not a readable workbook: the file is damaged");
+}
+
+#[test]
+fn an_mt940_entry_date_cut_inside_a_character_is_refused_not_a_panic() {
+    // Found by the fuzzer: four bytes after the value date ended inside a multi-byte character.
+    let path = format!(
+        "{}/../fuzz/regressions/statement_mt940/crash-eeaf491d8dd03586bdf8819e5adf76092e11e55c",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(&path).expect("the fuzzer's input");
+    assert!(parse(StatementFormat::Mt940, &bytes).is_err());
+}

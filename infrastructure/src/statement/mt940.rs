@@ -231,7 +231,7 @@ fn statement_line(
     let value_date = first.get(0..6).and_then(date6).ok_or_else(|| malformed("has no valid value date"))?;
     let mut rest = &first[6..];
     let mut booked_on = value_date;
-    if rest.len() >= 4 && rest[..4].bytes().all(|b| b.is_ascii_digit()) {
+    if rest.get(..4).is_some_and(|entry| entry.bytes().all(|b| b.is_ascii_digit())) {
         let month: u32 = rest[0..2].parse().map_err(|_| malformed("has a bad entry date"))?;
         let day: u32 = rest[2..4].parse().map_err(|_| malformed("has a bad entry date"))?;
         // The entry date's year: the value date's, or the one before/after across New Year.
