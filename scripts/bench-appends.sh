@@ -15,19 +15,10 @@ cargo build --release -q -p feeledger-api --bin feeledger && cargo build --relea
 bin="${CARGO_TARGET_DIR:-target}/release"
 "$bin/feeledger" migrate --database-url "$url" 2>/dev/null
 
-# The scratch table: the columns, defaults, constraints and indexes of `events`, no triggers.
-psql "$url" -q <<'SQL'
-CREATE TABLE bench_events (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
-ALTER TABLE bench_events ALTER COLUMN global_position ADD GENERATED ALWAYS AS IDENTITY;
-SQL
+. "$(dirname "$0")/bench-baseline.sh"
+bench_events_table "$url"
 script=$(mktemp)
-cat > "$script" <<'SQL'
-INSERT INTO bench_events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash)
-VALUES ('bench-' || gen_random_uuid(), 1, gen_random_uuid(), 'PaymentReceived', 1,
-  '{"payment_id":"0190f3a4-0000-7000-8000-000000000000","idempotency_key":"bench-1","amount":"3000","channel":"VIETQR","reference":"H34.22.6-240426-0002","provider":"sepay","bank_reference":"MBVCB.3278907687","qr_id":null,"payer_account":null,"received_at":"2024-04-26T02:18:00Z"}',
-  '{"actor":"bench"}', now(), sha256('x'::bytea));
-SQL
-
+bench_insert_sql "$script"
 tps() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1; }
 rate() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["events_per_sec"])'; }
 

@@ -21,6 +21,7 @@ ulimit -n 65536 2>/dev/null || true
 # BENCH_BIN_DIR: a directory with release builds of `feeledger` and `feeledger-bench`
 # to use instead of building them here.
 . "$(dirname "$0")/bench-bin.sh"
+. "$(dirname "$0")/bench-baseline.sh"
 work=$(mktemp -d)
 server_pid=
 trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
@@ -31,10 +32,6 @@ export FEELEDGER_PAYOS_CHECKSUM_KEY=bench-payos-checksum-key-0123456789
 export FEELEDGER_VNPAY_HASH_SECRET=BENCHVNPAYHASHSECRET0123456789AB
 # Enough cases that no sender runs out (senders wrap around, overpaying, if they do).
 cases=${BENCH_CASES:-$((seconds * 1500))}
-
-row="('bench-' || gen_random_uuid(), 1, gen_random_uuid(), 'PaymentReceived', 1,
-  '{\"payment_id\":\"0190f3a4-0000-7000-8000-000000000000\",\"idempotency_key\":\"bench-1\",\"amount\":\"3000\",\"channel\":\"VIETQR\",\"reference\":\"H34.22.6-240426-0002\",\"provider\":\"sepay\",\"bank_reference\":\"MBVCB.3278907687\",\"qr_id\":null,\"payer_account\":null,\"received_at\":\"2024-04-26T02:18:00Z\"}',
-  '{\"actor\":\"bench\"}', now(), sha256('x'::bytea))"
 
 start_server() { # url port server-binary
   (cd "$work" && FEELEDGER_DATABASE_URL="$1" FEELEDGER_DATABASE_MAX_CONNECTIONS=$((senders + 4)) RUST_LOG=warn \
@@ -71,11 +68,8 @@ PY
 db=feeledger_bench_notifications
 psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
 "$bin/feeledger" migrate --database-url "$server/$db" >/dev/null 2>&1
-psql "$server/$db" -q <<'SQL'
-CREATE TABLE bench_events (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
-ALTER TABLE bench_events ALTER COLUMN global_position ADD GENERATED ALWAYS AS IDENTITY;
-SQL
-echo "INSERT INTO bench_events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash) VALUES $row;" >"$work/insert.sql"
+bench_events_table "$server/$db"
+bench_insert_sql "$work/insert.sql"
 pg_base=$(pgbench -n -c "$senders" -j 2 -T "$seconds" -f "$work/insert.sql" "$server/$db" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1)
 if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
   psql "$server/postgres" -qc "DROP DATABASE IF EXISTS ${db}_base WITH (FORCE)" -c "CREATE DATABASE ${db}_base"

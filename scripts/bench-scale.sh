@@ -25,6 +25,7 @@ db=feeledger_bench_scale
 url="$server/$db"
 ulimit -n 65536 2>/dev/null || true
 . "$(dirname "$0")/bench-bin.sh"
+. "$(dirname "$0")/bench-baseline.sh"
 work=$(mktemp -d)
 server_pid=
 trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
@@ -32,16 +33,8 @@ export FEELEDGER_SEPAY_HMAC_SECRET=bench-sepay-hmac-secret-0123456789
 
 psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
 "$bin/feeledger" migrate --database-url "$url" >/dev/null 2>&1
-psql "$url" -q <<'SQL'
-CREATE TABLE bench_events (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
-ALTER TABLE bench_events ALTER COLUMN global_position ADD GENERATED ALWAYS AS IDENTITY;
-SQL
-cat >"$work/insert.sql" <<'SQL'
-INSERT INTO bench_events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash)
-VALUES ('bench-' || gen_random_uuid(), 1, gen_random_uuid(), 'PaymentReceived', 1,
-  '{"payment_id":"0190f3a4-0000-7000-8000-000000000000","idempotency_key":"bench-1","amount":"3000","channel":"VIETQR","reference":"H34.22.6-240426-0002","provider":"sepay","bank_reference":"MBVCB.3278907687","qr_id":null,"payer_account":null,"received_at":"2024-04-26T02:18:00Z"}',
-  '{"actor":"bench"}', now(), sha256('x'::bytea));
-SQL
+bench_events_table "$url"
+bench_insert_sql "$work/insert.sql"
 now() { date +%s.%N; }
 tps() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1; }
 columns="global_position, transaction_id, stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash"

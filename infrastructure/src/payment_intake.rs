@@ -616,25 +616,27 @@ impl PaymentIntake {
     /// Credits waiting for a person: of an agency, or of no known agency (`None`).
     pub async fn unmatched(&self, agency: Option<&AgencyCode>) -> Result<Vec<CreditState>, IntakeError> {
         let streams = self.ledger.store().unresolved_unmatched_credits(agency.map(AgencyCode::as_str)).await?;
-        let mut credits = Vec::with_capacity(streams.len());
-        for stream in streams {
-            let Some(credit_id) = stream.strip_prefix(codec::BANK_CREDIT_STREAM_PREFIX) else { continue };
-            if let (Some(state), _) = self.credit(credit_id).await?
-                && state.awaits_decision()
-            {
-                credits.push(state);
-            }
-        }
-        Ok(credits)
+        self.credit_states(streams, CreditState::awaits_decision).await
     }
 
     /// Credits marked for refund and not yet paid back (`recordRefund` closes them), oldest first.
     pub async fn awaiting_refund(&self, agency: Option<&AgencyCode>) -> Result<Vec<CreditState>, IntakeError> {
         let streams = self.ledger.store().credits_awaiting_refund(agency.map(AgencyCode::as_str)).await?;
+        self.credit_states(streams, |_| true).await
+    }
+
+    /// The state of each credit stream listed, in order, those `keep` accepts.
+    async fn credit_states(
+        &self,
+        streams: Vec<String>,
+        keep: fn(&CreditState) -> bool,
+    ) -> Result<Vec<CreditState>, IntakeError> {
         let mut credits = Vec::with_capacity(streams.len());
         for stream in streams {
             let Some(credit_id) = stream.strip_prefix(codec::BANK_CREDIT_STREAM_PREFIX) else { continue };
-            if let (Some(state), _) = self.credit(credit_id).await? {
+            if let (Some(state), _) = self.credit(credit_id).await?
+                && keep(&state)
+            {
                 credits.push(state);
             }
         }

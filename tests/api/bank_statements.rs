@@ -424,8 +424,6 @@ async fn a_month_exported_in_each_banks_layout_imports_unchanged_chains_and_reco
                 for e in exceptions {
                     assert!(dong(&e["amount"]) > 0, "[{backend}] each exception is listed with its amount: {e:#}");
                     open_days.push((date, e.clone()));
-                }
-                for e in exceptions {
                     let key = (e["kind"].as_str().unwrap().to_owned(), e["side"].as_str().unwrap().to_owned());
                     let id = e["statementLineId"].as_str().or(e["reference"].as_str()).unwrap_or_default().to_owned();
                     seen.entry(key).or_default().insert(id);
