@@ -16,6 +16,10 @@
 # display arrived; the tool reports its progress on stderr and pays only once all show one.
 # BENCH_SERVER_ENV: variables for the server only (e.g. "MALLOC_ARENA_MAX=2"). BENCH_BIN_DIR: a
 # directory with release builds of `feeledger` and `feeledger-bench` (skips the build).
+# BENCH_HOLD_OPEN_SECS: keep the screens of the large run open this long once all show a display,
+# before paying (to look inside the server meanwhile, e.g. gdb -p on the pid it prints).
+# BENCH_DB_NAME (feeledger_bench_screens) and BENCH_PORT (18081 for SQLite, +1 for PostgreSQL):
+# for runs beside another one on the same machine.
 # BENCH_BACKENDS: "sqlite postgres" (default) or one. The load tool shares the machine's cores
 # with the server.
 set -euo pipefail
@@ -25,6 +29,8 @@ payments=${3:-300}
 rate=${4:-0}
 seconds=${5:-}
 backends=${BENCH_BACKENDS:-sqlite postgres}
+db=${BENCH_DB_NAME:-feeledger_bench_screens}
+port=${BENCH_PORT:-18081}
 # One socket per screen in the load tool and one in the server: as many files as allowed.
 ulimit -n "$(ulimit -Hn)"
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((screens + 100)) ]; then
@@ -44,17 +50,20 @@ run() {
   (cd "$work" && FEELEDGER_DATABASE_URL="$url" RUST_LOG=warn exec env ${BENCH_SERVER_ENV:-} "$bin/feeledger" serve --listen "127.0.0.1:$port" \
     >"$work/server-$port.log" 2>&1) &
   server_pid=$!
+  echo "server ($name) pid $server_pid" >&2
   for _ in $(seq 1 100); do curl -fs "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
   admin=$(cd "$work" && "$bin/feeledger" tokens issue --role admin --database-url "$url")
   for count in 2 "$screens"; do
     agency="B0$count.1"
     pace=$rate pays=$payments duration=()
     [ -n "$seconds" ] && duration=(--seconds "$seconds")
-    [ "$count" = 2 ] && pace=0 pays=$((payments < 300 ? payments : 300)) duration=()
+    hold=${BENCH_HOLD_OPEN_SECS:-0}
+    [ "$count" = 2 ] && pace=0 pays=$((payments < 300 ? payments : 300)) duration=() hold=0
     officer=$(cd "$work" && "$bin/feeledger" tokens issue --role officer --agency "$agency" --database-url "$url")
     result=$("$bin/feeledger-bench" screens --url "http://127.0.0.1:$port" --admin-token "$admin" \
       --officer-token "$officer" --agency "$agency" --screens "$count" --payments "$pays" --rate "$pace" \
-      "${duration[@]}" --connect-concurrency "${BENCH_CONNECT_CONCURRENCY:-200}" --server-pid "$server_pid")
+      "${duration[@]}" --connect-concurrency "${BENCH_CONNECT_CONCURRENCY:-200}" --server-pid "$server_pid" \
+      --hold-open-secs "$hold")
     echo "{\"backend\":\"$name\",\"result\":$result}"
   done
   kill "$server_pid" 2>/dev/null || true
@@ -64,12 +73,11 @@ run() {
 
 for backend in $backends; do
   case $backend in
-    sqlite) run sqlite "sqlite://$work/bench.db" 18081 ;;
+    sqlite) run sqlite "sqlite://$work/bench.db" "$port" ;;
     postgres)
-      psql "$server/postgres" -qc "DROP DATABASE IF EXISTS feeledger_bench_screens WITH (FORCE)" \
-        -c "CREATE DATABASE feeledger_bench_screens"
-      run postgres "$server/feeledger_bench_screens" 18082
-      psql "$server/postgres" -qc "DROP DATABASE IF EXISTS feeledger_bench_screens WITH (FORCE)"
+      psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+      run postgres "$server/$db" $((port + 1))
+      psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
       ;;
   esac
 done

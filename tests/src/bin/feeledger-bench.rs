@@ -96,6 +96,11 @@ enum Bench {
         /// `--payments`).
         #[arg(long)]
         seconds: Option<u64>,
+        /// Once every screen shows its first display and the server's memory was read, keep
+        /// the screens open this many seconds before paying (to look inside the server, e.g.
+        /// with gdb, while they are open).
+        #[arg(long, default_value_t = 0)]
+        hold_open_secs: u64,
     },
     /// Signed bank notifications over HTTP from N concurrent senders, each for its own cases
     /// (assessed through the API first), with a share of partial payments (two notifications
@@ -420,6 +425,7 @@ struct ScreensRun {
     server_pid: Option<u32>,
     connect_concurrency: usize,
     open_timeout: Duration,
+    hold_open: Duration,
 }
 
 /// A field of a process's `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`), Linux only.
@@ -527,6 +533,7 @@ async fn screens(run: ScreensRun) -> anyhow::Result<()> {
         server_pid,
         connect_concurrency,
         open_timeout,
+        hold_open,
     } = run;
     let (url, admin, officer, agency) = (url.as_str(), admin.as_str(), officer.as_str(), agency.as_str());
     if let Some(limit) = open_files_limit() {
@@ -671,6 +678,14 @@ async fn screens(run: ScreensRun) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_open_kib = resident_kib(server_pid);
     let fds_open = open_fds(server_pid);
+    if !hold_open.is_zero() {
+        eprintln!(
+            "holding {showing} screens open for {} s (server RSS {} KiB)",
+            hold_open.as_secs(),
+            rss_open_kib.unwrap_or(0)
+        );
+        tokio::time::sleep(hold_open).await;
+    }
 
     // The screens of a counter that opened.
     let screens_of = |counter: usize| [counter, counter + counters].into_iter().filter(|s| *s < screens && open[*s]);
@@ -1160,6 +1175,7 @@ fn main() -> ExitCode {
                 connect_concurrency,
                 open_timeout_secs,
                 seconds,
+                hold_open_secs,
             } => {
                 let payments = match seconds {
                     Some(seconds) if rate > 0 => usize::try_from(u64::from(rate) * seconds)?,
@@ -1176,6 +1192,7 @@ fn main() -> ExitCode {
                     server_pid,
                     connect_concurrency: connect_concurrency.max(1),
                     open_timeout: Duration::from_secs(open_timeout_secs),
+                    hold_open: Duration::from_secs(hold_open_secs),
                 };
                 screens(run).await
             }
