@@ -5,6 +5,7 @@
 //! issue` and every server node on the same database agree on it without configuration.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use feeledger_domain::codes::{AgencyCode, CounterId};
@@ -263,8 +264,13 @@ impl TokenRequest {
     }
 }
 
+/// Cheap to clone: every request's state and every WebSocket (10,000 screens) holds one.
 #[derive(Clone)]
 pub struct TokenService {
+    keys: Arc<TokenKeys>,
+}
+
+struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
 }
@@ -281,8 +287,10 @@ impl TokenService {
             return Err(AuthError::WeakSecret);
         }
         Ok(TokenService {
-            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
-            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            keys: Arc::new(TokenKeys {
+                encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
+                decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            }),
         })
     }
 
@@ -336,7 +344,7 @@ impl TokenService {
             exp: (now + request.ttl).timestamp(),
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.keys.encoding)
             .map_err(|e| AuthError::Signing(e.to_string()))
     }
 
@@ -344,7 +352,7 @@ impl TokenService {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 30;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+        let data = jsonwebtoken::decode::<Claims>(token, &self.keys.decoding, &validation)
             .map_err(|e| AuthError::InvalidToken(token_problem(e.kind()).into()))?;
         let claims = data.claims;
         let bad_scope = |_| AuthError::InvalidToken("its agency or counter is malformed".into());

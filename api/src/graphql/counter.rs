@@ -275,7 +275,9 @@ impl CounterMutations {
 /// the pool), a subscription reads again shortly rather than wait for the next event of its
 /// topics, which may never come: it has sent nothing yet, or shows a stale state.
 pub(crate) async fn retry_after_failed_read() -> bool {
-    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    // Boxed: a timer is ~110 bytes, and a parked subscription (10,000 screens) should not
+    // carry one for a wait that happens only after a failure.
+    Box::pin(tokio::time::sleep(std::time::Duration::from_millis(250))).await;
     true
 }
 
@@ -293,40 +295,63 @@ struct DisplayWatch {
     fresh: bool,
 }
 
+/// What one read of a display or a case leads to.
+enum ReadOutcome<T> {
+    /// Something that differs from what was sent last: send it. Boxed, as the streams' items
+    /// are: async-graphql keeps room for one item in every open subscription (the future
+    /// that resolves it), 8 bytes for a box instead of ~850 for a display or a case.
+    Send(Box<T>),
+    /// Nothing to send: wait for the next event (or read once more when `fresh`).
+    Unchanged,
+    /// The read failed: read again shortly.
+    Failed,
+}
+
 impl DisplayWatch {
     /// The next display that differs from the last one sent.
-    async fn next(mut self) -> Option<(CounterDisplayView, DisplayWatch)> {
+    ///
+    /// Only what a parked subscription needs lives across the awaits here (10,000 screens
+    /// park in them): the read is boxed, so its query futures exist only while it reads; its
+    /// answer goes straight to `take`, so no display (~850 bytes) is held while waiting; and
+    /// the watch is boxed, since an async fn keeps its argument twice (as passed, and moved).
+    async fn next(mut self: Box<Self>) -> Option<(Box<CounterDisplayView>, Box<DisplayWatch>)> {
         loop {
             if !self.fresh {
                 // An event of the counter or of the case shown, or missed ones: re-read.
                 self.events.recv().await?;
             }
             self.fresh = false;
-            // Boxed: the read's state (several KiB of query futures) then exists only while
-            // reading, instead of inside every parked subscription (10,000 screens).
-            match Box::pin(load_display(&self.ledger, &self.agency, &self.counter)).await {
-                Ok(Some(display)) => {
-                    let key = (codec::case_stream(&display.record.code), display.record.version);
-                    if self.shown_stream.as_deref() != Some(key.0.as_str()) {
-                        // Now showing another case: follow its stream instead, and read once
-                        // more, since its events routed before this were not heard.
-                        if let Some(old) = self.shown_stream.replace(key.0.clone()) {
-                            self.events.unfollow(&Topic::Stream(old));
-                        }
-                        self.events.follow(Topic::Stream(key.0.clone()));
-                        self.fresh = true;
+            match self.take(Box::pin(load_display(&self.ledger, &self.agency, &self.counter)).await) {
+                ReadOutcome::Send(display) => return Some((display, self)),
+                ReadOutcome::Unchanged => {}
+                ReadOutcome::Failed => self.fresh = retry_after_failed_read().await,
+            }
+        }
+    }
+
+    fn take(&mut self, read: ApiResult<Option<CounterDisplayView>>) -> ReadOutcome<CounterDisplayView> {
+        match read {
+            Ok(Some(display)) => {
+                let key = (codec::case_stream(&display.record.code), display.record.version);
+                if self.shown_stream.as_deref() != Some(key.0.as_str()) {
+                    // Now showing another case: follow its stream instead, and read once
+                    // more, since its events routed before this were not heard.
+                    if let Some(old) = self.shown_stream.replace(key.0.clone()) {
+                        self.events.unfollow(&Topic::Stream(old));
                     }
-                    if self.sent_version.as_ref() == Some(&key) {
-                        continue;
-                    }
-                    self.sent_version = Some(key);
-                    return Some((display, self));
+                    self.events.follow(Topic::Stream(key.0.clone()));
+                    self.fresh = true;
                 }
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!(?error, counter.id = %self.counter, "counter display refresh failed");
-                    self.fresh = retry_after_failed_read().await;
+                if self.sent_version.as_ref() == Some(&key) {
+                    return ReadOutcome::Unchanged;
                 }
+                self.sent_version = Some(key);
+                ReadOutcome::Send(Box::new(display))
+            }
+            Ok(None) => ReadOutcome::Unchanged,
+            Err(error) => {
+                tracing::warn!(?error, counter.id = %self.counter, "counter display refresh failed");
+                ReadOutcome::Failed
             }
         }
     }
@@ -342,24 +367,35 @@ struct CaseWatch {
 }
 
 impl CaseWatch {
-    async fn next(mut self) -> Option<(CaseView, CaseWatch)> {
+    /// As `DisplayWatch::next`: nothing but the boxed watch lives across its awaits.
+    async fn next(mut self: Box<Self>) -> Option<(Box<CaseView>, Box<CaseWatch>)> {
         loop {
             if !self.fresh {
                 // An event of the case, or missed ones: re-read the truth.
                 self.events.recv().await?;
             }
             self.fresh = false;
-            // Boxed, as in `DisplayWatch::next`: a parked subscription holds no read state.
-            match Box::pin(self.ledger.read_case(&self.code)).await {
-                Ok(record) if record.exists() && self.sent_version != Some(record.version) => {
-                    self.sent_version = Some(record.version);
-                    return Some((CaseView::new(record, &self.viewer), self));
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(?error, case.code = %self.code, "case status refresh failed");
-                    self.fresh = retry_after_failed_read().await;
-                }
+            match self.take(Box::pin(self.ledger.read_case(&self.code)).await) {
+                ReadOutcome::Send(view) => return Some((view, self)),
+                ReadOutcome::Unchanged => {}
+                ReadOutcome::Failed => self.fresh = retry_after_failed_read().await,
+            }
+        }
+    }
+
+    fn take(
+        &mut self,
+        read: Result<CaseRecord, feeledger_infrastructure::ledger::LedgerError>,
+    ) -> ReadOutcome<CaseView> {
+        match read {
+            Ok(record) if record.exists() && self.sent_version != Some(record.version) => {
+                self.sent_version = Some(record.version);
+                ReadOutcome::Send(Box::new(CaseView::new(record, &self.viewer)))
+            }
+            Ok(_) => ReadOutcome::Unchanged,
+            Err(error) => {
+                tracing::warn!(?error, case.code = %self.code, "case status refresh failed");
+                ReadOutcome::Failed
             }
         }
     }
@@ -373,9 +409,9 @@ impl CounterSubscriptions {
         ctx: &Context<'_>,
         counter_id: String,
         agency_code: Option<String>,
-    ) -> Result<impl Stream<Item = CounterDisplayView> + use<>, ApiError> {
+    ) -> Result<impl Stream<Item = Box<CounterDisplayView>> + use<>, ApiError> {
         let (agency, counter) = counter_scope(principal(ctx)?, agency_code.as_deref(), &counter_id)?;
-        let watch = DisplayWatch {
+        let watch = Box::new(DisplayWatch {
             events: api(ctx).live.follow([counter_topic(&agency, &counter)]),
             ledger: ledger(ctx).clone(),
             agency,
@@ -383,7 +419,7 @@ impl CounterSubscriptions {
             shown_stream: None,
             sent_version: None,
             fresh: true,
-        };
+        });
         Ok(futures::stream::unfold(watch, DisplayWatch::next))
     }
 
@@ -392,20 +428,45 @@ impl CounterSubscriptions {
         &self,
         ctx: &Context<'_>,
         code: String,
-    ) -> Result<impl Stream<Item = CaseView> + use<>, ApiError> {
+    ) -> Result<impl Stream<Item = Box<CaseView>> + use<>, ApiError> {
         let viewer = principal(ctx)?.clone();
         let code = parse_case_code(&code)?;
         if !viewer.can_read_agency(&code.agency()) {
             return Err(ApiError::forbidden());
         }
-        let watch = CaseWatch {
+        let watch = Box::new(CaseWatch {
             events: api(ctx).live.follow([Topic::Stream(codec::case_stream(&code))]),
             ledger: ledger(ctx).clone(),
             code,
             viewer,
             sent_version: None,
             fresh: true,
-        };
+        });
         Ok(futures::stream::unfold(watch, CaseWatch::next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future a watch's `next` returns: what each open subscription keeps
+    /// while it waits for an event.
+    fn parked_size<W, F, Fut>(_: F) -> usize
+    where
+        F: Fn(Box<W>) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    #[test]
+    fn a_waiting_screen_holds_neither_a_display_nor_a_read() {
+        // 10,000 screens wait in these futures. With a display (~850 bytes) or the read's
+        // state kept across the wait it was 1,544 bytes; now the watch itself is boxed too.
+        for (watch, size) in
+            [("DisplayWatch", parked_size(DisplayWatch::next)), ("CaseWatch", parked_size(CaseWatch::next))]
+        {
+            assert!(size <= 256, "{watch}::next keeps {size} bytes while waiting");
+        }
     }
 }
