@@ -96,6 +96,11 @@ enum Bench {
         /// `--payments`).
         #[arg(long)]
         seconds: Option<u64>,
+        /// What each screen's `counterDisplay` subscription selects (it must include
+        /// `version`); the real screens select ~25 fields (`DISPLAY_FIELDS` in
+        /// api/web/screens.js).
+        #[arg(long, default_value = "version")]
+        selection: String,
         /// Once every screen shows its first display and the server's memory was read, keep
         /// the screens open this many seconds before paying (to look inside the server, e.g.
         /// with gdb, while they are open).
@@ -426,6 +431,7 @@ struct ScreensRun {
     connect_concurrency: usize,
     open_timeout: Duration,
     hold_open: Duration,
+    selection: String,
 }
 
 /// A field of a process's `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`), Linux only.
@@ -465,23 +471,27 @@ const FIRST_DISPLAY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often the opening phase reports its progress (stderr).
 const OPEN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
+/// Where and how every screen subscribes.
+struct ScreenConnection {
+    url: String,
+    token: String,
+    query: String,
+}
+
 /// Opens one screen and waits for its first display, holding one of the opening permits for
 /// both, then reports every later display to `deliveries` until the connection ends.
 async fn run_screen(
     screen: usize,
-    url: Arc<str>,
-    token: Arc<str>,
+    connection: Arc<ScreenConnection>,
     variables: Value,
     permits: Arc<tokio::sync::Semaphore>,
     opened: mpsc::UnboundedSender<Opened>,
     deliveries: mpsc::UnboundedSender<Delivery>,
 ) {
-    const QUERY: &str =
-        "subscription($k: String!, $a: String) { counterDisplay(counterId: $k, agencyCode: $a) { version } }";
     let Ok(permit) = permits.acquire_owned().await else { return };
     let mut connect_retries = 0;
     let mut subscription = loop {
-        match Subscription::connect(&url, &token, QUERY, variables.clone()).await {
+        match Subscription::connect(&connection.url, &connection.token, &connection.query, variables.clone()).await {
             Ok(subscription) => break subscription,
             Err(error) if connect_retries + 1 < SCREEN_CONNECT_ATTEMPTS => {
                 connect_retries += 1;
@@ -534,6 +544,7 @@ async fn screens(run: ScreensRun) -> anyhow::Result<()> {
         connect_concurrency,
         open_timeout,
         hold_open,
+        selection,
     } = run;
     let (url, admin, officer, agency) = (url.as_str(), admin.as_str(), officer.as_str(), agency.as_str());
     if let Some(limit) = open_files_limit() {
@@ -624,14 +635,19 @@ async fn screens(run: ScreensRun) -> anyhow::Result<()> {
     let (delivery_tx, mut delivery_rx) = mpsc::unbounded_channel::<Delivery>();
     let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<Opened>();
     let permits = Arc::new(tokio::sync::Semaphore::new(connect_concurrency));
-    let (shared_url, shared_token): (Arc<str>, Arc<str>) = (Arc::from(url), Arc::from(admin));
+    let connection = Arc::new(ScreenConnection {
+        url: url.to_owned(),
+        token: admin.to_owned(),
+        query: format!(
+            "subscription($k: String!, $a: String) {{ counterDisplay(counterId: $k, agencyCode: $a) {{ {selection} }} }}"
+        ),
+    });
     let open_started = Instant::now();
     for screen in 0..screens {
         let variables = json!({ "k": counter_ids[screen % counters], "a": agency });
         tokio::spawn(run_screen(
             screen,
-            Arc::clone(&shared_url),
-            Arc::clone(&shared_token),
+            Arc::clone(&connection),
             variables,
             Arc::clone(&permits),
             opened_tx.clone(),
@@ -1175,6 +1191,7 @@ fn main() -> ExitCode {
                 connect_concurrency,
                 open_timeout_secs,
                 seconds,
+                selection,
                 hold_open_secs,
             } => {
                 let payments = match seconds {
@@ -1193,6 +1210,7 @@ fn main() -> ExitCode {
                     connect_concurrency: connect_concurrency.max(1),
                     open_timeout: Duration::from_secs(open_timeout_secs),
                     hold_open: Duration::from_secs(hold_open_secs),
+                    selection,
                 };
                 screens(run).await
             }
