@@ -59,8 +59,10 @@ import sys
 name, count, applied = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 c0, c1, a0, a1, r0, r1 = map(float, sys.argv[4:10])
 copy_all, copy_applied, rebuild = count / (c1 - c0), applied / (a1 - a0), r1 - r0
+applied_cells = (f"{copy_applied:,.0f} | {applied / rebuild:,.0f} | {applied / rebuild / copy_applied:.2f}"
+                 if applied else "— | — | — (the generated log has none of its events)")
 print(f"| {name} | {count:,} | {copy_all:,.0f} | {count / rebuild:,.0f} | {count / rebuild / copy_all:.2f} "
-      f"| {applied:,} | {copy_applied:,.0f} | {applied / rebuild:,.0f} | {applied / rebuild / copy_applied:.2f} |")
+      f"| {applied:,} | {applied_cells} |")
 PY
 done
 [ "${BENCH_KEEP_DB:-}" = 1 ] || psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"

@@ -150,17 +150,18 @@ async fn handle(
         received_at,
     };
     // Inbox first: if the request cannot be stored, it is not accepted (the provider retries).
-    let inbox_id = match state.inbox.record(&request).await {
-        Ok(id) => id,
+    let stored = match state.inbox.record_counting_agencies(&request).await {
+        Ok(stored) => stored,
         Err(error) => {
             tracing::error!(%error, provider = provider.as_str(), "cannot store a bank notification");
             let unavailable = error.is_unavailable().then_some(StatusCode::SERVICE_UNAVAILABLE);
             return answer(provider, &Outcome::Internal, unavailable);
         }
     };
+    let inbox_id = stored.id;
     let span = tracing::info_span!("webhook", provider = provider.as_str(), inbox.id = inbox_id);
     let parts = RequestParts { headers: &headers, uri: &uri, raw: &raw, stored: false };
-    let inbox = InboxTarget { id: inbox_id, answered: true };
+    let inbox = InboxTarget { id: inbox_id, answered: true, agency_configurations: Some(stored.agency_configurations) };
     let handled = handling(&state, provider, received_at, &parts, truncated, inbox).instrument(span.clone()).await;
     let response = answer(provider, &handled.outcome, handled.status_override);
     let status = response.status().as_u16();
@@ -180,12 +181,14 @@ struct Handled {
     stored: bool,
 }
 
-/// The inbox row of the request being handled, and whether its sender waits for the answer
-/// (not when the recovery finishes it).
+/// The inbox row of the request being handled, whether its sender waits for the answer (not
+/// when the recovery finishes it), and how many agency configurations the log held when the
+/// row was stored (read with it; none for the recovery).
 #[derive(Debug, Clone, Copy)]
 struct InboxTarget {
     id: i64,
     answered: bool,
+    agency_configurations: Option<i64>,
 }
 
 impl Handled {
@@ -274,7 +277,7 @@ async fn handling(
             at: state.clock.now(),
         })
     };
-    match state.intake.receive_resolving(credit, received_at, resolution).await {
+    match state.intake.receive_resolving(credit, received_at, inbox.agency_configurations, resolution).await {
         Ok((intake, stored)) => Handled { stored, ..Handled::from_intake(provider, &intake, credit_id) },
         Err(IntakeError::UnknownAccount(account)) => {
             let why = format!("account {account} is not a collection account of this service");
@@ -436,7 +439,7 @@ async fn recover(state: &AppState, request: UnfinishedRequest) {
             }
         }
     }
-    let inbox = InboxTarget { id: request.id, answered: false };
+    let inbox = InboxTarget { id: request.id, answered: false, agency_configurations: None };
     let mut handled = handling(state, provider, request.received_at, &parts, request.body_truncated, inbox).await;
     if handled.inbox_outcome == InboxOutcome::Failed {
         // Still failing: leave it for the next pass, as the provider's retry would be.

@@ -131,14 +131,19 @@ impl PaymentIntake {
 
     /// The current configuration of every agency.
     pub async fn agencies(&self) -> Result<Vec<AgencyConfigured>, IntakeError> {
-        Ok(self.current_agencies().await?.as_ref().clone())
+        Ok(self.current_agencies(None).await?.as_ref().clone())
     }
 
     /// The agencies, from memory while no agency was configured since they were read: one small
     /// index scan (how many configurations there are) instead of reading and decoding every
     /// configuration. Any node's configuration changes the count, so the cache is never stale.
-    async fn current_agencies(&self) -> Result<Arc<Vec<AgencyConfigured>>, IntakeError> {
-        let count = self.ledger.store().agency_configuration_count().await?;
+    /// `counted`: that count, when the caller read it already (with the notification's inbox
+    /// row, `Inbox::record_counting_agencies`).
+    async fn current_agencies(&self, counted: Option<i64>) -> Result<Arc<Vec<AgencyConfigured>>, IntakeError> {
+        let count = match counted {
+            Some(count) => count,
+            None => self.ledger.store().agency_configuration_count().await?,
+        };
         if let Some((cached_count, agencies)) = self.agencies.lock().map_err(|_| poisoned())?.as_ref()
             && *cached_count == count
         {
@@ -186,7 +191,7 @@ impl PaymentIntake {
 
     /// Handles one verified credit: records it, finds its case, records the payment.
     pub async fn receive(&self, credit: BankCredit, now: DateTime<Utc>) -> Result<Intake, IntakeError> {
-        self.receive_resolving(credit, now, |_| None).await.map(|(intake, _)| intake)
+        self.receive_resolving(credit, now, None, |_| None).await.map(|(intake, _)| intake)
     }
 
     /// Like [`PaymentIntake::receive`]; `resolution` says what to write on the request's inbox
@@ -194,14 +199,16 @@ impl PaymentIntake {
     /// case's payment, the credit matched (or unmatched) and the inbox row's outcome, one
     /// commit. Anything else (a credit seen before, a case that keeps changing) goes step by
     /// step, each step idempotent, and the inbox row is left to the caller. Returns whether
-    /// the resolution was written.
+    /// the resolution was written. `agency_configurations`: how many agency configurations
+    /// the log held when the request was stored, if read then (saves a round trip).
     pub async fn receive_resolving(
         &self,
         credit: BankCredit,
         now: DateTime<Utc>,
+        agency_configurations: Option<i64>,
         resolution: impl Fn(&Intake) -> Option<InboxResolution>,
     ) -> Result<(Intake, bool), IntakeError> {
-        let agencies = self.current_agencies().await?;
+        let agencies = self.current_agencies(agency_configurations).await?;
         let agency = match credit.account_number.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
             Some(account) => Some(
                 agencies

@@ -800,3 +800,50 @@ async fn a_days_debits_are_explained_by_the_refunds_and_remittances_recorded_and
         assert_eq!(after["allExplained"], true, "[{backend}] {after:#}");
     }
 }
+
+#[tokio::test]
+async fn an_account_configured_after_the_agencies_were_cached_is_known_to_the_next_notification() {
+    for app in apps().await {
+        let backend = app.backend();
+        assess(&app, CASE, 3).await;
+        // The first notification reads the agencies and keeps them in memory.
+        assert_eq!(post_sepay(&app, &sepay_body(8001, json!(3000), CASE)).await.0, 200, "[{backend}]");
+
+        // A second agency, with an account of its own, configured afterwards.
+        let second_account = "113366669999";
+        app.graphql_ok(
+            &app.admin(),
+            "mutation($input: ConfigureAgencyInput!) { configureAgency(input: $input) { code } }",
+            json!({ "input": {
+                "code": "H34.22.7", "name": "UBND H34.22.7", "bankBin": "970415",
+                "accountNumber": second_account, "accountName": "UBND PHUONG HOANG VAN THU",
+                "retainsFees": true, "counters": ["quay-1"]
+            }}),
+        )
+        .await;
+
+        // The count read with a request's inbox row is the log's, so the cache is not used stale:
+        // money to the new account is taken (left for a person: it names no case), not refused.
+        let body = sepay_body(8002, json!(5000), "CHUYEN TIEN").replace(ACCOUNT, second_account);
+        let (status, _) = post_sepay(&app, &body).await;
+        assert_eq!(status, 200, "[{backend}] the new agency's account is known");
+        let newest = app.state.inbox.recent(Some("sepay"), 1).await.unwrap();
+        assert_eq!(newest[0].outcome, "unmatched", "[{backend}] {:?}", newest[0].outcome_detail);
+
+        let stored = app
+            .state
+            .inbox
+            .record_counting_agencies(&feeledger_infrastructure::inbox::ReceivedRequest {
+                provider: "sepay",
+                method: "POST".into(),
+                uri: "/webhooks/sepay".into(),
+                headers: json!({}),
+                body: Vec::new(),
+                body_truncated: false,
+                received_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored.agency_configurations, 2, "[{backend}] two agencies configured, once each");
+    }
+}

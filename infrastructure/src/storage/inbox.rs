@@ -56,6 +56,13 @@ pub struct ReceivedRequest {
     pub received_at: DateTime<Utc>,
 }
 
+/// A request just stored: its inbox row, and how many agency configurations the log held then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredRequest {
+    pub id: i64,
+    pub agency_configurations: i64,
+}
+
 /// A stored request whose handling never finished (still `received`).
 #[derive(Debug, Clone)]
 pub struct UnfinishedRequest {
@@ -138,9 +145,17 @@ impl Inbox {
 
     /// Stores the request and returns its id. Call before anything else looks at it.
     pub async fn record(&self, request: &ReceivedRequest) -> Result<i64, StoreError> {
+        self.record_counting_agencies(request).await.map(|stored| stored.id)
+    }
+
+    /// Like [`Inbox::record`], and reads, in the same statement, how many agency configurations
+    /// the log holds: payment intake checks its agencies in memory against that count
+    /// (`PaymentIntake::receive_resolving`), so a notification needs no round trip for it.
+    pub async fn record_counting_agencies(&self, request: &ReceivedRequest) -> Result<StoredRequest, StoreError> {
         const SQL: &str = "INSERT INTO bank_notifications (provider, received_at, method, uri, headers, body, body_truncated) \
-                           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
-        on_pool!(&self.store, |pool, sql| sqlx::query_scalar(SQL)
+                           VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                           RETURNING id, (SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured')";
+        let (id, agency_configurations) = on_pool!(&self.store, |pool, sql| sqlx::query_as(SQL)
             .bind(request.provider)
             .bind(sql.time(request.received_at))
             .bind(&request.method)
@@ -150,7 +165,8 @@ impl Inbox {
             .bind(request.body_truncated)
             .fetch_one(pool)
             .await)
-        .map_err(StoreError::db("storing a bank notification"))
+        .map_err(StoreError::db("storing a bank notification"))?;
+        Ok(StoredRequest { id, agency_configurations })
     }
 
     /// Records what became of request `id`; `http_status` is what the sender was answered
