@@ -35,6 +35,34 @@ pub const LIVE_BATCH: usize = 500;
 /// Events per batch while rebuilding (fewer, larger transactions).
 pub const REBUILD_BATCH: usize = 10_000;
 
+/// A batch of the log being read ahead, in a task of its own, while the batch before it is
+/// applied and committed: a rebuild's reads (PostgreSQL's work) then overlap its applying (ours).
+struct ReadAhead {
+    /// Where the batch starts: it is used only by a step that starts there.
+    from: Checkpoint,
+    read: tokio::task::JoinHandle<Result<(Checkpoint, Vec<LeanEvent>), StoreError>>,
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        // Not needed after all (another runner applied the batch, the rebuild ended).
+        self.read.abort();
+    }
+}
+
+/// The log's head, then up to `batch` events of `types` after `from`: the head first, so that
+/// a short batch proves nothing of these types lies between its last event and the head.
+async fn read_batch(
+    store: &Storage,
+    from: Checkpoint,
+    batch: usize,
+    types: &[&str],
+) -> Result<(Checkpoint, Vec<LeanEvent>), StoreError> {
+    let head = store.last_checkpoint().await?;
+    let events = store.read_all_of_types(from, batch, types).await?;
+    Ok((head, events))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
     #[error(transparent)]
@@ -47,6 +75,8 @@ pub enum ProjectionError {
     Unknown(String),
     #[error("projection {0} did not catch up with the log in time")]
     Lagging(&'static str),
+    #[error("reading the next batch of the log ahead failed: {0}")]
+    ReadAhead(String),
 }
 
 /// A read model: a name, a code version, and how each event changes its documents.
@@ -384,6 +414,8 @@ impl Runner {
         }
         // The building generation's documents, kept across batches while it is built here.
         let mut building: Option<(i32, Documents, Instant, i64)> = None;
+        // The building generation's next batch, read while the current one is applied.
+        let mut read_ahead: Option<ReadAhead> = None;
         // The live generation known to be past its first batch (no preparation to look for).
         let mut prepared: Option<i32> = None;
         // The live generation's checkpoint as this runner last committed it (not read again: a
@@ -415,7 +447,7 @@ impl Runner {
                     }
                 }
                 let mut known = live_from.filter(|(g, _)| *g == state.active).map(|(_, c)| c);
-                let (applied, at_end) = self.step(projection, &mut live, LIVE_BATCH, &mut known).await?;
+                let (applied, at_end) = self.step(projection, &mut live, LIVE_BATCH, &mut known, None).await?;
                 live_from = known.map(|c| (state.active, c));
                 applied == 0 || at_end
             };
@@ -432,7 +464,8 @@ impl Runner {
                     building = Some((generation, docs, Instant::now(), total));
                 }
                 if let Some((generation, docs, started, total)) = building.as_mut() {
-                    let (applied, caught_up) = self.step(projection, docs, REBUILD_BATCH, &mut None).await?;
+                    let (applied, caught_up) =
+                        self.step(projection, docs, REBUILD_BATCH, &mut None, Some(&mut read_ahead)).await?;
                     rebuilt = applied;
                     let done = self.docs.checkpoint(P::NAME, *generation).await?.map_or(0, |c| c.events_seen);
                     *total = (*total).max(done);
@@ -472,13 +505,15 @@ impl Runner {
 
     /// Applies one batch to a generation. Returns how many events it applied and whether it
     /// reached the end of the readable log. `known` is the generation's checkpoint if the caller
-    /// knows it (it is read otherwise), and becomes the checkpoint after the batch.
+    /// knows it (it is read otherwise), and becomes the checkpoint after the batch. With
+    /// `ahead`, a full batch starts reading the next one before it is applied (a rebuild).
     async fn step<P: Projection>(
         &self,
         projection: &P,
         docs: &mut Documents,
         batch: usize,
         known: &mut Option<Checkpoint>,
+        mut ahead: Option<&mut Option<ReadAhead>>,
     ) -> Result<(usize, bool), ProjectionError> {
         let from = match known.take() {
             Some(checkpoint) => checkpoint,
@@ -487,12 +522,24 @@ impl Runner {
                 None => return Ok((0, true)),
             },
         };
-        // Read before the batch: every event up to it was readable then, so once the batch is
-        // short, nothing this projection wants lies between its last event and this point.
-        let head = self.store().last_checkpoint().await?;
-        let events = self.store().read_all_of_types(from, batch, P::EVENT_TYPES).await?;
+        // The batch as read ahead, if it was and starts here; read now otherwise.
+        let (head, events) = match ahead.as_deref_mut().and_then(Option::take) {
+            Some(mut read) if read.from == from => {
+                (&mut read.read).await.map_err(|e| ProjectionError::ReadAhead(e.to_string()))??
+            }
+            _ => read_batch(self.store(), from, batch, P::EVENT_TYPES).await?,
+        };
         let at_end = events.len() < batch;
         let mut to = events.last().map_or(from, LeanEvent::checkpoint);
+        if let Some(slot) = ahead
+            && !at_end
+        {
+            let store = self.store().clone();
+            *slot = Some(ReadAhead {
+                from: to,
+                read: tokio::spawn(async move { read_batch(&store, to, batch, P::EVENT_TYPES).await }),
+            });
+        }
         if at_end && head > to {
             to = head;
         }

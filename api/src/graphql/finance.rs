@@ -63,8 +63,8 @@ pub(crate) fn projection_error(error: ProjectionError) -> ApiError {
         }
         ProjectionError::Store(store) => feeledger_infrastructure::ledger::LedgerError::from(store).into(),
         ProjectionError::Codec(codec) => feeledger_infrastructure::ledger::LedgerError::from(codec).into(),
-        ProjectionError::Document { .. } => {
-            tracing::error!(%error, "a read model document is unreadable");
+        ProjectionError::Document { .. } | ProjectionError::ReadAhead(_) => {
+            tracing::error!(%error, "a projection failed");
             ApiError::Internal
         }
     }
