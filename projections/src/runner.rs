@@ -328,6 +328,8 @@ pub struct Runner {
     progress: broadcast::Sender<Progress>,
     /// Where [`Runner::spawn_all`] runs the projections.
     tasks: Tasks,
+    /// Events per batch while rebuilding ([`REBUILD_BATCH`]; smaller in tests, to cross many).
+    rebuild_batch: usize,
 }
 
 impl Runner {
@@ -339,7 +341,16 @@ impl Runner {
             wake: Arc::new(Notify::new()),
             progress,
             tasks: Tasks::default(),
+            rebuild_batch: REBUILD_BATCH,
         }
+    }
+
+    /// Rebuilds in batches of `events` instead of [`REBUILD_BATCH`] (tests: a small log then
+    /// spans many batches, each read ahead of the one before).
+    #[must_use]
+    pub fn with_rebuild_batch(mut self, events: usize) -> Self {
+        self.rebuild_batch = events.max(1);
+        self
     }
 
     /// Runs the projections among `tasks` (the service's, stopped on shutdown) rather than in a
@@ -465,7 +476,7 @@ impl Runner {
                 }
                 if let Some((generation, docs, started, total)) = building.as_mut() {
                     let (applied, caught_up) =
-                        self.step(projection, docs, REBUILD_BATCH, &mut None, Some(&mut read_ahead)).await?;
+                        self.step(projection, docs, self.rebuild_batch, &mut None, Some(&mut read_ahead)).await?;
                     rebuilt = applied;
                     let done = self.docs.checkpoint(P::NAME, *generation).await?.map_or(0, |c| c.events_seen);
                     *total = (*total).max(done);
