@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use feeledger_infrastructure::inbox::Inbox;
@@ -40,9 +41,20 @@ pub enum StartError {
     },
 }
 
-/// What every request handler shares. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
+/// What every request handler shares. Cheap to clone: one reference count (axum clones the
+/// state for every request, and its services each hold a store, whose clone is several).
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<AppServices>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppServices;
+    fn deref(&self) -> &AppServices {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+pub struct AppServices {
     pub schema: FeeledgerSchema,
     pub tokens: TokenService,
     pub ledger: Ledger,
@@ -81,9 +93,9 @@ pub async fn open_store(settings: &Settings) -> Result<Storage, StartError> {
     Ok(store)
 }
 
-impl std::fmt::Debug for AppState {
+impl std::fmt::Debug for AppServices {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("ledger", &self.ledger).finish_non_exhaustive()
+        f.debug_struct("AppServices").field("ledger", &self.ledger).finish_non_exhaustive()
     }
 }
 
@@ -157,7 +169,7 @@ impl Application {
             .await
             .map_err(|source| StartError::Listen { address: settings.listen.clone(), source })?;
         let providers = settings.providers.clone();
-        let state = AppState {
+        let state = AppState(Arc::new(AppServices {
             schema,
             tokens,
             ledger,
@@ -170,7 +182,7 @@ impl Application {
             context,
             trust_forwarded_for: settings.trust_forwarded_for,
             tasks,
-        };
+        }));
         crate::webhooks::start_inbox_recovery(
             state.clone(),
             Duration::from_secs(settings.inbox_recovery_after_seconds),

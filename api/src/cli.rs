@@ -861,7 +861,7 @@ async fn audit_verify(file: Option<&std::path::Path>, database: &DatabaseArgs) -
         None => {
             let settings = database.settings();
             let store = open_store(&settings).await?;
-            (redact_url(&settings.database_url), audit::verify_store(&store.for_reads().await, progress).await?)
+            (redact_url(&settings.database_url), audit::verify_store(&*store.for_reads().await, progress).await?)
         }
     };
     bar.finish_and_clear();

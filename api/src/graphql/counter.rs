@@ -178,7 +178,7 @@ async fn load_display(
     agency: &AgencyCode,
     counter: &CounterId,
 ) -> ApiResult<Option<CounterDisplayView>> {
-    let ledger = &Ledger::new(ledger.store().for_reads().await);
+    let ledger = &Ledger::new(ledger.store().for_reads().await.into_owned());
     let Some(stream) = ledger
         .store()
         .latest_counter_activation(agency.as_str(), counter.as_str())

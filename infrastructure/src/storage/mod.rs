@@ -480,8 +480,9 @@ impl Storage {
     /// event reads, exports, audits. It reads from the replica once the replica has replayed
     /// every write committed before this call (read-your-writes), waiting at most
     /// [`REPLICA_WAIT`]; otherwise, and without a replica, it is this store. Never write
-    /// through it.
-    pub async fn for_reads(&self) -> Storage {
+    /// through it. Borrowed when it is this store (no clone on every read of a case).
+    pub async fn for_reads(&self) -> std::borrow::Cow<'_, Storage> {
+        use std::borrow::Cow;
         match self {
             Storage::Postgres(pg) => {
                 let (view, source) = pg.for_reads().await;
@@ -493,9 +494,9 @@ impl Storage {
                 if let Some(slot) = slot {
                     self.counters().replica_reads[slot].fetch_add(1, Ordering::Relaxed);
                 }
-                Storage::Postgres(view)
+                view.map_or(Cow::Borrowed(self), |view| Cow::Owned(Storage::Postgres(view)))
             }
-            Storage::Sqlite(_) => self.clone(),
+            Storage::Sqlite(_) => Cow::Borrowed(self),
         }
     }
 

@@ -153,12 +153,13 @@ impl PostgresStorage {
     /// A view of this store whose reads go to the read replica, once it has replayed every
     /// write the primary had made when this was called (so a reader sees its own writes); the
     /// primary itself when there is no replica, when it lags more than [`REPLICA_WAIT`] or
-    /// does not answer. Only for reads: the view's writes would fail on a standby.
-    pub(super) async fn for_reads(&self) -> (PostgresStorage, ReadSource) {
-        let Some(replica) = &self.replica else { return (self.clone(), ReadSource::Primary) };
+    /// does not answer. Only for reads: the view's writes would fail on a standby. `None`: read
+    /// from this store itself (no clone: every read of a case passes here).
+    pub(super) async fn for_reads(&self) -> (Option<PostgresStorage>, ReadSource) {
+        let Some(replica) = &self.replica else { return (None, ReadSource::Primary) };
         let skipped = replica.skipped_until.lock().ok().and_then(|until| *until);
         if skipped.is_some_and(|until| tokio::time::Instant::now() < until) {
-            return (self.clone(), ReadSource::PrimaryInstead);
+            return (None, ReadSource::PrimaryInstead);
         }
         match replica_has_replayed(&self.pool, &replica.pool).await {
             Ok(true) => {
@@ -171,15 +172,15 @@ impl PostgresStorage {
                     primary: self.primary.clone(),
                     replica: None,
                 };
-                (view, ReadSource::Replica)
+                (Some(view), ReadSource::Replica)
             }
-            Ok(false) => (self.clone(), ReadSource::PrimaryInstead),
+            Ok(false) => (None, ReadSource::PrimaryInstead),
             Err(error) => {
                 tracing::warn!(%error, db.replica = %replica.host, "the read replica does not answer: reading from the primary for a while");
                 if let Ok(mut until) = replica.skipped_until.lock() {
                     *until = Some(tokio::time::Instant::now() + REPLICA_SKIP);
                 }
-                (self.clone(), ReadSource::PrimaryInstead)
+                (None, ReadSource::PrimaryInstead)
             }
         }
     }
