@@ -150,7 +150,7 @@ async fn handle(
         received_at,
     };
     // Inbox first: if the request cannot be stored, it is not accepted (the provider retries).
-    let stored = match state.inbox.record_counting_agencies(&request).await {
+    let stored = match state.inbox.record(&request).await {
         Ok(stored) => stored,
         Err(error) => {
             tracing::error!(%error, provider = provider.as_str(), "cannot store a bank notification");

@@ -138,7 +138,7 @@ impl PaymentIntake {
     /// index scan (how many configurations there are) instead of reading and decoding every
     /// configuration. Any node's configuration changes the count, so the cache is never stale.
     /// `counted`: that count, when the caller read it already (with the notification's inbox
-    /// row, `Inbox::record_counting_agencies`).
+    /// row, `Inbox::record`).
     async fn current_agencies(&self, counted: Option<i64>) -> Result<Arc<Vec<AgencyConfigured>>, IntakeError> {
         let count = match counted {
             Some(count) => count,

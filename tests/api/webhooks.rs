@@ -489,7 +489,7 @@ async fn interrupted_sepay_request(app: &TestApp, authorization: &str, body: &st
         body_truncated: false,
         received_at: chrono::Utc::now() - chrono::Duration::seconds(120),
     };
-    app.state.inbox.record(&request).await.unwrap()
+    app.state.inbox.record(&request).await.unwrap().id
 }
 
 async fn inbox_outcome(app: &TestApp, id: i64) -> String {
@@ -833,7 +833,7 @@ async fn an_account_configured_after_the_agencies_were_cached_is_known_to_the_ne
         let stored = app
             .state
             .inbox
-            .record_counting_agencies(&feeledger_infrastructure::inbox::ReceivedRequest {
+            .record(&feeledger_infrastructure::inbox::ReceivedRequest {
                 provider: "sepay",
                 method: "POST".into(),
                 uri: "/webhooks/sepay".into(),

@@ -143,15 +143,11 @@ impl Inbox {
         Inbox { store }
     }
 
-    /// Stores the request and returns its id. Call before anything else looks at it.
-    pub async fn record(&self, request: &ReceivedRequest) -> Result<i64, StoreError> {
-        self.record_counting_agencies(request).await.map(|stored| stored.id)
-    }
-
-    /// Like [`Inbox::record`], and reads, in the same statement, how many agency configurations
-    /// the log holds: payment intake checks its agencies in memory against that count
-    /// (`PaymentIntake::receive_resolving`), so a notification needs no round trip for it.
-    pub async fn record_counting_agencies(&self, request: &ReceivedRequest) -> Result<StoredRequest, StoreError> {
+    /// Stores the request and returns its id. Call before anything else looks at it. The same
+    /// statement reads how many agency configurations the log holds: payment intake checks its
+    /// agencies in memory against that count (`PaymentIntake::receive_resolving`), so a
+    /// notification needs no round trip for it.
+    pub async fn record(&self, request: &ReceivedRequest) -> Result<StoredRequest, StoreError> {
         const SQL: &str = "INSERT INTO bank_notifications (provider, received_at, method, uri, headers, body, body_truncated) \
                            VALUES ($1, $2, $3, $4, $5, $6, $7) \
                            RETURNING id, (SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured')";
