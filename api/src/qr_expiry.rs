@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 
-/// QRs issued longer ago than this when the service starts are not looked for (they were
+/// QRs that expired longer ago than this when the service starts are not looked for (they were
 /// expired by the previous run, or belong to cases long since handled).
 const LOOKBACK_HOURS: i64 = 24;
 
@@ -42,7 +42,7 @@ fn due_of(event: &RecordedEvent) -> Option<Due> {
 }
 
 async fn recent(ledger: &Ledger, clock: &Clock) -> BinaryHeap<Due> {
-    match ledger.store().qr_issued_since(clock.now() - Duration::hours(LOOKBACK_HOURS)).await {
+    match ledger.store().qrs_expiring_since(clock.now() - Duration::hours(LOOKBACK_HOURS)).await {
         Ok(events) => events.iter().filter_map(due_of).collect(),
         Err(error) => {
             tracing::warn!(%error, "cannot read recent QRs; only new ones will be expired");

@@ -49,6 +49,8 @@ pub mod lookup {
 
     /// `QrIssued.qr_id`.
     pub const QR_ID: &str = "qr_id";
+    /// `QrIssued.expires_at` (RFC 3339, UTC).
+    pub const EXPIRES_AT: &str = "expires_at";
     /// `QrIssued.reference`: the payment reference a transfer's description carries.
     pub const REFERENCE: &str = "reference";
     /// `ReceiptIssued.receipt_id`.

@@ -357,3 +357,43 @@ async fn concurrent_requests_with_one_idempotency_key_append_once_and_all_get_th
         assert_eq!(store.head().await.unwrap().event_count, 1, "{}", db.backend_name);
     }
 }
+
+/// What the QR expiry task reads on start: the QRs expiring at the bound's second or later,
+/// whenever they were recorded (a log imported today holds QRs that expired months ago).
+#[tokio::test]
+async fn the_qrs_still_to_expire_are_read_by_their_expiry_to_the_second() {
+    use chrono::{DateTime, Utc};
+    let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+    // The payload's form of an instant, which the text comparison relies on.
+    assert_eq!(serde_json::to_value(at("2026-11-29T05:00:00.5Z")).unwrap(), "2026-11-29T05:00:00.500Z");
+    assert_eq!(serde_json::to_value(at("2026-11-29T05:00:00Z")).unwrap(), "2026-11-29T05:00:00Z");
+    let since = at("2026-11-29T05:00:00.25Z");
+    let expiries = [
+        ("2026-11-26T05:00:00Z", false),
+        ("2026-11-29T05:15:00Z", true),
+        ("2026-11-29T04:59:59.999Z", false),
+        ("2026-11-29T05:00:00Z", true),
+        ("2026-11-29T05:00:00.500Z", true),
+        ("2027-01-01T00:00:00Z", true),
+    ];
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        for (n, (expires_at, _)) in expiries.iter().enumerate() {
+            let mut qr = event(1);
+            qr.event_type = "QrIssued".into();
+            qr.payload =
+                json!({ "qr_id": Uuid::new_v4(), "expires_at": serde_json::to_value(at(expires_at)).unwrap() });
+            store.append(&format!("case-Q{n}"), ExpectedVersion::NoStream, vec![qr], None).await.unwrap();
+        }
+        // Another type with the same field is not a QR.
+        let mut other = event(2);
+        other.payload = json!({ "expires_at": "2027-01-01T00:00:00Z" });
+        store.append("case-other", ExpectedVersion::NoStream, vec![other], None).await.unwrap();
+
+        let found = store.qrs_expiring_since(since).await.unwrap();
+        let found: Vec<String> = found.iter().map(|e| e.payload["expires_at"].as_str().unwrap().to_owned()).collect();
+        let expected: Vec<String> =
+            expiries.iter().filter(|(_, due)| *due).map(|(text, _)| (*text).to_owned()).collect();
+        assert_eq!(found, expected, "[{}]", db.backend_name);
+    }
+}

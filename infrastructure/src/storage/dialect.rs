@@ -114,6 +114,12 @@ impl Pg {
         format!("{column}->>'{name}'")
     }
 
+    /// Text compared byte by byte, whatever the database's locale (an index on the expression
+    /// must say the same collation).
+    pub(crate) fn bytewise(self, text: &str) -> String {
+        format!("({text}) COLLATE \"C\"")
+    }
+
     /// A null-safe equality (`NULL` equals `NULL`).
     pub(crate) fn same(self) -> &'static str {
         "IS NOT DISTINCT FROM"
@@ -230,6 +236,11 @@ impl Lite {
 
     pub(crate) fn field(self, column: &str, name: &str) -> String {
         format!("json_extract({column}, '$.{name}')")
+    }
+
+    /// Text compares byte by byte already (SQLite's `BINARY` collation).
+    pub(crate) fn bytewise(self, text: &str) -> String {
+        text.to_owned()
     }
 
     pub(crate) fn same(self) -> &'static str {

@@ -285,19 +285,27 @@ impl Storage {
             .map_err(StoreError::db("reading the newest agency configuration"))
     }
 
-    /// QrIssued events recorded since an instant.
-    pub async fn qr_issued_since(&self, since: DateTime<Utc>) -> Result<Vec<RecordedEvent>, StoreError> {
+    /// QrIssued events whose `expires_at` is at `since` or later, in log order: the QRs the
+    /// expiry task may still have to expire (one range scan of `events_qr_expires_at_idx`,
+    /// migration 0011). `since` counts to the second: a QR expiring within that second is
+    /// included. The payload holds `expires_at` as RFC 3339 in UTC (`…T02:15:00Z`,
+    /// `…T02:15:00.500Z`): the bound's text, `%Y-%m-%dT%H:%M:%S`, is a prefix of every instant
+    /// of its second and sorts below them, and text order is time order.
+    pub async fn qrs_expiring_since(&self, since: DateTime<Utc>) -> Result<Vec<RecordedEvent>, StoreError> {
+        let bound = since.format("%Y-%m-%dT%H:%M:%S").to_string();
         on_pool!(self, |pool, sql| {
             let query = format!(
-                "SELECT {} FROM events WHERE event_type = '{}' AND recorded_at >= $1 ORDER BY global_position",
+                "SELECT {} FROM events WHERE event_type = '{}' AND {} >= {} ORDER BY global_position",
                 sql.event_columns(),
-                lookup::QR_ISSUED
+                lookup::QR_ISSUED,
+                sql.bytewise(&sql.field("payload", lookup::EXPIRES_AT)),
+                sql.bytewise("$1"),
             );
             let rows = sqlx::query(&query)
-                .bind(sql.time(since))
+                .bind(&bound)
                 .fetch_all(pool)
                 .await
-                .map_err(StoreError::db("reading recent QRs"))?;
+                .map_err(StoreError::db("reading the QRs still to expire"))?;
             rows.iter().map(decode).collect()
         })
     }
