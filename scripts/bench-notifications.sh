@@ -5,7 +5,9 @@
 #     `events`, no triggers) at the same concurrency;
 #   SQLite: the `sqlite3` CLI inserting the same rows one per transaction, with the server's
 #     pragmas (WAL, synchronous=FULL): SQLite has one writer, so concurrency cannot help it.
-# Prints JSON lines (one per measurement) and a Markdown table for docs/BENCHMARKS.md.
+# Then, on the same server, the counter's own commands over GraphQL (`feeledger-bench commands`:
+# `assessFees`, then `recordPayment` in cash, from as many officers as senders) against the same
+# baseline. Prints JSON lines (one per measurement) and Markdown tables for docs/BENCHMARKS.md.
 #
 #   scripts/bench-notifications.sh [postgres://postgres@127.0.0.1:5432] [seconds] [senders] [providers]
 #
@@ -61,6 +63,18 @@ print(f"| {backend} | {r['provider']} | {r['senders']} | {base:.0f} | {r['acked_
       f"{r['p50_us']/1000:.1f} / {r['p99_us']/1000:.1f} / {r['max_us']/1000:.1f} ms | {r['errors']} | {r['assess_fees']['per_sec']:.0f} |")
 PY
   done
+  # The counter's own commands over GraphQL, on the same server: assessFees then recordPayment.
+  officer=$(cd "$work" && "$node" tokens issue --role officer --agency "C${agency#N}" --database-url "$url")
+  result=$("$bin/feeledger-bench" commands --url "http://127.0.0.1:$port" --officers "$senders" \
+    --cases "${BENCH_COMMAND_CASES:-$((seconds * 500))}" --admin-token "$admin" --officer-token "$officer" --agency "C${agency#N}")
+  echo "{\"backend\":\"$backend\",\"baseline_rows_per_sec\":$base,\"result\":$result}"
+  python3 - "$backend" "$base" "$result" >>"$work/commands" <<'PY'
+import json, sys
+backend, base, r = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
+for name, m in (("assessFees", r["assess_fees"]), ("recordPayment", r["record_payment"])):
+    print(f"| {backend} | {name} | {r['officers']} | {base:.0f} | {m['per_sec']:.0f} | {m['per_sec']/base:.2f} | "
+          f"{m['p50_us']/1000:.1f} / {m['p99_us']/1000:.1f} / {m['max_us']/1000:.1f} ms |")
+PY
   stop_server
 }
 
@@ -107,3 +121,7 @@ echo
 echo "| backend | provider | senders | raw inserts/s (same run) | notifications acked/s | ratio | p50 / p99 / max | errors | assessFees/s (setup) |"
 echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 cat "$work/table"
+echo
+echo "| backend | mutation | officers | raw inserts/s (same run) | mutations/s | ratio | p50 / p99 / max |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+cat "$work/commands"

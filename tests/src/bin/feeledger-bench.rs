@@ -140,6 +140,25 @@ enum Bench {
         #[arg(long, default_value = "N01.1")]
         agency: String,
     },
+    /// The counter's own commands over GraphQL from N concurrent officers: `assessFees` on
+    /// `--cases` new cases, then `recordPayment` (cash, the whole amount) on each of them.
+    /// Prints each mutation's rate and latency.
+    Commands {
+        /// The server, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 32)]
+        officers: usize,
+        #[arg(long, default_value_t = 10_000)]
+        cases: usize,
+        #[arg(long, env = "FEELEDGER_BENCH_ADMIN_TOKEN")]
+        admin_token: String,
+        /// An officer token of `--agency`.
+        #[arg(long, env = "FEELEDGER_BENCH_OFFICER_TOKEN")]
+        officer_token: String,
+        #[arg(long, default_value = "N01.2")]
+        agency: String,
+    },
 }
 
 fn percentiles(mut samples: Vec<u64>) -> Value {
@@ -1015,82 +1034,165 @@ struct SenderTally {
     wrapped: bool,
 }
 
-async fn notifications(run: NotificationRun) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(run.senders * 2).build()?;
-    let url = run.url.trim_end_matches('/').to_owned();
+/// Configures `agency` (its own collection account, returned, and a fee schedule of one fee
+/// of 1,000 đồng a unit, `LP-1`) through the API, unless it is configured already.
+async fn bench_agency(client: &reqwest::Client, url: &str, admin: &str, agency: &str) -> anyhow::Result<String> {
     // A collection account of this agency alone, so that other benchmarks' agencies don't share it.
-    let digits: String = run.agency.chars().filter(char::is_ascii_digit).collect();
+    let digits: String = agency.chars().filter(char::is_ascii_digit).collect();
     let account = format!("97{:0>10}", digits.chars().rev().take(10).collect::<String>());
     graphql(
-        &client,
-        &url,
-        &run.admin,
+        client,
+        url,
+        admin,
         "mutation($input: ConfigureAgencyInput!) { configureAgency(input: $input) { code } }",
-        json!({ "input": { "code": run.agency, "name": "Benchmark agency", "bankBin": "970415", "accountNumber": account,
+        json!({ "input": { "code": agency, "name": "Benchmark agency", "bankBin": "970415", "accountNumber": account,
             "accountName": "BENCH", "retainsFees": false, "counters": ["quay-1"] } }),
     )
     .await?;
     let schedules = graphql(
-        &client,
-        &url,
-        &run.admin,
+        client,
+        url,
+        admin,
         "query($a: String!) { feeSchedules(agencyCode: $a) { version } }",
-        json!({ "a": run.agency }),
+        json!({ "a": agency }),
     )
     .await?;
     if schedules["feeSchedules"].as_array().is_none_or(Vec::is_empty) {
         graphql(
-            &client,
-            &url,
-            &run.admin,
+            client,
+            url,
+            admin,
             "mutation($input: FeeScheduleInput!) { publishFeeSchedule(input: $input) { version } }",
-            json!({ "input": { "agencyCode": run.agency, "effectiveFrom": "2020-01-01", "fees": [
+            json!({ "input": { "agencyCode": agency, "effectiveFrom": "2020-01-01", "fees": [
                 { "feeCode": "LP-1", "name": "Lệ phí", "kind": "LE_PHI", "unitAmount": "1000", "retentionPercent": "0" } ] } }),
         )
         .await?;
     }
+    Ok(account)
+}
 
-    // Cases of 3,000 đồng, assessed by `senders` concurrent officers; codes unique per run
-    // (a random day of 2000–2099 and up to 9,999 cases a day).
-    let stamp = u64::try_from(chrono::Utc::now().timestamp_millis())?;
+/// `count` case codes of `agency`, unique per run (a random day of 2000–2099 from `stamp`, and
+/// up to 9,999 cases a day).
+fn bench_case_codes(agency: &str, count: usize, stamp: u64) -> Vec<String> {
     let base_day = stamp % 36_000;
-    let case_code = |i: usize| {
-        let day = base_day + (i / 9_999) as u64;
-        let (yy, mm, dd) = ((day / 360) % 100, 1 + (day / 30) % 12, 1 + day % 28);
-        format!("{}-{yy:02}{mm:02}{dd:02}-{:04}", run.agency, 1 + i % 9_999)
-    };
-    let codes: Arc<Vec<String>> = Arc::new((0..run.cases).map(case_code).collect());
-    let assess_started = Instant::now();
+    (0..count)
+        .map(|i| {
+            let day = base_day + (i / 9_999) as u64;
+            let (yy, mm, dd) = ((day / 360) % 100, 1 + (day / 30) % 12, 1 + day % 28);
+            format!("{agency}-{yy:02}{mm:02}{dd:02}-{:04}", 1 + i % 9_999)
+        })
+        .collect()
+}
+
+/// One GraphQL mutation per case code, from `workers` concurrent clients taking the next code
+/// as they finish one: the rate and latency percentiles, as JSON.
+async fn per_case<F, Fut>(codes: &Arc<Vec<String>>, workers: usize, request: F) -> anyhow::Result<Value>
+where
+    F: Fn(String) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<Value>> + Send,
+{
+    let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut assessors = Vec::new();
-    for _ in 0..run.senders {
-        let (client, url, officer, agency, codes, next) =
-            (client.clone(), url.clone(), run.officer.clone(), run.agency.clone(), codes.clone(), next.clone());
-        assessors.push(tokio::spawn(async move {
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (codes, next, request) = (codes.clone(), next.clone(), request.clone());
+        tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(code) = codes.get(i) else { return anyhow::Ok(latencies) };
                 let begin = Instant::now();
-                graphql(
-                    &client,
-                    &url,
-                    &officer,
-                    "mutation($input: AssessFeesInput!) { assessFees(input: $input) { code } }",
-                    json!({ "input": { "caseCode": code, "agencyCode": agency, "procedureName": "Bench",
-                        "payer": { "name": "Bench" }, "lines": [{ "feeCode": "LP-1", "quantity": 3 }] } }),
-                )
-                .await?;
+                request(code.clone()).await?;
                 latencies.push(u64::try_from(begin.elapsed().as_micros())?);
             }
         }));
     }
-    let mut assess_latencies = Vec::new();
-    for assessor in assessors {
-        assess_latencies.extend(assessor.await??);
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
     }
-    let assess_seconds = assess_started.elapsed().as_secs_f64();
-    let assess_stats = percentiles(assess_latencies);
+    let seconds = started.elapsed().as_secs_f64();
+    let stats = percentiles(latencies);
+    Ok(json!({ "count": codes.len(), "seconds": seconds, "per_sec": (codes.len() as f64 / seconds).round(),
+               "p50_us": stats["p50"], "p99_us": stats["p99"], "max_us": stats["max"] }))
+}
+
+/// `assessFees` of 3 units of `LP-1` (3,000 đồng) on each case, from `workers` officers.
+async fn assess_each(
+    client: &reqwest::Client,
+    url: &str,
+    officer: &str,
+    agency: &str,
+    codes: &Arc<Vec<String>>,
+    workers: usize,
+) -> anyhow::Result<Value> {
+    let (client, url, officer, agency) = (client.clone(), url.to_owned(), officer.to_owned(), agency.to_owned());
+    per_case(codes, workers, move |code| {
+        let (client, url, officer, agency) = (client.clone(), url.clone(), officer.clone(), agency.clone());
+        async move {
+            graphql(
+                &client,
+                &url,
+                &officer,
+                "mutation($input: AssessFeesInput!) { assessFees(input: $input) { code } }",
+                json!({ "input": { "caseCode": code, "agencyCode": agency, "procedureName": "Bench",
+                    "payer": { "name": "Bench" }, "lines": [{ "feeCode": "LP-1", "quantity": 3 }] } }),
+            )
+            .await
+        }
+    })
+    .await
+}
+
+async fn commands(
+    url: &str,
+    officers: usize,
+    cases: usize,
+    admin: &str,
+    officer: &str,
+    agency: &str,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(officers * 2).build()?;
+    let url = url.trim_end_matches('/').to_owned();
+    bench_agency(&client, &url, admin, agency).await?;
+    let stamp = u64::try_from(chrono::Utc::now().timestamp_millis())?;
+    let codes = Arc::new(bench_case_codes(agency, cases, stamp));
+    let assessed = assess_each(&client, &url, officer, agency, &codes, officers).await?;
+    let (pay_client, pay_url, pay_officer) = (client.clone(), url.clone(), officer.to_owned());
+    let paid = per_case(&codes, officers, move |code| {
+        let (client, url, officer) = (pay_client.clone(), pay_url.clone(), pay_officer.clone());
+        async move {
+            let data = graphql(
+                &client,
+                &url,
+                &officer,
+                "mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { paid } }",
+                json!({ "input": { "caseCode": code, "amount": "3000", "channel": "CASH",
+                    "reference": format!("PT-{code}"),
+                    "idempotencyKey": format!("bench-pay-{code}") } }),
+            )
+            .await?;
+            anyhow::ensure!(data["recordPayment"]["paid"] == "3000", "case {code} not paid in full: {data}");
+            Ok(data)
+        }
+    })
+    .await?;
+    println!(
+        "{}",
+        json!({ "bench": "commands", "officers": officers, "assess_fees": assessed, "record_payment": paid })
+    );
+    Ok(())
+}
+
+async fn notifications(run: NotificationRun) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(run.senders * 2).build()?;
+    let url = run.url.trim_end_matches('/').to_owned();
+    let account = bench_agency(&client, &url, &run.admin, &run.agency).await?;
+
+    // Cases of 3,000 đồng, assessed by `senders` concurrent officers.
+    let stamp = u64::try_from(chrono::Utc::now().timestamp_millis())?;
+    let codes: Arc<Vec<String>> = Arc::new(bench_case_codes(&run.agency, run.cases, stamp));
+    let assess_fees = assess_each(&client, &url, &run.officer, &run.agency, &codes, run.senders).await?;
 
     // A mark for scripts that tell the setup's work from the notifications' (e.g. by counting
     // the server's SQL statements before and after it).
@@ -1156,8 +1258,7 @@ async fn notifications(run: NotificationRun) -> anyhow::Result<()> {
             "acked": acked, "acked_per_sec": (acked as f64 / elapsed).round(),
             "p50_us": stats["p50"], "p99_us": stats["p99"], "max_us": stats["max"], "errors": all.errors,
             "duplicates_sent": all.duplicates, "partial_cases": all.partial_cases, "cases_ran_out": all.wrapped,
-            "assess_fees": { "cases": run.cases, "per_sec": (run.cases as f64 / assess_seconds).round(),
-                             "p50_us": assess_stats["p50"], "p99_us": assess_stats["p99"] },
+            "assess_fees": assess_fees,
         })
     );
     Ok(())
@@ -1239,6 +1340,9 @@ fn main() -> ExitCode {
                     agency,
                 };
                 notifications(run).await
+            }
+            Bench::Commands { url, officers, cases, admin_token, officer_token, agency } => {
+                commands(&url, officers.max(1), cases.max(1), &admin_token, &officer_token, &agency).await
             }
         }
     });
