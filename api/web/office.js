@@ -336,13 +336,16 @@
     }
 
     async function loadTreasury() {
-      const from = dateInput.value.slice(0, 8) + "01";
+      // The day as it was when this load began: the officer may change it while the report
+      // loads, and the charts below must ask for the same period as the report.
+      const to = dateInput.value;
+      const from = to.slice(0, 8) + "01";
       const data = await gql(
         `query($a: String!, $f: Date!, $t: Date!) { treasuryReport(agencyCode: $a, from: $f, to: $t) {
           collected payableToBudget remitted outstanding overdue
           nextDeadline { dueOn amount overdue overdueDays }
           rows { feeCode name outstanding overdue dueOn } } }`,
-        { a: agency(), f: from, t: dateInput.value },
+        { a: agency(), f: from, t: to },
       );
       const t = data.treasuryReport;
       const next = t.nextDeadline;
@@ -361,11 +364,11 @@
           h("tr", {}, h("td", { class: "mono" }, r.feeCode), h("td", {}, r.name), h("td", { class: "n" }, money(r.outstanding)),
             h("td", { class: Number(r.overdue) > 0 ? "n bad" : "n" }, money(r.overdue)), h("td", {}, dmy(r.dueOn)))),
       );
-      $("remit-up-to").value = $("remit-up-to").value || dateInput.value;
+      $("remit-up-to").value = $("remit-up-to").value || to;
       $("remit-amount").placeholder = t.outstanding;
       const stamp = Date.now();
-      $("chart-collected").src = withToken("/charts/collected.svg", { agency: agency(), to: dateInput.value, v: stamp });
-      $("chart-overdue").src = withToken("/charts/overdue.svg", { agency: agency(), from, to: dateInput.value, v: stamp });
+      $("chart-collected").src = withToken("/charts/collected.svg", { agency: agency(), to, v: stamp });
+      $("chart-overdue").src = withToken("/charts/overdue.svg", { agency: agency(), from, to, v: stamp });
       const month = dateInput.value.slice(0, 7);
       fill(
         "downloads",
