@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use feeledger_infrastructure::codec::{CodecError, LedgerEvent};
-use feeledger_infrastructure::storage::{Checkpoint, LeanEvent, Storage, StoreError};
+use feeledger_infrastructure::storage::{Checkpoint, LeanEvent, READ_BATCH_MAX, Storage, StoreError};
 use feeledger_infrastructure::tasks::Tasks;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -32,8 +32,10 @@ use crate::lease::Lease;
 
 /// Events per batch while following the log.
 pub const LIVE_BATCH: usize = 500;
-/// Events per batch while rebuilding (fewer, larger transactions).
-pub const REBUILD_BATCH: usize = 10_000;
+/// Events per batch while rebuilding (fewer, larger transactions): a document touched by many
+/// events — a busy day's totals and the cases it still has to remit — is written once per
+/// batch, so larger batches write it fewer times (read in pages of `READ_BATCH_MAX`).
+pub const REBUILD_BATCH: usize = 50_000;
 
 /// A batch of the log being read ahead, in a task of its own, while the batch before it is
 /// applied and committed: a rebuild's reads (PostgreSQL's work) then overlap its applying (ours).
@@ -59,7 +61,19 @@ async fn read_batch(
     types: &[&str],
 ) -> Result<(Checkpoint, Vec<LeanEvent>), StoreError> {
     let head = store.last_checkpoint().await?;
-    let events = store.read_all_of_types(from, batch, types).await?;
+    let mut events = Vec::new();
+    let mut after = from;
+    // In pages of at most READ_BATCH_MAX, until the batch is full or a page comes back short.
+    while events.len() < batch {
+        let wanted = (batch - events.len()).min(READ_BATCH_MAX);
+        let page = store.read_all_of_types(after, wanted, types).await?;
+        let short = page.len() < wanted;
+        after = page.last().map_or(after, LeanEvent::checkpoint);
+        events.extend(page);
+        if short {
+            break;
+        }
+    }
     Ok((head, events))
 }
 
@@ -119,10 +133,11 @@ enum Slot {
     Typed(Box<dyn Any + Send + Sync>, ToJson),
 }
 
-type ToJson = fn(&(dyn Any + Send + Sync)) -> Result<Value, serde_json::Error>;
+type ToJson = fn(&(dyn Any + Send + Sync)) -> Result<String, serde_json::Error>;
 
-fn to_json<T: Serialize + 'static>(doc: &(dyn Any + Send + Sync)) -> Result<Value, serde_json::Error> {
-    doc.downcast_ref::<T>().map_or(Ok(Value::Null), serde_json::to_value)
+/// A typed document's JSON text (`null` if it is not a `T`, which `Documents` never stores).
+fn to_json<T: Serialize + 'static>(doc: &(dyn Any + Send + Sync)) -> Result<String, serde_json::Error> {
+    doc.downcast_ref::<T>().map_or_else(|| Ok("null".to_owned()), serde_json::to_string)
 }
 
 /// A batch's working set of documents: read through to the database once per key, kept typed
@@ -250,7 +265,7 @@ impl Documents {
                     let value = to_json(doc.as_ref()).map_err(|e| self.error(&key, e))?;
                     changes.upserts.push((key, value));
                 }
-                Some(Slot::Raw(value)) => changes.upserts.push((key, value.clone())),
+                Some(Slot::Raw(value)) => changes.upserts.push((key, value.to_string())),
                 Some(Slot::Absent) | None => changes.deletes.push(key),
             }
         }

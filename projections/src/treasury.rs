@@ -158,10 +158,11 @@ impl VoucherDoc {
     }
 }
 
-/// The cases with money collected on a day that is not remitted yet.
+/// The cases with money collected on a day that is not remitted yet. A set (a JSON array in
+/// code order): a busy day holds thousands, and each payment and remittance looks its case up.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct UnremittedDoc {
-    cases: Vec<String>,
+    cases: std::collections::BTreeSet<String>,
 }
 
 fn day_key(agency: &AgencyCode, on: NaiveDate, fee: &FeeCode) -> String {
@@ -301,9 +302,7 @@ impl Projection for TreasuryProjection {
                 }
                 let code = case.to_string();
                 docs.update(&format!("unremitted/{agency}/{day}"), UnremittedDoc::default, |u| {
-                    if !u.cases.contains(&code) {
-                        u.cases.push(code);
-                    }
+                    u.cases.insert(code);
                 })
                 .await
             }
@@ -320,7 +319,7 @@ impl Projection for TreasuryProjection {
                     let index = format!("unremitted/{agency}/{}", line.collected_on);
                     let emptied = docs
                         .update(&index, UnremittedDoc::default, |u| {
-                            u.cases.retain(|c| *c != code);
+                            u.cases.remove(&code);
                             u.cases.is_empty()
                         })
                         .await?;

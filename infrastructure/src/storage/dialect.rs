@@ -146,10 +146,10 @@ impl Pg {
     ) -> Result<(), sqlx::Error> {
         if !changes.upserts.is_empty() {
             let keys: Vec<&str> = changes.upserts.iter().map(|(k, _)| k.as_str()).collect();
-            let docs: Vec<&Value> = changes.upserts.iter().map(|(_, d)| d).collect();
+            let docs: Vec<&str> = changes.upserts.iter().map(|(_, d)| d.as_str()).collect();
             sqlx::query(
                 "INSERT INTO read_model_documents (projection, generation, key, doc) \
-                 SELECT $1, $2, k, d FROM UNNEST($3::text[], $4::jsonb[]) AS x(k, d) \
+                 SELECT $1, $2, k, d::jsonb FROM UNNEST($3::text[], $4::text[]) AS x(k, d) \
                  ON CONFLICT (projection, generation, key) DO UPDATE SET doc = excluded.doc",
             )
             .bind(name)
@@ -273,7 +273,7 @@ impl Lite {
             .bind(name)
             .bind(generation)
             .bind(key)
-            .bind(doc.to_string())
+            .bind(doc)
             .execute(&mut **tx)
             .await?;
         }

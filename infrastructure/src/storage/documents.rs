@@ -41,10 +41,11 @@ pub struct Advance {
     pub now: DateTime<Utc>,
 }
 
-/// The changes of one batch.
+/// The changes of one batch. A document is written as its JSON text, serialized once from the
+/// typed document (no intermediate `Value` tree: a rebuild writes large documents many times).
 #[derive(Debug, Default)]
 pub struct Changes {
-    pub upserts: Vec<(String, Value)>,
+    pub upserts: Vec<(String, String)>,
     pub deletes: Vec<String>,
 }
 
