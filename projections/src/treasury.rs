@@ -6,7 +6,10 @@
 //! - `agency/<agency>`: may the agency retain? (the newest AgencyConfigured)
 //! - `schedule/<agency>`: every published schedule version
 //! - `day/<agency>/<YYYY-MM-DD>/<fee code>`: collected, retained, payable, remitted
-//! - `unremitted/<agency>/<YYYY-MM-DD>`: the cases with money collected that day not yet remitted
+//! - `src/<agency>/<YYYY-MM-DD>/<fee code>/<n>`: the payment events a day document sums, in
+//!   documents of [`SOURCES_PER_DOC`] (a busy day's thousands are not rewritten per payment)
+//! - `unremitted/<agency>/<YYYY-MM-DD>/<case>`: a case with money collected that day not yet
+//!   remitted (one small document each, for the same reason)
 //! - `remittance/<agency>/<YYYY-MM-DD>/<remittance id>`: the batches
 //! - `voucher/<remittance id>`: a batch's deposit voucher (C1-02/NS): its lines per budget
 //!   chapter, sub-item and month, and the cases it covers
@@ -89,9 +92,12 @@ struct DayDoc {
     /// `None`: the rule names none, and [`DepositSchedule::fallback`] applies.
     #[serde(default)]
     deposit_schedule: Option<DepositSchedule>,
-    /// The payment events summed here.
+    /// How many payment events are summed here (listed in the `src/…` documents).
     #[serde(default)]
-    sources: Vec<SourceEvent>,
+    source_count: u32,
+    /// The position of the newest of them: an event paying two lines of one fee is one source.
+    #[serde(default)]
+    last_source: Option<i64>,
 }
 
 impl DayDoc {
@@ -106,7 +112,8 @@ impl DayDoc {
             retention_percent: Percent::ZERO,
             budget_sub_item: None,
             deposit_schedule: None,
-            sources: Vec::new(),
+            source_count: 0,
+            last_source: None,
         }
     }
 }
@@ -158,15 +165,26 @@ impl VoucherDoc {
     }
 }
 
-/// The cases with money collected on a day that is not remitted yet. A set (a JSON array in
-/// code order): a busy day holds thousands, and each payment and remittance looks its case up.
+/// Payment events per `src/…` document.
+const SOURCES_PER_DOC: u32 = 256;
+
+/// Some of the payment events a day document sums, in the order they were applied.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct UnremittedDoc {
-    cases: std::collections::BTreeSet<String>,
+struct SourcesDoc {
+    sources: Vec<SourceEvent>,
 }
 
 fn day_key(agency: &AgencyCode, on: NaiveDate, fee: &FeeCode) -> String {
     format!("day/{agency}/{on}/{fee}")
+}
+
+/// The `n`-th sources document of a day document (zero-padded: key order is list order).
+fn sources_key(agency: &AgencyCode, on: NaiveDate, fee: &FeeCode, n: u32) -> String {
+    format!("src/{agency}/{on}/{fee}/{n:06}")
+}
+
+fn unremitted_key(agency: &AgencyCode, on: NaiveDate, case: &str) -> String {
+    format!("unremitted/{agency}/{on}/{case}")
 }
 
 /// Adds two amounts of a document; an overflow is an unreadable document, never a wrap.
@@ -206,7 +224,7 @@ fn effective_retention(kind: FeeKind, retains: bool, rule: Option<&FeeRule>) -> 
 
 impl Projection for TreasuryProjection {
     const NAME: &'static str = "treasury";
-    const VERSION: u32 = 3;
+    const VERSION: u32 = 4;
     const EVENT_TYPES: &'static [&'static str] =
         &["AgencyConfigured", "FeeSchedulePublished", "PaymentReceived", "RemittedToTreasury"];
 
@@ -283,28 +301,32 @@ impl Projection for TreasuryProjection {
                     let fee_name = rule.as_ref().map_or_else(|| paid.fee_code.to_string(), |r| r.name.clone());
                     let key = day_key(&agency, day, &paid.fee_code);
                     let new_day = || DayDoc::empty(fee_name, paid.kind);
-                    docs.update(&key, new_day, |d| -> Result<(), ProjectionError> {
-                        d.collected = add(&key, d.collected, paid.amount)?;
-                        d.retained = add(&key, d.retained, split.retained)?;
-                        d.payable = add(&key, d.payable, split.to_budget)?;
-                        // One day has one rule in force: these are the same for all its money.
-                        d.retention_percent = effective_retention(paid.kind, retains, rule.as_ref());
-                        d.budget_sub_item = rule.as_ref().and_then(|r| r.budget_sub_item.clone());
-                        d.deposit_schedule = rule.as_ref().and_then(|r| r.deposit_schedule);
-                        // Events arrive once and in order: comparing with the last keeps this O(1)
-                        // on a busy day.
-                        if d.sources.last() != Some(&source) {
-                            d.sources.push(source.clone());
-                        }
-                        Ok(())
-                    })
-                    .await??;
+                    let listed_in = docs
+                        .update(&key, new_day, |d| -> Result<Option<u32>, ProjectionError> {
+                            d.collected = add(&key, d.collected, paid.amount)?;
+                            d.retained = add(&key, d.retained, split.retained)?;
+                            d.payable = add(&key, d.payable, split.to_budget)?;
+                            // One day has one rule in force: these are the same for all its money.
+                            d.retention_percent = effective_retention(paid.kind, retains, rule.as_ref());
+                            d.budget_sub_item = rule.as_ref().and_then(|r| r.budget_sub_item.clone());
+                            d.deposit_schedule = rule.as_ref().and_then(|r| r.deposit_schedule);
+                            // Events arrive once and in order: comparing with the last keeps this O(1)
+                            // on a busy day.
+                            if d.last_source == Some(source.position) {
+                                return Ok(None);
+                            }
+                            d.last_source = Some(source.position);
+                            let n = d.source_count / SOURCES_PER_DOC;
+                            d.source_count += 1;
+                            Ok(Some(n))
+                        })
+                        .await??;
+                    if let Some(n) = listed_in {
+                        let list = sources_key(&agency, day, &paid.fee_code, n);
+                        docs.update(&list, SourcesDoc::default, |l| l.sources.push(source.clone())).await?;
+                    }
                 }
-                let code = case.to_string();
-                docs.update(&format!("unremitted/{agency}/{day}"), UnremittedDoc::default, |u| {
-                    u.cases.insert(code);
-                })
-                .await
+                docs.put(&unremitted_key(&agency, day, case.as_ref()), true)
             }
             LedgerEvent::Case(CaseEvent::RemittedToTreasury(remitted)) => {
                 let Some(case) = case_of(event) else { return Ok(()) };
@@ -316,16 +338,7 @@ impl Projection for TreasuryProjection {
                     let new_day = || DayDoc::empty(line.fee_code.to_string(), line.kind);
                     docs.update(&key, new_day, |d| add(&key, d.remitted, remitted_line).map(|sum| d.remitted = sum))
                         .await??;
-                    let index = format!("unremitted/{agency}/{}", line.collected_on);
-                    let emptied = docs
-                        .update(&index, UnremittedDoc::default, |u| {
-                            u.cases.remove(&code);
-                            u.cases.is_empty()
-                        })
-                        .await?;
-                    if emptied {
-                        docs.delete(&index);
-                    }
+                    docs.delete(&unremitted_key(&agency, line.collected_on, &code));
                 }
                 let batch_key = format!("remittance/{agency}/{}/{}", remitted.remitted_on, remitted.remittance_id);
                 let new_batch = || RemittanceSummary {
@@ -513,10 +526,26 @@ impl TreasuryReports {
         let mut rows: BTreeMap<RowKey, DeclarationRow> = BTreeMap::new();
         let days: Vec<(String, DayDoc)> =
             self.range(&format!("day/{agency}/{first}"), &format!("day/{agency}/{last}~")).await?;
+        // Each day document's sources, by its "<day>/<fee>", concatenated in key order.
+        let mut sources: BTreeMap<String, Vec<SourceEvent>> = BTreeMap::new();
+        let lists: Vec<(String, SourcesDoc)> =
+            self.range(&format!("src/{agency}/{first}"), &format!("src/{agency}/{last}~")).await?;
+        for (key, list) in lists {
+            let day_and_fee = key
+                .strip_prefix(&format!("src/{agency}/"))
+                .and_then(|rest| rest.rsplit_once('/'))
+                .map(|(day_and_fee, _)| day_and_fee.to_owned())
+                .ok_or_else(|| doc_error(&key, "not a sources key"))?;
+            sources.entry(day_and_fee).or_default().extend(list.sources);
+        }
         for (key, day) in days {
             if day.collected.is_zero() {
                 continue;
             }
+            let day_sources = key
+                .strip_prefix(&format!("day/{agency}/"))
+                .and_then(|day_and_fee| sources.remove(day_and_fee))
+                .unwrap_or_default();
             let Some(fee) = key.rsplit('/').next() else { continue };
             let fee_code = FeeCode::parse(fee).map_err(|e| doc_error(&key, e))?;
             let row_key = (day.kind, fee.to_owned(), day.budget_sub_item.clone(), day.retention_percent);
@@ -529,7 +558,7 @@ impl TreasuryReports {
                     day.retention_percent,
                 )
             });
-            row.add(day.collected, day.retained, day.payable, day.sources).map_err(|e| doc_error(&key, e))?;
+            row.add(day.collected, day.retained, day.payable, day_sources).map_err(|e| doc_error(&key, e))?;
         }
         let declaration = FeeDeclaration::new(agency.clone(), agency_name, period, rows.into_values().collect())
             .map_err(|e| doc_error("declaration", e))?;
@@ -554,15 +583,16 @@ impl TreasuryReports {
         agency: &AgencyCode,
         up_to: NaiveDate,
     ) -> Result<Vec<CaseCode>, ProjectionError> {
-        let days: Vec<(String, UnremittedDoc)> =
-            self.range(&format!("unremitted/{agency}/"), &format!("unremitted/{agency}/{up_to}~")).await?;
+        let marks = self
+            .docs
+            .range(TreasuryProjection::NAME, &format!("unremitted/{agency}/"), &format!("unremitted/{agency}/{up_to}~"))
+            .await?;
         let mut seen = std::collections::BTreeSet::new();
         let mut cases: Vec<CaseCode> = Vec::new();
-        for (key, day) in days {
-            for code in day.cases {
-                if seen.insert(code.clone()) {
-                    cases.push(CaseCode::parse(&code).map_err(|e| doc_error(&key, e))?);
-                }
+        for (key, _) in marks {
+            let Some((_, code)) = key.rsplit_once('/') else { continue };
+            if seen.insert(code.to_owned()) {
+                cases.push(CaseCode::parse(code).map_err(|e| doc_error(&key, e))?);
             }
         }
         Ok(cases)

@@ -311,3 +311,33 @@ async fn a_rebuild_in_many_small_batches_each_read_ahead_gives_the_same_document
         assert_eq!(rebuilt_payments, live_payments, "[{backend}]");
     }
 }
+
+/// A busy day: more payments than one sources document holds (256), for two fees. The
+/// declaration (01/PHLP) still lists every payment event behind each row, once and in log
+/// order, and a rebuild lists the same.
+#[tokio::test]
+async fn a_busy_days_declaration_lists_every_payment_behind_each_row_once_and_in_order() {
+    const CASES: u32 = 300;
+    for world in given_an_agency().await {
+        let backend = world.backend();
+        for n in 1..=CASES {
+            let code = world.assessed(n, 5).await;
+            world.paid(&code, 27_000, PaymentChannel::Vietqr, 5).await;
+        }
+        world.caught_up().await;
+        let reports = TreasuryReports::new(world.runner.documents().clone());
+        let period = feeledger_domain::declaration::DeclarationPeriod::Month { year: 2026, month: 10 };
+        let declared = reports.declaration(&agency(), period).await.unwrap();
+        assert_eq!(declared.rows.len(), 2, "[{backend}] {declared:?}");
+        for row in &declared.rows {
+            let positions: Vec<i64> = row.sources.iter().map(|s| s.position).collect();
+            assert_eq!(positions.len(), CASES as usize, "[{backend}] {}", row.fee_code);
+            assert!(positions.windows(2).all(|w| w[0] < w[1]), "[{backend}] {} in log order, once each", row.fee_code);
+            assert_eq!(row.case_codes().len(), CASES as usize, "[{backend}]");
+        }
+        let rebuilder = Runner::new(world.ledger.store().clone(), Duration::from_millis(20)).with_rebuild_batch(50);
+        rebuilder.rebuild_here("treasury").await.unwrap();
+        world.caught_up().await;
+        assert_eq!(reports.declaration(&agency(), period).await.unwrap(), declared, "[{backend}] rebuilt");
+    }
+}
