@@ -178,7 +178,16 @@ async fn load_display(
     agency: &AgencyCode,
     counter: &CounterId,
 ) -> ApiResult<Option<CounterDisplayView>> {
-    let ledger = &Ledger::new(ledger.store().for_reads().await.into_owned());
+    // A ledger over the replica's view when the read goes there; the caller's otherwise (no
+    // store clone on every screen's read).
+    let replica;
+    let ledger = match ledger.store().for_reads().await {
+        std::borrow::Cow::Borrowed(_) => ledger,
+        std::borrow::Cow::Owned(view) => {
+            replica = Ledger::new(view);
+            &replica
+        }
+    };
     let Some(stream) = ledger
         .store()
         .latest_counter_activation(agency.as_str(), counter.as_str())
