@@ -317,7 +317,8 @@ impl Projection for TreasuryProjection {
                             }
                             d.last_source = Some(source.position);
                             let n = d.source_count / SOURCES_PER_DOC;
-                            d.source_count += 1;
+                            d.source_count =
+                                d.source_count.checked_add(1).ok_or_else(|| doc_error(&key, "too many payments"))?;
                             Ok(Some(n))
                         })
                         .await??;
@@ -530,9 +531,10 @@ impl TreasuryReports {
         let mut sources: BTreeMap<String, Vec<SourceEvent>> = BTreeMap::new();
         let lists: Vec<(String, SourcesDoc)> =
             self.range(&format!("src/{agency}/{first}"), &format!("src/{agency}/{last}~")).await?;
+        let (sources_prefix, days_prefix) = (format!("src/{agency}/"), format!("day/{agency}/"));
         for (key, list) in lists {
             let day_and_fee = key
-                .strip_prefix(&format!("src/{agency}/"))
+                .strip_prefix(&sources_prefix)
                 .and_then(|rest| rest.rsplit_once('/'))
                 .map(|(day_and_fee, _)| day_and_fee.to_owned())
                 .ok_or_else(|| doc_error(&key, "not a sources key"))?;
@@ -542,10 +544,8 @@ impl TreasuryReports {
             if day.collected.is_zero() {
                 continue;
             }
-            let day_sources = key
-                .strip_prefix(&format!("day/{agency}/"))
-                .and_then(|day_and_fee| sources.remove(day_and_fee))
-                .unwrap_or_default();
+            let day_sources =
+                key.strip_prefix(&days_prefix).and_then(|day_and_fee| sources.remove(day_and_fee)).unwrap_or_default();
             let Some(fee) = key.rsplit('/').next() else { continue };
             let fee_code = FeeCode::parse(fee).map_err(|e| doc_error(&key, e))?;
             let row_key = (day.kind, fee.to_owned(), day.budget_sub_item.clone(), day.retention_percent);
