@@ -1,8 +1,11 @@
 //! The ledger side of reconciliation: every payment by agency and Vietnamese day, and which
 //! statement line it was reconciled with.
 //!
-//! Documents: `pay/<agency>/<YYYY-MM-DD>/<payment id>` (a `LedgerPayment`) and
-//! `payment/<payment id>` → the key of that document (to mark it reconciled).
+//! Documents, one per event applied (a rebuild writes one row per event, and reads none):
+//! - `pay/<agency>/<YYYY-MM-DD>/<payment id>`: a `LedgerPayment` as received (not reconciled);
+//! - `rec/<payment id>`: the statement line it was reconciled with, read beside the payment by
+//!   [`payments_between`] (the reconciliation event does not carry the day the payment was
+//!   received, so it cannot name the payment's own document without reading an index of them).
 
 use chrono::{Duration, NaiveDate};
 use feeledger_domain::case_fees::CaseEvent;
@@ -20,7 +23,7 @@ pub struct PaymentsProjection;
 
 impl Projection for PaymentsProjection {
     const NAME: &'static str = "payments";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 
     const EVENT_TYPES: &'static [&'static str] = &["PaymentReceived", "Reconciled"];
 
@@ -47,40 +50,53 @@ impl Projection for PaymentsProjection {
                     bank_reference: payment.bank_reference.clone(),
                     reconciled_line_id: None,
                 };
-                docs.put(&key, doc)?;
-                docs.put(&format!("payment/{}", payment.payment_id), key)
+                docs.put(&key, doc)
             }
             LedgerEvent::Case(CaseEvent::Reconciled(reconciled)) => {
-                let Some(key) = docs.get::<String>(&format!("payment/{}", reconciled.payment_id)).await? else {
-                    return Ok(());
-                };
-                if let Some(mut payment) = docs.get::<LedgerPayment>(&key).await? {
-                    payment.reconciled_line_id = Some(reconciled.statement_line_id.clone());
-                    docs.put(&key, payment)?;
-                }
-                Ok(())
+                docs.put(&reconciled_key(&reconciled.payment_id.to_string()), reconciled.statement_line_id.clone())
             }
             _ => Ok(()),
         }
     }
 }
 
-/// The payments of an agency received from `from` to `to` (inclusive).
+fn reconciled_key(payment_id: &str) -> String {
+    format!("rec/{payment_id}")
+}
+
+/// The payments of an agency received from `from` to `to` (inclusive), each with the statement
+/// line it was reconciled with, if any.
 pub async fn payments_between(
     docs: &DocumentStore,
     agency: &AgencyCode,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<LedgerPayment>, ProjectionError> {
-    let rows =
-        docs.range(PaymentsProjection::NAME, &format!("pay/{agency}/{from}"), &format!("pay/{agency}/{to}~")).await?;
+    // A payment's key ends with its id.
+    let marks_of = |rows: &[(String, serde_json::Value)]| {
+        rows.iter().filter_map(|(key, _)| key.rsplit('/').next()).map(reconciled_key).collect()
+    };
+    let (rows, mut marks) = docs
+        .range_with_related(
+            PaymentsProjection::NAME,
+            &format!("pay/{agency}/{from}"),
+            &format!("pay/{agency}/{to}~"),
+            marks_of,
+        )
+        .await?;
+    let unreadable = |key: String, e: serde_json::Error| ProjectionError::Document {
+        projection: PaymentsProjection::NAME,
+        key,
+        reason: e.to_string(),
+    };
     rows.into_iter()
         .map(|(key, value)| {
-            serde_json::from_value(value).map_err(|e| ProjectionError::Document {
-                projection: PaymentsProjection::NAME,
-                key,
-                reason: e.to_string(),
-            })
+            let mut payment: LedgerPayment = serde_json::from_value(value).map_err(|e| unreadable(key, e))?;
+            let mark = reconciled_key(&payment.payment_id.to_string());
+            if let Some(line) = marks.remove(&mark) {
+                payment.reconciled_line_id = Some(serde_json::from_value(line).map_err(|e| unreadable(mark, e))?);
+            }
+            Ok(payment)
         })
         .collect()
 }

@@ -12,6 +12,7 @@ use feeledger_domain::codes::{AgencyCode, CaseCode, FeeCode};
 use feeledger_domain::fee_schedule::{FeeKind, FeeRule, PublishFeeSchedule};
 use feeledger_domain::money::{Percent, Vnd};
 use feeledger_domain::payer::Payer;
+use feeledger_domain::reconciliation::{LedgerPayment, Pairing};
 use feeledger_domain::remittance::RemitRequest;
 use feeledger_domain::treasury::TreasuryReport;
 use feeledger_infrastructure::ledger::Ledger;
@@ -245,6 +246,42 @@ async fn payments_are_listed_per_day_and_cashless_counts_each_case_paid_in_full_
         assert_eq!(counts, MonthCounts { cases: 2, cashless: 1, online: 1 }, "[{backend}]");
         assert_eq!(MonthCounts::percent(counts.cashless, counts.cases), rust_decimal::Decimal::from(50), "[{backend}]");
         assert_eq!(world.ledger.load_case(&unpaid).await.unwrap().state.status, CaseStatus::PartiallyPaid);
+    }
+}
+
+/// A payment reconciled with a statement line shows that line among the day's payments, live
+/// and after a rebuild; the other payments of the day show none.
+#[tokio::test]
+async fn a_reconciled_payment_shows_its_statement_line_live_and_after_a_rebuild() {
+    for world in given_an_agency().await {
+        let backend = world.backend();
+        let mut paid = Vec::new();
+        for n in 1..=3 {
+            let code = world.assessed(n, 5).await;
+            paid.push((code.clone(), world.paid(&code, 27_000, PaymentChannel::Vietqr, 5).await));
+        }
+        let (code, payment_id) = paid[1].clone();
+        let pairing =
+            Pairing { payment_id, case_code: code, statement_line_id: "SK-0507".into(), statement_date: day(6) };
+        assert_eq!(world.ledger.record_reconciliation(&[pairing], &world.metadata, at(6)).await.unwrap(), 1);
+        world.caught_up().await;
+        let lines = |payments: Vec<LedgerPayment>| {
+            let mut lines: Vec<_> = payments.into_iter().map(|p| (p.payment_id, p.reconciled_line_id)).collect();
+            lines.sort();
+            lines
+        };
+        let mut expected: Vec<_> =
+            paid.iter().map(|(_, id)| (*id, (*id == payment_id).then(|| "SK-0507".to_owned()))).collect();
+        expected.sort();
+        let live = payments_between(world.runner.documents(), &agency(), day(5), day(5)).await.unwrap();
+        assert_eq!(lines(live), expected, "[{backend}] live");
+
+        let rebuilder = Runner::new(world.ledger.store().clone(), Duration::from_millis(20)).with_rebuild_batch(2);
+        rebuilder.rebuild_here("payments").await.unwrap();
+        let rebuilt = payments_between(world.runner.documents(), &agency(), day(5), day(5)).await.unwrap();
+        assert_eq!(lines(rebuilt), expected, "[{backend}] rebuilt");
+        let next_day = payments_between(world.runner.documents(), &agency(), day(6), day(6)).await.unwrap();
+        assert!(next_day.is_empty(), "[{backend}] a payment is listed on the day it was received: {next_day:?}");
     }
 }
 

@@ -205,11 +205,41 @@ impl DocumentStore {
     /// Documents of the active generation with `from <= key < to`, in key order.
     pub async fn range(&self, name: &str, from: &str, to: &str) -> Result<Vec<(String, Value)>, StoreError> {
         let Some(state) = self.state(name).await? else { return Ok(Vec::new()) };
+        self.range_of(name, state.active, from, to).await
+    }
+
+    /// Documents of the active generation with `from <= key < to`, in key order, and the
+    /// documents of the keys `related` names for them (absent ones left out), all of one
+    /// generation: a switch between the reads (a rebuild finishing) reads both again.
+    pub async fn range_with_related(
+        &self,
+        name: &str,
+        from: &str,
+        to: &str,
+        related: impl Fn(&[(String, Value)]) -> Vec<String>,
+    ) -> Result<(Vec<(String, Value)>, HashMap<String, Value>), StoreError> {
+        loop {
+            let Some(state) = self.state(name).await? else { return Ok((Vec::new(), HashMap::new())) };
+            let rows = self.range_of(name, state.active, from, to).await?;
+            let found = self.load(name, state.active, &related(&rows)).await?;
+            if self.state(name).await?.is_some_and(|now| now.active == state.active) {
+                return Ok((rows, found));
+            }
+        }
+    }
+
+    async fn range_of(
+        &self,
+        name: &str,
+        generation: i32,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
         const SQL: &str = "SELECT key, doc FROM read_model_documents \
                            WHERE projection = $1 AND generation = $2 AND key >= $3 AND key < $4 ORDER BY key";
         let rows: Vec<(String, Json<Value>)> = on_pool!(&self.store, |pool, sql| sqlx::query_as(SQL)
             .bind(name)
-            .bind(state.active)
+            .bind(generation)
             .bind(from)
             .bind(to)
             .fetch_all(pool)
