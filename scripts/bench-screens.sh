@@ -20,6 +20,8 @@
 # before paying (to look inside the server meanwhile, e.g. gdb -p on the pid it prints).
 # BENCH_SELECTION: what each screen's counterDisplay selects ("version"; the real screens select
 # ~25 fields, DISPLAY_FIELDS in api/web/screens.js; it must include version).
+# BENCH_CITIZEN_FEED: how the citizens' screens are fed, "plain" (default: the display feed their
+# page uses, /live/counter-display) or "graphql" (a counterDisplay subscription, as before).
 # BENCH_DB_NAME (feeledger_bench_screens) and BENCH_PORT (18081 for SQLite, +1 for PostgreSQL):
 # for runs beside another one on the same machine.
 # BENCH_BACKENDS: "sqlite postgres" (default) or one. The load tool shares the machine's cores
@@ -65,7 +67,7 @@ run() {
     result=$("$bin/feeledger-bench" screens --url "http://127.0.0.1:$port" --admin-token "$admin" \
       --officer-token "$officer" --agency "$agency" --screens "$count" --payments "$pays" --rate "$pace" \
       "${duration[@]}" --connect-concurrency "${BENCH_CONNECT_CONCURRENCY:-200}" --server-pid "$server_pid" \
-      --hold-open-secs "$hold" --selection "${BENCH_SELECTION:-version}")
+      --hold-open-secs "$hold" --selection "${BENCH_SELECTION:-version}" --citizen-feed "${BENCH_CITIZEN_FEED:-plain}")
     echo "{\"backend\":\"$name\",\"result\":$result}"
   done
   kill "$server_pid" 2>/dev/null || true

@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(crate::screens::routes())
+        .merge(crate::display_feed::routes())
         .merge(crate::webhooks::routes())
         .merge(crate::downloads::routes())
         .merge(crate::pay_page::routes())
@@ -265,7 +266,7 @@ async fn method_not_allowed() -> Response {
 /// messages of a few hundred bytes (`connection_init`, `subscribe`, `pong`), so 1 KiB; a
 /// larger message still arrives, the buffer growing to it. Measured with 10,000 open screens
 /// (docs/BENCHMARKS.md, "10,000 screens").
-const WS_READ_BUFFER_BYTES: usize = 1024;
+pub(crate) const WS_READ_BUFFER_BYTES: usize = 1024;
 
 /// GraphQL subscriptions over WebSocket (graphql-transport-ws, and the legacy
 /// subscriptions-transport-ws). The token comes in the `connection_init` payload as

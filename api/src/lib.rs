@@ -7,6 +7,7 @@ pub mod charts;
 pub mod cli;
 pub mod clock;
 pub mod demo;
+pub mod display_feed;
 pub mod downloads;
 pub mod exports;
 pub mod graphql;

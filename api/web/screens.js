@@ -4,11 +4,12 @@
  *   /display/{counterId}  the screen facing the citizen (the QR to scan, then "Thanh toán thành công")
  *
  * Both read their token from `?token=` once, keep it in this tab's sessionStorage and drop it from
- * the address bar. Data: a first load over plain HTTP (POST /graphql), then live updates through a
- * subscription over WebSocket (graphql-transport-ws), with the compact client the binary serves at
- * /assets/graphql-transport-ws.js; without it, or while the socket is down (a proxy that blocks
- * WebSockets), the screen polls over HTTP every 2 s. `document.body.dataset.live` says which:
- * "ws" or "polling".
+ * the address bar. Data: a first load over plain HTTP (POST /graphql), then live updates over a
+ * WebSocket: the officer's screen through GraphQL subscriptions (graphql-transport-ws, with the
+ * compact client the binary serves at /assets/graphql-transport-ws.js), the citizen's through the
+ * plain display feed (/live/counter-display, `DisplayFeed`). Without the client, or while the
+ * socket is down (a proxy that blocks WebSockets), the screen polls over HTTP every 2 s.
+ * `document.body.dataset.live` says which: "ws" or "polling".
  *
  * No inline scripts or styles (the pages' CSP forbids them); the DOM is built with textContent
  * only, never innerHTML, so nothing a case contains can become markup.
@@ -509,6 +510,107 @@
     }
   }
 
+  /** Connections in a row that end before the server said anything: then the screen polls. */
+  const FEED_FAILURES_BEFORE_POLLING = 3;
+  /** Close codes of a refused subscribe (bad message, no valid token, not this counter). */
+  const FEED_REFUSED = new Set([4400, 4401, 4403]);
+
+  /**
+   * The citizen's screen: the counter's display over the plain feed (/live/counter-display),
+   * which keeps nothing of GraphQL per screen on the server (see api/src/display_feed.rs). Its
+   * messages have the shapes of graphql-transport-ws's `next` and `error`. As `Live`, it re-reads
+   * over HTTP on every (re)connection, and polls every 2 s while the socket is down; a socket that
+   * keeps ending before the server says anything (a proxy that breaks WebSockets) or a refused
+   * subscribe makes it poll, and try the socket again a minute later.
+   */
+  class DisplayFeed extends Live {
+    constructor(refresh, counterId, onData, onError) {
+      super(refresh);
+      this.counterId = counterId;
+      this.onData = onData;
+      this.onError = onError;
+      this.failures = 0;
+    }
+
+    async start() {
+      this.setMode("connecting");
+      if (typeof WebSocket !== "function") {
+        this.setMode("polling");
+        return;
+      }
+      this.connect();
+    }
+
+    connect() {
+      clearTimeout(this.retryTimer);
+      const socket = new WebSocket(`${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/live/counter-display`);
+      this.client = socket;
+      let heard = false;
+      let pingTimer = null;
+      let pongTimer = null;
+      const ping = () => {
+        if (socket.readyState !== WebSocket.OPEN) return;
+        socket.send('{"type":"ping"}');
+        clearTimeout(pongTimer);
+        // A socket that stops answering is dead even if the OS has not noticed yet.
+        pongTimer = setTimeout(() => socket.close(), 5000);
+      };
+      socket.onopen = () => {
+        const payload = { authorization: `Bearer ${TOKEN}`, counterId: this.counterId };
+        socket.send(JSON.stringify({ type: "subscribe", payload }));
+        ping();
+        pingTimer = setInterval(ping, 10000);
+      };
+      socket.onmessage = (event) => {
+        if (this.client !== socket) return;
+        let message = null;
+        try {
+          message = JSON.parse(event.data);
+        } catch (_) {
+          return;
+        }
+        if (!heard) {
+          heard = true;
+          this.failures = 0;
+          this.setMode("ws");
+          // The server sends the current display on subscribe; this also covers the gap.
+          this.refreshNow();
+        }
+        if (message.type === "pong") {
+          clearTimeout(pongTimer);
+        } else if (message.type === "next") {
+          const result = message.payload || {};
+          if (result.errors && result.errors.length) {
+            this.onError(fromGraphqlError(result.errors[0]));
+            return;
+          }
+          this.pushSeq += 1;
+          this.lastActivity = Date.now();
+          this.onData(result.data);
+        } else if (message.type === "error" && Array.isArray(message.payload) && message.payload.length) {
+          this.onError(fromGraphqlError(message.payload[0]));
+        }
+      };
+      socket.onclose = (event) => {
+        clearInterval(pingTimer);
+        clearTimeout(pongTimer);
+        if (this.client !== socket) return;
+        this.client = null;
+        this.failures = heard ? 0 : this.failures + 1;
+        if (FEED_REFUSED.has(event.code) || this.failures >= FEED_FAILURES_BEFORE_POLLING) {
+          console.warn("feeledger: live updates unavailable, polling instead", event.code, event.reason);
+          this.failures = 0;
+          this.setMode("polling");
+          this.retryTimer = setTimeout(() => this.connect(), 60000);
+          return;
+        }
+        this.setMode("reconnecting");
+        const wait = Math.min(1000 * 2 ** this.failures, 15000) + Math.floor(Math.random() * 1000);
+        this.retryTimer = setTimeout(() => this.connect(), wait);
+      };
+    }
+  }
+
   /**
    * Whether `incoming` may replace `shown`: never an older version of the same case, and an HTTP
    * answer that raced a push only when it is strictly newer.
@@ -534,6 +636,7 @@
   // --- GraphQL documents ---------------------------------------------------------------------
 
   const QR_FIELDS = "id payload amount reference svgUrl pngUrl expiresAt payable expired";
+  // The display feed answers with this selection (`DISPLAY_SELECTION` in api/src/graphql/counter.rs).
   const DISPLAY_FIELDS = `caseCode agencyName counterId procedureName status state message total paid outstanding
     overpaid payer { name maskedId } lines { feeCode name kind quantity unitAmount amount }
     qr { ${QR_FIELDS} } updatedAt version`;
@@ -817,19 +920,12 @@
           fail,
         );
       }
-      live = new Live(refresh);
+      live = new DisplayFeed(refresh, COUNTER_ID, (data) => accept(data.counterDisplay, false), fail);
       live.onRefreshError = (error) => {
         if (!loaded || error.code !== "NETWORK") fail(error);
       };
       await live.refreshNow();
       render();
-      live.watch(
-        "display",
-        `subscription($c: String!) { counterDisplay(counterId: $c) { ${DISPLAY_FIELDS} } }`,
-        { c: COUNTER_ID },
-        (data) => accept(data.counterDisplay, false),
-        fail,
-      );
       await live.start();
     }
 

@@ -91,6 +91,8 @@ const MATRIX: &[(Op, [May; 8])] = &[
     // --- subscriptions (over /graphql/ws) ---
     (Op::CaseStatusSubscription,        [Own,     No,      Own,     All,     Own,     All,     All,     No]),
     (Op::CounterDisplaySubscription,    [Own,     Own,     Own,     All,     Own,     All,     All,     No]),
+    // The same over the citizen's plain display feed (/live/counter-display).
+    (Op::CounterDisplayFeed,            [Own,     Own,     Own,     All,     Own,     All,     All,     No]),
     (Op::ProjectionProgress,            [No,      No,      All,     All,     All,     All,     All,     No]),
     // --- counter work ---
     (Op::AssessFees,                    [Own,     No,      No,      No,      No,      No,      No,      No]),
@@ -144,6 +146,7 @@ enum Op {
     DailyDigests,
     CaseStatusSubscription,
     CounterDisplaySubscription,
+    CounterDisplayFeed,
     ProjectionProgress,
     AssessFees,
     IssueQr,
@@ -320,6 +323,7 @@ impl Op {
             Op::DailyDigests => "dailyDigests",
             Op::CaseStatusSubscription => "subscription caseStatus",
             Op::CounterDisplaySubscription => "subscription counterDisplay",
+            Op::CounterDisplayFeed => "feed /live/counter-display",
             Op::ProjectionProgress => "subscription projectionProgress",
             Op::AssessFees => "assessFees",
             Op::IssueQr => "issueQr(quay-1)",
@@ -348,7 +352,10 @@ impl Op {
 
     fn kind(self) -> Kind {
         match self {
-            Op::CaseStatusSubscription | Op::CounterDisplaySubscription | Op::ProjectionProgress => Kind::Subscription,
+            Op::CaseStatusSubscription
+            | Op::CounterDisplaySubscription
+            | Op::CounterDisplayFeed
+            | Op::ProjectionProgress => Kind::Subscription,
             Op::AssessFees
             | Op::IssueQr
             | Op::IssueQrAtQuay2
@@ -457,6 +464,8 @@ impl Op {
                 "subscription($agency: String) { counterDisplay(counterId: \"quay-1\", agencyCode: $agency) { caseCode state } }",
                 agency,
             ),
+            // Not a document: the feed's subscribe names the counter and the agency.
+            Op::CounterDisplayFeed => ("", agency),
             Op::ProjectionProgress => {
                 ("subscription { projectionProgress(name: \"treasury\") { name generation } }", json!({}))
             }
@@ -546,6 +555,9 @@ impl Op {
 /// and returns the response body (for a subscription, its first message).
 async fn call(app: &TestApp, authorization: Option<&str>, op: Op, target: &Target) -> Value {
     let (document, variables) = op.request(target);
+    if op == Op::CounterDisplayFeed {
+        return first_feed_message(app, authorization, &variables["agency"]).await;
+    }
     if op.kind() == Kind::Subscription {
         return first_message(app, authorization, document, variables).await;
     }
@@ -573,6 +585,32 @@ async fn first_message(app: &TestApp, authorization: Option<&str>, document: &st
             let message: Value = serde_json::from_str(&text).unwrap();
             match message["type"].as_str() {
                 Some("connection_ack") => socket.send(Message::text(subscribe.to_string())).await.unwrap(),
+                Some("next") => return message["payload"].clone(),
+                Some("error") => return json!({ "errors": message["payload"] }),
+                _ => {}
+            }
+        }
+        json!({ "errors": [{ "message": "the socket closed", "extensions": { "code": "CLOSED" } }] })
+    };
+    let first = tokio::time::timeout(PATIENCE, exchange).await;
+    first.unwrap_or_else(|_| json!({ "errors": [{ "message": "no message", "extensions": { "code": "NO_ANSWER" } }] }))
+}
+
+/// Subscribes to quay-1 of `agency` on the display feed, sending `authorization` (if any) in the
+/// subscribe, and returns the first `next` payload or the `error` as `{ "errors": … }`.
+async fn first_feed_message(app: &TestApp, authorization: Option<&str>, agency: &Value) -> Value {
+    let url = format!("{}/live/counter-display", app.address.replacen("http", "ws", 1));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut payload = json!({ "counterId": "quay-1", "agencyCode": agency });
+    if let Some(authorization) = authorization {
+        payload["authorization"] = json!(authorization);
+    }
+    socket.send(Message::text(json!({ "type": "subscribe", "payload": payload }).to_string())).await.unwrap();
+    let exchange = async {
+        while let Some(Ok(message)) = socket.next().await {
+            let Message::Text(text) = message else { continue };
+            let message: Value = serde_json::from_str(&text).unwrap();
+            match message["type"].as_str() {
                 Some("next") => return message["payload"].clone(),
                 Some("error") => return json!({ "errors": message["payload"] }),
                 _ => {}

@@ -239,3 +239,84 @@ async fn an_unpaid_qr_expires_and_the_screens_say_so() {
         screen.until(PATIENCE, |p| p["data"]["counterDisplay"]["state"] == "PAID").await;
     }
 }
+
+/// What the citizen's screen selects of a display (`DISPLAY_FIELDS` in api/web/screens.js), the
+/// selection the plain display feed answers with.
+const CITIZEN_SELECTION: &str = "caseCode agencyName counterId procedureName status state message total paid \
+    outstanding overpaid payer { name maskedId } lines { feeCode name kind quantity unitAmount amount } \
+    qr { id payload amount reference svgUrl pngUrl expiresAt payable expired } updatedAt version";
+
+#[tokio::test]
+async fn the_plain_display_feed_sends_what_the_counter_display_query_answers_after_every_change() {
+    for app in spawn_each_backend().await {
+        let backend = app.backend();
+        app.configure_agency(AGENCY).await;
+        assess(&app, CASE, 3).await;
+        issue_qr(&app, CASE).await;
+        let display = app.token(Role::Display, Some(AGENCY), Some("quay-1"));
+        let query = format!("query {{ counterDisplay(counterId: \"quay-1\") {{ {CITIZEN_SELECTION} }} }}");
+        let mut feed = Subscription::display_feed(&app.address, &display, "quay-1", None).await.unwrap();
+
+        let first = feed.until(PATIENCE, |p| p["data"]["counterDisplay"]["state"] == "WAITING").await;
+        assert_eq!(first["data"], app.graphql_ok(&display, &query, json!({})).await, "[{backend}] {first:#}");
+        assert_eq!(first["data"]["counterDisplay"]["qr"]["amount"], "3000", "[{backend}]");
+        for (amount, key, state) in [("2000", "pos-1", "PARTIALLY_PAID"), ("1000", "pos-2", "PAID")] {
+            pay(&app, amount, key).await;
+            let shown = feed.until(PATIENCE, |p| p["data"]["counterDisplay"]["state"] == state).await;
+            assert_eq!(shown["data"], app.graphql_ok(&display, &query, json!({})).await, "[{backend}] {state}");
+        }
+
+        // A screen's ping is answered; the next case at the counter replaces the display.
+        feed.send_raw(r#"{"type":"ping"}"#).await.unwrap();
+        assert_eq!(feed.next_message(PATIENCE).await.unwrap()["type"], "pong", "[{backend}]");
+        assess(&app, "H34.22.6-240426-0003", 1).await;
+        let next = feed.until(PATIENCE, |p| p["data"]["counterDisplay"]["caseCode"] == "H34.22.6-240426-0003").await;
+        assert_eq!(next["data"]["counterDisplay"]["state"], "ASSESSED", "[{backend}]");
+
+        // An officer's token names the counter of its agency; an admin's names the agency too.
+        let admin = app.token(Role::Admin, None, None);
+        let mut by_admin = Subscription::display_feed(&app.address, &admin, "quay-1", Some(AGENCY)).await.unwrap();
+        let shown = by_admin.next(PATIENCE).await.unwrap();
+        assert_eq!(shown["data"]["counterDisplay"]["caseCode"], "H34.22.6-240426-0003", "[{backend}] {shown:#}");
+    }
+}
+
+#[tokio::test]
+async fn the_plain_display_feed_refuses_a_bad_subscribe_with_a_code_and_appends_nothing() {
+    for app in spawn_each_backend().await {
+        let backend = app.backend();
+        app.configure_agency(AGENCY).await;
+        assess(&app, CASE, 3).await;
+        let before = app.event_count().await;
+        let other_counter = app.token(Role::Display, Some(AGENCY), Some("quay-2"));
+        let admin = app.token(Role::Admin, None, None);
+        let refusals = [
+            ("forged", Some("forged"), "quay-1", None, "UNAUTHENTICATED", 4401),
+            ("another counter's display", Some(other_counter.as_str()), "quay-1", None, "FORBIDDEN", 4403),
+            ("no agency for a token of none", Some(admin.as_str()), "quay-1", None, "VALIDATION", 4400),
+            ("a bad counter id", Some(admin.as_str()), "quầy 1/../", Some(AGENCY), "VALIDATION", 4400),
+        ];
+        for (what, token, counter, agency, code, close) in refusals {
+            let mut feed = Subscription::display_feed(&app.address, token.unwrap(), counter, agency).await.unwrap();
+            let refused = feed.next(PATIENCE).await.unwrap_or_else(|| panic!("[{backend}] {what}: no answer"));
+            assert_eq!(refused["errors"][0]["extensions"]["code"], code, "[{backend}] {what}: {refused:#}");
+            assert_eq!(feed.close_code(PATIENCE).await, Some(close), "[{backend}] {what}");
+        }
+        for garbage in ["not json", r#"{"type":"subscribe"}"#, r#"{"type":"subscribe","payload":{"counterId":7}}"#] {
+            let mut feed = Subscription::raw_socket(&app.address, "/live/counter-display").await.unwrap();
+            feed.send_raw(garbage).await.unwrap();
+            let refused = feed.next(PATIENCE).await.unwrap_or_else(|| panic!("[{backend}] {garbage}: no answer"));
+            assert_eq!(refused["errors"][0]["extensions"]["code"], "VALIDATION", "[{backend}] {garbage}: {refused:#}");
+            assert_eq!(feed.close_code(PATIENCE).await, Some(4400), "[{backend}] {garbage}");
+        }
+        // A plain GET is told it is a WebSocket, in JSON.
+        let plain = app.client.get(format!("{}/live/counter-display", app.address)).send().await.unwrap();
+        assert!(plain.status().is_client_error(), "[{backend}] {}", plain.status());
+        let body: Value = plain.json().await.unwrap();
+        assert!(body["error"].is_string() || body["message"].is_string(), "[{backend}] {body}");
+        assert_eq!(app.event_count().await, before, "[{backend}] nothing appended");
+        // The node still serves.
+        let query = format!("query {{ counterDisplay(counterId: \"quay-1\", agencyCode: \"{AGENCY}\") {{ state }} }}");
+        assert_eq!(app.graphql_ok(&admin, &query, json!({})).await["counterDisplay"]["state"], "ASSESSED");
+    }
+}

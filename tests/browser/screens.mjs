@@ -3,8 +3,8 @@
 //
 // The officer assesses a case and creates the payment QR on /counter/quay-1; the citizen's screen
 // /display/quay-1 shows the QR; two payments arrive through the API (not through the page) and both
-// screens follow them live, over WebSocket, without a reload. A last page with the WebSocket
-// client blocked proves the polling fallback.
+// screens follow them live, over WebSocket, without a reload. A last page whose display-feed socket
+// is cut proves the polling fallback.
 //
 // Inputs (argv `--name=value` wins over the environment):
 //   --base-url        FEELEDGER_BASE_URL         e.g. http://127.0.0.1:18080
@@ -248,20 +248,23 @@ async function main() {
     }
     step("full payment shows 'Thanh toán thành công' without a reload");
 
-    // 5. Without the WebSocket client (a proxy or filter that strips it) the screen polls.
+    // 5. Where the display feed's socket is cut at once (a proxy that breaks WebSockets), the
+    //    citizen's screen polls.
     const fallbackContext = await browser.newContext({ viewport: { width: 800, height: 1280 }, locale: "vi-VN" });
-    await fallbackContext.route("**/assets/graphql-transport-ws.js", (route) => route.fulfill({ status: 404, body: "" }));
+    await fallbackContext.routeWebSocket("**/live/counter-display", (socket) => socket.close());
     const fallback = await fallbackContext.newPage();
     watchPage("fallback", fallback, false);
     await fallback.goto(`${config.baseUrl}/display/${COUNTER}?token=${encodeURIComponent(config.displayToken)}`);
     await fallback.waitForSelector("body[data-live='polling']");
+    // Reconnecting polls too; after three sockets cut in a row the screen settles on polling.
+    await fallback.waitForSelector("#live-indicator[data-state='polling']", { timeout: 20_000 });
     await waitForText(fallback, "Thanh toán thành công");
     check(
       (await fallback.textContent("#live-indicator")).includes("2 giây"),
       "the indicator says the screen is polling",
     );
     await fallback.screenshot({ path: join(config.out, "display-portrait-polling.png") });
-    step("without the WebSocket client the screen falls back to polling");
+    step("with its WebSocket cut, the citizen's screen falls back to polling");
 
     check(problems.length === 0, `no page errors:\n${problems.join("\n")}`);
     clearTimeout(deadline);

@@ -243,6 +243,53 @@ pub mod ws {
             Ok(Subscription { socket })
         }
 
+        /// The screens' plain display feed (`GET /live/counter-display`, api/src/display_feed.rs):
+        /// connects, subscribes to `counter_id` (of `agency`, for a token not scoped to one) with
+        /// `token`, and returns at once; its messages read as a subscription's (`next`).
+        pub async fn display_feed(
+            address: &str,
+            token: &str,
+            counter_id: &str,
+            agency: Option<&str>,
+        ) -> anyhow::Result<Subscription> {
+            let url = format!("{}/live/counter-display", address.replacen("http", "ws", 1));
+            let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER_BYTES);
+            let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
+            let subscribe = json!({ "type": "subscribe", "payload": {
+                "authorization": format!("Bearer {token}"), "counterId": counter_id, "agencyCode": agency } });
+            socket.send(Message::text(subscribe.to_string())).await?;
+            Ok(Subscription { socket })
+        }
+
+        /// A WebSocket to `path` that has sent nothing yet (see [`Subscription::send_raw`]).
+        pub async fn raw_socket(address: &str, path: &str) -> anyhow::Result<Subscription> {
+            let url = format!("{}{path}", address.replacen("http", "ws", 1));
+            let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+            Ok(Subscription { socket })
+        }
+
+        /// Sends `text` as it is (a test of what the server does with a bad message).
+        pub async fn send_raw(&mut self, text: &str) -> anyhow::Result<()> {
+            Ok(self.socket.send(Message::text(text.to_owned())).await?)
+        }
+
+        /// The next message of any type, or `None` after `timeout` or once the socket closed.
+        pub async fn next_message(&mut self, timeout: std::time::Duration) -> Option<Value> {
+            tokio::time::timeout(timeout, next_json(&mut self.socket)).await.ok()?
+        }
+
+        /// The close code the server ended the socket with, waiting up to `timeout` for it.
+        pub async fn close_code(&mut self, timeout: std::time::Duration) -> Option<u16> {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                match tokio::time::timeout_at(deadline, self.socket.next()).await.ok()?? {
+                    Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            }
+        }
+
         /// The next `next` or `error` payload, or `None` after `timeout`.
         pub async fn next(&mut self, timeout: std::time::Duration) -> Option<Value> {
             let deadline = tokio::time::Instant::now() + timeout;

@@ -8,7 +8,7 @@
 //! reading the state they send, and re-read the state when an event of theirs arrives or when
 //! they lagged, so no update is missed.
 
-use async_graphql::{Context, Enum, Object, Subscription};
+use async_graphql::{Context, EmptyMutation, EmptySubscription, Enum, Object, Schema, Subscription};
 use chrono::Duration;
 use feeledger_domain::case_fees::{CaseFees, CaseStatus, Command, IssueQr, QrStatus};
 use feeledger_domain::codes::{AgencyCode, CaseCode, CounterId};
@@ -23,7 +23,7 @@ use super::errors::{ApiError, ApiResult};
 use super::scalars::{DateTimeScalar, VndScalar};
 use super::{api, ledger, metadata, now, principal};
 use crate::auth::Principal;
-use crate::live_routes::{Follower, Topic};
+use crate::live_routes::{Follower, LiveRoutes, Topic};
 
 /// What a counter's screens show, in the words of the screens.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -155,7 +155,7 @@ impl CounterDisplayView {
 }
 
 /// Which counter a request is about: the agency is the argument, or the token's own.
-fn counter_scope(
+pub(crate) fn counter_scope(
     principal: &Principal,
     agency_code: Option<&str>,
     counter_id: &str,
@@ -293,6 +293,59 @@ pub(crate) async fn retry_after_failed_read() -> bool {
 #[derive(Default, Debug)]
 pub struct CounterSubscriptions;
 
+/// A counter's display now (if a case was ever shown there) and again after every change: what
+/// the `counterDisplay` subscription and the screens' plain feed (`crate::display_feed`) send.
+pub(crate) fn displays(
+    live: &LiveRoutes,
+    ledger: &Ledger,
+    agency: AgencyCode,
+    counter: CounterId,
+) -> impl Stream<Item = Box<CounterDisplayView>> + use<> {
+    let watch = Box::new(DisplayWatch {
+        events: live.follow([counter_topic(&agency, &counter)]),
+        ledger: ledger.clone(),
+        agency,
+        counter,
+        shown_stream: None,
+        sent_version: None,
+        fresh: true,
+    });
+    futures::stream::unfold(watch, DisplayWatch::next)
+}
+
+/// What the citizen's screen shows of a display (`DISPLAY_FIELDS` in api/web/screens.js): the
+/// selection the plain feed answers with.
+pub(crate) const DISPLAY_SELECTION: &str = "caseCode agencyName counterId procedureName status state message total \
+    paid outstanding overpaid payer { name maskedId } lines { feeCode name kind quantity unitAmount amount } \
+    qr { id payload amount reference svgUrl pngUrl expiresAt payable expired } updatedAt version";
+
+/// The root of the schema that turns a display already read into JSON.
+struct DisplayRoot;
+
+#[Object]
+impl DisplayRoot {
+    async fn counter_display<'ctx>(&self, ctx: &Context<'ctx>) -> Option<&'ctx CounterDisplayView> {
+        ctx.data_opt::<CounterDisplayView>()
+    }
+}
+
+/// `{"counterDisplay": {…}}` with [`DISPLAY_SELECTION`] of `display`: exactly what the GraphQL
+/// query `counterDisplay { … }` answers, resolved by the same types from the display already
+/// read (a schema of its own whose root is that display), so a screen fed without GraphQL
+/// keeps nothing of GraphQL while it waits.
+pub(crate) async fn display_data(display: CounterDisplayView) -> Result<serde_json::Value, String> {
+    static SCHEMA: std::sync::OnceLock<Schema<DisplayRoot, EmptyMutation, EmptySubscription>> =
+        std::sync::OnceLock::new();
+    let schema = SCHEMA.get_or_init(|| Schema::new(DisplayRoot, EmptyMutation, EmptySubscription));
+    let code = display.record.code.to_string();
+    let request = async_graphql::Request::new(format!("{{ counterDisplay {{ {DISPLAY_SELECTION} }} }}")).data(display);
+    let response = schema.execute(request).await;
+    if let Some(error) = response.errors.first() {
+        return Err(format!("case {code}: {}", error.message));
+    }
+    response.data.into_json().map_err(|e| e.to_string())
+}
+
 /// Follows the counter and the case it shows; re-reads the display when either changes.
 struct DisplayWatch {
     events: Follower,
@@ -420,16 +473,7 @@ impl CounterSubscriptions {
         agency_code: Option<String>,
     ) -> Result<impl Stream<Item = Box<CounterDisplayView>> + use<>, ApiError> {
         let (agency, counter) = counter_scope(principal(ctx)?, agency_code.as_deref(), &counter_id)?;
-        let watch = Box::new(DisplayWatch {
-            events: api(ctx).live.follow([counter_topic(&agency, &counter)]),
-            ledger: ledger(ctx).clone(),
-            agency,
-            counter,
-            shown_stream: None,
-            sent_version: None,
-            fresh: true,
-        });
-        Ok(futures::stream::unfold(watch, DisplayWatch::next))
+        Ok(displays(&api(ctx).live, ledger(ctx), agency, counter))
     }
 
     /// A case now and again after every change.

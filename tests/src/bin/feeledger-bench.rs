@@ -106,6 +106,11 @@ enum Bench {
         /// with gdb, while they are open).
         #[arg(long, default_value_t = 0)]
         hold_open_secs: u64,
+        /// How the citizens' screens (the second of each counter's two) are fed: `plain`, the
+        /// display feed the citizen's page uses (`/live/counter-display`), or `graphql`, a
+        /// `counterDisplay` subscription as the officers' screens have.
+        #[arg(long, default_value = "plain", value_parser = ["plain", "graphql"])]
+        citizen_feed: String,
     },
     /// Signed bank notifications over HTTP from N concurrent senders, each for its own cases
     /// (assessed through the API first), with a share of partial payments (two notifications
@@ -451,6 +456,8 @@ struct ScreensRun {
     open_timeout: Duration,
     hold_open: Duration,
     selection: String,
+    /// The citizens' screens on the plain display feed (else GraphQL).
+    plain_citizens: bool,
 }
 
 /// A field of a process's `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`), Linux only.
@@ -494,7 +501,29 @@ const OPEN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 struct ScreenConnection {
     url: String,
     token: String,
+    agency: String,
     query: String,
+}
+
+/// How one screen is fed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    /// A `counterDisplay` subscription over graphql-transport-ws.
+    Graphql,
+    /// The citizen's page's display feed (`/live/counter-display`).
+    Plain,
+}
+
+impl ScreenConnection {
+    async fn open(&self, feed: Feed, counter: &str) -> anyhow::Result<Subscription> {
+        match feed {
+            Feed::Graphql => {
+                let variables = json!({ "k": counter, "a": self.agency });
+                Subscription::connect(&self.url, &self.token, &self.query, variables).await
+            }
+            Feed::Plain => Subscription::display_feed(&self.url, &self.token, counter, Some(&self.agency)).await,
+        }
+    }
 }
 
 /// Opens one screen and waits for its first display, holding one of the opening permits for
@@ -502,7 +531,8 @@ struct ScreenConnection {
 async fn run_screen(
     screen: usize,
     connection: Arc<ScreenConnection>,
-    variables: Value,
+    feed: Feed,
+    counter: String,
     permits: Arc<tokio::sync::Semaphore>,
     opened: mpsc::UnboundedSender<Opened>,
     deliveries: mpsc::UnboundedSender<Delivery>,
@@ -510,7 +540,7 @@ async fn run_screen(
     let Ok(permit) = permits.acquire_owned().await else { return };
     let mut connect_retries = 0;
     let mut subscription = loop {
-        match Subscription::connect(&connection.url, &connection.token, &connection.query, variables.clone()).await {
+        match connection.open(feed, &counter).await {
             Ok(subscription) => break subscription,
             Err(error) if connect_retries + 1 < SCREEN_CONNECT_ATTEMPTS => {
                 connect_retries += 1;
@@ -564,6 +594,7 @@ async fn screens(run: ScreensRun) -> anyhow::Result<()> {
         open_timeout,
         hold_open,
         selection,
+        plain_citizens,
     } = run;
     let (url, admin, officer, agency) = (url.as_str(), admin.as_str(), officer.as_str(), agency.as_str());
     if let Some(limit) = open_files_limit() {
@@ -657,17 +688,19 @@ async fn screens(run: ScreensRun) -> anyhow::Result<()> {
     let connection = Arc::new(ScreenConnection {
         url: url.to_owned(),
         token: admin.to_owned(),
+        agency: agency.to_owned(),
         query: format!(
             "subscription($k: String!, $a: String) {{ counterDisplay(counterId: $k, agencyCode: $a) {{ {selection} }} }}"
         ),
     });
     let open_started = Instant::now();
     for screen in 0..screens {
-        let variables = json!({ "k": counter_ids[screen % counters], "a": agency });
+        let feed = if plain_citizens && screen >= counters { Feed::Plain } else { Feed::Graphql };
         tokio::spawn(run_screen(
             screen,
             Arc::clone(&connection),
-            variables,
+            feed,
+            counter_ids[screen % counters].clone(),
             Arc::clone(&permits),
             opened_tx.clone(),
             delivery_tx.clone(),
@@ -838,7 +871,8 @@ async fn screens(run: ScreensRun) -> anyhow::Result<()> {
     };
     println!(
         "{}",
-        json!({ "bench": "screens", "screens": screens, "screens_open": showing, "screens_failed": failed,
+        json!({ "bench": "screens", "screens": screens, "citizen_feed": if plain_citizens { "plain" } else { "graphql" },
+                "screens_open": showing, "screens_failed": failed,
                 "connect_retries": connect_retries, "connect_concurrency": connect_concurrency,
                 "open_seconds": (open_seconds * 10.0).round() / 10.0, "counters": counters, "payments": payments,
                 "rate_per_sec": rate, "payments_per_sec": (payments as f64 / elapsed).round(),
@@ -1294,6 +1328,7 @@ fn main() -> ExitCode {
                 seconds,
                 selection,
                 hold_open_secs,
+                citizen_feed,
             } => {
                 let payments = match seconds {
                     Some(seconds) if rate > 0 => usize::try_from(u64::from(rate) * seconds)?,
@@ -1312,6 +1347,7 @@ fn main() -> ExitCode {
                     open_timeout: Duration::from_secs(open_timeout_secs),
                     hold_open: Duration::from_secs(hold_open_secs),
                     selection,
+                    plain_citizens: citizen_feed == "plain",
                 };
                 screens(run).await
             }
