@@ -52,6 +52,39 @@ impl Drop for ReadAhead {
     }
 }
 
+/// A rebuild overlaps its three stages: the next batch is read (PostgreSQL's work) and this one
+/// applied (ours) while the batch before it commits (PostgreSQL's again). Commits stay in order:
+/// a batch commits from the checkpoint the one before it committed, so it waits for that one.
+#[derive(Default)]
+struct Pipeline {
+    read: Option<ReadAhead>,
+    /// The previous batch's commit, still running (not aborted when dropped: a batch commits
+    /// whole or not at all, and only from where the checkpoint is).
+    commit: Option<tokio::task::JoinHandle<Result<bool, StoreError>>>,
+}
+
+impl Pipeline {
+    /// Waits for the commit in flight, if any: whether it committed (`false`: another runner
+    /// applied that batch first).
+    async fn settle(&mut self) -> Result<bool, ProjectionError> {
+        match self.commit.take() {
+            Some(commit) => Ok(commit.await.map_err(|e| ProjectionError::Commit(e.to_string()))??),
+            None => Ok(true),
+        }
+    }
+}
+
+/// The generation being built on this runner.
+struct Building {
+    generation: i32,
+    docs: Documents,
+    started: Instant,
+    total: i64,
+    /// Where the last batch ends (committed, or committing in `pipeline`): where the next starts.
+    checkpoint: Option<Checkpoint>,
+    pipeline: Pipeline,
+}
+
 /// The log's head, then up to `batch` events of `types` after `from`: the head first, so that
 /// a short batch proves nothing of these types lies between its last event and the head.
 async fn read_batch(
@@ -91,6 +124,8 @@ pub enum ProjectionError {
     Lagging(&'static str),
     #[error("reading the next batch of the log ahead failed: {0}")]
     ReadAhead(String),
+    #[error("committing a rebuild batch failed: {0}")]
+    Commit(String),
 }
 
 /// A read model: a name, a code version, and how each event changes its documents.
@@ -438,10 +473,9 @@ impl Runner {
             );
             self.docs.start_rebuild(P::NAME, P::VERSION, Utc::now()).await?;
         }
-        // The building generation's documents, kept across batches while it is built here.
-        let mut building: Option<(i32, Documents, Instant, i64)> = None;
-        // The building generation's next batch, read while the current one is applied.
-        let mut read_ahead: Option<ReadAhead> = None;
+        // The building generation's documents, kept across batches while it is built here,
+        // with its batches in flight.
+        let mut building: Option<Building> = None;
         // The live generation known to be past its first batch (no preparation to look for).
         let mut prepared: Option<i32> = None;
         // The live generation's checkpoint as this runner last committed it (not read again: a
@@ -480,33 +514,36 @@ impl Runner {
 
             let mut rebuilt = 0;
             if let Some(generation) = state.building {
-                if building.as_ref().is_none_or(|(g, ..)| *g != generation) {
+                if building.as_ref().is_none_or(|b| b.generation != generation) {
                     let fresh = self.docs.checkpoint(P::NAME, generation).await?.is_some_and(|c| c.events_seen == 0);
                     let total = self.store().count_of_types(P::EVENT_TYPES).await?;
                     let mut docs = Documents::new(self.docs.clone(), P::NAME, generation, fresh);
                     if fresh {
                         projection.prepare(&mut docs, self.store()).await?;
                     }
-                    building = Some((generation, docs, Instant::now(), total));
+                    let pipeline = Pipeline::default();
+                    building =
+                        Some(Building { generation, docs, started: Instant::now(), total, checkpoint: None, pipeline });
                 }
-                if let Some((generation, docs, started, total)) = building.as_mut() {
-                    let (applied, caught_up) =
-                        self.step(projection, docs, self.rebuild_batch, &mut None, Some(&mut read_ahead)).await?;
+                if let Some(b) = building.as_mut() {
+                    let (applied, caught_up) = self
+                        .step(projection, &mut b.docs, self.rebuild_batch, &mut b.checkpoint, Some(&mut b.pipeline))
+                        .await?;
                     rebuilt = applied;
-                    let done = self.docs.checkpoint(P::NAME, *generation).await?.map_or(0, |c| c.events_seen);
-                    *total = (*total).max(done);
+                    let done = self.docs.checkpoint(P::NAME, b.generation).await?.map_or(0, |c| c.events_seen);
+                    b.total = b.total.max(done);
                     if caught_up {
-                        self.docs.switch(P::NAME, *generation, Utc::now()).await?;
+                        self.docs.switch(P::NAME, b.generation, Utc::now()).await?;
                         tracing::info!(
                             projection = P::NAME,
-                            generation = *generation,
+                            generation = b.generation,
                             events = done,
                             "rebuild finished"
                         );
                     }
                     let _ = self.progress.send(Progress {
                         name: P::NAME,
-                        rebuild: progress(*generation, done, *total, *started, caught_up),
+                        rebuild: progress(b.generation, done, b.total, b.started, caught_up),
                     });
                     if caught_up {
                         building = None;
@@ -532,14 +569,16 @@ impl Runner {
     /// Applies one batch to a generation. Returns how many events it applied and whether it
     /// reached the end of the readable log. `known` is the generation's checkpoint if the caller
     /// knows it (it is read otherwise), and becomes the checkpoint after the batch. With
-    /// `ahead`, a full batch starts reading the next one before it is applied (a rebuild).
+    /// `pipeline` (a rebuild), a full batch starts reading the next one before it is applied,
+    /// and commits while the caller goes on with the next; the last batch (at the end of the
+    /// log) is committed before this returns, so a caught-up generation is all committed.
     async fn step<P: Projection>(
         &self,
         projection: &P,
         docs: &mut Documents,
         batch: usize,
         known: &mut Option<Checkpoint>,
-        mut ahead: Option<&mut Option<ReadAhead>>,
+        mut pipeline: Option<&mut Pipeline>,
     ) -> Result<(usize, bool), ProjectionError> {
         let from = match known.take() {
             Some(checkpoint) => checkpoint,
@@ -549,7 +588,7 @@ impl Runner {
             },
         };
         // The batch as read ahead, if it was and starts here; read now otherwise.
-        let (head, events) = match ahead.as_deref_mut().and_then(Option::take) {
+        let (head, events) = match pipeline.as_deref_mut().and_then(|p| p.read.take()) {
             Some(mut read) if read.from == from => {
                 (&mut read.read).await.map_err(|e| ProjectionError::ReadAhead(e.to_string()))??
             }
@@ -557,11 +596,11 @@ impl Runner {
         };
         let at_end = events.len() < batch;
         let mut to = events.last().map_or(from, LeanEvent::checkpoint);
-        if let Some(slot) = ahead
+        if let Some(pipeline) = pipeline.as_deref_mut()
             && !at_end
         {
             let store = self.store().clone();
-            *slot = Some(ReadAhead {
+            pipeline.read = Some(ReadAhead {
                 from: to,
                 read: tokio::spawn(async move { read_batch(&store, to, batch, P::EVENT_TYPES).await }),
             });
@@ -570,6 +609,12 @@ impl Runner {
             to = head;
         }
         if to == from {
+            // Nothing more to apply: the batch before, if still committing, must have committed.
+            if let Some(pipeline) = pipeline
+                && !pipeline.settle().await?
+            {
+                return Ok(Self::lost_the_batch(docs));
+            }
             *known = Some(from);
             return Ok((0, true));
         }
@@ -580,15 +625,33 @@ impl Runner {
         let changes = docs.take_changes()?;
         let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
         let advance = Advance { from, to, events: count, now: Utc::now() };
-        let committed = self.docs.commit(P::NAME, docs.generation, advance, &changes).await?;
+        let committed = match pipeline {
+            None => self.docs.commit(P::NAME, docs.generation, advance, &changes).await?,
+            Some(pipeline) => {
+                // This batch starts where the one before ends: that one commits first.
+                if !pipeline.settle().await? {
+                    return Ok(Self::lost_the_batch(docs));
+                }
+                let (store, generation) = (self.docs.clone(), docs.generation);
+                let commit = tokio::spawn(async move { store.commit(P::NAME, generation, advance, &changes).await });
+                pipeline.commit = Some(commit);
+                // The last one commits now: the caller may switch to the generation next.
+                !at_end || pipeline.settle().await?
+            }
+        };
         if !committed {
-            // Another runner applied this batch: forget what this one cached.
-            docs.cache.clear();
-            docs.complete = false;
-            return Ok((0, false));
+            return Ok(Self::lost_the_batch(docs));
         }
         *known = Some(to);
         Ok((events.len(), at_end))
+    }
+
+    /// Another runner applied a batch of this generation first: forget what this one cached
+    /// (the caller reads the checkpoint again).
+    fn lost_the_batch(docs: &mut Documents) -> (usize, bool) {
+        docs.cache.clear();
+        docs.complete = false;
+        (0, false)
     }
 
     /// Asks for a rebuild of `name` (this process's runner starts it at once; others within a

@@ -19,9 +19,11 @@ use feeledger_infrastructure::ledger::Ledger;
 use feeledger_infrastructure::storage::EventMetadata;
 use feeledger_infrastructure::test_support::TestDatabase;
 use feeledger_projections::cashless::{self, MonthCounts};
+use feeledger_projections::payments::PaymentsProjection;
 use feeledger_projections::payments::payments_between;
 use feeledger_projections::receipts;
-use feeledger_projections::runner::Runner;
+use feeledger_projections::runner::{Projection, Runner};
+use feeledger_projections::treasury::TreasuryProjection;
 use feeledger_projections::treasury::TreasuryReports;
 use serde_json::json;
 use uuid::Uuid;
@@ -335,7 +337,7 @@ async fn a_rebuild_in_many_small_batches_each_read_ahead_gives_the_same_document
         assert_eq!(live_payments.len(), 16, "[{backend}]");
 
         // A rebuild two events at a time: every batch but the last is full, so each one reads
-        // the next ahead while it is applied.
+        // the next ahead while it is applied, and commits while the next is applied.
         let rebuilder = Runner::new(world.ledger.store().clone(), Duration::from_millis(20)).with_rebuild_batch(2);
         for name in ["treasury", "payments"] {
             let generation = rebuilder.rebuild_here(name).await.unwrap();
@@ -346,7 +348,32 @@ async fn a_rebuild_in_many_small_batches_each_read_ahead_gives_the_same_document
         assert_eq!(rebuilt.total, live.total, "[{backend}]");
         let rebuilt_payments = payments_between(world.runner.documents(), &agency(), day(1), day(31)).await.unwrap();
         assert_eq!(rebuilt_payments, live_payments, "[{backend}]");
+
+        // Two runners building the same generation at once (two nodes, or the CLI beside a
+        // server), in batches of 2 and 3 with commits in flight: each batch is committed by
+        // one of them, once, and what the other applied of it is dropped.
+        let other = Runner::new(world.ledger.store().clone(), Duration::from_millis(20)).with_rebuild_batch(3);
+        build_at_once(&world, &rebuilder, &other, &TreasuryProjection).await;
+        build_at_once(&world, &rebuilder, &other, &PaymentsProjection).await;
+        let together = world.treasury().await;
+        assert_eq!((together.rows, together.total), (live.rows, live.total), "[{backend}] built by two at once");
+        let together_payments = payments_between(world.runner.documents(), &agency(), day(1), day(31)).await.unwrap();
+        assert_eq!(together_payments, live_payments, "[{backend}]");
     }
+}
+
+/// Starts a rebuild of `projection` and has `one` and `other` (and the world's own runner) build
+/// that generation at once; then every event of its types was applied once.
+async fn build_at_once<P: Projection>(world: &World, one: &Runner, other: &Runner, projection: &P) {
+    let backend = world.backend();
+    let (_, generation) = one.request_rebuild(P::NAME).await.unwrap();
+    let (first, second) =
+        tokio::join!(one.follow(projection, Some(generation)), other.follow(projection, Some(generation)));
+    first.unwrap();
+    second.unwrap();
+    let built = world.runner.documents().checkpoint(P::NAME, generation).await.unwrap().unwrap();
+    let of_its_types = world.ledger.store().count_of_types(P::EVENT_TYPES).await.unwrap();
+    assert_eq!(built.events_seen, of_its_types, "[{backend}] {}: every event applied once", P::NAME);
 }
 
 /// A busy day: more payments than one sources document holds (256), for two fees. The

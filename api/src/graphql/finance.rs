@@ -63,7 +63,7 @@ pub(crate) fn projection_error(error: ProjectionError) -> ApiError {
         }
         ProjectionError::Store(store) => feeledger_infrastructure::ledger::LedgerError::from(store).into(),
         ProjectionError::Codec(codec) => feeledger_infrastructure::ledger::LedgerError::from(codec).into(),
-        ProjectionError::Document { .. } | ProjectionError::ReadAhead(_) => {
+        ProjectionError::Document { .. } | ProjectionError::ReadAhead(_) | ProjectionError::Commit(_) => {
             tracing::error!(%error, "a projection failed");
             ApiError::Internal
         }

@@ -131,13 +131,19 @@ impl DocumentStore {
         }
         let version = i32::try_from(code_version).unwrap_or(i32::MAX);
         const NEXT: &str = "SELECT COALESCE(MAX(generation), 0) + 1 FROM projection_checkpoints WHERE name = $1";
+        // Two starting at once compute the same next generation: the second inserts nothing.
         const INSERT: &str = "INSERT INTO projection_checkpoints (name, generation, code_version, transaction_id, position, \
-                              events_seen, started_at, updated_at) VALUES ($1, $2, $3, 0, 0, 0, $4, $4)";
+                              events_seen, started_at, updated_at) VALUES ($1, $2, $3, 0, 0, 0, $4, $4) \
+                              ON CONFLICT (name, generation) DO NOTHING";
         const MARK: &str = "UPDATE projection_state SET building_generation = $2, updated_at = $3 WHERE name = $1 AND building_generation IS NULL";
-        let started: Option<i32> = on_pool!(&self.store, |pool, sql| {
+        let started: Result<Option<i32>, StoreError> = on_pool!(&self.store, |pool, sql| {
             let mut tx = sql.begin(pool).await?;
             let next: i32 = sqlx::query_scalar(NEXT).bind(name).fetch_one(&mut *tx).await?;
-            sqlx::query(INSERT).bind(name).bind(next).bind(version).bind(sql.time(now)).execute(&mut *tx).await?;
+            let inserted =
+                sqlx::query(INSERT).bind(name).bind(next).bind(version).bind(sql.time(now)).execute(&mut *tx).await?;
+            if inserted.rows_affected() == 0 {
+                return Ok(None);
+            }
             let marked = sqlx::query(MARK).bind(name).bind(next).bind(sql.time(now)).execute(&mut *tx).await?;
             if marked.rows_affected() == 1 {
                 tx.commit().await?;
@@ -146,11 +152,14 @@ impl DocumentStore {
                 Ok(None)
             }
         })
-        .map_err(StoreError::db("starting a rebuild"))?;
+        .map_err(StoreError::db("starting a rebuild"));
         match started {
-            Some(generation) => Ok(generation),
-            // Someone else started one in between: follow theirs.
-            None => Ok(self.state(name).await?.and_then(|s| s.building).unwrap_or_default()),
+            Ok(Some(generation)) => Ok(generation),
+            // Someone else started one in between: follow theirs. (On SQLite the other's commit
+            // can also make this transaction fail, its read being older than that commit.)
+            Ok(None) | Err(_) if let Some(building) = self.state(name).await?.and_then(|s| s.building) => Ok(building),
+            Ok(None) => Ok(0),
+            Err(error) => Err(error),
         }
     }
 
