@@ -12,7 +12,7 @@
 //! applies each batch.
 
 use std::any::Any;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -182,7 +182,9 @@ pub struct Documents {
     projection: &'static str,
     generation: i32,
     cache: HashMap<String, Slot>,
-    dirty: BTreeSet<String>,
+    /// The keys changed in this batch, each with whether the generation may hold it already
+    /// (else it is written with a plain insert: see `take_changes`).
+    dirty: BTreeMap<String, bool>,
     /// The cache holds every document of the generation (it was built here from position
     /// zero): a miss means "absent", no query needed.
     complete: bool,
@@ -205,7 +207,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Document for T {}
 
 impl Documents {
     fn new(store: DocumentStore, projection: &'static str, generation: i32, complete: bool) -> Self {
-        Documents { store, projection, generation, cache: HashMap::new(), dirty: BTreeSet::new(), complete }
+        Documents { store, projection, generation, cache: HashMap::new(), dirty: BTreeMap::new(), complete }
     }
 
     fn error(&self, key: &str, reason: impl std::fmt::Display) -> ProjectionError {
@@ -270,39 +272,51 @@ impl Documents {
         let projection = self.projection;
         let error =
             || ProjectionError::Document { projection, key: key.to_owned(), reason: "updated as another type".into() };
+        self.mark_dirty(key);
         let slot = self.cache.entry(key.to_owned()).or_insert(Slot::Absent);
         if matches!(slot, Slot::Absent) {
             *slot = Slot::Typed(Box::new(default()), to_json::<T>);
         }
         let Slot::Typed(doc, _) = slot else { return Err(error()) };
         let doc = doc.downcast_mut::<T>().ok_or_else(error)?;
-        let result = f(doc);
-        self.dirty.insert(key.to_owned());
-        Ok(result)
+        Ok(f(doc))
     }
 
     pub fn put<T: Document>(&mut self, key: &str, doc: T) -> Result<(), ProjectionError> {
+        self.mark_dirty(key);
         self.cache.insert(key.to_owned(), Slot::Typed(Box::new(doc), to_json::<T>));
-        self.dirty.insert(key.to_owned());
         Ok(())
     }
 
     pub fn delete(&mut self, key: &str) {
+        self.mark_dirty(key);
         self.cache.insert(key.to_owned(), Slot::Absent);
-        self.dirty.insert(key.to_owned());
+    }
+
+    /// Notes that `key` changes in this batch, before it does: whether the generation may hold
+    /// it already. Only a generation built here from position zero knows it does not (every
+    /// document it holds is in the cache, as its batches committed it).
+    fn mark_dirty(&mut self, key: &str) {
+        if !self.dirty.contains_key(key) {
+            let stored = !self.complete || matches!(self.cache.get(key), Some(Slot::Typed(..) | Slot::Raw(_)));
+            self.dirty.insert(key.to_owned(), stored);
+        }
     }
 
     fn take_changes(&mut self) -> Result<Changes, ProjectionError> {
         let mut changes = Changes::default();
-        for key in std::mem::take(&mut self.dirty) {
-            match self.cache.get(&key) {
-                Some(Slot::Typed(doc, to_json)) => {
-                    let value = to_json(doc.as_ref()).map_err(|e| self.error(&key, e))?;
-                    changes.upserts.push((key, value));
+        for (key, stored) in std::mem::take(&mut self.dirty) {
+            let json = match self.cache.get(&key) {
+                Some(Slot::Typed(doc, to_json)) => to_json(doc.as_ref()).map_err(|e| self.error(&key, e))?,
+                Some(Slot::Raw(value)) => value.to_string(),
+                Some(Slot::Absent) | None => {
+                    if stored {
+                        changes.deletes.push(key);
+                    }
+                    continue;
                 }
-                Some(Slot::Raw(value)) => changes.upserts.push((key, value.to_string())),
-                Some(Slot::Absent) | None => changes.deletes.push(key),
-            }
+            };
+            if stored { changes.upserts.push((key, json)) } else { changes.inserts.push((key, json)) }
         }
         Ok(changes)
     }

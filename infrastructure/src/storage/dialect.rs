@@ -144,20 +144,24 @@ impl Pg {
         generation: i32,
         changes: &Changes,
     ) -> Result<(), sqlx::Error> {
-        if !changes.upserts.is_empty() {
-            let keys: Vec<&str> = changes.upserts.iter().map(|(k, _)| k.as_str()).collect();
-            let docs: Vec<&str> = changes.upserts.iter().map(|(_, d)| d.as_str()).collect();
-            sqlx::query(
-                "INSERT INTO read_model_documents (projection, generation, key, doc) \
-                 SELECT $1, $2, k, d::jsonb FROM UNNEST($3::text[], $4::text[]) AS x(k, d) \
-                 ON CONFLICT (projection, generation, key) DO UPDATE SET doc = excluded.doc",
-            )
-            .bind(name)
-            .bind(generation)
-            .bind(keys)
-            .bind(docs)
-            .execute(&mut **tx)
-            .await?;
+        const INSERT: &str = "INSERT INTO read_model_documents (projection, generation, key, doc) \
+                              SELECT $1, $2, k, d::jsonb FROM UNNEST($3::text[], $4::text[]) AS x(k, d)";
+        for (rows, conflict) in [
+            (&changes.inserts, ""),
+            (&changes.upserts, " ON CONFLICT (projection, generation, key) DO UPDATE SET doc = excluded.doc"),
+        ] {
+            if rows.is_empty() {
+                continue;
+            }
+            let keys: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+            let docs: Vec<&str> = rows.iter().map(|(_, d)| d.as_str()).collect();
+            sqlx::query(&format!("{INSERT}{conflict}"))
+                .bind(name)
+                .bind(generation)
+                .bind(keys)
+                .bind(docs)
+                .execute(&mut **tx)
+                .await?;
         }
         if !changes.deletes.is_empty() {
             sqlx::query("DELETE FROM read_model_documents WHERE projection = $1 AND generation = $2 AND key = ANY($3)")
@@ -265,7 +269,8 @@ impl Lite {
         generation: i32,
         changes: &Changes,
     ) -> Result<(), sqlx::Error> {
-        for (key, doc) in &changes.upserts {
+        // SQLite checks the key in one lookup either way: every document is upserted.
+        for (key, doc) in changes.inserts.iter().chain(&changes.upserts) {
             sqlx::query(
                 "INSERT INTO read_model_documents (projection, generation, key, doc) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (projection, generation, key) DO UPDATE SET doc = excluded.doc",

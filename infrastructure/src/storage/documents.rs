@@ -45,6 +45,9 @@ pub struct Advance {
 /// typed document (no intermediate `Value` tree: a rebuild writes large documents many times).
 #[derive(Debug, Default)]
 pub struct Changes {
+    /// Documents the generation does not hold yet (known by a runner that built it from
+    /// position zero and committed every batch itself): inserted without a conflict check.
+    pub inserts: Vec<(String, String)>,
     pub upserts: Vec<(String, String)>,
     pub deletes: Vec<String>,
 }
