@@ -410,13 +410,7 @@
         {
           next: (result) => {
             if (this.watches.get(watch.key) !== watch) return;
-            if (result.errors && result.errors.length) {
-              watch.onError(fromGraphqlError(result.errors[0]));
-              return;
-            }
-            this.pushSeq += 1;
-            this.lastActivity = Date.now();
-            watch.onData(result.data);
+            this.deliver(result, watch.onData, watch.onError);
           },
           error: (error) => {
             watch.dispose = null;
@@ -435,6 +429,17 @@
           },
         },
       );
+    }
+
+    /** A pushed GraphQL result: its first error to `onError`, else its data to `onData`. */
+    deliver(result, onData, onError) {
+      if (result.errors && result.errors.length) {
+        onError(fromGraphqlError(result.errors[0]));
+        return;
+      }
+      this.pushSeq += 1;
+      this.lastActivity = Date.now();
+      onData(result.data);
     }
 
     /** Subscribes `key` to `query` (replacing what `key` watched before). */
@@ -579,14 +584,7 @@
         if (message.type === "pong") {
           clearTimeout(pongTimer);
         } else if (message.type === "next") {
-          const result = message.payload || {};
-          if (result.errors && result.errors.length) {
-            this.onError(fromGraphqlError(result.errors[0]));
-            return;
-          }
-          this.pushSeq += 1;
-          this.lastActivity = Date.now();
-          this.onData(result.data);
+          this.deliver(message.payload || {}, this.onData, this.onError);
         } else if (message.type === "error" && Array.isArray(message.payload) && message.payload.length) {
           this.onError(fromGraphqlError(message.payload[0]));
         }

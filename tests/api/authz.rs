@@ -579,12 +579,23 @@ async fn first_message(app: &TestApp, authorization: Option<&str>, document: &st
     let payload = authorization.map_or_else(|| json!({}), |a| json!({ "authorization": a }));
     socket.send(Message::text(json!({ "type": "connection_init", "payload": payload }).to_string())).await.unwrap();
     let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": document, "variables": variables } });
+    first_answer(&mut socket, Some(subscribe)).await
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The first `next` payload on `socket`, or its `error` as `{ "errors": … }` (a closed or silent
+/// socket as an error of its own). `on_ack`: sent once the server acknowledged the connection.
+async fn first_answer(socket: &mut Socket, on_ack: Option<Value>) -> Value {
     let exchange = async {
         while let Some(Ok(message)) = socket.next().await {
             let Message::Text(text) = message else { continue };
             let message: Value = serde_json::from_str(&text).unwrap();
             match message["type"].as_str() {
-                Some("connection_ack") => socket.send(Message::text(subscribe.to_string())).await.unwrap(),
+                Some("connection_ack") if on_ack.is_some() => {
+                    let subscribe = on_ack.as_ref().map(Value::to_string).unwrap_or_default();
+                    socket.send(Message::text(subscribe)).await.unwrap();
+                }
                 Some("next") => return message["payload"].clone(),
                 Some("error") => return json!({ "errors": message["payload"] }),
                 _ => {}
@@ -606,20 +617,7 @@ async fn first_feed_message(app: &TestApp, authorization: Option<&str>, agency: 
         payload["authorization"] = json!(authorization);
     }
     socket.send(Message::text(json!({ "type": "subscribe", "payload": payload }).to_string())).await.unwrap();
-    let exchange = async {
-        while let Some(Ok(message)) = socket.next().await {
-            let Message::Text(text) = message else { continue };
-            let message: Value = serde_json::from_str(&text).unwrap();
-            match message["type"].as_str() {
-                Some("next") => return message["payload"].clone(),
-                Some("error") => return json!({ "errors": message["payload"] }),
-                _ => {}
-            }
-        }
-        json!({ "errors": [{ "message": "the socket closed", "extensions": { "code": "CLOSED" } }] })
-    };
-    let first = tokio::time::timeout(PATIENCE, exchange).await;
-    first.unwrap_or_else(|_| json!({ "errors": [{ "message": "no message", "extensions": { "code": "NO_ANSWER" } }] }))
+    first_answer(&mut socket, None).await
 }
 
 /// The error code of a response, `None` for data.
