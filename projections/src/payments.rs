@@ -53,14 +53,14 @@ impl Projection for PaymentsProjection {
                 docs.put(&key, doc)
             }
             LedgerEvent::Case(CaseEvent::Reconciled(reconciled)) => {
-                docs.put(&reconciled_key(&reconciled.payment_id.to_string()), reconciled.statement_line_id.clone())
+                docs.put(&reconciled_key(reconciled.payment_id), reconciled.statement_line_id.clone())
             }
             _ => Ok(()),
         }
     }
 }
 
-fn reconciled_key(payment_id: &str) -> String {
+fn reconciled_key(payment_id: impl std::fmt::Display) -> String {
     format!("rec/{payment_id}")
 }
 
@@ -92,7 +92,7 @@ pub async fn payments_between(
     rows.into_iter()
         .map(|(key, value)| {
             let mut payment: LedgerPayment = serde_json::from_value(value).map_err(|e| unreadable(key, e))?;
-            let mark = reconciled_key(&payment.payment_id.to_string());
+            let mark = reconciled_key(payment.payment_id);
             if let Some(line) = marks.remove(&mark) {
                 payment.reconciled_line_id = Some(serde_json::from_value(line).map_err(|e| unreadable(mark, e))?);
             }

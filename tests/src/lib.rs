@@ -252,19 +252,19 @@ pub mod ws {
             counter_id: &str,
             agency: Option<&str>,
         ) -> anyhow::Result<Subscription> {
-            let url = format!("{}/live/counter-display", address.replacen("http", "ws", 1));
-            let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER_BYTES);
-            let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
+            let mut feed = Subscription::raw_socket(address, "/live/counter-display").await?;
             let subscribe = json!({ "type": "subscribe", "payload": {
                 "authorization": format!("Bearer {token}"), "counterId": counter_id, "agencyCode": agency } });
-            socket.send(Message::text(subscribe.to_string())).await?;
-            Ok(Subscription { socket })
+            feed.send_raw(&subscribe.to_string()).await?;
+            Ok(feed)
         }
 
-        /// A WebSocket to `path` that has sent nothing yet (see [`Subscription::send_raw`]).
+        /// A WebSocket to `path` that has sent nothing yet (see [`Subscription::send_raw`]), with
+        /// the small read buffer of [`Subscription::connect`].
         pub async fn raw_socket(address: &str, path: &str) -> anyhow::Result<Subscription> {
             let url = format!("{}{path}", address.replacen("http", "ws", 1));
-            let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+            let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER_BYTES);
+            let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
             Ok(Subscription { socket })
         }
 

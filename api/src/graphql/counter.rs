@@ -315,7 +315,7 @@ pub(crate) fn displays(
 
 /// What the citizen's screen shows of a display (`DISPLAY_FIELDS` in api/web/screens.js): the
 /// selection the plain feed answers with.
-pub(crate) const DISPLAY_SELECTION: &str = "caseCode agencyName counterId procedureName status state message total \
+const DISPLAY_SELECTION: &str = "caseCode agencyName counterId procedureName status state message total \
     paid outstanding overpaid payer { name maskedId } lines { feeCode name kind quantity unitAmount amount } \
     qr { id payload amount reference svgUrl pngUrl expiresAt payable expired } updatedAt version";
 
