@@ -4,6 +4,10 @@
 # table for docs/BENCHMARKS.md.
 #
 #   scripts/bench-appends.sh [postgres://postgres@127.0.0.1:5432] [seconds]
+#
+# BENCH_BIN_DIR: release builds of `feeledger` and `feeledger-bench` (skips the build).
+# BENCH_BASELINE_BENCH: another build's `feeledger-bench`, run after this one's at each step
+# (its rows are marked "before"), for a before/after in one run.
 set -euo pipefail
 server=${1:-postgres://postgres@127.0.0.1:5432}
 seconds=${2:-15}
@@ -11,8 +15,7 @@ db=feeledger_bench
 url="$server/$db"
 
 psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
-cargo build --release -q -p feeledger-api --bin feeledger && cargo build --release -q -p feeledger-tests --bin feeledger-bench
-bin="${CARGO_TARGET_DIR:-target}/release"
+. "$(dirname "$0")/bench-bin.sh"
 "$bin/feeledger" migrate --database-url "$url" 2>/dev/null
 
 . "$(dirname "$0")/bench-baseline.sh"
@@ -26,11 +29,17 @@ echo "| clients | pgbench rows/s | feeledger appends/s | ratio | feeledger p50 /
 echo "| ---: | ---: | ---: | ---: | ---: |"
 for clients in 1 32; do
   base=$(pgbench -n -c "$clients" -j "$([ "$clients" -gt 2 ] && echo 2 || echo 1)" -T "$seconds" -f "$script" "$url" 2>/dev/null | tps)
-  result=$("$bin/feeledger-bench" appends --database-url "$url" --clients "$clients" --seconds "$seconds")
-  ours=$(echo "$result" | rate)
-  lat=$(echo "$result" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("%.2f ms / %.2f ms" % (r["p50_us"]/1000, r["p99_us"]/1000))')
-  ratio=$(python3 -c "print(f'{$ours/$base:.2f}')")
-  echo "| $clients | ${base%.*} | ${ours%.*} | $ratio | $lat |"
+  for build in this ${BENCH_BASELINE_BENCH:+before}; do
+    tool="$bin/feeledger-bench"
+    [ "$build" = before ] && tool=$BENCH_BASELINE_BENCH
+    result=$("$tool" appends --database-url "$url" --clients "$clients" --seconds "$seconds")
+    ours=$(echo "$result" | rate)
+    lat=$(echo "$result" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("%.2f ms / %.2f ms" % (r["p50_us"]/1000, r["p99_us"]/1000))')
+    ratio=$(python3 -c "print(f'{$ours/$base:.2f}')")
+    label=$clients
+    [ -n "${BENCH_BASELINE_BENCH:-}" ] && label="$clients ($build)"
+    echo "| $label | ${base%.*} | ${ours%.*} | $ratio | $lat |"
+  done
 done
 rm -f "$script"
 psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"

@@ -71,6 +71,28 @@ const REPLICA_SKIP: Duration = Duration::from_secs(5);
 /// How long a read may wait for a replica connection.
 const REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A pooled connection idle for longer than this is checked (a round trip) before it is lent.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// The pools' common options. sqlx checks every connection with a round trip each time it is
+/// taken from the pool (`test_before_acquire`): one more round trip, and a wake-up of the
+/// server, for every statement — under load that doubled what PostgreSQL was asked per append
+/// (issue 17). A connection idle for a while (it may have been cut by a restart or a failover)
+/// is still checked and, if dead, replaced before anyone uses it; one used within the last
+/// second is lent as it is: if the server died in that second, the statement fails with a
+/// connection error (as it would had the server died during the statement) and sqlx drops
+/// the connection.
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new().test_before_acquire(false).before_acquire(|connection, meta| {
+        Box::pin(async move {
+            if meta.idle_for > PING_WHEN_IDLE_FOR {
+                sqlx::Connection::ping(connection).await?;
+            }
+            Ok(true)
+        })
+    })
+}
+
 impl PostgresStorage {
     /// Connects to the primary among the URL's hosts (one or several, see [`failover`]). With
     /// several, a watcher follows the primary through failovers for as long as the pool lives.
@@ -84,7 +106,7 @@ impl PostgresStorage {
         let primary_host =
             if several { failover::find(&hosts, HostRole::Primary, false).await? } else { hosts.hosts()[0].clone() };
         let connect_options = failover::with_session_settings(hosts.options(&primary_host)?);
-        let mut pool_options = PgPoolOptions::new()
+        let mut pool_options = pool_options()
             .max_connections(options.max_connections)
             .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms));
         if several {
@@ -136,7 +158,7 @@ impl PostgresStorage {
             }
         };
         let connect_options = hosts.options(&host)?.application_name("feeledger reads");
-        let pool = PgPoolOptions::new()
+        let pool = pool_options()
             .max_connections(options.max_connections)
             .acquire_timeout(REPLICA_ACQUIRE_TIMEOUT)
             .connect_lazy_with(connect_options);
@@ -526,28 +548,38 @@ async fn replica_has_replayed(primary: &PgPool, replica: &PgPool) -> Result<bool
     }
 }
 
+/// The shortest time between two `NOTIFY`s of one node.
+const NOTIFY_EVERY: Duration = Duration::from_millis(5);
+
 /// Tells every node that new events were committed: `NOTIFY feeledger_events`, sent after
 /// commit, outside the append transaction (a transaction that notifies takes PostgreSQL's global
-/// notify lock at commit, which would serialise all appends). Announcements that arrive while
-/// one NOTIFY is in flight are folded into the next, so the rate of NOTIFYs is bounded by one
-/// round trip however fast events are appended. Listeners also poll, so a NOTIFY lost in a
-/// crash only delays them. Ends when the store is dropped.
+/// notify lock at commit, which would serialise all appends). The first append after a quiet
+/// spell is announced at once; announcements that arrive within [`NOTIFY_EVERY`] of a NOTIFY are
+/// folded into the next, which carries the newest position. A NOTIFY is a transaction of its
+/// own and wakes every node's listener (this one's too), so one per append would double what
+/// PostgreSQL commits under load (issue 17). Listeners also poll, so a NOTIFY lost in a crash
+/// only delays them. Ends when the store is dropped.
 async fn notify_other_nodes(pool: PgPool, mut notices: broadcast::Receiver<StoreNotice>) {
     loop {
-        let last_position = match notices.recv().await {
+        let mut newest = match notices.recv().await {
             Ok(notice) => notice.last_position,
             Err(broadcast::error::RecvError::Lagged(_)) => 0,
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        let mut newest = last_position;
-        while let Ok(notice) = notices.try_recv() {
-            newest = newest.max(notice.last_position);
+        loop {
+            match notices.try_recv() {
+                Ok(notice) => newest = newest.max(notice.last_position),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(broadcast::error::TryRecvError::Empty) => break,
+                Err(broadcast::error::TryRecvError::Closed) => return,
+            }
         }
         if let Err(error) =
             sqlx::query("SELECT pg_notify('feeledger_events', $1)").bind(newest.to_string()).execute(&pool).await
         {
             tracing::warn!(%error, "could not notify other nodes; they will find the events by polling");
         }
+        tokio::time::sleep(NOTIFY_EVERY).await;
     }
 }
 

@@ -41,7 +41,10 @@ impl SqliteStorage {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // No check before a connection is lent (sqlx's default is a round trip to the
+        // connection's worker thread per statement): a connection to a local file is not cut.
         let pool = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(options.max_connections.clamp(1, 8))
             .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms))
             .connect_with(connect_options)
