@@ -197,12 +197,28 @@ impl DocumentStore {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
+        // One key (a projection's working set loads them one at a time) is an equality: with
+        // `key = ANY($3)`, PostgreSQL may plan the list as a filter over every document of the
+        // generation (it did, with statistics taken while the table was nearly empty, and
+        // kept that plan for the prepared statement: 3.5 ms and 10,000 buffers per load
+        // instead of 4 buffers; issue 17).
         let rows: Vec<(String, Json<Value>)> = on_pool!(&self.store, |pool, sql| {
-            let query = format!(
-                "SELECT key, doc FROM read_model_documents WHERE projection = $1 AND generation = $2 AND {}",
-                sql.in_list("key", 3)
-            );
-            sqlx::query_as(&query).bind(name).bind(generation).bind(sql.list(keys)).fetch_all(pool).await
+            if let [key] = keys {
+                sqlx::query_as(
+                    "SELECT key, doc FROM read_model_documents WHERE projection = $1 AND generation = $2 AND key = $3",
+                )
+                .bind(name)
+                .bind(generation)
+                .bind(key.as_str())
+                .fetch_all(pool)
+                .await
+            } else {
+                let query = format!(
+                    "SELECT key, doc FROM read_model_documents WHERE projection = $1 AND generation = $2 AND {}",
+                    sql.in_list("key", 3)
+                );
+                sqlx::query_as(&query).bind(name).bind(generation).bind(sql.list(keys)).fetch_all(pool).await
+            }
         })
         .map_err(StoreError::db("loading documents"))?;
         Ok(rows.into_iter().map(|(key, doc)| (key, doc.0)).collect())
