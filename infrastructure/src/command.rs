@@ -26,7 +26,7 @@ use feeledger_domain::reconciliation::ItemResolved;
 use crate::codec::{CodecError, LedgerEvent};
 use crate::ledger::{Ledger, LedgerError};
 use crate::storage::{
-    AppendOutcome, EventMetadata, ExpectedVersion, IdempotencyKey, RecordedEvent, StoreError, StreamAppend,
+    AppendOutcome, EventMetadata, ExpectedVersion, IdempotencyKey, KnownHead, RecordedEvent, StoreError, StreamAppend,
 };
 
 /// How often a command is decided again after losing a race for its stream before giving up.
@@ -171,7 +171,13 @@ impl Ledger {
                 .iter()
                 .map(|event| D::encode(event.clone()).to_new_event(metadata))
                 .collect::<Result<Vec<_>, _>>()?;
-            match self.store().append(stream, ExpectedVersion::from_read(folded.version), rows, idempotency).await {
+            let head = folded.events.last().map(|last| KnownHead {
+                stream_id: last.stream_id.clone(),
+                version: last.stream_version,
+                hash: last.hash.clone(),
+            });
+            let expected = ExpectedVersion::from_read(folded.version);
+            match self.store().append_after(stream, expected, head.as_ref(), rows, idempotency).await {
                 Ok(AppendOutcome::Appended(appended)) => {
                     let state = decided.iter().fold(folded.state, D::evolve);
                     return Ok(Handled::Appended { state, events: decided, version: appended.last_version });

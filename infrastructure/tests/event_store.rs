@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use feeledger_infrastructure::storage::hash_chain::{self, EventFacts, GENESIS};
 use feeledger_infrastructure::storage::{
-    AppendOutcome, Checkpoint, EventMetadata, ExpectedVersion, IdempotencyKey, NewEvent, Storage, StoreError,
+    AppendOutcome, Checkpoint, EventMetadata, ExpectedVersion, IdempotencyKey, KnownHead, NewEvent, Storage, StoreError,
 };
 use feeledger_infrastructure::test_support::TestDatabase;
 use serde_json::json;
@@ -90,6 +90,47 @@ async fn a_stale_expected_version_is_a_conflict_and_appends_nothing() {
         let err = store.append("case-A", ExpectedVersion::Exact(5), vec![event(2)], None).await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict { .. }), "{}: {err}", db.backend_name);
         assert_eq!(store.read_stream("case-A").await.unwrap().len(), 1);
+    }
+}
+
+/// A command appends after the head it read (no second read on PostgreSQL): the new event
+/// chains to that head's hash, and a head that moved on meanwhile is a conflict, not a fork.
+#[tokio::test]
+async fn an_append_after_a_known_head_chains_to_it_and_a_stale_head_is_a_conflict() {
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        let name = db.backend_name;
+        store.append("case-H", ExpectedVersion::NoStream, vec![event(1)], None).await.unwrap();
+        let read = store.read_stream("case-H").await.unwrap();
+        let head = KnownHead { stream_id: "case-H".into(), version: 1, hash: read[0].hash.clone() };
+
+        // Another writer appends version 2 after the head was read.
+        store.append("case-H", ExpectedVersion::Exact(1), vec![event(2)], None).await.unwrap();
+        let stale = store.append_after("case-H", ExpectedVersion::Exact(1), Some(&head), vec![event(3)], None).await;
+        assert!(matches!(stale, Err(StoreError::Conflict { .. })), "{name}: {stale:?}");
+        assert_eq!(store.read_stream("case-H").await.unwrap().len(), 2, "{name}: nothing appended");
+
+        // Read again, append after the new head: version 3, chained to version 2's hash.
+        let read = store.read_stream("case-H").await.unwrap();
+        let head = KnownHead { stream_id: "case-H".into(), version: 2, hash: read[1].hash.clone() };
+        store.append_after("case-H", ExpectedVersion::Exact(2), Some(&head), vec![event(3)], None).await.unwrap();
+        let events = store.read_stream("case-H").await.unwrap();
+        assert_eq!(events.iter().map(|e| e.stream_version).collect::<Vec<_>>(), [1, 2, 3], "{name}");
+        let third = &events[2];
+        let expected = hash_chain::event_hash(
+            &events[1].hash,
+            &EventFacts {
+                stream_id: &third.stream_id,
+                stream_version: third.stream_version,
+                event_id: third.event_id,
+                event_type: &third.event_type,
+                schema_version: third.schema_version,
+                payload: &third.payload,
+                metadata: &third.metadata,
+                recorded_at: third.recorded_at,
+            },
+        );
+        assert_eq!(third.hash, expected.to_vec(), "{name}: the appended event chains to the known head");
     }
 }
 

@@ -588,8 +588,27 @@ impl Storage {
         events: Vec<NewEvent>,
         idempotency: Option<&IdempotencyKey>,
     ) -> Result<AppendOutcome, StoreError> {
+        self.append_after(stream_id, expected, None, events, idempotency).await
+    }
+
+    /// Like [`Storage::append`]; `head` is the stream's head as the caller read it (see
+    /// [`KnownHead`]), when `expected` is its version: PostgreSQL then does not read it again
+    /// (a round trip fewer for a command on an existing stream). SQLite reads it inside its
+    /// write transaction anyway, at no network cost.
+    pub async fn append_after(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        head: Option<&KnownHead>,
+        events: Vec<NewEvent>,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<AppendOutcome, StoreError> {
         let recorded_at = self.now();
-        let appended = dispatch!(self, s => s.append(stream_id, expected, &events, idempotency, recorded_at).await)?;
+        let head = head.filter(|h| h.stream_id == stream_id && expected == ExpectedVersion::Exact(h.version));
+        let appended = match self {
+            Storage::Postgres(s) => s.append(stream_id, expected, head, &events, idempotency, recorded_at).await,
+            Storage::Sqlite(s) => s.append(stream_id, expected, &events, idempotency, recorded_at).await,
+        }?;
         let Some(appended) = appended else {
             // Nothing appended: the key was claimed before, by this request or another one.
             let key = idempotency

@@ -285,12 +285,15 @@ impl PostgresStorage {
         &self,
         stream_id: &str,
         expected: ExpectedVersion,
+        head: Option<&super::KnownHead>,
         events: &[NewEvent],
         idempotency: Option<&IdempotencyKey>,
         recorded_at: DateTime<Utc>,
     ) -> Result<Option<Appended>, StoreError> {
         let (current_version, previous_hash) = if expected == ExpectedVersion::NoStream {
             (0, GENESIS.to_vec())
+        } else if let Some(head) = head {
+            (head.version, head.hash.clone())
         } else {
             let head: Option<(i64, Vec<u8>)> = sqlx::query_as(super::STREAM_HEAD)
                 .bind(stream_id)
