@@ -477,6 +477,11 @@ impl Runner {
     ) -> Result<(), ProjectionError> {
         let mut notices = self.store().subscribe();
         let state = self.docs.ensure(P::NAME, P::VERSION, Utc::now()).await?;
+        // A generation replaced by a switch whose drop was cut short (the process stopped).
+        let dropped = self.docs.drop_replaced_generations(P::NAME).await?;
+        if dropped > 0 {
+            tracing::info!(projection = P::NAME, documents = dropped, "dropped the documents of a replaced generation");
+        }
         if let Some(active) = self.docs.checkpoint(P::NAME, state.active).await?
             && active.code_version != i32::try_from(P::VERSION).unwrap_or(i32::MAX)
             && state.building.is_none()

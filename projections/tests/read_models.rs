@@ -54,7 +54,7 @@ fn case(n: u32) -> CaseCode {
 
 /// One backend's ledger and projections.
 struct World {
-    _database: TestDatabase,
+    database: TestDatabase,
     ledger: Ledger,
     runner: Runner,
     metadata: EventMetadata,
@@ -95,14 +95,14 @@ async fn given_an_agency() -> Vec<World> {
             published_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap(),
         };
         ledger.publish_fee_schedule(publish, &metadata).await.unwrap();
-        worlds.push(World { _database: database, ledger, runner, metadata });
+        worlds.push(World { database, ledger, runner, metadata });
     }
     worlds
 }
 
 impl World {
     fn backend(&self) -> &'static str {
-        self._database.backend_name
+        self.database.backend_name
     }
 
     /// A case assessed one of each fee (27,000 đ) on day `d`.
@@ -359,6 +359,76 @@ async fn a_rebuild_in_many_small_batches_each_read_ahead_gives_the_same_document
         assert_eq!((together.rows, together.total), (live.rows, live.total), "[{backend}] built by two at once");
         let together_payments = payments_between(world.runner.documents(), &agency(), day(1), day(31)).await.unwrap();
         assert_eq!(together_payments, live_payments, "[{backend}]");
+    }
+}
+
+/// A switch drops the replaced generation's documents after it, a chunk per transaction, and
+/// a runner starting finds what a stopped process left of one and drops it; the active
+/// generation is untouched.
+#[tokio::test]
+async fn a_replaced_generation_is_dropped_in_chunks_and_its_leftovers_when_a_runner_starts() {
+    for world in given_an_agency().await {
+        let backend = world.backend();
+        for n in 1..=4 {
+            let code = world.assessed(n, 2).await;
+            world.paid(&code, 27_000, PaymentChannel::Vietqr, 2).await;
+        }
+        world.caught_up().await;
+        let live_payments = payments_between(world.runner.documents(), &agency(), day(1), day(31)).await.unwrap();
+        assert_eq!(live_payments.len(), 4, "[{backend}]");
+        let documents = world.runner.documents();
+        let old = documents.state("payments").await.unwrap().unwrap().active;
+        let keys: Vec<String> =
+            documents.range("payments", "", "~").await.unwrap().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys.len(), 4, "[{backend}] {keys:?}");
+
+        let rebuilder = Runner::new(world.ledger.store().clone(), Duration::from_millis(20));
+        let new = rebuilder.rebuild_here("payments").await.unwrap();
+        assert!(new > old, "[{backend}]");
+        assert!(documents.load("payments", old, &keys).await.unwrap().is_empty(), "[{backend}] dropped at the switch");
+        assert_eq!(
+            documents.load("payments", new, &keys).await.unwrap().len(),
+            4,
+            "[{backend}] the new one holds them"
+        );
+
+        // What a process stopped half-way through the drop leaves: 25 documents of the old one.
+        let pool_url = &world.database.url;
+        let orphans: Vec<String> = (0..25).map(|n| format!("pay/{AGENCY}/2026-10-02/orphan-{n:02}")).collect();
+        insert_documents(pool_url, "payments", old, &orphans).await;
+        assert_eq!(documents.load("payments", old, &orphans).await.unwrap().len(), 25, "[{backend}]");
+        assert_eq!(
+            documents.drop_replaced_generations_by("payments", 10).await.unwrap(),
+            25,
+            "[{backend}] 10 + 10 + 5"
+        );
+        assert!(documents.load("payments", old, &orphans).await.unwrap().is_empty(), "[{backend}]");
+        assert_eq!(documents.drop_replaced_generations("payments").await.unwrap(), 0, "[{backend}] nothing left");
+
+        // And a runner starting drops them by itself (it stops at once: the generation it is
+        // asked to wait for is already the active one).
+        insert_documents(pool_url, "payments", old, &orphans).await;
+        let starting = Runner::new(world.ledger.store().clone(), Duration::from_millis(20));
+        starting.follow(&PaymentsProjection, Some(new)).await.unwrap();
+        assert!(documents.load("payments", old, &orphans).await.unwrap().is_empty(), "[{backend}] dropped on start");
+        let rebuilt = payments_between(documents, &agency(), day(1), day(31)).await.unwrap();
+        assert_eq!(rebuilt, live_payments, "[{backend}] the active generation is untouched");
+    }
+}
+
+/// Writes documents straight into a generation, as nothing in feeledger does.
+async fn insert_documents(url: &str, projection: &str, generation: i32, keys: &[String]) {
+    const SQL: &str = "INSERT INTO read_model_documents (projection, generation, key, doc) VALUES ($1, $2, $3, '{}')";
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        for key in keys {
+            sqlx::query(SQL).bind(projection).bind(generation).bind(key).execute(&pool).await.unwrap();
+        }
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        for key in keys {
+            sqlx::query(SQL).bind(projection).bind(generation).bind(key).execute(&pool).await.unwrap();
+        }
     }
 }
 

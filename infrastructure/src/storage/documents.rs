@@ -57,6 +57,9 @@ pub struct DocumentStore {
     store: Storage,
 }
 
+/// Documents of a replaced generation deleted per transaction.
+pub const DROP_CHUNK: i64 = 10_000;
+
 /// generation, code version, transaction id, position, events seen, started, updated.
 type CheckpointRow = (i32, i32, i64, i64, i64, DateTime<Utc>, DateTime<Utc>);
 
@@ -166,7 +169,13 @@ impl DocumentStore {
         }
     }
 
-    /// Makes a finished generation the active one and drops the old one's documents.
+    /// Makes a finished generation the active one, then drops the old one's documents.
+    ///
+    /// The switch itself is one short transaction. The old generation's documents (millions,
+    /// for a province's log) are deleted after it, [`DROP_CHUNK`] at a time, each chunk its own
+    /// transaction: on PostgreSQL a transaction still running holds back every reader of the
+    /// log (the read barrier is the oldest transaction running), so one long `DELETE` in the
+    /// switch froze every live screen and projection of the cluster while it ran.
     pub async fn switch(&self, name: &str, generation: i32, now: DateTime<Utc>) -> Result<(), StoreError> {
         let Some(state) = self.state(name).await? else { return Ok(()) };
         if state.building != Some(generation) {
@@ -175,16 +184,59 @@ impl DocumentStore {
         let old = state.active;
         const SWITCH: &str = "UPDATE projection_state SET active_generation = $2, building_generation = NULL, updated_at = $3 \
                               WHERE name = $1 AND building_generation = $2";
-        const DROP_DOCS: &str = "DELETE FROM read_model_documents WHERE projection = $1 AND generation = $2";
         const DROP_CHECKPOINT: &str = "DELETE FROM projection_checkpoints WHERE name = $1 AND generation = $2";
         on_pool!(&self.store, |pool, sql| {
             let mut tx = sql.begin(pool).await?;
             sqlx::query(SWITCH).bind(name).bind(generation).bind(sql.time(now)).execute(&mut *tx).await?;
-            sqlx::query(DROP_DOCS).bind(name).bind(old).execute(&mut *tx).await?;
             sqlx::query(DROP_CHECKPOINT).bind(name).bind(old).execute(&mut *tx).await?;
             tx.commit().await
         })
-        .map_err(StoreError::db("switching generations"))
+        .map_err(StoreError::db("switching generations"))?;
+        self.drop_replaced_generations(name).await.map(|_| ())
+    }
+
+    /// Deletes the documents of generations older than the active one (replaced by a switch;
+    /// left behind if the process stopped while it dropped them), a chunk per transaction.
+    /// Returns how many were deleted. Cheap when there are none: one index probe.
+    pub async fn drop_replaced_generations(&self, name: &str) -> Result<u64, StoreError> {
+        self.drop_replaced_generations_by(name, DROP_CHUNK).await
+    }
+
+    /// [`DocumentStore::drop_replaced_generations`], `chunk` documents per transaction.
+    pub async fn drop_replaced_generations_by(&self, name: &str, chunk: i64) -> Result<u64, StoreError> {
+        let chunk = chunk.max(1);
+        let Some(state) = self.state(name).await? else { return Ok(0) };
+        const OLDEST: &str = "SELECT generation FROM read_model_documents WHERE projection = $1 AND generation < $2 \
+                              ORDER BY generation LIMIT 1";
+        // The last key of the next chunk (key order: an index range, whatever the statistics).
+        const CHUNK_END: &str = "SELECT key FROM read_model_documents WHERE projection = $1 AND generation = $2 \
+                                 ORDER BY key LIMIT 1 OFFSET $3";
+        const DROP_UP_TO: &str =
+            "DELETE FROM read_model_documents WHERE projection = $1 AND generation = $2 AND key <= $3";
+        const DROP_REST: &str = "DELETE FROM read_model_documents WHERE projection = $1 AND generation = $2";
+        let mut dropped = 0;
+        loop {
+            let result: Result<Option<u64>, sqlx::Error> = on_pool!(&self.store, |pool, sql| {
+                let oldest: Option<i32> =
+                    sqlx::query_scalar(OLDEST).bind(name).bind(state.active).fetch_optional(pool).await?;
+                let Some(generation) = oldest else { return Ok(None) };
+                let end: Option<String> = sqlx::query_scalar(CHUNK_END)
+                    .bind(name)
+                    .bind(generation)
+                    .bind(chunk - 1)
+                    .fetch_optional(pool)
+                    .await?;
+                let deleted = match end {
+                    Some(end) => sqlx::query(DROP_UP_TO).bind(name).bind(generation).bind(end).execute(pool).await?,
+                    None => sqlx::query(DROP_REST).bind(name).bind(generation).execute(pool).await?,
+                };
+                Ok(Some(deleted.rows_affected()))
+            });
+            match result.map_err(StoreError::db("dropping a replaced generation"))? {
+                Some(deleted) => dropped += deleted,
+                None => return Ok(dropped),
+            }
+        }
     }
 
     /// The documents of `keys` in a generation (absent keys are left out).
