@@ -536,15 +536,22 @@ impl Runner {
             let mut rebuilt = 0;
             if let Some(generation) = state.building {
                 if building.as_ref().is_none_or(|b| b.generation != generation) {
-                    let fresh = self.docs.checkpoint(P::NAME, generation).await?.is_some_and(|c| c.events_seen == 0);
+                    let stored = self.docs.checkpoint(P::NAME, generation).await?;
+                    let fresh = stored.as_ref().is_some_and(|c| c.events_seen == 0);
                     let total = self.store().count_of_types(P::EVENT_TYPES).await?;
                     let mut docs = Documents::new(self.docs.clone(), P::NAME, generation, fresh);
                     if fresh {
                         projection.prepare(&mut docs, self.store()).await?;
                     }
+                    // A fresh generation is built from the checkpoint it was found fresh at, not
+                    // one read later: another runner may commit its first batch in between, and
+                    // this one, believing the generation empty, would then insert documents that
+                    // batch wrote. From the checkpoint seen, its first commit finds the
+                    // checkpoint moved and it carries on as a runner that lost a batch.
+                    let checkpoint = if fresh { stored.map(|c| c.checkpoint) } else { None };
                     let pipeline = Pipeline::default();
                     building =
-                        Some(Building { generation, docs, started: Instant::now(), total, checkpoint: None, pipeline });
+                        Some(Building { generation, docs, started: Instant::now(), total, checkpoint, pipeline });
                 }
                 if let Some(b) = building.as_mut() {
                     let (applied, caught_up) = self
