@@ -28,6 +28,24 @@ use super::{AuditEntry, LeanEvent, RecordedEvent, StoreError, StoredEvent};
 /// block: `?` and `return` in it leave the body, not the calling function.
 macro_rules! on_pool {
     ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
+        $crate::storage::dialect::on_backend!($store, pool, |$pool, $sql| $body)
+    };
+}
+pub(crate) use on_pool;
+
+/// Like [`on_pool!`], for a body that writes: on SQLite `$pool` is the store's one writing
+/// connection, so writers wait their turn in order instead of colliding on SQLite's write lock
+/// (its busy handler sleeps 1 … 100 ms between tries). On PostgreSQL the same pool as reads.
+macro_rules! on_writer {
+    ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
+        $crate::storage::dialect::on_backend!($store, writer, |$pool, $sql| $body)
+    };
+}
+pub(crate) use on_writer;
+
+/// [`on_pool!`] and [`on_writer!`]: `$lite` names the SQLite store's pool to use.
+macro_rules! on_backend {
+    ($store:expr, $lite:ident, |$pool:ident, $sql:ident| $body:expr) => {
         match $store {
             $crate::storage::Storage::Postgres(store) => {
                 let $pool = store.pool();
@@ -36,7 +54,7 @@ macro_rules! on_pool {
                 async { $body }.await
             }
             $crate::storage::Storage::Sqlite(store) => {
-                let $pool = store.pool();
+                let $pool = store.$lite();
                 #[allow(unused_variables)]
                 let $sql = $crate::storage::dialect::Lite;
                 async { $body }.await
@@ -44,7 +62,7 @@ macro_rules! on_pool {
         }
     };
 }
-pub(crate) use on_pool;
+pub(crate) use on_backend;
 
 /// PostgreSQL's side of each difference.
 #[derive(Debug, Clone, Copy)]

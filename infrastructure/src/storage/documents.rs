@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::dialect::on_pool;
+use super::dialect::{on_pool, on_writer};
 use super::{Checkpoint, Storage, StoreError};
 
 /// What a projection's row in `projection_state` says.
@@ -84,7 +84,7 @@ impl DocumentStore {
                              ON CONFLICT (name) DO NOTHING";
         const FIRST: &str = "INSERT INTO projection_checkpoints (name, generation, code_version, transaction_id, \
                              position, events_seen, started_at, updated_at) VALUES ($1, 1, $2, 0, 0, 0, $3, $3)";
-        on_pool!(&self.store, |pool, sql| {
+        on_writer!(&self.store, |pool, sql| {
             let mut tx = sql.begin(pool).await?;
             let created = sqlx::query(STATE).bind(name).bind(sql.time(now)).execute(&mut *tx).await?.rows_affected();
             if created == 1 {
@@ -142,7 +142,7 @@ impl DocumentStore {
                               events_seen, started_at, updated_at) VALUES ($1, $2, $3, 0, 0, 0, $4, $4) \
                               ON CONFLICT (name, generation) DO NOTHING";
         const MARK: &str = "UPDATE projection_state SET building_generation = $2, updated_at = $3 WHERE name = $1 AND building_generation IS NULL";
-        let started: Result<Option<i32>, StoreError> = on_pool!(&self.store, |pool, sql| {
+        let started: Result<Option<i32>, StoreError> = on_writer!(&self.store, |pool, sql| {
             let mut tx = sql.begin(pool).await?;
             let next: i32 = sqlx::query_scalar(NEXT).bind(name).fetch_one(&mut *tx).await?;
             let inserted =
@@ -185,7 +185,7 @@ impl DocumentStore {
         const SWITCH: &str = "UPDATE projection_state SET active_generation = $2, building_generation = NULL, updated_at = $3 \
                               WHERE name = $1 AND building_generation = $2";
         const DROP_CHECKPOINT: &str = "DELETE FROM projection_checkpoints WHERE name = $1 AND generation = $2";
-        on_pool!(&self.store, |pool, sql| {
+        on_writer!(&self.store, |pool, sql| {
             let mut tx = sql.begin(pool).await?;
             sqlx::query(SWITCH).bind(name).bind(generation).bind(sql.time(now)).execute(&mut *tx).await?;
             sqlx::query(DROP_CHECKPOINT).bind(name).bind(old).execute(&mut *tx).await?;
@@ -216,7 +216,7 @@ impl DocumentStore {
         const DROP_REST: &str = "DELETE FROM read_model_documents WHERE projection = $1 AND generation = $2";
         let mut dropped = 0;
         loop {
-            let result: Result<Option<u64>, sqlx::Error> = on_pool!(&self.store, |pool, sql| {
+            let result: Result<Option<u64>, sqlx::Error> = on_writer!(&self.store, |pool, sql| {
                 let oldest: Option<i32> =
                     sqlx::query_scalar(OLDEST).bind(name).bind(state.active).fetch_optional(pool).await?;
                 let Some(generation) = oldest else { return Ok(None) };
@@ -342,7 +342,7 @@ impl DocumentStore {
         const ADVANCE: &str = "UPDATE projection_checkpoints SET transaction_id = $3, position = $4, \
                                events_seen = events_seen + $5, updated_at = $6 \
                                WHERE name = $1 AND generation = $2 AND transaction_id = $7 AND position = $8";
-        on_pool!(&self.store, |pool, sql| {
+        on_writer!(&self.store, |pool, sql| {
             let mut tx = sql.begin(pool).await?;
             let advanced = sqlx::query(ADVANCE)
                 .bind(name)

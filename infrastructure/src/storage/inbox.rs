@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use sqlx::types::Json;
 
-use super::dialect::on_pool;
+use super::dialect::{on_pool, on_writer};
 use super::{Storage, StoreError};
 
 /// What became of a notification.
@@ -151,7 +151,7 @@ impl Inbox {
         const SQL: &str = "INSERT INTO bank_notifications (provider, received_at, method, uri, headers, body, body_truncated) \
                            VALUES ($1, $2, $3, $4, $5, $6, $7) \
                            RETURNING id, (SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured')";
-        let (id, agency_configurations) = on_pool!(&self.store, |pool, sql| sqlx::query_as(SQL)
+        let (id, agency_configurations) = on_writer!(&self.store, |pool, sql| sqlx::query_as(SQL)
             .bind(request.provider)
             .bind(sql.time(request.received_at))
             .bind(&request.method)
@@ -189,7 +189,7 @@ impl Inbox {
 
     /// Writes a resolution on its own (one statement, one commit).
     pub async fn resolve_with(&self, resolution: &InboxResolution) -> Result<(), StoreError> {
-        on_pool!(&self.store, |pool, sql| {
+        on_writer!(&self.store, |pool, sql| {
             sqlx::query(RESOLVE_SQL)
                 .bind(resolution.outcome.as_str())
                 .bind(resolution.detail.as_deref())

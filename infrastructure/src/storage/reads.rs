@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::dialect::{AUDIT_COLUMNS, decode, decode_audit_entry, decode_lean, decode_stored, on_pool};
+use super::dialect::{AUDIT_COLUMNS, decode, decode_audit_entry, decode_lean, decode_stored, on_pool, on_writer};
 use super::{
     AuditEntry, Checkpoint, IdempotencyKey, LeanEvent, READ_BATCH_MAX, RecordedEvent, Storage, StoreError, StoreHead,
     StoredEvent,
@@ -425,7 +425,7 @@ impl Storage {
     /// Stores `value` under `name` unless a value is already there; returns the stored value.
     pub async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError> {
         const SQL: &str = "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
-        on_pool!(self, |pool, sql| sqlx::query(SQL).bind(name).bind(value).execute(pool).await.map(|_| ()))
+        on_writer!(self, |pool, sql| sqlx::query(SQL).bind(name).bind(value).execute(pool).await.map(|_| ()))
             .map_err(StoreError::db("writing a setting"))?;
         self.setting(name)
             .await?

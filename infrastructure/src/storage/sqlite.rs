@@ -20,7 +20,13 @@ use crate::clock::Clock;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStorage {
+    /// For reads (WAL: readers do not wait for the writer).
     pool: SqlitePool,
+    /// One connection for every write: writers queue here, in order, rather than collide on
+    /// SQLite's write lock, whose busy handler sleeps between tries (1, 2, 5 … 100 ms): with
+    /// 32 concurrent notifications on 8 colliding connections that made p99 ~210 ms and the
+    /// slowest over a second (issue 17, docs/BENCHMARKS.md).
+    writer: SqlitePool,
     notices: broadcast::Sender<StoreNotice>,
     /// What `recorded_at` is read from.
     pub(super) clock: Clock,
@@ -43,6 +49,13 @@ impl SqliteStorage {
             .foreign_keys(true);
         // No check before a connection is lent (sqlx's default is a round trip to the
         // connection's worker thread per statement): a connection to a local file is not cut.
+        let writer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
+            .max_connections(1)
+            .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms))
+            .connect_with(connect_options.clone())
+            .await
+            .map_err(StoreError::db("opening the SQLite database"))?;
         let pool = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(options.max_connections.clamp(1, 8))
@@ -50,7 +63,7 @@ impl SqliteStorage {
             .connect_with(connect_options)
             .await
             .map_err(StoreError::db("opening the SQLite database"))?;
-        Ok(SqliteStorage { pool, notices, clock: Clock::system(), counters: Arc::default() })
+        Ok(SqliteStorage { pool, writer, notices, clock: Clock::system(), counters: Arc::default() })
     }
 
     /// The pool, for the read models and other tables that live beside the event log.
@@ -65,9 +78,14 @@ impl SqliteStorage {
         &self.pool
     }
 
+    /// The one writing connection (see the field).
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
     /// A write transaction holding SQLite's write lock from the start.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+        self.writer.begin_with("BEGIN IMMEDIATE").await
     }
 
     pub(super) fn notices(&self) -> &broadcast::Sender<StoreNotice> {
@@ -75,7 +93,7 @@ impl SqliteStorage {
     }
 
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?;
+        sqlx::migrate!("../migrations/sqlite").run(&self.writer).await?;
         Ok(())
     }
 
@@ -88,6 +106,7 @@ impl SqliteStorage {
 
     pub(super) async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     pub(super) async fn append(

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use feeledger_domain::money::Vnd;
 use feeledger_domain::reconciliation::{StatementCredit, StatementDebit};
 
-use super::dialect::on_pool;
+use super::dialect::{on_pool, on_writer};
 use super::{Storage, StoreError};
 use crate::statement::Statement;
 
@@ -182,7 +182,7 @@ impl StatementStore {
         let mut summary = ImportSummary::default();
         let balances = balances_of(statement);
         let account = statement.account_number.as_str();
-        on_pool!(&self.store, |pool, sql| {
+        on_writer!(&self.store, |pool, sql| {
             let mut tx = sql.begin(pool).await.map_err(StoreError::db(context))?;
             if let Some((first, last, opening, closing)) = balances {
                 // Two imports of neighbouring statements must not both pass the chain check.
