@@ -171,11 +171,7 @@ impl Ledger {
                 .iter()
                 .map(|event| D::encode(event.clone()).to_new_event(metadata))
                 .collect::<Result<Vec<_>, _>>()?;
-            let head = folded.events.last().map(|last| KnownHead {
-                stream_id: last.stream_id.clone(),
-                version: last.stream_version,
-                hash: last.hash.clone(),
-            });
+            let head = folded.events.last().map(KnownHead::of);
             let expected = ExpectedVersion::from_read(folded.version);
             match self.store().append_after(stream, expected, head.as_ref(), rows, idempotency).await {
                 Ok(AppendOutcome::Appended(appended)) => {

@@ -306,13 +306,7 @@ impl PaymentIntake {
         let mut heads = Vec::new();
         let (credit_events, outcome) = match case {
             Ok(FoundCase { record: case, method, reference }) => {
-                if let Some(last) = case.events.last() {
-                    heads.push(KnownHead {
-                        stream_id: last.stream_id.clone(),
-                        version: last.stream_version,
-                        hash: last.hash.clone(),
-                    });
-                }
+                heads.extend(case.events.last().map(KnownHead::of));
                 let command = self.payment_command(&case, &observed.credit, &reference);
                 let payment_id = match &command {
                     Command::RecordPayment(payment) => payment.payment_id,

@@ -102,7 +102,7 @@ async fn an_append_after_a_known_head_chains_to_it_and_a_stale_head_is_a_conflic
         let name = db.backend_name;
         store.append("case-H", ExpectedVersion::NoStream, vec![event(1)], None).await.unwrap();
         let read = store.read_stream("case-H").await.unwrap();
-        let head = KnownHead { stream_id: "case-H".into(), version: 1, hash: read[0].hash.clone() };
+        let head = KnownHead::of(&read[0]);
 
         // Another writer appends version 2 after the head was read.
         store.append("case-H", ExpectedVersion::Exact(1), vec![event(2)], None).await.unwrap();
@@ -112,7 +112,7 @@ async fn an_append_after_a_known_head_chains_to_it_and_a_stale_head_is_a_conflic
 
         // Read again, append after the new head: version 3, chained to version 2's hash.
         let read = store.read_stream("case-H").await.unwrap();
-        let head = KnownHead { stream_id: "case-H".into(), version: 2, hash: read[1].hash.clone() };
+        let head = KnownHead::of(&read[1]);
         store.append_after("case-H", ExpectedVersion::Exact(2), Some(&head), vec![event(3)], None).await.unwrap();
         let events = store.read_stream("case-H").await.unwrap();
         assert_eq!(events.iter().map(|e| e.stream_version).collect::<Vec<_>>(), [1, 2, 3], "{name}");

@@ -543,12 +543,12 @@ impl Runner {
                     if fresh {
                         projection.prepare(&mut docs, self.store()).await?;
                     }
-                    // A fresh generation is built from the checkpoint it was found fresh at, not
-                    // one read later: another runner may commit its first batch in between, and
-                    // this one, believing the generation empty, would then insert documents that
-                    // batch wrote. From the checkpoint seen, its first commit finds the
-                    // checkpoint moved and it carries on as a runner that lost a batch.
-                    let checkpoint = if fresh { stored.map(|c| c.checkpoint) } else { None };
+                    // Built from the checkpoint it was judged fresh (or not) at, not one read
+                    // later: another runner may commit its first batch in between, and this one,
+                    // believing the generation empty, would then insert documents that batch
+                    // wrote. From the checkpoint seen, its first commit finds the checkpoint
+                    // moved and it carries on as a runner that lost a batch.
+                    let checkpoint = stored.map(|c| c.checkpoint);
                     let pipeline = Pipeline::default();
                     building =
                         Some(Building { generation, docs, started: Instant::now(), total, checkpoint, pipeline });

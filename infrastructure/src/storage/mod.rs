@@ -343,6 +343,13 @@ pub struct KnownHead {
     pub hash: Vec<u8>,
 }
 
+impl KnownHead {
+    /// The head a stream had when `last` was its last event.
+    pub fn of(last: &RecordedEvent) -> KnownHead {
+        KnownHead { stream_id: last.stream_id.clone(), version: last.stream_version, hash: last.hash.clone() }
+    }
+}
+
 /// One stream's part of a multi-stream append.
 #[derive(Debug, Clone)]
 pub struct StreamAppend {
