@@ -134,6 +134,128 @@ async fn an_append_after_a_known_head_chains_to_it_and_a_stale_head_is_a_conflic
     }
 }
 
+/// Many notifications' appends at once, every head known (on PostgreSQL, one statement each):
+/// each gets its own streams' versions and positions and its own inbox outcome, and one whose
+/// case moved on after it was read is refused with nothing of it stored, the others unharmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_with_known_heads_each_get_their_own_answer_and_a_stale_one_fails_alone() {
+    use feeledger_infrastructure::inbox::{Inbox, InboxOutcome, InboxResolution, ReceivedRequest};
+    use feeledger_infrastructure::storage::StreamAppend;
+    const WRITERS: usize = 48;
+    let stale = |n: usize| n % 6 == 5;
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        let name = db.backend_name;
+        let inbox = Inbox::new(store.clone());
+        let mut prepared = Vec::new();
+        for n in 0..WRITERS {
+            let case = format!("case-group-{n}");
+            store.append(&case, ExpectedVersion::NoStream, vec![event(1)], None).await.unwrap();
+            let head = KnownHead::of(&store.read_stream(&case).await.unwrap()[0]);
+            // Every sixth case moves on after its head was read: that writer's append is stale.
+            if stale(n) {
+                store.append(&case, ExpectedVersion::Exact(1), vec![event(2)], None).await.unwrap();
+            }
+            let request = ReceivedRequest {
+                provider: "sepay",
+                method: "POST".into(),
+                uri: "/webhooks/sepay".into(),
+                headers: json!({}),
+                body: format!("{{\"n\":{n}}}").into_bytes(),
+                body_truncated: false,
+                received_at: chrono::Utc::now(),
+            };
+            prepared.push((case, head, inbox.record(&request).await.unwrap().id));
+        }
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(WRITERS));
+        let writers = prepared.into_iter().enumerate().map(|(n, (case, head, inbox_id))| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let appends = vec![
+                    StreamAppend {
+                        stream_id: format!("credit-group-{n}"),
+                        expected: ExpectedVersion::NoStream,
+                        events: vec![event(10), event(11)],
+                    },
+                    StreamAppend { stream_id: case, expected: ExpectedVersion::Exact(1), events: vec![event(12)] },
+                ];
+                let resolution = InboxResolution {
+                    id: inbox_id,
+                    outcome: InboxOutcome::Recorded,
+                    detail: Some(format!("writer {n}")),
+                    credit_id: Some(format!("credit-{n}")),
+                    http_status: Some(200),
+                    at: chrono::Utc::now(),
+                };
+                barrier.wait().await;
+                (n, inbox_id, store.append_together_resolving(appends, &[head], Some(&resolution)).await)
+            })
+        });
+        let results = futures::future::join_all(writers).await;
+        let entries: HashMap<i64, _> =
+            inbox.recent(None, 1_000).await.unwrap().into_iter().map(|entry| (entry.id, entry)).collect();
+        for result in results {
+            let (n, inbox_id, answer) = result.unwrap();
+            let (case, credit) = (format!("case-group-{n}"), format!("credit-group-{n}"));
+            let entry = &entries[&inbox_id];
+            if stale(n) {
+                assert!(
+                    matches!(&answer, Err(StoreError::Conflict { stream_id, .. }) if *stream_id == case),
+                    "{name}: writer {n} was stale: {answer:?}"
+                );
+                assert!(store.read_stream(&credit).await.unwrap().is_empty(), "{name}: nothing of writer {n} stored");
+                assert_eq!(
+                    store.read_stream(&case).await.unwrap().len(),
+                    2,
+                    "{name}: case {n} as the other writer left it"
+                );
+                assert_eq!((entry.outcome.as_str(), entry.credit_id.as_deref()), ("received", None), "{name}: {n}");
+                continue;
+            }
+            let appended = answer.unwrap_or_else(|e| panic!("{name}: writer {n}: {e}"));
+            let credit_events = store.read_stream(&credit).await.unwrap();
+            let case_events = store.read_stream(&case).await.unwrap();
+            assert_eq!(credit_events.len(), 2, "{name}: writer {n}'s credit");
+            assert_eq!(case_events.len(), 2, "{name}: writer {n}'s case");
+            // The answer names this writer's own streams, versions and positions.
+            assert_eq!(appended.len(), 2, "{name}");
+            assert_eq!(
+                (appended[0].stream_id.as_str(), appended[0].first_version, appended[0].last_version),
+                (credit.as_str(), 1, 2),
+                "{name}: writer {n}"
+            );
+            assert_eq!(appended[0].last_position, credit_events[1].position, "{name}: writer {n}");
+            assert_eq!(
+                (appended[1].stream_id.as_str(), appended[1].first_version, appended[1].last_version),
+                (case.as_str(), 2, 2),
+                "{name}: writer {n}"
+            );
+            assert_eq!(appended[1].last_position, case_events[1].position, "{name}: writer {n}");
+            // Chained to the head it knew, with its own time.
+            let second = &case_events[1];
+            let expected = hash_chain::event_hash(
+                &case_events[0].hash,
+                &EventFacts {
+                    stream_id: &second.stream_id,
+                    stream_version: second.stream_version,
+                    event_id: second.event_id,
+                    event_type: &second.event_type,
+                    schema_version: second.schema_version,
+                    payload: &second.payload,
+                    metadata: &second.metadata,
+                    recorded_at: second.recorded_at,
+                },
+            );
+            assert_eq!(second.hash, expected.to_vec(), "{name}: writer {n}'s event chains to its case's head");
+            assert_eq!(
+                (entry.outcome.as_str(), entry.outcome_detail.clone(), entry.credit_id.clone(), entry.http_status),
+                ("recorded", Some(format!("writer {n}")), Some(format!("credit-{n}")), Some(200)),
+                "{name}: writer {n}'s inbox row has its own outcome"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_many_concurrent_writers_expecting_the_same_version_exactly_one_wins() {
     for db in TestDatabase::each_backend().await {
