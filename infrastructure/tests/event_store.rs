@@ -560,3 +560,24 @@ async fn the_qrs_still_to_expire_are_read_by_their_expiry_to_the_second() {
         assert_eq!(found, expected, "[{}]", db.backend_name);
     }
 }
+
+/// SQLite's readers are few and keep small page caches (10,000 screens under 150 MB, issue 17):
+/// however many connections a node is given, at most four read, each with a 256 KiB cache.
+#[tokio::test]
+async fn sqlite_readers_are_at_most_four_with_small_page_caches() {
+    let db = TestDatabase::sqlite();
+    let options = feeledger_infrastructure::storage::StoreOptions { max_connections: 40, ..Default::default() };
+    let store = Storage::connect(&db.url, options).await.unwrap();
+    let Storage::Sqlite(lite) = &store else { panic!("a SQLite store") };
+    // Hold every reader the pool will lend: the fifth acquire waits.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut reader = lite.test_pool().acquire().await.unwrap();
+        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size").fetch_one(&mut *reader).await.unwrap();
+        assert_eq!(cache, -256, "a reader's page cache, in KiB");
+        held.push(reader);
+    }
+    let fifth = tokio::time::timeout(Duration::from_millis(300), lite.test_pool().acquire()).await;
+    assert!(fifth.is_err(), "a fifth reader was lent");
+    assert_eq!(lite.test_pool().options().get_max_connections(), 4);
+}
