@@ -478,10 +478,7 @@ impl Runner {
         let mut notices = self.store().subscribe();
         let state = self.docs.ensure(P::NAME, P::VERSION, Utc::now()).await?;
         // A generation replaced by a switch whose drop was cut short (the process stopped).
-        let dropped = self.docs.drop_replaced_generations(P::NAME).await?;
-        if dropped > 0 {
-            tracing::info!(projection = P::NAME, documents = dropped, "dropped the documents of a replaced generation");
-        }
+        drop_replaced(self.docs.clone(), P::NAME).await;
         if let Some(active) = self.docs.checkpoint(P::NAME, state.active).await?
             && active.code_version != i32::try_from(P::VERSION).unwrap_or(i32::MAX)
             && state.building.is_none()
@@ -568,6 +565,13 @@ impl Runner {
                             events = done,
                             "rebuild finished"
                         );
+                        // A server's runner goes on following the log at once; the replaced
+                        // generation's documents go in the background (the CLI drops them
+                        // itself, after it reported the rebuild; a stop cut short is finished
+                        // when a runner starts).
+                        if until_switched.is_none() {
+                            tokio::spawn(drop_replaced(self.docs.clone(), P::NAME));
+                        }
                     }
                     let _ = self.progress.send(Progress {
                         name: P::NAME,
@@ -798,5 +802,24 @@ fn progress(generation: i32, done: i64, total: i64, started: Instant, finished: 
         events_per_second: rate,
         eta_seconds: (rate > 0 && !finished).then(|| (total - done).max(0) / rate),
         finished,
+    }
+}
+
+/// Deletes the documents of `name`'s replaced generations, and says so. A failure is logged,
+/// not raised: the documents stay until the next drop (a runner's start, the next switch), and
+/// nothing reads a replaced generation.
+async fn drop_replaced(docs: DocumentStore, name: &'static str) {
+    let started = Instant::now();
+    match docs.drop_replaced_generations(name).await {
+        Ok(0) => {}
+        Ok(documents) => tracing::info!(
+            projection = name,
+            documents,
+            seconds = started.elapsed().as_secs_f64(),
+            "dropped the documents of a replaced generation"
+        ),
+        Err(error) => {
+            tracing::warn!(projection = name, %error, "the replaced generation's documents are kept until the next drop")
+        }
     }
 }

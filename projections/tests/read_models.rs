@@ -362,9 +362,10 @@ async fn a_rebuild_in_many_small_batches_each_read_ahead_gives_the_same_document
     }
 }
 
-/// A switch drops the replaced generation's documents after it, a chunk per transaction, and
-/// a runner starting finds what a stopped process left of one and drops it; the active
-/// generation is untouched.
+/// A switch leaves the replaced generation's documents to a drop after it, a chunk per
+/// transaction (the CLI runs it once it reported the rebuild; a server's runner in the
+/// background), and a runner starting finds what a stopped process left of one and drops it;
+/// the active generation is untouched.
 #[tokio::test]
 async fn a_replaced_generation_is_dropped_in_chunks_and_its_leftovers_when_a_runner_starts() {
     for world in given_an_agency().await {
@@ -385,7 +386,16 @@ async fn a_replaced_generation_is_dropped_in_chunks_and_its_leftovers_when_a_run
         let rebuilder = Runner::new(world.ledger.store().clone(), Duration::from_millis(20));
         let new = rebuilder.rebuild_here("payments").await.unwrap();
         assert!(new > old, "[{backend}]");
-        assert!(documents.load("payments", old, &keys).await.unwrap().is_empty(), "[{backend}] dropped at the switch");
+        assert_eq!(
+            documents.state("payments").await.unwrap().unwrap().active,
+            new,
+            "[{backend}] switched before anything is dropped"
+        );
+        assert_eq!(documents.drop_replaced_generations("payments").await.unwrap(), 4, "[{backend}] the CLI's drop");
+        assert!(
+            documents.load("payments", old, &keys).await.unwrap().is_empty(),
+            "[{backend}] dropped after the switch"
+        );
         assert_eq!(
             documents.load("payments", new, &keys).await.unwrap().len(),
             4,
@@ -413,6 +423,22 @@ async fn a_replaced_generation_is_dropped_in_chunks_and_its_leftovers_when_a_run
         assert!(documents.load("payments", old, &orphans).await.unwrap().is_empty(), "[{backend}] dropped on start");
         let rebuilt = payments_between(documents, &agency(), day(1), day(31)).await.unwrap();
         assert_eq!(rebuilt, live_payments, "[{backend}] the active generation is untouched");
+
+        // A server's runner that switches drops the replaced generation by itself, in the
+        // background, and goes on following the log.
+        let (_, next) = world.runner.request_rebuild("payments").await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while documents.state("payments").await.unwrap().unwrap().active != next
+            || !documents.load("payments", new, &keys).await.unwrap().is_empty()
+        {
+            assert!(tokio::time::Instant::now() < deadline, "[{backend}] not switched to {next} and {new} dropped");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let code = world.assessed(5, 3).await;
+        world.paid(&code, 27_000, PaymentChannel::Vietqr, 3).await;
+        world.caught_up().await;
+        let after = payments_between(documents, &agency(), day(1), day(31)).await.unwrap();
+        assert_eq!(after.len(), 5, "[{backend}] a payment after the switch is in the new generation");
     }
 }
 

@@ -169,13 +169,13 @@ impl DocumentStore {
         }
     }
 
-    /// Makes a finished generation the active one, then drops the old one's documents.
-    ///
-    /// The switch itself is one short transaction. The old generation's documents (millions,
-    /// for a province's log) are deleted after it, [`DROP_CHUNK`] at a time, each chunk its own
-    /// transaction: on PostgreSQL a transaction still running holds back every reader of the
-    /// log (the read barrier is the oldest transaction running), so one long `DELETE` in the
-    /// switch froze every live screen and projection of the cluster while it ran.
+    /// Makes a finished generation the active one: one short transaction. The old generation's
+    /// documents (millions, for a province's log) are left to
+    /// [`DocumentStore::drop_replaced_generations`], which the caller runs after it, out of the
+    /// way of the projection's own work: on PostgreSQL a transaction still running holds back
+    /// every reader of the log (the read barrier is the oldest transaction running), so one long
+    /// `DELETE` in the switch froze every live screen and projection of the cluster while it
+    /// ran, and a drop inside the runner's loop stalled the projection it had just switched.
     pub async fn switch(&self, name: &str, generation: i32, now: DateTime<Utc>) -> Result<(), StoreError> {
         let Some(state) = self.state(name).await? else { return Ok(()) };
         if state.building != Some(generation) {
@@ -191,8 +191,7 @@ impl DocumentStore {
             sqlx::query(DROP_CHECKPOINT).bind(name).bind(old).execute(&mut *tx).await?;
             tx.commit().await
         })
-        .map_err(StoreError::db("switching generations"))?;
-        self.drop_replaced_generations(name).await.map(|_| ())
+        .map_err(StoreError::db("switching generations"))
     }
 
     /// Deletes the documents of generations older than the active one (replaced by a switch;
