@@ -60,6 +60,17 @@ SQL
 )
 document="'{\"amount\": \"3000\", \"channel\": \"VIETQR\", \"case_code\": \"N11.1-560927-0005\", \"reference\": \"N11.1-560927-0005\", \"payment_id\": \"01a22c81-94dd-7529-a988-6fc5b6c55026\", \"received_on\": \"2026-11-22\", \"bank_reference\": \"FT1796043008410004\", \"reconciled_line_id\": null}'"
 
+# The end of a notification's statement, for each row of the CTE `credit`: its four events and
+# its two documents.
+appended_and_documents=$(cat <<SQL
+ appended AS (INSERT INTO bench_events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash)
+   SELECT 'stream-' || credit.id || '-' || e.k, 1, gen_random_uuid(), e.event_type, 1, e.payload, '{"actor": "bank:sepay"}',
+          now(), sha256(credit.id::bytea) FROM credit, $events RETURNING 1)
+INSERT INTO bench_documents (projection, generation, key, doc)
+SELECT p, 1, credit.id, $document FROM credit, (VALUES ('payments'), ('treasury')) AS d(p);
+SQL
+)
+
 cat >"$work/inbox.sql" <<SQL
 INSERT INTO bench_inbox (provider, received_at, method, uri, headers, body)
 VALUES ('sepay', now(), 'POST', '/webhooks/sepay', $headers, $body)
@@ -74,11 +85,7 @@ RETURNING id AS inbox_id, (SELECT count(*) FROM bench_events WHERE event_type = 
 WITH credit AS (SELECT gen_random_uuid()::text AS id),
  outcome AS (UPDATE bench_inbox SET outcome = 'recorded', credit_id = (SELECT id FROM credit), http_status = 200,
              processed_at = now() WHERE id = :inbox_id RETURNING 1),
- appended AS (INSERT INTO bench_events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash)
-   SELECT 'stream-' || credit.id || '-' || e.k, 1, gen_random_uuid(), e.event_type, 1, e.payload, '{"actor": "bank:sepay"}',
-          now(), sha256(credit.id::bytea) FROM credit, $events RETURNING 1)
-INSERT INTO bench_documents (projection, generation, key, doc)
-SELECT p, 1, credit.id, $document FROM credit, (VALUES ('payments'), ('treasury')) AS d(p);
+$appended_and_documents
 SQL
 
 # n notifications' rows in one statement, the inbox rows stored with their outcome.
@@ -87,11 +94,7 @@ together() { # n
 WITH credit AS (SELECT gen_random_uuid()::text AS id FROM generate_series(1, $1)),
  stored AS (INSERT INTO bench_inbox (provider, received_at, method, uri, headers, body, outcome, credit_id, http_status, processed_at)
    SELECT 'sepay', now(), 'POST', '/webhooks/sepay', $headers, $body, 'recorded', credit.id, 200, now() FROM credit RETURNING 1),
- appended AS (INSERT INTO bench_events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash)
-   SELECT 'stream-' || credit.id || '-' || e.k, 1, gen_random_uuid(), e.event_type, 1, e.payload, '{"actor": "bank:sepay"}',
-          now(), sha256(credit.id::bytea) FROM credit, $events RETURNING 1)
-INSERT INTO bench_documents (projection, generation, key, doc)
-SELECT p, 1, credit.id, $document FROM credit, (VALUES ('payments'), ('treasury')) AS d(p);
+$appended_and_documents
 SQL
 }
 together 1 >"$work/one.sql"

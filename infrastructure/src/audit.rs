@@ -352,16 +352,7 @@ impl Verifier {
         if event.stream_id == DIGEST_STREAM && event.event_type == DIGEST_EVENT_TYPE {
             self.add_seal(event.position, decode_seal(&event)?);
         }
-        let canonical = canonical_bytes(&EventFacts {
-            stream_id: &event.stream_id,
-            stream_version: event.stream_version,
-            event_id: event.event_id,
-            event_type: &event.event_type,
-            schema_version: event.schema_version,
-            payload: &event.payload,
-            metadata: &event.metadata,
-            recorded_at: event.recorded_at,
-        });
+        let canonical = canonical_bytes(&EventFacts::of(&event));
         let entry = AuditEntry {
             position: event.position,
             stream_id: event.stream_id,

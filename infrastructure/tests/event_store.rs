@@ -22,6 +22,11 @@ fn event(n: u32) -> NewEvent {
     }
 }
 
+/// The hash `event` must carry when it follows a stream head whose hash is `previous`.
+fn chained_hash(previous: &[u8], event: &feeledger_infrastructure::storage::RecordedEvent) -> Vec<u8> {
+    hash_chain::event_hash(previous, &EventFacts::of(event)).to_vec()
+}
+
 /// Follows the log in small batches until `expected` events were read. On PostgreSQL the
 /// read barrier is cluster-wide: a transaction still open anywhere (another test) holds back
 /// events committed after it began, so readers wait rather than assume instant visibility.
@@ -55,26 +60,8 @@ async fn appended_events_read_back_in_version_order_with_a_verifiable_hash_chain
 
         let mut previous = GENESIS.to_vec();
         for e in &events {
-            let expected = hash_chain::event_hash(
-                &previous,
-                &EventFacts {
-                    stream_id: &e.stream_id,
-                    stream_version: e.stream_version,
-                    event_id: e.event_id,
-                    event_type: &e.event_type,
-                    schema_version: e.schema_version,
-                    payload: &e.payload,
-                    metadata: &e.metadata,
-                    recorded_at: e.recorded_at,
-                },
-            );
-            assert_eq!(
-                e.hash,
-                expected.to_vec(),
-                "{}: hash of version {} does not chain",
-                db.backend_name,
-                e.stream_version
-            );
+            let expected = chained_hash(&previous, e);
+            assert_eq!(e.hash, expected, "{}: hash of version {} does not chain", db.backend_name, e.stream_version);
             previous = e.hash.clone();
         }
     }
@@ -117,20 +104,8 @@ async fn an_append_after_a_known_head_chains_to_it_and_a_stale_head_is_a_conflic
         let events = store.read_stream("case-H").await.unwrap();
         assert_eq!(events.iter().map(|e| e.stream_version).collect::<Vec<_>>(), [1, 2, 3], "{name}");
         let third = &events[2];
-        let expected = hash_chain::event_hash(
-            &events[1].hash,
-            &EventFacts {
-                stream_id: &third.stream_id,
-                stream_version: third.stream_version,
-                event_id: third.event_id,
-                event_type: &third.event_type,
-                schema_version: third.schema_version,
-                payload: &third.payload,
-                metadata: &third.metadata,
-                recorded_at: third.recorded_at,
-            },
-        );
-        assert_eq!(third.hash, expected.to_vec(), "{name}: the appended event chains to the known head");
+        let expected = chained_hash(&events[1].hash, third);
+        assert_eq!(third.hash, expected, "{name}: the appended event chains to the known head");
     }
 }
 
@@ -233,20 +208,8 @@ async fn concurrent_appends_with_known_heads_each_get_their_own_answer_and_a_sta
             assert_eq!(appended[1].last_position, case_events[1].position, "{name}: writer {n}");
             // Chained to the head it knew, with its own time.
             let second = &case_events[1];
-            let expected = hash_chain::event_hash(
-                &case_events[0].hash,
-                &EventFacts {
-                    stream_id: &second.stream_id,
-                    stream_version: second.stream_version,
-                    event_id: second.event_id,
-                    event_type: &second.event_type,
-                    schema_version: second.schema_version,
-                    payload: &second.payload,
-                    metadata: &second.metadata,
-                    recorded_at: second.recorded_at,
-                },
-            );
-            assert_eq!(second.hash, expected.to_vec(), "{name}: writer {n}'s event chains to its case's head");
+            let expected = chained_hash(&case_events[0].hash, second);
+            assert_eq!(second.hash, expected, "{name}: writer {n}'s event chains to its case's head");
             assert_eq!(
                 (entry.outcome.as_str(), entry.outcome_detail.clone(), entry.credit_id.clone(), entry.http_status),
                 ("recorded", Some(format!("writer {n}")), Some(format!("credit-{n}")), Some(200)),

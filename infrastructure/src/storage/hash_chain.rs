@@ -58,6 +58,22 @@ impl<J: ?Sized> Clone for EventFacts<'_, J> {
 
 impl<J: ?Sized> Copy for EventFacts<'_, J> {}
 
+impl<'a> EventFacts<'a> {
+    /// The facts of an event as read back from the log.
+    pub fn of(event: &'a super::RecordedEvent) -> Self {
+        EventFacts {
+            stream_id: &event.stream_id,
+            stream_version: event.stream_version,
+            event_id: event.event_id,
+            event_type: &event.event_type,
+            schema_version: event.schema_version,
+            payload: &event.payload,
+            metadata: &event.metadata,
+            recorded_at: event.recorded_at,
+        }
+    }
+}
+
 /// An event's facts as stored: payload and metadata as JSON text (PostgreSQL's `jsonb::text`,
 /// SQLite's column), as the audit reads them.
 pub type StoredFacts<'a> = EventFacts<'a, str>;
