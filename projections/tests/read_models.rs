@@ -386,12 +386,10 @@ async fn a_replaced_generation_is_dropped_in_chunks_and_its_leftovers_when_a_run
         let rebuilder = Runner::new(world.ledger.store().clone(), Duration::from_millis(20));
         let new = rebuilder.rebuild_here("payments").await.unwrap();
         assert!(new > old, "[{backend}]");
-        assert_eq!(
-            documents.state("payments").await.unwrap().unwrap().active,
-            new,
-            "[{backend}] switched before anything is dropped"
-        );
-        assert_eq!(documents.drop_replaced_generations("payments").await.unwrap(), 4, "[{backend}] the CLI's drop");
+        assert_eq!(documents.state("payments").await.unwrap().unwrap().active, new, "[{backend}]");
+        // The CLI's drop, after the switch (the world's own runner, which follows payments as a
+        // server's does, may have built and switched the same generation and dropped it first).
+        documents.drop_replaced_generations("payments").await.unwrap();
         assert!(
             documents.load("payments", old, &keys).await.unwrap().is_empty(),
             "[{backend}] dropped after the switch"
