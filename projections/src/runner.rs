@@ -478,7 +478,7 @@ impl Runner {
         let mut notices = self.store().subscribe();
         let state = self.docs.ensure(P::NAME, P::VERSION, Utc::now()).await?;
         // A generation replaced by a switch whose drop was cut short (the process stopped).
-        drop_replaced(self.docs.clone(), P::NAME).await;
+        drop_replaced(&self.docs, P::NAME).await;
         if let Some(active) = self.docs.checkpoint(P::NAME, state.active).await?
             && active.code_version != i32::try_from(P::VERSION).unwrap_or(i32::MAX)
             && state.building.is_none()
@@ -570,7 +570,10 @@ impl Runner {
                         // itself, after it reported the rebuild; a stop cut short is finished
                         // when a runner starts).
                         if until_switched.is_none() {
-                            tokio::spawn(drop_replaced(self.docs.clone(), P::NAME));
+                            let docs = self.docs.clone();
+                            self.tasks.spawn("replaced generation drop", async move {
+                                drop_replaced(&docs, P::NAME).await;
+                            });
                         }
                     }
                     let _ = self.progress.send(Progress {
@@ -808,7 +811,7 @@ fn progress(generation: i32, done: i64, total: i64, started: Instant, finished: 
 /// Deletes the documents of `name`'s replaced generations, and says so. A failure is logged,
 /// not raised: the documents stay until the next drop (a runner's start, the next switch), and
 /// nothing reads a replaced generation.
-async fn drop_replaced(docs: DocumentStore, name: &'static str) {
+async fn drop_replaced(docs: &DocumentStore, name: &'static str) {
     let started = Instant::now();
     match docs.drop_replaced_generations(name).await {
         Ok(0) => {}
