@@ -544,3 +544,54 @@ async fn sqlite_readers_are_at_most_four_with_small_page_caches() {
     assert!(fifth.is_err(), "a fifth reader was lent");
     assert_eq!(lite.test_pool().options().get_max_connections(), 4);
 }
+
+/// Notifications arriving together share their inbox commit (group commit): each request gets
+/// the row holding its own body, in fewer statements than rows; and a row the database refuses
+/// (PostgreSQL's `jsonb` takes no `\u0000`) fails alone, every other request of its batch stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inbox_rows_of_concurrent_requests_are_written_together_each_under_its_own_request() {
+    use feeledger_infrastructure::inbox::{Inbox, ReceivedRequest};
+    const REQUESTS: usize = 40;
+    let request = |n: usize, headers: serde_json::Value| ReceivedRequest {
+        provider: "sepay",
+        method: "POST".into(),
+        uri: format!("/webhooks/sepay?n={n}"),
+        headers,
+        body: format!("{{\"n\":{n}}}").into_bytes(),
+        body_truncated: false,
+        received_at: chrono::Utc::now(),
+    };
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        let name = db.backend_name;
+        let inbox = Inbox::new(store.clone());
+
+        let requests: Vec<_> = (0..REQUESTS).map(|n| request(n, json!({ "n": n }))).collect();
+        let stored = futures::future::join_all(requests.iter().map(|r| inbox.record(r))).await;
+        let writes = inbox.writes();
+        assert_eq!(writes.rows, REQUESTS as u64, "{name}");
+        assert!(writes.statements < writes.rows, "{name}: rows arriving together share a statement: {writes:?}");
+
+        // One request of the next wave is refused by PostgreSQL: the others are stored.
+        let bad = REQUESTS + 17;
+        let requests: Vec<_> = (REQUESTS..2 * REQUESTS)
+            .map(|n| request(n, if n == bad { json!({ "x": "a\u{0}b" }) } else { json!({ "n": n }) }))
+            .collect();
+        let second = futures::future::join_all(requests.iter().map(|r| inbox.record(r))).await;
+
+        let rows: HashMap<i64, _> =
+            inbox.recent(None, 1_000).await.unwrap().into_iter().map(|entry| (entry.id, entry)).collect();
+        let mut ids = HashSet::new();
+        for (n, result) in stored.into_iter().chain(second).enumerate() {
+            if n == bad && name == "postgres" {
+                assert!(result.is_err(), "{name}: a NUL in jsonb is refused");
+                continue;
+            }
+            let id = result.unwrap_or_else(|e| panic!("{name}: request {n}: {e}")).id;
+            assert!(ids.insert(id), "{name}: request {n} got the id of another");
+            assert_eq!(rows[&id].body, format!("{{\"n\":{n}}}").into_bytes(), "{name}: request {n}'s row");
+        }
+        let expected = if name == "postgres" { 2 * REQUESTS - 1 } else { 2 * REQUESTS };
+        assert_eq!(rows.len(), expected, "{name}: nothing else stored");
+    }
+}

@@ -2,10 +2,12 @@
 //! parsed, then marked with what became of it. Nothing a bank sent is lost, even when it is
 //! malformed, forged or about money that matches no case.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-
 use sqlx::types::Json;
+use tokio::sync::oneshot;
 
 use super::dialect::{on_pool, on_writer};
 use super::{Storage, StoreError};
@@ -129,9 +131,63 @@ macro_rules! resolve_in {
 resolve_in!(resolve_postgres, sqlx::Postgres, super::dialect::Pg);
 resolve_in!(resolve_sqlite, sqlx::Sqlite, super::dialect::Lite);
 
+/// Stores one request: its row's id, and how many agency configurations the log holds.
+const RECORD_SQL: &str = "INSERT INTO bank_notifications (provider, received_at, method, uri, headers, body, body_truncated) \
+                          VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                          RETURNING id, (SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured')";
+
 #[derive(Debug, Clone)]
 pub struct Inbox {
     store: Storage,
+    queue: Arc<Mutex<Queue>>,
+}
+
+/// At most this many requests' rows are written by one statement.
+const ROWS_PER_WRITE: usize = 64;
+
+/// What a waiting request is told: its row, or to write it alone (its batch failed: one bad
+/// request must not refuse the others, and each gets its own error).
+type Written = Option<Result<StoredRequest, StoreError>>;
+
+/// Requests waiting for their inbox rows (group commit), and how many writes are under way.
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: Vec<(ReceivedRequest, oneshot::Sender<Written>)>,
+    writing: usize,
+    written: InboxWrites,
+}
+
+/// How many rows the inbox stored, and in how many statements (commits).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InboxWrites {
+    pub statements: u64,
+    pub rows: u64,
+}
+
+impl Queue {
+    /// The next batch, oldest first.
+    fn take(&mut self) -> Vec<(ReceivedRequest, oneshot::Sender<Written>)> {
+        let n = self.waiting.len().min(ROWS_PER_WRITE);
+        self.waiting.drain(..n).collect()
+    }
+}
+
+/// A write of queued rows under way: on the way out (even by a panic) it gives its place back
+/// and, if it was cut short, tells what it still held to write alone.
+struct Writing {
+    queue: Arc<Mutex<Queue>>,
+    done: bool,
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.writing -= 1;
+            // Dropped senders: their requests write alone.
+            queue.waiting.clear();
+        }
+    }
 }
 
 type EntryRow = (i64, String, Vec<u8>, String, Option<String>, Option<String>, Option<i32>);
@@ -140,18 +196,165 @@ const ENTRY_COLUMNS: &str = "id, provider, body, outcome, outcome_detail, credit
 
 impl Inbox {
     pub fn new(store: Storage) -> Self {
-        Inbox { store }
+        Inbox { store, queue: Arc::default() }
+    }
+
+    /// Writes under way at once: PostgreSQL commits concurrent transactions together, SQLite
+    /// has one writer.
+    fn writers(&self) -> usize {
+        match self.store {
+            Storage::Postgres(_) => 2,
+            Storage::Sqlite(_) => 1,
+        }
     }
 
     /// Stores the request and returns its id. Call before anything else looks at it. The same
     /// statement reads how many agency configurations the log holds: payment intake checks its
     /// agencies in memory against that count (`PaymentIntake::receive_resolving`), so a
     /// notification needs no round trip for it.
+    ///
+    /// Group commit: requests arriving while the rows of others are being written wait, and
+    /// their rows are written together by the next statement, one commit for all (at most
+    /// [`ROWS_PER_WRITE`]). The write runs as a task of its own, so a request given up by its
+    /// sender does not cut short the others'.
     pub async fn record(&self, request: &ReceivedRequest) -> Result<StoredRequest, StoreError> {
-        const SQL: &str = "INSERT INTO bank_notifications (provider, received_at, method, uri, headers, body, body_truncated) \
-                           VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                           RETURNING id, (SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured')";
-        let (id, agency_configurations) = on_writer!(&self.store, |pool, sql| sqlx::query_as(SQL)
+        let (answer, answered) = oneshot::channel();
+        let batch = {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.waiting.push((request.clone(), answer));
+            (queue.writing < self.writers()).then(|| {
+                queue.writing += 1;
+                queue.take()
+            })
+        };
+        if let Some(batch) = batch {
+            let writing = Writing { queue: self.queue.clone(), done: false };
+            tokio::spawn(self.clone().write_queued(batch, writing));
+        }
+        match answered.await {
+            Ok(Some(stored)) => stored,
+            // The batch failed (or its write was cut short): this request's row on its own.
+            Ok(None) | Err(_) => self.record_one(request).await,
+        }
+    }
+
+    /// Writes `batch`, then whatever queued meanwhile, until nothing waits.
+    async fn write_queued(self, mut batch: Vec<(ReceivedRequest, oneshot::Sender<Written>)>, mut writing: Writing) {
+        loop {
+            self.write_batch(batch).await;
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            if queue.waiting.is_empty() {
+                queue.writing -= 1;
+                writing.done = true;
+                return;
+            }
+            batch = queue.take();
+        }
+    }
+
+    /// How many rows this inbox (and its clones) stored, and in how many statements.
+    pub fn writes(&self) -> InboxWrites {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner).written
+    }
+
+    fn count_written(&self, rows: usize) {
+        let written = &mut self.queue.lock().unwrap_or_else(PoisonError::into_inner).written;
+        written.statements += 1;
+        written.rows += u64::try_from(rows).unwrap_or(u64::MAX);
+    }
+
+    async fn write_batch(&self, batch: Vec<(ReceivedRequest, oneshot::Sender<Written>)>) {
+        if let [(request, _)] = batch.as_slice() {
+            let stored = self.record_one(request).await;
+            if let Some((_, answer)) = batch.into_iter().next() {
+                let _ = answer.send(Some(stored));
+            }
+            return;
+        }
+        let (requests, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        match self.record_many(&requests).await {
+            Ok(stored) => {
+                self.count_written(stored.len());
+                for (answer, stored) in answers.into_iter().zip(stored) {
+                    let _ = answer.send(Some(Ok(stored)));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, rows = requests.len(), "storing bank notifications together failed; each is stored alone");
+                for answer in answers {
+                    let _ = answer.send(None);
+                }
+            }
+        }
+    }
+
+    /// Stores several requests in one transaction; their rows in the order given.
+    async fn record_many(&self, requests: &[ReceivedRequest]) -> Result<Vec<StoredRequest>, StoreError> {
+        let context = "storing bank notifications";
+        match &self.store {
+            Storage::Postgres(store) => {
+                // Rows inserted in the order given take increasing ids (one session's identity
+                // values increase): the ids, sorted, are the requests' in order.
+                const SQL: &str = "INSERT INTO bank_notifications \
+                                   (provider, received_at, method, uri, headers, body, body_truncated) \
+                                   SELECT provider, received_at, method, uri, headers::jsonb, body, body_truncated \
+                                   FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
+                                   $6::bytea[], $7::bool[]) WITH ORDINALITY \
+                                   AS r(provider, received_at, method, uri, headers, body, body_truncated, n) \
+                                   ORDER BY n \
+                                   RETURNING id, (SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured')";
+                let column = |f: fn(&ReceivedRequest) -> &str| requests.iter().map(f).collect::<Vec<_>>();
+                let mut rows: Vec<(i64, i64)> = sqlx::query_as(SQL)
+                    .bind(column(|r| r.provider))
+                    .bind(requests.iter().map(|r| r.received_at).collect::<Vec<_>>())
+                    .bind(column(|r| &r.method))
+                    .bind(column(|r| &r.uri))
+                    .bind(requests.iter().map(|r| r.headers.to_string()).collect::<Vec<_>>())
+                    .bind(requests.iter().map(|r| r.body.as_slice()).collect::<Vec<_>>())
+                    .bind(requests.iter().map(|r| r.body_truncated).collect::<Vec<_>>())
+                    .fetch_all(store.pool())
+                    .await
+                    .map_err(StoreError::db(context))?;
+                if rows.len() != requests.len() {
+                    return Err(StoreError::Schema(format!(
+                        "storing {} bank notifications returned {} rows",
+                        requests.len(),
+                        rows.len()
+                    )));
+                }
+                rows.sort_unstable();
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, agency_configurations)| StoredRequest { id, agency_configurations })
+                    .collect())
+            }
+            Storage::Sqlite(store) => {
+                let sql = super::dialect::Lite;
+                let mut tx = sql.begin(store.writer()).await.map_err(StoreError::db(context))?;
+                let mut stored = Vec::with_capacity(requests.len());
+                for request in requests {
+                    let (id, agency_configurations) = sqlx::query_as(RECORD_SQL)
+                        .bind(request.provider)
+                        .bind(sql.time(request.received_at))
+                        .bind(&request.method)
+                        .bind(&request.uri)
+                        .bind(sql.json(&request.headers))
+                        .bind(&request.body)
+                        .bind(request.body_truncated)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(StoreError::db(context))?;
+                    stored.push(StoredRequest { id, agency_configurations });
+                }
+                tx.commit().await.map_err(StoreError::db(context))?;
+                Ok(stored)
+            }
+        }
+    }
+
+    /// Stores one request (one statement, one commit).
+    async fn record_one(&self, request: &ReceivedRequest) -> Result<StoredRequest, StoreError> {
+        let (id, agency_configurations) = on_writer!(&self.store, |pool, sql| sqlx::query_as(RECORD_SQL)
             .bind(request.provider)
             .bind(sql.time(request.received_at))
             .bind(&request.method)
@@ -162,6 +365,7 @@ impl Inbox {
             .fetch_one(pool)
             .await)
         .map_err(StoreError::db("storing a bank notification"))?;
+        self.count_written(1);
         Ok(StoredRequest { id, agency_configurations })
     }
 
