@@ -3,13 +3,13 @@
 //! (say, the server and a CLI command) queue on the busy timeout instead of failing.
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 use super::hash_chain::{GENESIS, timestamp_text};
 use super::{
@@ -43,6 +43,55 @@ pub struct SqliteStorage {
     /// What `recorded_at` is read from.
     pub(super) clock: Clock,
     pub(super) counters: Arc<StoreCounters>,
+    /// Multi-stream appends waiting for the writer (group commit, see `append_together`).
+    appends: Arc<Mutex<AppendQueue>>,
+}
+
+/// At most this many multi-stream appends share one transaction.
+const APPENDS_PER_COMMIT: usize = 32;
+
+/// What a waiting append is told: its result, or to append alone (its group's transaction
+/// failed as a whole).
+type AppendAnswer = Option<Result<Vec<Appended>, StoreError>>;
+
+/// One multi-stream append waiting for the writer.
+#[derive(Debug)]
+struct QueuedAppend {
+    appends: Vec<super::StreamAppend>,
+    recorded_at: DateTime<Utc>,
+    then: Option<crate::inbox::InboxResolution>,
+    answer: oneshot::Sender<AppendAnswer>,
+}
+
+#[derive(Debug, Default)]
+struct AppendQueue {
+    waiting: Vec<QueuedAppend>,
+    /// A task is writing queued appends (it takes whatever queued, until none waits).
+    writing: bool,
+}
+
+impl AppendQueue {
+    fn take(&mut self) -> Vec<QueuedAppend> {
+        let n = self.waiting.len().min(APPENDS_PER_COMMIT);
+        self.waiting.drain(..n).collect()
+    }
+}
+
+/// The writing task's place: given back when it ends, even by a panic (then what still waits
+/// appends alone: its senders are dropped).
+struct GroupWriter {
+    queue: Arc<Mutex<AppendQueue>>,
+    done: bool,
+}
+
+impl Drop for GroupWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.writing = false;
+            queue.waiting.clear();
+        }
+    }
 }
 
 impl SqliteStorage {
@@ -77,7 +126,14 @@ impl SqliteStorage {
             .connect_with(connect_options.pragma("cache_size", READER_CACHE_SIZE))
             .await
             .map_err(StoreError::db("opening the SQLite database"))?;
-        Ok(SqliteStorage { pool, writer, notices, clock: Clock::system(), counters: Arc::default() })
+        Ok(SqliteStorage {
+            pool,
+            writer,
+            notices,
+            clock: Clock::system(),
+            counters: Arc::default(),
+            appends: Arc::default(),
+        })
     }
 
     /// The pool, for the read models and other tables that live beside the event log.
@@ -163,6 +219,13 @@ impl SqliteStorage {
 
     /// Appends to several streams in one transaction: all or nothing.
     /// `then`, if given, is an inbox row's outcome, written in the same transaction.
+    ///
+    /// Group commit: SQLite has one writer, and a commit is a sync of the log to disk. Appends
+    /// that arrive while the writer is busy wait, and the next transaction writes them
+    /// together, each inside a savepoint of its own: one whose stream moved on (or that fails
+    /// otherwise) is rolled back alone and gets its own error, the others commit, once. The
+    /// group is written by a task of its own, so a caller that gives up does not cut short the
+    /// others' appends.
     pub(super) async fn append_together(
         &self,
         appends: &[super::StreamAppend],
@@ -171,22 +234,122 @@ impl SqliteStorage {
         _heads: &[super::KnownHead],
         then: Option<&crate::inbox::InboxResolution>,
     ) -> Result<Vec<Appended>, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let queued = QueuedAppend { appends: appends.to_vec(), recorded_at, then: then.cloned(), answer };
+        let group = {
+            let mut queue = self.appends.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.waiting.push(queued);
+            (!queue.writing).then(|| {
+                queue.writing = true;
+                queue.take()
+            })
+        };
+        if let Some(group) = group {
+            let writer = GroupWriter { queue: self.appends.clone(), done: false };
+            tokio::spawn(self.clone().write_groups(group, writer));
+        }
+        match answered.await {
+            Ok(Some(result)) => result,
+            Ok(None) | Err(_) => self.append_alone(appends, recorded_at, then).await,
+        }
+    }
+
+    /// Writes `group`, then whatever queued meanwhile, until nothing waits.
+    async fn write_groups(self, mut group: Vec<QueuedAppend>, mut writer: GroupWriter) {
+        loop {
+            self.write_group(group).await;
+            let mut queue = self.appends.lock().unwrap_or_else(PoisonError::into_inner);
+            if queue.waiting.is_empty() {
+                queue.writing = false;
+                writer.done = true;
+                return;
+            }
+            group = queue.take();
+        }
+    }
+
+    async fn write_group(&self, group: Vec<QueuedAppend>) {
+        if let [one] = group.as_slice() {
+            let result = self.append_alone(&one.appends, one.recorded_at, one.then.as_ref()).await;
+            if let Some(one) = group.into_iter().next() {
+                let _ = one.answer.send(Some(result));
+            }
+            return;
+        }
+        match self.append_group(&group).await {
+            Ok(results) => {
+                for (queued, result) in group.into_iter().zip(results) {
+                    let _ = queued.answer.send(Some(result));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, appends = group.len(), "appending together failed; each appends alone");
+                for queued in group {
+                    let _ = queued.answer.send(None);
+                }
+            }
+        }
+    }
+
+    /// One transaction for the whole group, a savepoint for each append in it. The outer
+    /// error is the transaction's (nothing of the group is stored); the inner ones, each
+    /// append's own (nothing of that append is stored).
+    async fn append_group(&self, group: &[QueuedAppend]) -> Result<Vec<Result<Vec<Appended>, StoreError>>, StoreError> {
+        let context = "appending a group of multi-stream appends";
+        let mut tx = self.begin_write().await.map_err(StoreError::db(context))?;
+        let transaction_id = next_transaction_id(&mut tx).await?;
+        let mut results = Vec::with_capacity(group.len());
+        for queued in group {
+            sqlx::query("SAVEPOINT one_append").execute(&mut *tx).await.map_err(StoreError::db(context))?;
+            let result =
+                write_together(&mut tx, &queued.appends, queued.recorded_at, transaction_id, queued.then.as_ref())
+                    .await;
+            if result.is_err() {
+                sqlx::query("ROLLBACK TO one_append").execute(&mut *tx).await.map_err(StoreError::db(context))?;
+            }
+            sqlx::query("RELEASE one_append").execute(&mut *tx).await.map_err(StoreError::db(context))?;
+            results.push(result);
+        }
+        tx.commit().await.map_err(StoreError::db(context))?;
+        Ok(results)
+    }
+
+    /// One multi-stream append in a transaction of its own.
+    async fn append_alone(
+        &self,
+        appends: &[super::StreamAppend],
+        recorded_at: DateTime<Utc>,
+        then: Option<&crate::inbox::InboxResolution>,
+    ) -> Result<Vec<Appended>, StoreError> {
         let mut tx = self.begin_write().await.map_err(StoreError::db("starting a multi-stream append"))?;
         let transaction_id = next_transaction_id(&mut tx).await?;
-        let mut done = Vec::with_capacity(appends.len());
-        for append in appends {
-            let head = stream_head(&mut tx, &append.stream_id).await?;
-            let (stream, expected, events) = (&append.stream_id, append.expected, &append.events);
-            done.push(write_stream(&mut tx, stream, expected, events, head, recorded_at, transaction_id).await?);
-        }
-        if let Some(resolution) = then {
-            super::inbox::resolve_sqlite(&mut tx, resolution)
-                .await
-                .map_err(StoreError::db("recording a notification's outcome"))?;
-        }
+        let done = write_together(&mut tx, appends, recorded_at, transaction_id, then).await?;
         tx.commit().await.map_err(StoreError::db("committing a multi-stream append"))?;
         Ok(done)
     }
+}
+
+/// The streams of one multi-stream append, and its inbox row's outcome, inside the write
+/// transaction.
+async fn write_together(
+    tx: &mut Transaction<'static, Sqlite>,
+    appends: &[super::StreamAppend],
+    recorded_at: DateTime<Utc>,
+    transaction_id: i64,
+    then: Option<&crate::inbox::InboxResolution>,
+) -> Result<Vec<Appended>, StoreError> {
+    let mut done = Vec::with_capacity(appends.len());
+    for append in appends {
+        let head = stream_head(tx, &append.stream_id).await?;
+        let (stream, expected, events) = (&append.stream_id, append.expected, &append.events);
+        done.push(write_stream(tx, stream, expected, events, head, recorded_at, transaction_id).await?);
+    }
+    if let Some(resolution) = then {
+        super::inbox::resolve_sqlite(tx, resolution)
+            .await
+            .map_err(StoreError::db("recording a notification's outcome"))?;
+    }
+    Ok(done)
 }
 
 /// One writer at a time holds the lock, so "the last transaction id + 1" is this transaction's
