@@ -47,20 +47,62 @@ pub struct SqliteStorage {
     appends: Arc<Mutex<AppendQueue>>,
 }
 
-/// At most this many multi-stream appends share one transaction.
+/// At most this many appends share one transaction.
 const APPENDS_PER_COMMIT: usize = 32;
 
-/// What a waiting append is told: its result, or to append alone (its group's transaction
-/// failed as a whole).
-type AppendAnswer = Option<Result<Vec<Appended>, StoreError>>;
-
-/// One multi-stream append waiting for the writer.
+/// An append waiting for the writer.
 #[derive(Debug)]
-struct QueuedAppend {
-    appends: Vec<super::StreamAppend>,
-    recorded_at: DateTime<Utc>,
-    then: Option<crate::inbox::InboxResolution>,
-    answer: oneshot::Sender<AppendAnswer>,
+enum QueuedAppend {
+    /// To one stream ([`SqliteStorage::append`]).
+    One {
+        stream_id: String,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        idempotency: Option<IdempotencyKey>,
+        recorded_at: DateTime<Utc>,
+        /// Its result, or `None`: append alone (the group's transaction failed as a whole).
+        answer: oneshot::Sender<Option<Result<Option<Appended>, StoreError>>>,
+    },
+    /// To several streams ([`SqliteStorage::append_together`]).
+    Together {
+        appends: Vec<super::StreamAppend>,
+        recorded_at: DateTime<Utc>,
+        then: Option<crate::inbox::InboxResolution>,
+        answer: oneshot::Sender<Option<Result<Vec<Appended>, StoreError>>>,
+    },
+}
+
+/// What an append did inside a group's transaction.
+#[derive(Debug)]
+enum GroupResult {
+    One(Result<Option<Appended>, StoreError>),
+    Together(Result<Vec<Appended>, StoreError>),
+}
+
+impl GroupResult {
+    fn is_err(&self) -> bool {
+        matches!(self, GroupResult::One(Err(_)) | GroupResult::Together(Err(_)))
+    }
+}
+
+impl QueuedAppend {
+    /// Tells the waiting caller its result (`None`: append alone).
+    fn answer(self, result: Option<GroupResult>) {
+        match (self, result) {
+            (QueuedAppend::One { answer, .. }, Some(GroupResult::One(result))) => {
+                let _ = answer.send(Some(result));
+            }
+            (QueuedAppend::Together { answer, .. }, Some(GroupResult::Together(result))) => {
+                let _ = answer.send(Some(result));
+            }
+            (QueuedAppend::One { answer, .. }, _) => {
+                let _ = answer.send(None);
+            }
+            (QueuedAppend::Together { answer, .. }, _) => {
+                let _ = answer.send(None);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -179,6 +221,7 @@ impl SqliteStorage {
         self.writer.close().await;
     }
 
+    /// Appends to one stream (see `append_together` for how appends share the writer).
     pub(super) async fn append(
         &self,
         stream_id: &str,
@@ -187,34 +230,53 @@ impl SqliteStorage {
         idempotency: Option<&IdempotencyKey>,
         recorded_at: DateTime<Utc>,
     ) -> Result<Option<Appended>, StoreError> {
-        let mut tx = self.begin_write().await.map_err(StoreError::db("starting an append"))?;
-        let (current_version, previous_hash) = stream_head(&mut tx, stream_id).await?;
-        check_expected(stream_id, expected, current_version)?;
-        if let Some(key) = idempotency {
-            let new_version = current_version + i64::try_from(events.len()).unwrap_or(i64::MAX);
-            let claimed = sqlx::query(
-                "INSERT INTO command_idempotency (idempotency_key, request_hash, stream_id, stream_version, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING",
-            )
-            .bind(&key.key)
-            .bind(key.request_hash.as_slice())
-            .bind(stream_id)
-            .bind(new_version)
-            .bind(timestamp_text(recorded_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::db("claiming the idempotency key"))?
-            .rows_affected();
-            if claimed == 0 {
-                tx.rollback().await.map_err(StoreError::db("rolling back a repeated request"))?;
-                return Ok(None);
-            }
+        let (answer, answered) = oneshot::channel();
+        self.queue(QueuedAppend::One {
+            stream_id: stream_id.to_owned(),
+            expected,
+            events: events.to_vec(),
+            idempotency: idempotency.cloned(),
+            recorded_at,
+            answer,
+        });
+        match answered.await {
+            Ok(Some(result)) => result,
+            Ok(None) | Err(_) => self.append_one_alone(stream_id, expected, events, idempotency, recorded_at).await,
         }
-        let transaction_id = next_transaction_id(&mut tx).await?;
-        let head = (current_version, previous_hash);
-        let appended = write_stream(&mut tx, stream_id, expected, events, head, recorded_at, transaction_id).await?;
+    }
+
+    async fn append_one_alone(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        idempotency: Option<&IdempotencyKey>,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Option<Appended>, StoreError> {
+        let mut tx = self.begin_write().await.map_err(StoreError::db("starting an append"))?;
+        let Some(appended) = write_one(&mut tx, stream_id, expected, events, idempotency, recorded_at, None).await?
+        else {
+            tx.rollback().await.map_err(StoreError::db("rolling back a repeated request"))?;
+            return Ok(None);
+        };
         tx.commit().await.map_err(|e| map_append_error(e, stream_id, expected, events))?;
         Ok(Some(appended))
+    }
+
+    /// Puts `append` in the queue, and starts the writing task if none runs.
+    fn queue(&self, append: QueuedAppend) {
+        let group = {
+            let mut queue = self.appends.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.waiting.push(append);
+            (!queue.writing).then(|| {
+                queue.writing = true;
+                queue.take()
+            })
+        };
+        if let Some(group) = group {
+            let writer = GroupWriter { queue: self.appends.clone(), done: false };
+            tokio::spawn(self.clone().write_groups(group, writer));
+        }
     }
 
     /// Appends to several streams in one transaction: all or nothing.
@@ -235,19 +297,7 @@ impl SqliteStorage {
         then: Option<&crate::inbox::InboxResolution>,
     ) -> Result<Vec<Appended>, StoreError> {
         let (answer, answered) = oneshot::channel();
-        let queued = QueuedAppend { appends: appends.to_vec(), recorded_at, then: then.cloned(), answer };
-        let group = {
-            let mut queue = self.appends.lock().unwrap_or_else(PoisonError::into_inner);
-            queue.waiting.push(queued);
-            (!queue.writing).then(|| {
-                queue.writing = true;
-                queue.take()
-            })
-        };
-        if let Some(group) = group {
-            let writer = GroupWriter { queue: self.appends.clone(), done: false };
-            tokio::spawn(self.clone().write_groups(group, writer));
-        }
+        self.queue(QueuedAppend::Together { appends: appends.to_vec(), recorded_at, then: then.cloned(), answer });
         match answered.await {
             Ok(Some(result)) => result,
             Ok(None) | Err(_) => self.append_alone(appends, recorded_at, then).await,
@@ -269,23 +319,33 @@ impl SqliteStorage {
     }
 
     async fn write_group(&self, group: Vec<QueuedAppend>) {
-        if let [one] = group.as_slice() {
-            let result = self.append_alone(&one.appends, one.recorded_at, one.then.as_ref()).await;
-            if let Some(one) = group.into_iter().next() {
-                let _ = one.answer.send(Some(result));
+        if group.len() == 1 {
+            for queued in group {
+                let result = match &queued {
+                    QueuedAppend::One { stream_id, expected, events, idempotency, recorded_at, .. } => {
+                        GroupResult::One(
+                            self.append_one_alone(stream_id, *expected, events, idempotency.as_ref(), *recorded_at)
+                                .await,
+                        )
+                    }
+                    QueuedAppend::Together { appends, recorded_at, then, .. } => {
+                        GroupResult::Together(self.append_alone(appends, *recorded_at, then.as_ref()).await)
+                    }
+                };
+                queued.answer(Some(result));
             }
             return;
         }
         match self.append_group(&group).await {
             Ok(results) => {
                 for (queued, result) in group.into_iter().zip(results) {
-                    let _ = queued.answer.send(Some(result));
+                    queued.answer(Some(result));
                 }
             }
             Err(error) => {
                 tracing::warn!(%error, appends = group.len(), "appending together failed; each appends alone");
                 for queued in group {
-                    let _ = queued.answer.send(None);
+                    queued.answer(None);
                 }
             }
         }
@@ -294,16 +354,31 @@ impl SqliteStorage {
     /// One transaction for the whole group, a savepoint for each append in it. The outer
     /// error is the transaction's (nothing of the group is stored); the inner ones, each
     /// append's own (nothing of that append is stored).
-    async fn append_group(&self, group: &[QueuedAppend]) -> Result<Vec<Result<Vec<Appended>, StoreError>>, StoreError> {
-        let context = "appending a group of multi-stream appends";
+    async fn append_group(&self, group: &[QueuedAppend]) -> Result<Vec<GroupResult>, StoreError> {
+        let context = "appending a group of appends";
         let mut tx = self.begin_write().await.map_err(StoreError::db(context))?;
         let transaction_id = next_transaction_id(&mut tx).await?;
         let mut results = Vec::with_capacity(group.len());
         for queued in group {
             sqlx::query("SAVEPOINT one_append").execute(&mut *tx).await.map_err(StoreError::db(context))?;
-            let result =
-                write_together(&mut tx, &queued.appends, queued.recorded_at, transaction_id, queued.then.as_ref())
-                    .await;
+            let result = match queued {
+                QueuedAppend::One { stream_id, expected, events, idempotency, recorded_at, .. } => {
+                    let one = write_one(
+                        &mut tx,
+                        stream_id,
+                        *expected,
+                        events,
+                        idempotency.as_ref(),
+                        *recorded_at,
+                        Some(transaction_id),
+                    );
+                    GroupResult::One(one.await)
+                }
+                QueuedAppend::Together { appends, recorded_at, then, .. } => GroupResult::Together(
+                    write_together(&mut tx, appends, *recorded_at, transaction_id, then.as_ref()).await,
+                ),
+            };
+            // A repeated request (`Ok(None)`) wrote nothing: releasing its savepoint is enough.
             if result.is_err() {
                 sqlx::query("ROLLBACK TO one_append").execute(&mut *tx).await.map_err(StoreError::db(context))?;
             }
@@ -327,6 +402,47 @@ impl SqliteStorage {
         tx.commit().await.map_err(StoreError::db("committing a multi-stream append"))?;
         Ok(done)
     }
+}
+
+/// One stream's append inside the write transaction; `None` when its idempotency key was used
+/// already (a repeated request: nothing written). `transaction_id`: the transaction's number,
+/// when the caller drew it already.
+async fn write_one(
+    tx: &mut Transaction<'static, Sqlite>,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    idempotency: Option<&IdempotencyKey>,
+    recorded_at: DateTime<Utc>,
+    transaction_id: Option<i64>,
+) -> Result<Option<Appended>, StoreError> {
+    let (current_version, previous_hash) = stream_head(tx, stream_id).await?;
+    check_expected(stream_id, expected, current_version)?;
+    if let Some(key) = idempotency {
+        let new_version = current_version + i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let claimed = sqlx::query(
+            "INSERT INTO command_idempotency (idempotency_key, request_hash, stream_id, stream_version, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(&key.key)
+        .bind(key.request_hash.as_slice())
+        .bind(stream_id)
+        .bind(new_version)
+        .bind(timestamp_text(recorded_at))
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::db("claiming the idempotency key"))?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(None);
+        }
+    }
+    let transaction_id = match transaction_id {
+        Some(id) => id,
+        None => next_transaction_id(tx).await?,
+    };
+    let head = (current_version, previous_hash);
+    write_stream(tx, stream_id, expected, events, head, recorded_at, transaction_id).await.map(Some)
 }
 
 /// The streams of one multi-stream append, and its inbox row's outcome, inside the write
