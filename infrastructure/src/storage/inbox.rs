@@ -136,6 +136,20 @@ const RECORD_SQL: &str = "INSERT INTO bank_notifications (provider, received_at,
                           VALUES ($1, $2, $3, $4, $5, $6, $7) \
                           RETURNING id, (SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured')";
 
+/// [`RECORD_SQL`] with `request` bound, in backend `sql`'s types.
+macro_rules! record_query {
+    ($request:expr, $sql:expr) => {
+        sqlx::query_as(RECORD_SQL)
+            .bind($request.provider)
+            .bind($sql.time($request.received_at))
+            .bind(&$request.method)
+            .bind(&$request.uri)
+            .bind($sql.json(&$request.headers))
+            .bind(&$request.body)
+            .bind($request.body_truncated)
+    };
+}
+
 #[derive(Debug, Clone)]
 pub struct Inbox {
     store: Storage,
@@ -333,17 +347,8 @@ impl Inbox {
                 let mut tx = sql.begin(store.writer()).await.map_err(StoreError::db(context))?;
                 let mut stored = Vec::with_capacity(requests.len());
                 for request in requests {
-                    let (id, agency_configurations) = sqlx::query_as(RECORD_SQL)
-                        .bind(request.provider)
-                        .bind(sql.time(request.received_at))
-                        .bind(&request.method)
-                        .bind(&request.uri)
-                        .bind(sql.json(&request.headers))
-                        .bind(&request.body)
-                        .bind(request.body_truncated)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(StoreError::db(context))?;
+                    let (id, agency_configurations) =
+                        record_query!(request, sql).fetch_one(&mut *tx).await.map_err(StoreError::db(context))?;
                     stored.push(StoredRequest { id, agency_configurations });
                 }
                 tx.commit().await.map_err(StoreError::db(context))?;
@@ -354,17 +359,9 @@ impl Inbox {
 
     /// Stores one request (one statement, one commit).
     async fn record_one(&self, request: &ReceivedRequest) -> Result<StoredRequest, StoreError> {
-        let (id, agency_configurations) = on_writer!(&self.store, |pool, sql| sqlx::query_as(RECORD_SQL)
-            .bind(request.provider)
-            .bind(sql.time(request.received_at))
-            .bind(&request.method)
-            .bind(&request.uri)
-            .bind(sql.json(&request.headers))
-            .bind(&request.body)
-            .bind(request.body_truncated)
-            .fetch_one(pool)
-            .await)
-        .map_err(StoreError::db("storing a bank notification"))?;
+        let (id, agency_configurations) =
+            on_writer!(&self.store, |pool, sql| record_query!(request, sql).fetch_one(pool).await)
+                .map_err(StoreError::db("storing a bank notification"))?;
         self.count_written(1);
         Ok(StoredRequest { id, agency_configurations })
     }

@@ -43,7 +43,7 @@ pub struct SqliteStorage {
     /// What `recorded_at` is read from.
     pub(super) clock: Clock,
     pub(super) counters: Arc<StoreCounters>,
-    /// Multi-stream appends waiting for the writer (group commit, see `append_together`).
+    /// Appends waiting for the writer (group commit, see `append_together`).
     appends: Arc<Mutex<AppendQueue>>,
 }
 
@@ -60,15 +60,14 @@ enum QueuedAppend {
         events: Vec<NewEvent>,
         idempotency: Option<IdempotencyKey>,
         recorded_at: DateTime<Utc>,
-        /// Its result, or `None`: append alone (the group's transaction failed as a whole).
-        answer: oneshot::Sender<Option<Result<Option<Appended>, StoreError>>>,
+        answer: oneshot::Sender<Result<Option<Appended>, StoreError>>,
     },
     /// To several streams ([`SqliteStorage::append_together`]).
     Together {
         appends: Vec<super::StreamAppend>,
         recorded_at: DateTime<Utc>,
         then: Option<crate::inbox::InboxResolution>,
-        answer: oneshot::Sender<Option<Result<Vec<Appended>, StoreError>>>,
+        answer: oneshot::Sender<Result<Vec<Appended>, StoreError>>,
     },
 }
 
@@ -86,23 +85,25 @@ impl GroupResult {
 }
 
 impl QueuedAppend {
-    /// Tells the waiting caller its result (`None`: append alone).
-    fn answer(self, result: Option<GroupResult>) {
+    /// Tells the waiting caller its result.
+    fn answer(self, result: GroupResult) {
         match (self, result) {
-            (QueuedAppend::One { answer, .. }, Some(GroupResult::One(result))) => {
-                let _ = answer.send(Some(result));
+            (QueuedAppend::One { answer, .. }, GroupResult::One(result)) => {
+                let _ = answer.send(result);
             }
-            (QueuedAppend::Together { answer, .. }, Some(GroupResult::Together(result))) => {
-                let _ = answer.send(Some(result));
+            (QueuedAppend::Together { answer, .. }, GroupResult::Together(result)) => {
+                let _ = answer.send(result);
             }
-            (QueuedAppend::One { answer, .. }, _) => {
-                let _ = answer.send(None);
-            }
-            (QueuedAppend::Together { answer, .. }, _) => {
-                let _ = answer.send(None);
-            }
+            // Never: a result is of its append's kind. Dropping the sender tells the caller.
+            _ => {}
         }
     }
+}
+
+/// What a caller gets when the writing task stopped (a panic) before answering: nothing of its
+/// append is known to be stored, and the request fails rather than waits.
+fn writer_stopped(_: oneshot::error::RecvError) -> StoreError {
+    StoreError::Schema("the SQLite writing task stopped before answering an append".into())
 }
 
 #[derive(Debug, Default)]
@@ -120,7 +121,7 @@ impl AppendQueue {
 }
 
 /// The writing task's place: given back when it ends, even by a panic (then what still waits
-/// appends alone: its senders are dropped).
+/// is answered with an error: its senders are dropped).
 struct GroupWriter {
     queue: Arc<Mutex<AppendQueue>>,
     done: bool,
@@ -239,28 +240,7 @@ impl SqliteStorage {
             recorded_at,
             answer,
         });
-        match answered.await {
-            Ok(Some(result)) => result,
-            Ok(None) | Err(_) => self.append_one_alone(stream_id, expected, events, idempotency, recorded_at).await,
-        }
-    }
-
-    async fn append_one_alone(
-        &self,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-        idempotency: Option<&IdempotencyKey>,
-        recorded_at: DateTime<Utc>,
-    ) -> Result<Option<Appended>, StoreError> {
-        let mut tx = self.begin_write().await.map_err(StoreError::db("starting an append"))?;
-        let Some(appended) = write_one(&mut tx, stream_id, expected, events, idempotency, recorded_at, None).await?
-        else {
-            tx.rollback().await.map_err(StoreError::db("rolling back a repeated request"))?;
-            return Ok(None);
-        };
-        tx.commit().await.map_err(|e| map_append_error(e, stream_id, expected, events))?;
-        Ok(Some(appended))
+        answered.await.map_err(writer_stopped)?
     }
 
     /// Puts `append` in the queue, and starts the writing task if none runs.
@@ -285,9 +265,10 @@ impl SqliteStorage {
     /// Group commit: SQLite has one writer, and a commit is a sync of the log to disk. Appends
     /// that arrive while the writer is busy wait, and the next transaction writes them
     /// together, each inside a savepoint of its own: one whose stream moved on (or that fails
-    /// otherwise) is rolled back alone and gets its own error, the others commit, once. The
-    /// group is written by a task of its own, so a caller that gives up does not cut short the
-    /// others' appends.
+    /// otherwise) is rolled back alone and gets its own error, the others commit, once. If the
+    /// group's transaction fails as a whole, the writer appends each alone. The group is
+    /// written by a task of its own, so a caller that gives up does not cut short the others'
+    /// appends.
     pub(super) async fn append_together(
         &self,
         appends: &[super::StreamAppend],
@@ -298,10 +279,7 @@ impl SqliteStorage {
     ) -> Result<Vec<Appended>, StoreError> {
         let (answer, answered) = oneshot::channel();
         self.queue(QueuedAppend::Together { appends: appends.to_vec(), recorded_at, then: then.cloned(), answer });
-        match answered.await {
-            Ok(Some(result)) => result,
-            Ok(None) | Err(_) => self.append_alone(appends, recorded_at, then).await,
-        }
+        answered.await.map_err(writer_stopped)?
     }
 
     /// Writes `group`, then whatever queued meanwhile, until nothing waits.
@@ -319,35 +297,22 @@ impl SqliteStorage {
     }
 
     async fn write_group(&self, group: Vec<QueuedAppend>) {
-        if group.len() == 1 {
-            for queued in group {
-                let result = match &queued {
-                    QueuedAppend::One { stream_id, expected, events, idempotency, recorded_at, .. } => {
-                        GroupResult::One(
-                            self.append_one_alone(stream_id, *expected, events, idempotency.as_ref(), *recorded_at)
-                                .await,
-                        )
+        if group.len() > 1 {
+            match self.append_group(&group).await {
+                Ok(results) => {
+                    for (queued, result) in group.into_iter().zip(results) {
+                        queued.answer(result);
                     }
-                    QueuedAppend::Together { appends, recorded_at, then, .. } => {
-                        GroupResult::Together(self.append_alone(appends, *recorded_at, then.as_ref()).await)
-                    }
-                };
-                queued.answer(Some(result));
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, appends = group.len(), "appending together failed; each appends alone");
+                }
             }
-            return;
         }
-        match self.append_group(&group).await {
-            Ok(results) => {
-                for (queued, result) in group.into_iter().zip(results) {
-                    queued.answer(Some(result));
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, appends = group.len(), "appending together failed; each appends alone");
-                for queued in group {
-                    queued.answer(None);
-                }
-            }
+        for queued in group {
+            let result = self.append_alone(&queued).await;
+            queued.answer(result);
         }
     }
 
@@ -389,18 +354,36 @@ impl SqliteStorage {
         Ok(results)
     }
 
-    /// One multi-stream append in a transaction of its own.
-    async fn append_alone(
-        &self,
-        appends: &[super::StreamAppend],
-        recorded_at: DateTime<Utc>,
-        then: Option<&crate::inbox::InboxResolution>,
-    ) -> Result<Vec<Appended>, StoreError> {
-        let mut tx = self.begin_write().await.map_err(StoreError::db("starting a multi-stream append"))?;
-        let transaction_id = next_transaction_id(&mut tx).await?;
-        let done = write_together(&mut tx, appends, recorded_at, transaction_id, then).await?;
-        tx.commit().await.map_err(StoreError::db("committing a multi-stream append"))?;
-        Ok(done)
+    /// One append in a transaction of its own.
+    async fn append_alone(&self, queued: &QueuedAppend) -> GroupResult {
+        match queued {
+            QueuedAppend::One { stream_id, expected, events, idempotency, recorded_at, .. } => {
+                let (expected, idempotency) = (*expected, idempotency.as_ref());
+                GroupResult::One(
+                    async {
+                        let mut tx = self.begin_write().await.map_err(StoreError::db("starting an append"))?;
+                        let written = write_one(&mut tx, stream_id, expected, events, idempotency, *recorded_at, None);
+                        let Some(appended) = written.await? else {
+                            tx.rollback().await.map_err(StoreError::db("rolling back a repeated request"))?;
+                            return Ok(None);
+                        };
+                        tx.commit().await.map_err(|e| map_append_error(e, stream_id, expected, events))?;
+                        Ok(Some(appended))
+                    }
+                    .await,
+                )
+            }
+            QueuedAppend::Together { appends, recorded_at, then, .. } => GroupResult::Together(
+                async {
+                    let mut tx = self.begin_write().await.map_err(StoreError::db("starting a multi-stream append"))?;
+                    let transaction_id = next_transaction_id(&mut tx).await?;
+                    let done = write_together(&mut tx, appends, *recorded_at, transaction_id, then.as_ref()).await?;
+                    tx.commit().await.map_err(StoreError::db("committing a multi-stream append"))?;
+                    Ok(done)
+                }
+                .await,
+            ),
+        }
     }
 }
 
