@@ -10,6 +10,7 @@ use sqlx::types::Json;
 use tokio::sync::oneshot;
 
 use super::dialect::{on_pool, on_writer};
+use super::group_commit::{GroupQueue, Writer};
 use super::{Storage, StoreError};
 
 /// What became of a notification.
@@ -153,7 +154,9 @@ macro_rules! record_query {
 #[derive(Debug, Clone)]
 pub struct Inbox {
     store: Storage,
-    queue: Arc<Mutex<Queue>>,
+    /// Requests waiting for their rows (group commit).
+    queue: GroupQueue<(ReceivedRequest, oneshot::Sender<Written>)>,
+    written: Arc<Mutex<InboxWrites>>,
 }
 
 /// At most this many requests' rows are written by one statement.
@@ -163,45 +166,11 @@ const ROWS_PER_WRITE: usize = 64;
 /// request must not refuse the others, and each gets its own error).
 type Written = Option<Result<StoredRequest, StoreError>>;
 
-/// Requests waiting for their inbox rows (group commit), and how many writes are under way.
-#[derive(Debug, Default)]
-struct Queue {
-    waiting: Vec<(ReceivedRequest, oneshot::Sender<Written>)>,
-    writing: usize,
-    written: InboxWrites,
-}
-
 /// How many rows the inbox stored, and in how many statements (commits).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InboxWrites {
     pub statements: u64,
     pub rows: u64,
-}
-
-impl Queue {
-    /// The next batch, oldest first.
-    fn take(&mut self) -> Vec<(ReceivedRequest, oneshot::Sender<Written>)> {
-        let n = self.waiting.len().min(ROWS_PER_WRITE);
-        self.waiting.drain(..n).collect()
-    }
-}
-
-/// A write of queued rows under way: on the way out (even by a panic) it gives its place back
-/// and, if it was cut short, tells what it still held to write alone.
-struct Writing {
-    queue: Arc<Mutex<Queue>>,
-    done: bool,
-}
-
-impl Drop for Writing {
-    fn drop(&mut self) {
-        if !self.done {
-            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            queue.writing -= 1;
-            // Dropped senders: their requests write alone.
-            queue.waiting.clear();
-        }
-    }
 }
 
 type EntryRow = (i64, String, Vec<u8>, String, Option<String>, Option<String>, Option<i32>);
@@ -210,16 +179,14 @@ const ENTRY_COLUMNS: &str = "id, provider, body, outcome, outcome_detail, credit
 
 impl Inbox {
     pub fn new(store: Storage) -> Self {
-        Inbox { store, queue: Arc::default() }
-    }
-
-    /// Writes under way at once: PostgreSQL commits concurrent transactions together, SQLite
-    /// has one writer.
-    fn writers(&self) -> usize {
-        match self.store {
+        // Writes under way at once: PostgreSQL flushes concurrent commits together (with one
+        // write in flight, every request waited behind a whole batch and PostgreSQL was twice
+        // as slow: docs/BENCHMARKS.md), SQLite has one writer.
+        let writers = match store {
             Storage::Postgres(_) => 2,
             Storage::Sqlite(_) => 1,
-        }
+        };
+        Inbox { store, queue: GroupQueue::new(writers, ROWS_PER_WRITE), written: Arc::default() }
     }
 
     /// Stores the request and returns its id. Call before anything else looks at it. The same
@@ -233,17 +200,8 @@ impl Inbox {
     /// sender does not cut short the others'.
     pub async fn record(&self, request: &ReceivedRequest) -> Result<StoredRequest, StoreError> {
         let (answer, answered) = oneshot::channel();
-        let batch = {
-            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            queue.waiting.push((request.clone(), answer));
-            (queue.writing < self.writers()).then(|| {
-                queue.writing += 1;
-                queue.take()
-            })
-        };
-        if let Some(batch) = batch {
-            let writing = Writing { queue: self.queue.clone(), done: false };
-            tokio::spawn(self.clone().write_queued(batch, writing));
+        if let Some((writer, batch)) = self.queue.push((request.clone(), answer)) {
+            tokio::spawn(self.clone().write_queued(writer, batch));
         }
         match answered.await {
             Ok(Some(stored)) => stored,
@@ -253,26 +211,27 @@ impl Inbox {
     }
 
     /// Writes `batch`, then whatever queued meanwhile, until nothing waits.
-    async fn write_queued(self, mut batch: Vec<(ReceivedRequest, oneshot::Sender<Written>)>, mut writing: Writing) {
+    async fn write_queued(
+        self,
+        mut writer: Writer<(ReceivedRequest, oneshot::Sender<Written>)>,
+        mut batch: Vec<(ReceivedRequest, oneshot::Sender<Written>)>,
+    ) {
         loop {
             self.write_batch(batch).await;
-            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            if queue.waiting.is_empty() {
-                queue.writing -= 1;
-                writing.done = true;
-                return;
+            match writer.next() {
+                Some(next) => batch = next,
+                None => return,
             }
-            batch = queue.take();
         }
     }
 
     /// How many rows this inbox (and its clones) stored, and in how many statements.
     pub fn writes(&self) -> InboxWrites {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner).written
+        *self.written.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn count_written(&self, rows: usize) {
-        let written = &mut self.queue.lock().unwrap_or_else(PoisonError::into_inner).written;
+        let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
         written.statements += 1;
         written.rows += u64::try_from(rows).unwrap_or(u64::MAX);
     }

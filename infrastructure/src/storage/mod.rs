@@ -29,6 +29,7 @@
 pub(crate) mod dialect;
 pub mod documents;
 pub mod failover;
+mod group_commit;
 pub mod hash_chain;
 pub mod inbox;
 pub mod lease;

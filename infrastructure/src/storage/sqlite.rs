@@ -3,7 +3,7 @@
 //! (say, the server and a CLI command) queue on the busy timeout instead of failing.
 
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::{broadcast, oneshot};
 
+use super::group_commit::{GroupQueue, Writer};
 use super::hash_chain::{GENESIS, timestamp_text};
 use super::{
     Appended, ExpectedVersion, IdempotencyKey, NewEvent, StoreCounters, StoreError, StoreNotice, StoreOptions,
@@ -44,7 +45,7 @@ pub struct SqliteStorage {
     pub(super) clock: Clock,
     pub(super) counters: Arc<StoreCounters>,
     /// Appends waiting for the writer (group commit, see `append_together`).
-    appends: Arc<Mutex<AppendQueue>>,
+    appends: GroupQueue<QueuedAppend>,
 }
 
 /// At most this many appends share one transaction.
@@ -106,37 +107,6 @@ fn writer_stopped(_: oneshot::error::RecvError) -> StoreError {
     StoreError::Schema("the SQLite writing task stopped before answering an append".into())
 }
 
-#[derive(Debug, Default)]
-struct AppendQueue {
-    waiting: Vec<QueuedAppend>,
-    /// A task is writing queued appends (it takes whatever queued, until none waits).
-    writing: bool,
-}
-
-impl AppendQueue {
-    fn take(&mut self) -> Vec<QueuedAppend> {
-        let n = self.waiting.len().min(APPENDS_PER_COMMIT);
-        self.waiting.drain(..n).collect()
-    }
-}
-
-/// The writing task's place: given back when it ends, even by a panic (then what still waits
-/// is answered with an error: its senders are dropped).
-struct GroupWriter {
-    queue: Arc<Mutex<AppendQueue>>,
-    done: bool,
-}
-
-impl Drop for GroupWriter {
-    fn drop(&mut self) {
-        if !self.done {
-            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            queue.writing = false;
-            queue.waiting.clear();
-        }
-    }
-}
-
 impl SqliteStorage {
     pub(super) async fn connect(
         url: &str,
@@ -175,7 +145,7 @@ impl SqliteStorage {
             notices,
             clock: Clock::system(),
             counters: Arc::default(),
-            appends: Arc::default(),
+            appends: GroupQueue::new(1, APPENDS_PER_COMMIT),
         })
     }
 
@@ -245,17 +215,8 @@ impl SqliteStorage {
 
     /// Puts `append` in the queue, and starts the writing task if none runs.
     fn queue(&self, append: QueuedAppend) {
-        let group = {
-            let mut queue = self.appends.lock().unwrap_or_else(PoisonError::into_inner);
-            queue.waiting.push(append);
-            (!queue.writing).then(|| {
-                queue.writing = true;
-                queue.take()
-            })
-        };
-        if let Some(group) = group {
-            let writer = GroupWriter { queue: self.appends.clone(), done: false };
-            tokio::spawn(self.clone().write_groups(group, writer));
+        if let Some((writer, group)) = self.appends.push(append) {
+            tokio::spawn(self.clone().write_groups(writer, group));
         }
     }
 
@@ -283,16 +244,13 @@ impl SqliteStorage {
     }
 
     /// Writes `group`, then whatever queued meanwhile, until nothing waits.
-    async fn write_groups(self, mut group: Vec<QueuedAppend>, mut writer: GroupWriter) {
+    async fn write_groups(self, mut writer: Writer<QueuedAppend>, mut group: Vec<QueuedAppend>) {
         loop {
             self.write_group(group).await;
-            let mut queue = self.appends.lock().unwrap_or_else(PoisonError::into_inner);
-            if queue.waiting.is_empty() {
-                queue.writing = false;
-                writer.done = true;
-                return;
+            match writer.next() {
+                Some(next) => group = next,
+                None => return,
             }
-            group = queue.take();
         }
     }
 
