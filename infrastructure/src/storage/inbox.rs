@@ -162,9 +162,9 @@ pub struct Inbox {
 /// At most this many requests' rows are written by one statement.
 const ROWS_PER_WRITE: usize = 64;
 
-/// What a waiting request is told: its row, or to write it alone (its batch failed: one bad
-/// request must not refuse the others, and each gets its own error).
-type Written = Option<Result<StoredRequest, StoreError>>;
+/// What a waiting request is told: its row (if its batch failed as a whole, the writer stored
+/// each row alone: one bad request must not refuse the others, and each gets its own error).
+type Written = Result<StoredRequest, StoreError>;
 
 /// How many rows the inbox stored, and in how many statements (commits).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -203,11 +203,7 @@ impl Inbox {
         if let Some((writer, batch)) = self.queue.push((request.clone(), answer)) {
             tokio::spawn(self.clone().write_queued(writer, batch));
         }
-        match answered.await {
-            Ok(Some(stored)) => stored,
-            // The batch failed (or its write was cut short): this request's row on its own.
-            Ok(None) | Err(_) => self.record_one(request).await,
-        }
+        answered.await.map_err(|_| StoreError::Schema("the inbox's writing task stopped before answering".into()))?
     }
 
     /// Writes `batch`, then whatever queued meanwhile, until nothing waits.
@@ -237,27 +233,23 @@ impl Inbox {
     }
 
     async fn write_batch(&self, batch: Vec<(ReceivedRequest, oneshot::Sender<Written>)>) {
-        if let [(request, _)] = batch.as_slice() {
-            let stored = self.record_one(request).await;
-            if let Some((_, answer)) = batch.into_iter().next() {
-                let _ = answer.send(Some(stored));
-            }
-            return;
-        }
         let (requests, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-        match self.record_many(&requests).await {
-            Ok(stored) => {
-                self.count_written(stored.len());
-                for (answer, stored) in answers.into_iter().zip(stored) {
-                    let _ = answer.send(Some(Ok(stored)));
+        if requests.len() > 1 {
+            match self.record_many(&requests).await {
+                Ok(stored) => {
+                    self.count_written(stored.len());
+                    for (answer, stored) in answers.into_iter().zip(stored) {
+                        let _ = answer.send(Ok(stored));
+                    }
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, rows = requests.len(), "storing bank notifications together failed; each is stored alone");
                 }
             }
-            Err(error) => {
-                tracing::warn!(%error, rows = requests.len(), "storing bank notifications together failed; each is stored alone");
-                for answer in answers {
-                    let _ = answer.send(None);
-                }
-            }
+        }
+        for (request, answer) in requests.iter().zip(answers) {
+            let _ = answer.send(self.record_one(request).await);
         }
     }
 

@@ -86,6 +86,29 @@ impl GroupResult {
 }
 
 impl QueuedAppend {
+    /// Writes this append inside the write transaction numbered `transaction_id`.
+    async fn write(&self, tx: &mut Transaction<'static, Sqlite>, transaction_id: i64) -> GroupResult {
+        match self {
+            QueuedAppend::One { stream_id, expected, events, idempotency, recorded_at, .. } => {
+                let idempotency = idempotency.as_ref();
+                GroupResult::One(
+                    write_one(tx, stream_id, *expected, events, idempotency, *recorded_at, transaction_id).await,
+                )
+            }
+            QueuedAppend::Together { appends, recorded_at, then, .. } => {
+                GroupResult::Together(write_together(tx, appends, *recorded_at, transaction_id, then.as_ref()).await)
+            }
+        }
+    }
+
+    /// `error` as this append's result.
+    fn failed(&self, error: StoreError) -> GroupResult {
+        match self {
+            QueuedAppend::One { .. } => GroupResult::One(Err(error)),
+            QueuedAppend::Together { .. } => GroupResult::Together(Err(error)),
+        }
+    }
+
     /// Tells the waiting caller its result.
     fn answer(self, result: GroupResult) {
         match (self, result) {
@@ -284,23 +307,7 @@ impl SqliteStorage {
         let mut results = Vec::with_capacity(group.len());
         for queued in group {
             sqlx::query("SAVEPOINT one_append").execute(&mut *tx).await.map_err(StoreError::db(context))?;
-            let result = match queued {
-                QueuedAppend::One { stream_id, expected, events, idempotency, recorded_at, .. } => {
-                    let one = write_one(
-                        &mut tx,
-                        stream_id,
-                        *expected,
-                        events,
-                        idempotency.as_ref(),
-                        *recorded_at,
-                        Some(transaction_id),
-                    );
-                    GroupResult::One(one.await)
-                }
-                QueuedAppend::Together { appends, recorded_at, then, .. } => GroupResult::Together(
-                    write_together(&mut tx, appends, *recorded_at, transaction_id, then.as_ref()).await,
-                ),
-            };
+            let result = queued.write(&mut tx, transaction_id).await;
             // A repeated request (`Ok(None)`) wrote nothing: releasing its savepoint is enough.
             if result.is_err() {
                 sqlx::query("ROLLBACK TO one_append").execute(&mut *tx).await.map_err(StoreError::db(context))?;
@@ -314,40 +321,34 @@ impl SqliteStorage {
 
     /// One append in a transaction of its own.
     async fn append_alone(&self, queued: &QueuedAppend) -> GroupResult {
-        match queued {
-            QueuedAppend::One { stream_id, expected, events, idempotency, recorded_at, .. } => {
-                let (expected, idempotency) = (*expected, idempotency.as_ref());
-                GroupResult::One(
-                    async {
-                        let mut tx = self.begin_write().await.map_err(StoreError::db("starting an append"))?;
-                        let written = write_one(&mut tx, stream_id, expected, events, idempotency, *recorded_at, None);
-                        let Some(appended) = written.await? else {
-                            tx.rollback().await.map_err(StoreError::db("rolling back a repeated request"))?;
-                            return Ok(None);
-                        };
-                        tx.commit().await.map_err(|e| map_append_error(e, stream_id, expected, events))?;
-                        Ok(Some(appended))
-                    }
-                    .await,
-                )
-            }
-            QueuedAppend::Together { appends, recorded_at, then, .. } => GroupResult::Together(
-                async {
-                    let mut tx = self.begin_write().await.map_err(StoreError::db("starting a multi-stream append"))?;
-                    let transaction_id = next_transaction_id(&mut tx).await?;
-                    let done = write_together(&mut tx, appends, *recorded_at, transaction_id, then.as_ref()).await?;
-                    tx.commit().await.map_err(StoreError::db("committing a multi-stream append"))?;
-                    Ok(done)
+        let begun = async {
+            let mut tx = self.begin_write().await.map_err(StoreError::db("starting an append"))?;
+            let transaction_id = next_transaction_id(&mut tx).await?;
+            Ok((tx, transaction_id))
+        };
+        let (mut tx, transaction_id) = match begun.await {
+            Ok(begun) => begun,
+            Err(error) => return queued.failed(error),
+        };
+        let result = queued.write(&mut tx, transaction_id).await;
+        if result.is_err() {
+            // Dropped: rolled back.
+            return result;
+        }
+        match tx.commit().await {
+            Ok(()) => result,
+            Err(error) => queued.failed(match queued {
+                QueuedAppend::One { stream_id, expected, events, .. } => {
+                    map_append_error(error, stream_id, *expected, events)
                 }
-                .await,
-            ),
+                QueuedAppend::Together { .. } => StoreError::db("committing a multi-stream append")(error),
+            }),
         }
     }
 }
 
-/// One stream's append inside the write transaction; `None` when its idempotency key was used
-/// already (a repeated request: nothing written). `transaction_id`: the transaction's number,
-/// when the caller drew it already.
+/// One stream's append inside the write transaction numbered `transaction_id`; `None` when its
+/// idempotency key was used already (a repeated request: nothing written).
 async fn write_one(
     tx: &mut Transaction<'static, Sqlite>,
     stream_id: &str,
@@ -355,7 +356,7 @@ async fn write_one(
     events: &[NewEvent],
     idempotency: Option<&IdempotencyKey>,
     recorded_at: DateTime<Utc>,
-    transaction_id: Option<i64>,
+    transaction_id: i64,
 ) -> Result<Option<Appended>, StoreError> {
     let (current_version, previous_hash) = stream_head(tx, stream_id).await?;
     check_expected(stream_id, expected, current_version)?;
@@ -378,10 +379,6 @@ async fn write_one(
             return Ok(None);
         }
     }
-    let transaction_id = match transaction_id {
-        Some(id) => id,
-        None => next_transaction_id(tx).await?,
-    };
     let head = (current_version, previous_hash);
     write_stream(tx, stream_id, expected, events, head, recorded_at, transaction_id).await.map(Some)
 }
