@@ -153,13 +153,7 @@ impl LedgerEvent {
         if event.schema_version == CURRENT_SCHEMA_VERSION {
             return Self::decode_from(event.position, &event.event_type, event.payload.as_str());
         }
-        let tree: Value = serde_json::from_str(&event.payload).map_err(|source| CodecError::Payload {
-            position: event.position,
-            event_type: event.event_type.clone(),
-            source,
-        })?;
-        let payload = upcast(event.position, &event.event_type, event.schema_version, Cow::Owned(tree))?;
-        Self::decode_from(event.position, &event.event_type, &*payload)
+        Self::decode_from(event.position, &event.event_type, &upcast_lean(event)?)
     }
 
     fn decode_from(position: i64, event_type: &str, payload: impl Payload) -> Result<LedgerEvent, CodecError> {
@@ -269,6 +263,29 @@ pub fn decode_as<T: DeserializeOwned>(event: &RecordedEvent) -> Result<T, CodecE
         event_type: event.event_type.clone(),
         source,
     })
+}
+
+/// Decodes an event read without its metadata as `T`: its type's struct, or a reader's
+/// narrower view of it — only the fields the reader needs, the others skipped without being
+/// allocated (a projection replaying a million payments reads six fields of each). Like
+/// [`LedgerEvent::decode_lean`], straight from the stored text when it is of the current schema
+/// version, upcast through a JSON tree otherwise.
+pub fn decode_lean_as<T: DeserializeOwned>(event: &LeanEvent) -> Result<T, CodecError> {
+    let fail = |source| CodecError::Payload { position: event.position, event_type: event.event_type.clone(), source };
+    if event.schema_version == CURRENT_SCHEMA_VERSION {
+        return serde_json::from_str(&event.payload).map_err(fail);
+    }
+    T::deserialize(&upcast_lean(event)?).map_err(fail)
+}
+
+/// The payload of an event read without its metadata, parsed and brought to the current schema.
+fn upcast_lean(event: &LeanEvent) -> Result<Value, CodecError> {
+    let tree: Value = serde_json::from_str(&event.payload).map_err(|source| CodecError::Payload {
+        position: event.position,
+        event_type: event.event_type.clone(),
+        source,
+    })?;
+    Ok(upcast(event.position, &event.event_type, event.schema_version, Cow::Owned(tree))?.into_owned())
 }
 
 #[cfg(test)]

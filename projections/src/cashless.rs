@@ -46,16 +46,11 @@ impl Projection for CashlessProjection {
 
     const EVENT_TYPES: &'static [&'static str] = &["FullyPaid"];
 
-    async fn apply(
-        &self,
-        docs: &mut Documents,
-        event: &LeanEvent,
-        decoded: &LedgerEvent,
-    ) -> Result<(), ProjectionError> {
+    async fn apply(&self, docs: &mut Documents, event: &LeanEvent) -> Result<(), ProjectionError> {
         let Some(code) = event.stream_id.strip_prefix(CASE_STREAM_PREFIX).and_then(|c| CaseCode::parse(c).ok()) else {
             return Ok(());
         };
-        let LedgerEvent::Case(CaseEvent::FullyPaid(paid)) = decoded else { return Ok(()) };
+        let LedgerEvent::Case(CaseEvent::FullyPaid(paid)) = &LedgerEvent::decode_lean(event)? else { return Ok(()) };
         let month = vietnam_time::date_of(paid.paid_at).format("%Y-%m");
         let cashless = paid.channels.iter().all(|c| c.is_cashless());
         let online = paid.channels.iter().all(|c| c.is_online());

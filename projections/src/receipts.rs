@@ -54,13 +54,8 @@ impl Projection for ReceiptsProjection {
 
     const EVENT_TYPES: &'static [&'static str] = &["ReceiptIssued", "ReceiptCancelled"];
 
-    async fn apply(
-        &self,
-        docs: &mut Documents,
-        event: &LeanEvent,
-        decoded: &LedgerEvent,
-    ) -> Result<(), ProjectionError> {
-        match decoded {
+    async fn apply(&self, docs: &mut Documents, event: &LeanEvent) -> Result<(), ProjectionError> {
+        match &LedgerEvent::decode_lean(event)? {
             LedgerEvent::Case(CaseEvent::ReceiptIssued(issued)) => {
                 let Some(case_code) =
                     event.stream_id.strip_prefix(CASE_STREAM_PREFIX).and_then(|c| CaseCode::parse(c).ok())

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use feeledger_infrastructure::codec::{CodecError, LedgerEvent};
+use feeledger_infrastructure::codec::CodecError;
 use feeledger_infrastructure::storage::{Checkpoint, LeanEvent, READ_BATCH_MAX, Storage, StoreError};
 use feeledger_infrastructure::tasks::Tasks;
 use serde::Serialize;
@@ -138,11 +138,13 @@ pub trait Projection: Send + Sync + 'static {
     /// The event types this projection reads; the database skips the others.
     const EVENT_TYPES: &'static [&'static str];
 
+    /// Applies one event of [`Self::EVENT_TYPES`]. The projection decodes what it reads:
+    /// usually the whole event ([`feeledger_infrastructure::codec::LedgerEvent::decode_lean`]), or only the few fields it needs
+    /// of a frequent one ([`feeledger_infrastructure::codec::decode_lean_as`]).
     fn apply(
         &self,
         docs: &mut Documents,
         event: &LeanEvent,
-        decoded: &LedgerEvent,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
 
     /// Called once before a generation is built from position zero: loads what must be known
@@ -654,8 +656,7 @@ impl Runner {
             return Ok((0, true));
         }
         for event in &events {
-            let decoded = LedgerEvent::decode_lean(event)?;
-            projection.apply(docs, event, &decoded).await?;
+            projection.apply(docs, event).await?;
         }
         let changes = docs.take_changes()?;
         let count = i64::try_from(events.len()).unwrap_or(i64::MAX);

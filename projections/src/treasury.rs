@@ -253,13 +253,8 @@ impl Projection for TreasuryProjection {
         Ok(())
     }
 
-    async fn apply(
-        &self,
-        docs: &mut Documents,
-        event: &LeanEvent,
-        decoded: &LedgerEvent,
-    ) -> Result<(), ProjectionError> {
-        match decoded {
+    async fn apply(&self, docs: &mut Documents, event: &LeanEvent) -> Result<(), ProjectionError> {
+        match &LedgerEvent::decode_lean(event)? {
             LedgerEvent::AgencyConfigured(agency) => {
                 let key = format!("agency/{}", agency.agency_code);
                 let newer = docs
