@@ -605,3 +605,40 @@ async fn inbox_rows_of_concurrent_requests_are_written_together_each_under_its_o
         assert_eq!(rows.len(), expected, "{name}: nothing else stored");
     }
 }
+
+/// A batch of many new documents (a rebuild's) is stored exactly as written, whatever its text
+/// holds. On PostgreSQL such a batch is streamed with `COPY`, whose text format gives
+/// backslash, tab, newline, carriage return and `\N` (null) meanings of their own.
+#[tokio::test]
+async fn a_large_batch_of_new_documents_is_stored_exactly_as_written() {
+    use feeledger_infrastructure::storage::documents::{Advance, Changes, DocumentStore};
+    const NAME: &str = "awkward-text";
+    for db in TestDatabase::each_backend().await {
+        let backend = db.backend_name;
+        let docs = DocumentStore::new(db.store().await);
+        let now = chrono::Utc::now();
+        docs.ensure(NAME, 1, now).await.unwrap();
+        let generation = docs.start_rebuild(NAME, 1, now).await.unwrap();
+        let awkward = ["tab\there", "line\nbreak", "back\\slash", "cr\rhere", "\\N", "\\.", "Lệ phí \"hộ tịch\""];
+        let inserts: Vec<(String, String)> = (0..600)
+            .map(|n| {
+                let text = awkward[n % awkward.len()];
+                (format!("doc/{n:04}/{text}"), json!({ "n": n, "text": text }).to_string())
+            })
+            .collect();
+        let changes = Changes { inserts: inserts.clone(), ..Changes::default() };
+        let to = Checkpoint { transaction_id: 1, position: 1 };
+        let advance = Advance { from: Checkpoint::START, to, events: 600, now };
+        assert!(docs.commit(NAME, generation, advance, &changes).await.unwrap(), "[{backend}] the batch committed");
+
+        let keys: Vec<String> = inserts.iter().map(|(key, _)| key.clone()).collect();
+        let stored = docs.load(NAME, generation, &keys).await.unwrap();
+        assert_eq!(stored.len(), inserts.len(), "[{backend}] every document, under its own key");
+        for (key, doc) in &inserts {
+            let written: serde_json::Value = serde_json::from_str(doc).unwrap();
+            assert_eq!(stored.get(key), Some(&written), "[{backend}] {key:?}");
+        }
+        let checkpoint = docs.checkpoint(NAME, generation).await.unwrap().unwrap();
+        assert_eq!(checkpoint.checkpoint, to, "[{backend}] the checkpoint moved with the documents");
+    }
+}
