@@ -1,13 +1,17 @@
 //! One command loop for every aggregate (`feeledger_domain::decider::Decider`):
 //!
-//! 1. if the command carries an idempotency key already used for the same request, the first
-//!    result is returned (the stream version that request reached);
-//! 2. the stream is read and folded;
-//! 3. the decider decides (pure; no IO);
-//! 4. the events are appended with the version read as the expected version, in one transaction
-//!    with the idempotency key;
-//! 5. when another writer appended first, everything from (1) runs again, up to
+//! 1. the stream is read and folded;
+//! 2. the decider decides (pure; no IO);
+//! 3. the events are appended with the version read as the expected version, in one transaction
+//!    with the idempotency key's claim (one statement on PostgreSQL);
+//! 4. when another writer appended first, everything from (1) runs again, up to
 //!    [`MAX_ATTEMPTS`] times.
+//!
+//! A command whose idempotency key was already used for the same request gets the first
+//! result (the stream version that request reached). The key is looked up only when it can
+//! matter — the append found it claimed, or the decider refused or had nothing to do (as it
+//! may for a request it has seen) — not before every command: a first request, the common
+//! case, costs the read and the append alone (two round trips, not three; issue 17).
 //!
 //! Commands that write several streams at once append with `Storage::append_together` in one
 //! transaction, each stream at the version read: [`Ledger::handle_together`] for several streams
@@ -155,17 +159,22 @@ impl Ledger {
         D: Stored,
         LedgerError: From<D::Error>,
     {
+        // The first result of a request seen before under `idempotency`, if it was.
+        let repeated = async || -> Result<Option<Handled<D>>, LedgerError> {
+            let Some(key) = idempotency else { return Ok(None) };
+            let Some((_, version)) = self.store().idempotency_record(key).await? else { return Ok(None) };
+            tracing::info!(idempotency.key = %key.key, "repeated request: returning the first result");
+            Ok(Some(Handled::Repeated { version }))
+        };
         for attempt in 1..=MAX_ATTEMPTS {
-            if let Some(key) = idempotency
-                && let Some((_, version)) = self.store().idempotency_record(key).await?
-            {
-                tracing::info!(idempotency.key = %key.key, "repeated request: returning the first result");
-                return Ok(Handled::Repeated { version });
-            }
             let folded = self.fold_stream::<D>(stream).await?;
-            let decided = D::decide(&folded.state, command.clone())?;
+            let decided = match D::decide(&folded.state, command.clone()) {
+                Ok(decided) => decided,
+                Err(refused) => return repeated().await?.map_or_else(|| Err(refused.into()), Ok),
+            };
             if decided.is_empty() {
-                return Ok(Handled::Unchanged { state: folded.state, version: folded.version });
+                let unchanged = Handled::Unchanged { state: folded.state, version: folded.version };
+                return Ok(repeated().await?.unwrap_or(unchanged));
             }
             let rows = decided
                 .iter()
