@@ -157,7 +157,7 @@ pub async fn seal_through(store: &Storage, through: NaiveDate) -> Result<Vec<Dai
         .map_err(|e| AuditError::Format(e.to_string()))?;
     let expected = if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) };
     match store.append(DIGEST_STREAM, expected, events, None).await {
-        Ok(AppendOutcome::Appended(_) | AppendOutcome::AlreadyDone { .. }) => {
+        Ok(AppendOutcome::Appended(..) | AppendOutcome::AlreadyDone { .. }) => {
             for seal in &seals {
                 tracing::info!(date = %seal.date, events = seal.events, digest = %seal.digest, "sealed a day of the log");
             }

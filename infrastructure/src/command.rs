@@ -133,8 +133,10 @@ pub fn fold<D: Stored>(events: Vec<RecordedEvent>) -> Result<Folded<D>, CodecErr
 /// What running a command did.
 #[derive(Debug, Clone)]
 pub enum Handled<D: Decider> {
-    /// The events decided were appended; the state after them and the stream's new version.
-    Appended { state: D::State, events: Vec<D::Event>, version: i64 },
+    /// The events decided were appended; the state after them, the stream's new version, and
+    /// the whole stream as now stored (the events read, then those appended, as the store
+    /// placed them): what a caller shows without reading the stream again.
+    Appended { state: D::State, events: Vec<D::Event>, version: i64, stream: Vec<RecordedEvent> },
     /// The command changed nothing (a repeat the decider recognised); the state as read.
     Unchanged { state: D::State, version: i64 },
     /// The idempotency key was used before for this same request, which reached `version`.
@@ -183,9 +185,11 @@ impl Ledger {
             let head = folded.events.last().map(KnownHead::of);
             let expected = ExpectedVersion::from_read(folded.version);
             match self.store().append_after(stream, expected, head.as_ref(), rows, idempotency).await {
-                Ok(AppendOutcome::Appended(appended)) => {
+                Ok(AppendOutcome::Appended(appended, recorded)) => {
                     let state = decided.iter().fold(folded.state, D::evolve);
-                    return Ok(Handled::Appended { state, events: decided, version: appended.last_version });
+                    let mut stream = folded.events;
+                    stream.extend(recorded);
+                    return Ok(Handled::Appended { state, events: decided, version: appended.last_version, stream });
                 }
                 Ok(AppendOutcome::AlreadyDone { stream_version, .. }) => {
                     return Ok(Handled::Repeated { version: stream_version });

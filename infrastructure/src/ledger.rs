@@ -292,11 +292,15 @@ impl Ledger {
                 _ => None,
             };
             match self.handle::<CaseDecider>(&stream, command, metadata, idempotency).await? {
-                Handled::Appended { .. } if paid_at.is_some() => {
-                    self.issue_receipts_due(code, metadata, paid_at.unwrap_or(now)).await
+                // The stored events (positions, recording times) are what a caller is shown:
+                // the stream as read and as appended, without reading it again.
+                Handled::Appended { state, version, stream, .. } => {
+                    let record = CaseRecord { code: code.clone(), state, events: stream, version };
+                    match paid_at {
+                        Some(paid_at) => self.issue_receipts_due_on(record, metadata, paid_at).await,
+                        None => Ok(record),
+                    }
                 }
-                // The stored events (positions, recording times) are what a caller is shown.
-                Handled::Appended { .. } => self.load_case(code).await,
                 Handled::Unchanged { .. } => self.load_case(code).await,
                 Handled::Repeated { version } => self.load_case_at_version(code, version).await,
             }
@@ -347,6 +351,17 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<CaseRecord, LedgerError> {
         let record = self.load_case(code).await?;
+        self.issue_receipts_due_on(record, metadata, now).await
+    }
+
+    /// Like [`Ledger::issue_receipts_due`], on the case as the caller holds it (just written).
+    async fn issue_receipts_due_on(
+        &self,
+        record: CaseRecord,
+        metadata: &EventMetadata,
+        now: DateTime<Utc>,
+    ) -> Result<CaseRecord, LedgerError> {
+        let code = &record.code.clone();
         let agency = match self.agency(&code.agency()).await?.current {
             Some(agency) if agency.receipt_per_payment => agency,
             _ => return Ok(record),

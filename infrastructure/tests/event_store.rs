@@ -267,7 +267,7 @@ async fn a_repeated_idempotency_key_returns_the_first_result_and_a_different_req
         let store = db.store().await;
         let key = IdempotencyKey::new("assessFees", "client-key-1", &json!({ "case": "A", "amount": 3000 }));
         let first = store.append("case-A", ExpectedVersion::NoStream, vec![event(1)], Some(&key)).await.unwrap();
-        assert!(matches!(first, AppendOutcome::Appended(_)));
+        assert!(matches!(first, AppendOutcome::Appended(..)));
 
         let again = store.append("case-A", ExpectedVersion::Any, vec![event(1)], Some(&key)).await.unwrap();
         assert_eq!(
@@ -331,7 +331,7 @@ async fn listeners_are_told_after_each_commit() {
         let mut notices = store.subscribe();
         let outcome = store.append("case-A", ExpectedVersion::NoStream, vec![event(1)], None).await.unwrap();
         let notice = tokio::time::timeout(Duration::from_secs(2), notices.recv()).await.unwrap().unwrap();
-        let AppendOutcome::Appended(appended) = outcome else { panic!() };
+        let AppendOutcome::Appended(appended, _) = outcome else { panic!() };
         assert_eq!(&*notice.stream_id, "case-A");
         assert_eq!(notice.last_position, appended.last_position);
         // The announced position is committed: a reader woken by the notice finds it.
@@ -467,7 +467,7 @@ async fn other_nodes_are_woken_by_a_notify_after_commit() {
     let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
     listener.listen("feeledger_events").await.unwrap();
     let outcome = store.append("case-A", ExpectedVersion::NoStream, vec![event(1)], None).await.unwrap();
-    let AppendOutcome::Appended(appended) = outcome else { panic!() };
+    let AppendOutcome::Appended(appended, _) = outcome else { panic!() };
     let notification = tokio::time::timeout(Duration::from_secs(5), listener.recv()).await.unwrap().unwrap();
     assert_eq!(notification.payload(), appended.last_position.to_string());
 }
@@ -486,7 +486,7 @@ async fn concurrent_requests_with_one_idempotency_key_append_once_and_all_get_th
         });
         let outcomes: Vec<AppendOutcome> =
             futures::future::join_all(requests).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
-        let appended = outcomes.iter().filter(|o| matches!(o, AppendOutcome::Appended(_))).count();
+        let appended = outcomes.iter().filter(|o| matches!(o, AppendOutcome::Appended(..))).count();
         assert_eq!(appended, 1, "{}", db.backend_name);
         let versions: HashSet<i64> = outcomes.iter().map(AppendOutcome::stream_version).collect();
         assert_eq!(versions, HashSet::from([1]), "{}: every repeat reports the first result", db.backend_name);
@@ -640,5 +640,25 @@ async fn a_large_batch_of_new_documents_is_stored_exactly_as_written() {
         }
         let checkpoint = docs.checkpoint(NAME, generation).await.unwrap().unwrap();
         assert_eq!(checkpoint.checkpoint, to, "[{backend}] the checkpoint moved with the documents");
+    }
+}
+
+/// An append answers with its events as stored — positions, transaction, versions, hashes,
+/// payloads, metadata — exactly as a read of the stream returns them, so that a command can
+/// show the case without reading it again; with an idempotency key, and after other appends.
+#[tokio::test]
+async fn an_append_answers_with_its_events_exactly_as_a_read_returns_them() {
+    for db in TestDatabase::each_backend().await {
+        let backend = db.backend_name;
+        let store = db.store().await;
+        store.append("case-other", ExpectedVersion::NoStream, vec![event(9)], None).await.unwrap();
+        let first = store.append("case-A", ExpectedVersion::NoStream, vec![event(1), event(2)], None).await.unwrap();
+        let key = IdempotencyKey::new("recordPayment", "answer-as-stored", &json!({ "amount": 3000 }));
+        let second = store.append("case-A", ExpectedVersion::Exact(2), vec![event(3)], Some(&key)).await.unwrap();
+        let (AppendOutcome::Appended(_, first), AppendOutcome::Appended(_, second)) = (first, second) else {
+            panic!("[{backend}] both appended");
+        };
+        let answered: Vec<_> = first.into_iter().chain(second).collect();
+        assert_eq!(answered, store.read_stream("case-A").await.unwrap(), "[{backend}]");
     }
 }

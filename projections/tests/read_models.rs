@@ -15,7 +15,7 @@ use feeledger_domain::payer::Payer;
 use feeledger_domain::reconciliation::{LedgerPayment, Pairing};
 use feeledger_domain::remittance::RemitRequest;
 use feeledger_domain::treasury::TreasuryReport;
-use feeledger_infrastructure::ledger::Ledger;
+use feeledger_infrastructure::ledger::{CaseRecord, Ledger};
 use feeledger_infrastructure::storage::EventMetadata;
 use feeledger_infrastructure::test_support::TestDatabase;
 use feeledger_projections::cashless::{self, MonthCounts};
@@ -107,6 +107,11 @@ impl World {
 
     /// A case assessed one of each fee (27,000 đ) on day `d`.
     async fn assessed(&self, n: u32, d: u32) -> CaseCode {
+        self.assess(n, d).await.code
+    }
+
+    /// Like [`World::assessed`]; the case as the command answered it.
+    async fn assess(&self, n: u32, d: u32) -> CaseRecord {
         let code = case(n);
         let schedule = self.ledger.schedule_in_force(&agency(), at(d)).await.unwrap();
         let line = |fee: &str| FeeLineRequest { fee_code: FeeCode::parse(fee).unwrap(), quantity: 1 };
@@ -121,11 +126,15 @@ impl World {
             procedure_code: None,
             now: at(d),
         });
-        self.ledger.execute(&code, assess, &self.metadata, None).await.unwrap();
-        code
+        self.ledger.execute(&code, assess, &self.metadata, None).await.unwrap()
     }
 
     async fn paid(&self, code: &CaseCode, amount: i64, channel: PaymentChannel, d: u32) -> Uuid {
+        self.pay(code, amount, channel, d).await.0
+    }
+
+    /// Like [`World::paid`]; also the case as the command answered it.
+    async fn pay(&self, code: &CaseCode, amount: i64, channel: PaymentChannel, d: u32) -> (Uuid, CaseRecord) {
         let payment_id = Uuid::new_v4();
         let pay = Command::RecordPayment(RecordPayment {
             payment_id,
@@ -139,8 +148,7 @@ impl World {
             payer_account: None,
             received_at: at(d),
         });
-        self.ledger.execute(code, pay, &self.metadata, None).await.unwrap();
-        payment_id
+        (payment_id, self.ledger.execute(code, pay, &self.metadata, None).await.unwrap())
     }
 
     async fn caught_up(&self) {
@@ -152,6 +160,26 @@ impl World {
     async fn treasury(&self) -> TreasuryReport {
         self.caught_up().await;
         TreasuryReports::new(self.runner.documents().clone()).report(&agency(), day(1), day(31), day(31)).await.unwrap()
+    }
+}
+
+/// A command answers with the case as stored — the events with their positions, transaction
+/// and hashes, the state and the version — without reading it again; a read afterwards finds
+/// exactly that.
+#[tokio::test]
+async fn a_commands_answer_is_the_case_exactly_as_a_read_finds_it() {
+    for world in given_an_agency().await {
+        let backend = world.backend();
+        let assessed = world.assess(1, 5).await;
+        let (_, part) = world.pay(&assessed.code, 10_000, PaymentChannel::Cash, 5).await;
+        let (_, rest) = world.pay(&assessed.code, 17_000, PaymentChannel::Vietqr, 6).await;
+        assert_eq!(rest.state.status, CaseStatus::Paid, "[{backend}]");
+        for (answer, versions) in [(assessed, 1), (part, 3), (rest, 5)] {
+            let read = world.ledger.load_case_at_version(&answer.code, answer.version).await.unwrap();
+            assert_eq!(answer.events.len(), versions, "[{backend}] {:?}", answer.events);
+            assert_eq!(answer.events, read.events, "[{backend}] the events, as stored");
+            assert_eq!((answer.version, &answer.state), (read.version, &read.state), "[{backend}]");
+        }
     }
 }
 

@@ -306,15 +306,14 @@ impl IdempotencyKey {
 }
 
 /// What an append did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AppendOutcome {
-    Appended(Appended),
+    /// Appended; with the events as stored (positions, transaction, hashes), so that a caller
+    /// can show them without reading the stream again.
+    Appended(Appended, Vec<RecordedEvent>),
     /// The idempotency key was seen before with the same request: nothing was appended, and
     /// this is the stream version the first request produced.
-    AlreadyDone {
-        stream_id: String,
-        stream_version: i64,
-    },
+    AlreadyDone { stream_id: String, stream_version: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,7 +327,7 @@ pub struct Appended {
 impl AppendOutcome {
     pub fn stream_version(&self) -> i64 {
         match self {
-            AppendOutcome::Appended(a) => a.last_version,
+            AppendOutcome::Appended(a, _) => a.last_version,
             AppendOutcome::AlreadyDone { stream_version, .. } => *stream_version,
         }
     }
@@ -617,7 +616,7 @@ impl Storage {
             Storage::Postgres(s) => s.append(stream_id, expected, head, &events, idempotency, recorded_at).await,
             Storage::Sqlite(s) => s.append(stream_id, expected, &events, idempotency, recorded_at).await,
         }?;
-        let Some(appended) = appended else {
+        let Some((appended, recorded)) = appended else {
             // Nothing appended: the key was claimed before, by this request or another one.
             let key = idempotency
                 .ok_or_else(|| StoreError::Corrupt { position: 0, reason: "an append inserted no rows".into() })?;
@@ -637,7 +636,7 @@ impl Storage {
         // No receiver is fine: nobody is listening yet.
         let _ =
             self.notices().send(StoreNotice { stream_id: Arc::from(stream_id), last_position: appended.last_position });
-        Ok(AppendOutcome::Appended(appended))
+        Ok(AppendOutcome::Appended(appended, recorded))
     }
 
     /// Appends to several streams atomically (each at its expected version): all or nothing.
@@ -744,6 +743,38 @@ pub(crate) fn map_append_error(
 }
 
 /// Prepares the rows of an append: versions, hashes. Shared by both backends.
+/// A single-stream append and its events as stored (what a backend's append answers).
+pub(crate) type StoredAppend = (Appended, Vec<RecordedEvent>);
+
+/// One stream's appended rows as stored: each event with its chained row (`chain_rows`) and
+/// where the database put it, `(global position, transaction id)`, in version order.
+pub(crate) fn recorded_rows(
+    stream_id: &str,
+    events: &[NewEvent],
+    rows: Vec<PreparedRow>,
+    recorded_at: DateTime<Utc>,
+    placed: &[(i64, i64)],
+) -> Vec<RecordedEvent> {
+    events
+        .iter()
+        .zip(rows)
+        .zip(placed)
+        .map(|((event, row), &(position, transaction_id))| RecordedEvent {
+            position,
+            transaction_id,
+            stream_id: stream_id.to_owned(),
+            stream_version: row.stream_version,
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            schema_version: event.schema_version,
+            payload: event.payload.clone(),
+            metadata: row.metadata,
+            recorded_at,
+            hash: row.hash,
+        })
+        .collect()
+}
+
 pub(crate) fn chain_rows(
     stream_id: &str,
     current_version: i64,

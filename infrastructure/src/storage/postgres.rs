@@ -13,7 +13,7 @@ use super::failover::{self, HostRole, PgHosts, PrimaryWatch};
 use super::hash_chain::GENESIS;
 use super::{
     Appended, Checkpoint, ExpectedVersion, IdempotencyKey, NewEvent, StoreCounters, StoreError, StoreNotice,
-    StoreOptions, chain_rows, check_expected, map_append_error,
+    StoreOptions, StoredAppend, chain_rows, check_expected, map_append_error, recorded_rows,
 };
 use crate::clock::Clock;
 
@@ -289,7 +289,7 @@ impl PostgresStorage {
         events: &[NewEvent],
         idempotency: Option<&IdempotencyKey>,
         recorded_at: DateTime<Utc>,
-    ) -> Result<Option<Appended>, StoreError> {
+    ) -> Result<Option<StoredAppend>, StoreError> {
         let (current_version, previous_hash) = if expected == ExpectedVersion::NoStream {
             (0, GENESIS.to_vec())
         } else if let Some(head) = head {
@@ -306,17 +306,19 @@ impl PostgresStorage {
         let new_version = current_version + i64::try_from(events.len()).unwrap_or(i64::MAX);
 
         let rows = chain_rows(stream_id, current_version, &previous_hash, events, recorded_at);
-        let positions = insert_events(&self.pool, stream_id, events, &rows, recorded_at, idempotency, new_version)
+        let placed = insert_events(&self.pool, stream_id, events, &rows, recorded_at, idempotency, new_version)
             .await
             .map_err(|e| map_append_error(e, stream_id, expected, events))?;
         // Nothing inserted: the key was already claimed (by this same request before, or by a
         // different one).
-        Ok(positions.into_iter().max().map(|last_position| Appended {
+        let Some(&(last_position, _)) = placed.last() else { return Ok(None) };
+        let appended = Appended {
             stream_id: stream_id.to_owned(),
             first_version: current_version + 1,
             last_version: new_version,
             last_position,
-        }))
+        };
+        Ok(Some((appended, recorded_rows(stream_id, events, rows, recorded_at, &placed))))
     }
 
     /// Appends to several streams in one transaction: all or nothing.
@@ -362,7 +364,7 @@ impl PostgresStorage {
             check_expected(&append.stream_id, append.expected, current_version)?;
             let rows = chain_rows(&append.stream_id, current_version, &previous_hash, &append.events, recorded_at);
             let new_version = current_version + i64::try_from(append.events.len()).unwrap_or(i64::MAX);
-            let positions =
+            let placed =
                 insert_events(&mut *tx, &append.stream_id, &append.events, &rows, recorded_at, None, new_version)
                     .await
                     .map_err(|e| map_append_error(e, &append.stream_id, append.expected, &append.events))?;
@@ -373,7 +375,7 @@ impl PostgresStorage {
                 stream_id: append.stream_id.clone(),
                 first_version: current_version + 1,
                 last_version: new_version,
-                last_position: positions.into_iter().max().unwrap_or_default(),
+                last_position: placed.last().map_or(0, |&(position, _)| position),
             });
         }
         if let Some(resolution) = then {
@@ -587,8 +589,9 @@ async fn notify_other_nodes(pool: PgPool, mut notices: broadcast::Receiver<Store
 }
 
 /// One statement, one round trip: claims the idempotency key (if any) and inserts all the
-/// events of the append only if the claim succeeded. Returns the new global positions (none
-/// when the key was already claimed).
+/// events of the append only if the claim succeeded. Returns where each event was placed,
+/// `(global position, transaction id)`, in version order (none when the key was already
+/// claimed).
 async fn insert_events<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     stream_id: &str,
@@ -597,7 +600,7 @@ async fn insert_events<'e>(
     recorded_at: DateTime<Utc>,
     idempotency: Option<&IdempotencyKey>,
     new_version: i64,
-) -> Result<Vec<i64>, sqlx::Error> {
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
     let versions: Vec<i64> = rows.iter().map(|r| r.stream_version).collect();
     let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.event_id).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
@@ -605,7 +608,7 @@ async fn insert_events<'e>(
     let payloads: Vec<Value> = events.iter().map(|e| e.payload.clone()).collect();
     let metadata: Vec<Value> = rows.iter().map(|r| r.metadata.clone()).collect();
     let hashes: Vec<Vec<u8>> = rows.iter().map(|r| r.hash.clone()).collect();
-    sqlx::query_scalar(
+    let placed: Vec<(i64, i64, i64)> = sqlx::query_as(
         "WITH claim AS ( \
              INSERT INTO command_idempotency (idempotency_key, request_hash, stream_id, stream_version, recorded_at) \
              SELECT $10, $11, $1, $12, $2 WHERE $10::text IS NOT NULL \
@@ -617,7 +620,7 @@ async fn insert_events<'e>(
          FROM UNNEST($3::bigint[], $4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[], $9::bytea[]) \
               AS x(v, id, t, sv, p, m, h) \
          WHERE $10::text IS NULL OR EXISTS (SELECT 1 FROM claim) \
-         RETURNING global_position",
+         RETURNING stream_version, global_position, transaction_id::text::bigint",
     )
     .bind(stream_id)
     .bind(recorded_at)
@@ -632,5 +635,9 @@ async fn insert_events<'e>(
     .bind(idempotency.map(|k| k.request_hash.to_vec()))
     .bind(new_version)
     .fetch_all(executor)
-    .await
+    .await?;
+    // SQL does not promise RETURNING's order: put the rows back in version order.
+    let mut placed: Vec<(i64, i64, i64)> = placed;
+    placed.sort_unstable_by_key(|&(version, _, _)| version);
+    Ok(placed.into_iter().map(|(_, position, transaction_id)| (position, transaction_id)).collect())
 }

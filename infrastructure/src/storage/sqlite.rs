@@ -15,7 +15,7 @@ use super::group_commit::{GroupQueue, Writer};
 use super::hash_chain::{GENESIS, timestamp_text};
 use super::{
     Appended, ExpectedVersion, IdempotencyKey, NewEvent, StoreCounters, StoreError, StoreNotice, StoreOptions,
-    chain_rows, check_expected, map_append_error,
+    StoredAppend, chain_rows, check_expected, map_append_error, recorded_rows,
 };
 use crate::clock::Clock;
 
@@ -61,7 +61,7 @@ enum QueuedAppend {
         events: Vec<NewEvent>,
         idempotency: Option<IdempotencyKey>,
         recorded_at: DateTime<Utc>,
-        answer: oneshot::Sender<Result<Option<Appended>, StoreError>>,
+        answer: oneshot::Sender<Result<Option<StoredAppend>, StoreError>>,
     },
     /// To several streams ([`SqliteStorage::append_together`]).
     Together {
@@ -75,7 +75,7 @@ enum QueuedAppend {
 /// What an append did inside a group's transaction.
 #[derive(Debug)]
 enum GroupResult {
-    One(Result<Option<Appended>, StoreError>),
+    One(Result<Option<StoredAppend>, StoreError>),
     Together(Result<Vec<Appended>, StoreError>),
 }
 
@@ -223,7 +223,7 @@ impl SqliteStorage {
         events: &[NewEvent],
         idempotency: Option<&IdempotencyKey>,
         recorded_at: DateTime<Utc>,
-    ) -> Result<Option<Appended>, StoreError> {
+    ) -> Result<Option<StoredAppend>, StoreError> {
         let (answer, answered) = oneshot::channel();
         self.queue(QueuedAppend::One {
             stream_id: stream_id.to_owned(),
@@ -357,7 +357,7 @@ async fn write_one(
     idempotency: Option<&IdempotencyKey>,
     recorded_at: DateTime<Utc>,
     transaction_id: i64,
-) -> Result<Option<Appended>, StoreError> {
+) -> Result<Option<StoredAppend>, StoreError> {
     let (current_version, previous_hash) = stream_head(tx, stream_id).await?;
     check_expected(stream_id, expected, current_version)?;
     if let Some(key) = idempotency {
@@ -396,7 +396,7 @@ async fn write_together(
     for append in appends {
         let head = stream_head(tx, &append.stream_id).await?;
         let (stream, expected, events) = (&append.stream_id, append.expected, &append.events);
-        done.push(write_stream(tx, stream, expected, events, head, recorded_at, transaction_id).await?);
+        done.push(write_stream(tx, stream, expected, events, head, recorded_at, transaction_id).await?.0);
     }
     if let Some(resolution) = then {
         super::inbox::resolve_sqlite(tx, resolution)
@@ -426,7 +426,8 @@ async fn stream_head(tx: &mut Transaction<'static, Sqlite>, stream_id: &str) -> 
     Ok(head.unwrap_or((0, GENESIS.to_vec())))
 }
 
-/// Appends `events` to a stream whose head is `head`, inside the write transaction.
+/// Appends `events` to a stream whose head is `head`, inside the write transaction; returns
+/// the append and its events as stored.
 async fn write_stream(
     tx: &mut Transaction<'static, Sqlite>,
     stream_id: &str,
@@ -435,21 +436,23 @@ async fn write_stream(
     (current_version, previous_hash): (i64, Vec<u8>),
     recorded_at: DateTime<Utc>,
     transaction_id: i64,
-) -> Result<Appended, StoreError> {
+) -> Result<StoredAppend, StoreError> {
     check_expected(stream_id, expected, current_version)?;
     let rows = chain_rows(stream_id, current_version, &previous_hash, events, recorded_at);
-    let last_position = insert_events(tx, stream_id, events, &rows, &timestamp_text(recorded_at), transaction_id)
+    let positions = insert_events(tx, stream_id, events, &rows, &timestamp_text(recorded_at), transaction_id)
         .await
         .map_err(|e| map_append_error(e, stream_id, expected, events))?;
-    Ok(Appended {
+    let appended = Appended {
         stream_id: stream_id.to_owned(),
         first_version: current_version + 1,
         last_version: current_version + i64::try_from(events.len()).unwrap_or(i64::MAX),
-        last_position,
-    })
+        last_position: positions.last().copied().unwrap_or_default(),
+    };
+    let placed: Vec<(i64, i64)> = positions.into_iter().map(|position| (position, transaction_id)).collect();
+    Ok((appended, recorded_rows(stream_id, events, rows, recorded_at, &placed)))
 }
 
-/// Inserts the rows of one stream's append; returns the last global position.
+/// Inserts the rows of one stream's append, in version order; returns their global positions.
 async fn insert_events(
     tx: &mut Transaction<'static, Sqlite>,
     stream_id: &str,
@@ -457,8 +460,8 @@ async fn insert_events(
     rows: &[super::PreparedRow],
     recorded_text: &str,
     transaction_id: i64,
-) -> Result<i64, sqlx::Error> {
-    let mut last_position = 0;
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut positions = Vec::with_capacity(events.len());
     for (event, row) in events.iter().zip(rows) {
         let result = sqlx::query(
             "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, \
@@ -476,7 +479,7 @@ async fn insert_events(
         .bind(row.hash.as_slice())
         .execute(&mut **tx)
         .await?;
-        last_position = result.last_insert_rowid();
+        positions.push(result.last_insert_rowid());
     }
-    Ok(last_position)
+    Ok(positions)
 }
