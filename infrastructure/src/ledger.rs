@@ -361,7 +361,7 @@ impl Ledger {
         metadata: &EventMetadata,
         now: DateTime<Utc>,
     ) -> Result<CaseRecord, LedgerError> {
-        let code = &record.code.clone();
+        let code = record.code.clone();
         let agency = match self.agency(&code.agency()).await?.current {
             Some(agency) if agency.receipt_per_payment => agency,
             _ => return Ok(record),
@@ -372,14 +372,16 @@ impl Ledger {
         }
         let mut record = record;
         for payment_id in due {
-            match self.issue_one_receipt(code, &agency, Some(payment_id), metadata, now).await {
+            match self.issue_one_receipt(&code, &agency, Some(payment_id), metadata, now).await {
                 Ok(issued) => record = issued,
                 // A concurrent payment's request issued it first.
-                Err(LedgerError::Rejected(CaseError::ReceiptAlreadyIssued(_))) => record = self.load_case(code).await?,
+                Err(LedgerError::Rejected(CaseError::ReceiptAlreadyIssued(_))) => {
+                    record = self.load_case(&code).await?
+                }
                 // The payment is recorded whatever happens to its receipt; say so loudly.
                 Err(error) => {
                     tracing::error!(case.code = %code, payment.id = %payment_id, %error, "the payment's receipt could not be issued");
-                    return self.load_case(code).await;
+                    return self.load_case(&code).await;
                 }
             }
         }

@@ -742,7 +742,6 @@ pub(crate) fn map_append_error(
     }
 }
 
-/// Prepares the rows of an append: versions, hashes. Shared by both backends.
 /// A single-stream append and its events as stored (what a backend's append answers).
 pub(crate) type StoredAppend = (Appended, Vec<RecordedEvent>);
 
@@ -775,6 +774,7 @@ pub(crate) fn recorded_rows(
         .collect()
 }
 
+/// Prepares the rows of an append: versions, hashes. Shared by both backends.
 pub(crate) fn chain_rows(
     stream_id: &str,
     current_version: i64,
