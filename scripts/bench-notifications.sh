@@ -11,8 +11,10 @@
 #
 #   scripts/bench-notifications.sh [postgres://postgres@127.0.0.1:5432] [seconds] [senders] [providers]
 #
-# BENCH_BASELINE_BIN=/path/to/an/older/feeledger also runs that server, on a database of
-# its own, just before this build's (a before/after in the same run).
+# BENCH_BASELINE_BIN=/path/to/an/older/feeledger also runs that server, each build twice on a
+# fresh database each time, in the order baseline, this, this, baseline (a before/after in the
+# same run: the machine drifts within minutes, and the build run first came out ahead when
+# each ran once).
 set -euo pipefail
 server=${1:-postgres://postgres@127.0.0.1:5432}
 seconds=${2:-10}
@@ -85,13 +87,19 @@ psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREAT
 bench_events_table "$server/$db"
 bench_insert_sql "$work/insert.sql"
 pg_base=$(pgbench -n -c "$senders" -j 2 -T "$seconds" -f "$work/insert.sql" "$server/$db" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1)
+pg_run() { # database port [server-binary]: one build on a fresh database
+  psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
+  notify postgres "$server/$1" "$2" "$pg_base" "${3:-}"
+  psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)"
+}
 if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
-  psql "$server/postgres" -qc "DROP DATABASE IF EXISTS ${db}_base WITH (FORCE)" -c "CREATE DATABASE ${db}_base"
-  notify postgres "$server/${db}_base" 18093 "$pg_base" "$BENCH_BASELINE_BIN"
-  psql "$server/postgres" -qc "DROP DATABASE IF EXISTS ${db}_base WITH (FORCE)"
+  pg_run "${db}_base" 18093 "$BENCH_BASELINE_BIN"
+  pg_run "$db" 18091
+  pg_run "$db" 18091
+  pg_run "${db}_base" 18093 "$BENCH_BASELINE_BIN"
+else
+  pg_run "$db" 18091
 fi
-notify postgres "$server/$db" 18091 "$pg_base"
-psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 
 # --- SQLite -------------------------------------------------------------------------------
 lite="$work/bench.db"
@@ -112,10 +120,17 @@ lite_start=$(date +%s.%N)
 sqlite3 "$lite" "PRAGMA synchronous=FULL;" ".read $work/lite-inserts.sql" >/dev/null
 lite_end=$(date +%s.%N)
 lite_base=$(python3 -c "print(round($rows / ($lite_end - $lite_start)))")
+lite_run() { # file port [server-binary]: one build on a fresh file
+  notify sqlite "sqlite://$work/$1" "$2" "$lite_base" "${3:-}"
+}
 if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
-  notify sqlite "sqlite://$work/base.db" 18094 "$lite_base" "$BENCH_BASELINE_BIN"
+  lite_run base-1.db 18094 "$BENCH_BASELINE_BIN"
+  lite_run this-1.db 18092
+  lite_run this-2.db 18092
+  lite_run base-2.db 18094 "$BENCH_BASELINE_BIN"
+else
+  lite_run this-1.db 18092
 fi
-notify sqlite "sqlite://$lite" 18092 "$lite_base"
 
 echo
 echo "| backend | provider | senders | raw inserts/s (same run) | notifications acked/s | ratio | p50 / p99 / max | errors | assessFees/s (setup) |"
