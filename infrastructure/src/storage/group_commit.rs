@@ -4,7 +4,7 @@
 //! A caller puts its item in the queue ([`GroupQueue::push`]). If fewer than the queue's
 //! writers are at work, the caller gets a [`Writer`] and the first group, and hands both to a
 //! task of its own (so that a caller that gives up does not cut short the others' writes); the
-//! task writes a group, asks for the next ([`Writer::next`]) and stops when nothing waits. Each
+//! task writes a group, asks for the next and stops when nothing waits ([`Writer::write_all`]). Each
 //! item carries its caller's answer channel: the caller waits on it, not on the task.
 //!
 //! Used by the inbox (its rows, `inbox::Inbox::record`) and by SQLite's one writer (appends,
@@ -76,6 +76,22 @@ pub(crate) struct Writer<T> {
 }
 
 impl<T> Writer<T> {
+    /// Writes `group` with `write`, then each group queued meanwhile, until nothing waits: the
+    /// body of a writing task.
+    pub(crate) async fn write_all<F: Future<Output = ()>>(
+        mut self,
+        mut group: Vec<T>,
+        mut write: impl FnMut(Vec<T>) -> F,
+    ) {
+        loop {
+            write(group).await;
+            match self.next() {
+                Some(next) => group = next,
+                None => return,
+            }
+        }
+    }
+
     /// The next group to write, or `None` when nothing waits (this writer's place is given
     /// back in the same step, so an item queued just after finds a free place).
     pub(crate) fn next(&mut self) -> Option<Vec<T>> {

@@ -10,7 +10,7 @@ use sqlx::types::Json;
 use tokio::sync::oneshot;
 
 use super::dialect::{on_pool, on_writer};
-use super::group_commit::{GroupQueue, Writer};
+use super::group_commit::GroupQueue;
 use super::{Storage, StoreError};
 
 /// What became of a notification.
@@ -201,24 +201,10 @@ impl Inbox {
     pub async fn record(&self, request: &ReceivedRequest) -> Result<StoredRequest, StoreError> {
         let (answer, answered) = oneshot::channel();
         if let Some((writer, batch)) = self.queue.push((request.clone(), answer)) {
-            tokio::spawn(self.clone().write_queued(writer, batch));
+            let inbox = self.clone();
+            tokio::spawn(async move { writer.write_all(batch, |batch| inbox.write_batch(batch)).await });
         }
         answered.await.map_err(|_| StoreError::Schema("the inbox's writing task stopped before answering".into()))?
-    }
-
-    /// Writes `batch`, then whatever queued meanwhile, until nothing waits.
-    async fn write_queued(
-        self,
-        mut writer: Writer<(ReceivedRequest, oneshot::Sender<Written>)>,
-        mut batch: Vec<(ReceivedRequest, oneshot::Sender<Written>)>,
-    ) {
-        loop {
-            self.write_batch(batch).await;
-            match writer.next() {
-                Some(next) => batch = next,
-                None => return,
-            }
-        }
     }
 
     /// How many rows this inbox (and its clones) stored, and in how many statements.

@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::{broadcast, oneshot};
 
-use super::group_commit::{GroupQueue, Writer};
+use super::group_commit::GroupQueue;
 use super::hash_chain::{GENESIS, timestamp_text};
 use super::{
     Appended, ExpectedVersion, IdempotencyKey, NewEvent, StoreCounters, StoreError, StoreNotice, StoreOptions,
@@ -239,7 +239,8 @@ impl SqliteStorage {
     /// Puts `append` in the queue, and starts the writing task if none runs.
     fn queue(&self, append: QueuedAppend) {
         if let Some((writer, group)) = self.appends.push(append) {
-            tokio::spawn(self.clone().write_groups(writer, group));
+            let store = self.clone();
+            tokio::spawn(async move { writer.write_all(group, |group| store.write_group(group)).await });
         }
     }
 
@@ -264,17 +265,6 @@ impl SqliteStorage {
         let (answer, answered) = oneshot::channel();
         self.queue(QueuedAppend::Together { appends: appends.to_vec(), recorded_at, then: then.cloned(), answer });
         answered.await.map_err(writer_stopped)?
-    }
-
-    /// Writes `group`, then whatever queued meanwhile, until nothing waits.
-    async fn write_groups(self, mut writer: Writer<QueuedAppend>, mut group: Vec<QueuedAppend>) {
-        loop {
-            self.write_group(group).await;
-            match writer.next() {
-                Some(next) => group = next,
-                None => return,
-            }
-        }
     }
 
     async fn write_group(&self, group: Vec<QueuedAppend>) {
@@ -380,7 +370,10 @@ async fn write_one(
         }
     }
     let head = (current_version, previous_hash);
-    write_stream(tx, stream_id, expected, events, head, recorded_at, transaction_id).await.map(Some)
+    let (appended, rows, positions) =
+        write_stream(tx, stream_id, expected, events, head, recorded_at, transaction_id).await?;
+    let placed: Vec<(i64, i64)> = positions.into_iter().map(|position| (position, transaction_id)).collect();
+    Ok(Some((appended, recorded_rows(stream_id, events, rows, recorded_at, &placed))))
 }
 
 /// The streams of one multi-stream append, and its inbox row's outcome, inside the write
@@ -427,7 +420,8 @@ async fn stream_head(tx: &mut Transaction<'static, Sqlite>, stream_id: &str) -> 
 }
 
 /// Appends `events` to a stream whose head is `head`, inside the write transaction; returns
-/// the append and its events as stored.
+/// the append, and its rows with their global positions for a caller that answers with the
+/// events as stored (`write_one`; a multi-stream append does not).
 async fn write_stream(
     tx: &mut Transaction<'static, Sqlite>,
     stream_id: &str,
@@ -436,7 +430,7 @@ async fn write_stream(
     (current_version, previous_hash): (i64, Vec<u8>),
     recorded_at: DateTime<Utc>,
     transaction_id: i64,
-) -> Result<StoredAppend, StoreError> {
+) -> Result<(Appended, Vec<super::PreparedRow>, Vec<i64>), StoreError> {
     check_expected(stream_id, expected, current_version)?;
     let rows = chain_rows(stream_id, current_version, &previous_hash, events, recorded_at);
     let positions = insert_events(tx, stream_id, events, &rows, &timestamp_text(recorded_at), transaction_id)
@@ -448,8 +442,7 @@ async fn write_stream(
         last_version: current_version + i64::try_from(events.len()).unwrap_or(i64::MAX),
         last_position: positions.last().copied().unwrap_or_default(),
     };
-    let placed: Vec<(i64, i64)> = positions.into_iter().map(|position| (position, transaction_id)).collect();
-    Ok((appended, recorded_rows(stream_id, events, rows, recorded_at, &placed)))
+    Ok((appended, rows, positions))
 }
 
 /// Inserts the rows of one stream's append, in version order; returns their global positions.
