@@ -16,8 +16,10 @@ use axum::routing::{get, post};
 use feeledger_infrastructure::bank_feed::{self, FeedError, Notification, Outcome, Provider, Secret};
 use feeledger_infrastructure::inbox::{InboxOutcome, InboxResolution, ReceivedRequest, UnfinishedRequest};
 use feeledger_infrastructure::ledger::LedgerError;
-use feeledger_infrastructure::payment_intake::{Intake, IntakeError};
+use feeledger_infrastructure::payment_intake::{Intake, IntakeError, Resolver};
 use feeledger_infrastructure::settings::ProviderSecrets;
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
@@ -264,17 +266,20 @@ async fn handling(
     };
     let credit_id = credit.credit_id();
     // The outcome is written in the transaction that records the money, when there is one.
-    let resolution = |intake: &Intake| {
-        let handled = Handled::from_intake(provider, intake, credit_id.clone());
-        let status =
-            inbox.answered.then(|| answer(provider, &handled.outcome, handled.status_override).status().as_u16());
-        Some(InboxResolution {
-            id: inbox.id,
-            outcome: handled.inbox_outcome,
-            detail: handled.detail,
-            credit_id: handled.credit_id,
-            http_status: status,
-            at: state.clock.now(),
+    let resolution: Resolver = {
+        let (credit_id, clock) = (credit_id.clone(), state.clock.clone());
+        Arc::new(move |intake: &Intake| {
+            let handled = Handled::from_intake(provider, intake, credit_id.clone());
+            let status =
+                inbox.answered.then(|| answer(provider, &handled.outcome, handled.status_override).status().as_u16());
+            Some(InboxResolution {
+                id: inbox.id,
+                outcome: handled.inbox_outcome,
+                detail: handled.detail,
+                credit_id: handled.credit_id,
+                http_status: status,
+                at: clock.now(),
+            })
         })
     };
     match state.intake.receive_resolving(credit, received_at, inbox.agency_configurations, resolution).await {

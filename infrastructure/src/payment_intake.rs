@@ -17,8 +17,15 @@
 //! notification costs one commit beside the inbox row's. If the credit's stream exists (a
 //! duplicate, a retry, a first copy interrupted half-way) or the case keeps moving, nothing of
 //! it is written and the steps above run instead.
+//!
+//! Group commit: new credits that arrive while others are being recorded wait, and the next
+//! group is recorded together — the cases and credit streams of all of them read by one
+//! statement, each credit decided on its own, all their events and inbox outcomes appended by
+//! one statement (one commit). A credit the group cannot take (its stream exists, its case is
+//! named by another credit of the group) goes its own way as above; if the group's append
+//! fails, nothing of it is stored and every credit of it goes its own way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -30,13 +37,15 @@ use feeledger_domain::bank_credit::{
 use feeledger_domain::case_fees::{Command, QrStatus, RecordPayment};
 use feeledger_domain::codes::{AgencyCode, CaseCode, PaymentReference};
 use feeledger_domain::decider::{CaseDecider, Decider};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::codec::{self, CASE_STREAM_PREFIX, LedgerEvent};
 use crate::command::Stored;
 use crate::inbox::InboxResolution;
-use crate::ledger::{CaseRecord, Ledger, LedgerError};
-use crate::storage::{EventMetadata, ExpectedVersion, KnownHead, NewEvent, StoreError, StreamAppend};
+use crate::ledger::{CaseRecord, Ledger, LedgerError, fold_case};
+use crate::storage::group_commit::GroupQueue;
+use crate::storage::{EventMetadata, ExpectedVersion, KnownHead, NewEvent, RecordedEvent, StoreError, StreamAppend};
 
 /// What happened to a credit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,15 +95,61 @@ impl From<codec::CodecError> for IntakeError {
 }
 
 enum CaseSearch {
-    /// `record` is the case as read to find it, when it was read.
+    /// `record` is the case as read to find it.
     Found {
         case_code: CaseCode,
         method: MatchMethod,
         reference: String,
-        record: Option<Box<CaseRecord>>,
+        record: Box<CaseRecord>,
     },
     NotFound(String),
 }
+
+/// What a credit's case search reads: the streams of the payment references it may carry, and
+/// the events of the cases it may name (and, for a group, of the credits' own streams). Read
+/// for one credit or a whole group at once ([`PaymentIntake::read_named`]); the search itself
+/// is then done without IO ([`PaymentIntake::find_case_in`]).
+#[derive(Debug, Default)]
+struct NamedStreams {
+    /// Payment reference → the streams whose QR carries it.
+    references: HashMap<String, Vec<String>>,
+    /// Stream → its events, in version order (streams without events are absent).
+    events: HashMap<String, Vec<RecordedEvent>>,
+}
+
+/// What to write on a notification's inbox row for an outcome of its credit (see
+/// [`PaymentIntake::receive_resolving`]).
+pub type Resolver = Arc<dyn Fn(&Intake) -> Option<InboxResolution> + Send + Sync>;
+
+/// A credit waiting for its group (see the module documentation).
+struct Waiting {
+    observed: BankCreditObserved,
+    agencies: Arc<Vec<AgencyConfigured>>,
+    metadata: EventMetadata,
+    now: DateTime<Utc>,
+    resolution: Resolver,
+    answer: oneshot::Sender<InGroup>,
+}
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting").field("credit", &self.observed.credit.credit_id()).finish_non_exhaustive()
+    }
+}
+
+/// What became of a credit in its group.
+#[derive(Debug)]
+enum InGroup {
+    /// Recorded with the group, its inbox outcome written.
+    Recorded(Intake),
+    /// Not new (its stream exists, or its case has its payment): the step-by-step path.
+    Seen,
+    /// Not taken, or the group's append failed: the credit goes its own way.
+    Alone,
+}
+
+/// At most this many credits are recorded by one group.
+const CREDITS_PER_GROUP: usize = 64;
 
 /// The agencies, as of `count` agency configurations.
 type AgencyCache = Arc<Mutex<Option<(i64, Arc<Vec<AgencyConfigured>>)>>>;
@@ -107,6 +162,8 @@ const ONE_COMMIT_ATTEMPTS: usize = 3;
 pub struct PaymentIntake {
     ledger: Ledger,
     agencies: AgencyCache,
+    /// New credits waiting to be recorded together.
+    waiting: GroupQueue<Waiting>,
 }
 
 /// The case a credit names, as read to decide on it.
@@ -114,6 +171,15 @@ struct FoundCase {
     record: CaseRecord,
     method: MatchMethod,
     reference: String,
+}
+
+/// A case search's answer as [`PaymentIntake::decide_new`] takes it: the case found, or why
+/// none was.
+fn found_case(search: CaseSearch) -> Result<FoundCase, String> {
+    match search {
+        CaseSearch::Found { method, reference, record, .. } => Ok(FoundCase { record: *record, method, reference }),
+        CaseSearch::NotFound(reason) => Err(reason),
+    }
 }
 
 /// What the single-transaction path decided for a new credit: the streams' appends (the
@@ -126,7 +192,13 @@ struct NewCredit {
 
 impl PaymentIntake {
     pub fn new(ledger: Ledger) -> Self {
-        PaymentIntake { ledger, agencies: AgencyCache::default() }
+        // Groups under way at once, as for the inbox's rows (`Inbox::new`): PostgreSQL flushes
+        // concurrent commits together, SQLite has one writer.
+        let writers = match ledger.store() {
+            crate::storage::Storage::Postgres(_) => 2,
+            crate::storage::Storage::Sqlite(_) => 1,
+        };
+        PaymentIntake { ledger, agencies: AgencyCache::default(), waiting: GroupQueue::new(writers, CREDITS_PER_GROUP) }
     }
 
     /// The current configuration of every agency.
@@ -191,22 +263,23 @@ impl PaymentIntake {
 
     /// Handles one verified credit: records it, finds its case, records the payment.
     pub async fn receive(&self, credit: BankCredit, now: DateTime<Utc>) -> Result<Intake, IntakeError> {
-        self.receive_resolving(credit, now, None, |_| None).await.map(|(intake, _)| intake)
+        self.receive_resolving(credit, now, None, Arc::new(|_| None)).await.map(|(intake, _)| intake)
     }
 
     /// Like [`PaymentIntake::receive`]; `resolution` says what to write on the request's inbox
-    /// row for an outcome. A new credit is handled in one transaction: the credit observed, the
-    /// case's payment, the credit matched (or unmatched) and the inbox row's outcome, one
-    /// commit. Anything else (a credit seen before, a case that keeps changing) goes step by
-    /// step, each step idempotent, and the inbox row is left to the caller. Returns whether
-    /// the resolution was written. `agency_configurations`: how many agency configurations
-    /// the log held when the request was stored, if read then (saves a round trip).
+    /// row for an outcome. A new credit is recorded in one transaction, with the other new
+    /// credits of its group: the credit observed, the case's payment, the credit matched (or
+    /// unmatched) and the inbox row's outcome, one commit for the group. Anything else (a
+    /// credit seen before, a case that keeps changing) goes step by step, each step
+    /// idempotent, and the inbox row is left to the caller. Returns whether the resolution was
+    /// written. `agency_configurations`: how many agency configurations the log held when the
+    /// request was stored, if read then (saves a round trip).
     pub async fn receive_resolving(
         &self,
         credit: BankCredit,
         now: DateTime<Utc>,
         agency_configurations: Option<i64>,
-        resolution: impl Fn(&Intake) -> Option<InboxResolution>,
+        resolution: Resolver,
     ) -> Result<(Intake, bool), IntakeError> {
         let agencies = self.current_agencies(agency_configurations).await?;
         let agency = match credit.account_number.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
@@ -221,10 +294,141 @@ impl PaymentIntake {
         };
         let metadata = EventMetadata { actor: Some(format!("bank:{}", credit.provider)), ..EventMetadata::default() };
         let observed = BankCreditObserved { credit, agency_code: agency, observed_at: now };
-        if let Some(done) = self.in_one_commit(&observed, &agencies, &metadata, now, &resolution).await? {
-            return Ok(done);
+        let (answer, answered) = oneshot::channel();
+        let waiting = Waiting {
+            observed: observed.clone(),
+            agencies: agencies.clone(),
+            metadata: metadata.clone(),
+            now,
+            resolution: resolution.clone(),
+            answer,
+        };
+        if let Some((writer, group)) = self.waiting.push(waiting) {
+            let intake = self.clone();
+            tokio::spawn(async move { writer.write_all(group, |group| intake.record_group(group)).await });
+        }
+        // A group task that is gone (it panicked) closed the channel: the credit goes alone.
+        match answered.await.unwrap_or(InGroup::Alone) {
+            InGroup::Recorded(outcome) => {
+                self.issue_receipt_if_per_payment(&outcome, &agencies, &metadata, now).await;
+                return Ok((outcome, true));
+            }
+            InGroup::Seen => {}
+            InGroup::Alone => {
+                if let Some(done) = self.in_one_commit(&observed, &agencies, &metadata, now, &resolution).await? {
+                    return Ok(done);
+                }
+            }
         }
         self.step_by_step(observed, &agencies, &metadata, now).await.map(|intake| (intake, false))
+    }
+
+    /// Records a group of new credits (see the module documentation): reads what every credit
+    /// names in one statement, decides each credit on its own, and appends what the taken
+    /// credits decided, with their inbox outcomes, in one statement. Answers each credit.
+    async fn record_group(&self, group: Vec<Waiting>) {
+        let named = {
+            let credits: Vec<_> = group.iter().map(|w| (&w.observed, w.agencies.as_slice())).collect();
+            self.read_named(&credits, true).await
+        };
+        let named = match named {
+            Ok(named) => named,
+            Err(error) => {
+                tracing::debug!(%error, credits = group.len(), "reading a group's cases failed; each credit goes alone");
+                for waiting in group {
+                    let _ = waiting.answer.send(InGroup::Alone);
+                }
+                return;
+            }
+        };
+        let mut taken: Vec<(Waiting, Intake)> = Vec::with_capacity(group.len());
+        let (mut appends, mut heads, mut resolutions) = (Vec::new(), Vec::new(), Vec::new());
+        let mut streams: HashSet<String> = HashSet::new();
+        let mut after: Vec<Waiting> = Vec::new();
+        for waiting in group {
+            let credit_stream = codec::bank_credit_stream(&waiting.observed.credit.credit_id());
+            if named.events.contains_key(&credit_stream) {
+                let _ = waiting.answer.send(InGroup::Seen);
+                continue;
+            }
+            let decided = self
+                .find_case_in(&waiting.observed, &waiting.agencies, &named)
+                .map(found_case)
+                .and_then(|case| self.decide_new(&waiting.observed, case, &waiting.metadata, waiting.now));
+            let decided = match decided {
+                Ok(Some(decided)) => decided,
+                Ok(None) => {
+                    let _ = waiting.answer.send(InGroup::Seen);
+                    continue;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "a credit could not be decided in its group; it goes alone");
+                    let _ = waiting.answer.send(InGroup::Alone);
+                    continue;
+                }
+            };
+            // Two credits of one case (or two copies of one credit) are not decided on the same
+            // read: the later one goes alone, once the group is stored.
+            if decided.appends.iter().any(|a| streams.contains(&a.stream_id)) {
+                after.push(waiting);
+                continue;
+            }
+            streams.extend(decided.appends.iter().map(|a| a.stream_id.clone()));
+            appends.extend(decided.appends);
+            heads.extend(decided.heads);
+            resolutions.extend((waiting.resolution)(&decided.outcome));
+            taken.push((waiting, decided.outcome));
+        }
+        if !taken.is_empty() {
+            self.append_group(taken, appends, &heads, &resolutions).await;
+        }
+        for waiting in after {
+            let _ = waiting.answer.send(InGroup::Alone);
+        }
+    }
+
+    /// Appends what the credits `taken` decided, with their inbox outcomes, in one statement;
+    /// answers each.
+    async fn append_group(
+        &self,
+        taken: Vec<(Waiting, Intake)>,
+        appends: Vec<StreamAppend>,
+        heads: &[KnownHead],
+        resolutions: &[InboxResolution],
+    ) {
+        match self.ledger.store().append_together_resolving(appends, heads, resolutions).await {
+            Ok(_) => {
+                for (waiting, outcome) in taken {
+                    tracing::info!(credit.id = %waiting.observed.credit.credit_id(), outcome = ?outcome, credits.in_group = resolutions.len(), "bank credit handled");
+                    let _ = waiting.answer.send(InGroup::Recorded(outcome));
+                }
+            }
+            Err(error) => {
+                // A stream moved on (a copy of a credit, a payment at the counter) or the
+                // database refused: nothing of the group is stored.
+                tracing::debug!(%error, credits = taken.len(), "recording a group of credits failed; each goes alone");
+                for (waiting, _) in taken {
+                    let _ = waiting.answer.send(InGroup::Alone);
+                }
+            }
+        }
+    }
+
+    /// An agency that issues a receipt per payment gets it right after the payment's commit, as
+    /// a payment at the counter does (`Ledger::execute`).
+    async fn issue_receipt_if_per_payment(
+        &self,
+        outcome: &Intake,
+        agencies: &[AgencyConfigured],
+        metadata: &EventMetadata,
+        now: DateTime<Utc>,
+    ) {
+        if let Intake::Recorded { case_code, .. } = outcome
+            && agencies.iter().any(|a| a.agency_code == case_code.agency() && a.receipt_per_payment)
+            && let Err(error) = self.ledger.issue_receipts_due(case_code, metadata, now).await
+        {
+            tracing::warn!(%error, case.code = %case_code, "receipt not issued yet: the next payment of the case or issueReceipt issues it");
+        }
     }
 
     /// A new credit, its payment and its inbox outcome in one transaction, in the shape of the
@@ -238,38 +442,23 @@ impl PaymentIntake {
         agencies: &[AgencyConfigured],
         metadata: &EventMetadata,
         now: DateTime<Utc>,
-        resolution: &impl Fn(&Intake) -> Option<InboxResolution>,
+        resolution: &Resolver,
     ) -> Result<Option<(Intake, bool)>, IntakeError> {
         let credit_stream = codec::bank_credit_stream(&observed.credit.credit_id());
         for attempt in 1..=ONE_COMMIT_ATTEMPTS {
             // Read: the case the credit names, as it stands (the credit's stream is expected not
             // to exist; the append says if it does).
-            let case = match self.find_case(observed, agencies).await? {
-                CaseSearch::Found { case_code, method, reference, record } => {
-                    let record = match record {
-                        Some(record) => *record,
-                        None => self.ledger.load_case(&case_code).await?,
-                    };
-                    Ok(FoundCase { record, method, reference })
-                }
-                CaseSearch::NotFound(reason) => Err(reason),
-            };
+            let case = found_case(self.find_case(observed, agencies).await?);
             // Decide.
             let Some(decided) = self.decide_new(observed, case, metadata, now)? else { return Ok(None) };
             // Append, with the inbox row's outcome.
             let inbox = resolution(&decided.outcome);
-            match self.ledger.store().append_together_resolving(decided.appends, &decided.heads, inbox.as_ref()).await {
+            let resolutions = inbox.as_slice();
+            match self.ledger.store().append_together_resolving(decided.appends, &decided.heads, resolutions).await {
                 Ok(_) => {
                     let outcome = decided.outcome;
                     tracing::info!(credit.id = %observed.credit.credit_id(), outcome = ?outcome, "bank credit handled");
-                    // An agency that issues a receipt per payment gets it right after the
-                    // payment's commit, as a payment at the counter does (`Ledger::execute`).
-                    if let Intake::Recorded { case_code, .. } = &outcome
-                        && agencies.iter().any(|a| a.agency_code == case_code.agency() && a.receipt_per_payment)
-                        && let Err(error) = self.ledger.issue_receipts_due(case_code, metadata, now).await
-                    {
-                        tracing::warn!(%error, case.code = %case_code, "receipt not issued yet: the next payment of the case or issueReceipt issues it");
-                    }
+                    self.issue_receipt_if_per_payment(&outcome, agencies, metadata, now).await;
                     return Ok(Some((outcome, inbox.is_some())));
                 }
                 Err(StoreError::Conflict { stream_id, .. }) if stream_id == credit_stream => return Ok(None),
@@ -428,49 +617,108 @@ impl PaymentIntake {
         })
     }
 
+    /// The case a credit names (see [`PaymentIntake::find_case_in`]), read for it alone.
     async fn find_case(
         &self,
         observed: &BankCreditObserved,
         agencies: &[AgencyConfigured],
     ) -> Result<CaseSearch, IntakeError> {
-        let credit = &observed.credit;
-        let texts = bank_credit::reference_texts(credit);
+        let named = self.read_named(&[(observed, agencies)], false).await?;
+        self.find_case_in(observed, agencies, &named)
+    }
 
-        // 1. A text that is exactly a QR's payment reference (as issued, or upper-cased).
-        for text in &texts {
+    /// The payment references each credit may carry (as written, or upper-cased), in the order
+    /// [`PaymentIntake::find_case_in`] tries them.
+    fn references_in(credit: &BankCredit) -> Vec<String> {
+        let mut references = Vec::new();
+        for text in bank_credit::reference_texts(credit) {
             let text = text.trim();
             let upper = text.to_uppercase();
             let candidates = if upper == text { vec![upper] } else { vec![text.to_owned(), upper] };
-            for candidate in candidates {
-                if PaymentReference::parse(&candidate).is_err() {
-                    continue;
-                }
-                let streams = self.ledger.store().streams_with_qr_reference(&candidate).await?;
-                if let [stream] = streams.as_slice()
-                    && let Some(code) = stream.strip_prefix(CASE_STREAM_PREFIX).and_then(|c| CaseCode::parse(c).ok())
-                {
-                    return Ok(self.check_agency(observed, code, MatchMethod::ExactReference, candidate, None));
-                }
-            }
+            references.extend(candidates.into_iter().filter(|c| PaymentReference::parse(c).is_ok()));
         }
+        references
+    }
 
-        // 2. A case code anywhere in the texts, of the receiving agency if known.
+    /// The case codes a credit's texts name, of the receiving agency if known, each once, in
+    /// the order found.
+    fn codes_in(observed: &BankCreditObserved, agencies: &[AgencyConfigured]) -> Vec<CaseCode> {
         let scope: Vec<AgencyCode> = match &observed.agency_code {
             Some(agency) => vec![agency.clone()],
             None => agencies.iter().map(|a| a.agency_code.clone()).collect(),
         };
-        let mut existing: Vec<CaseRecord> = Vec::new();
-        let mut looked_at: Vec<CaseCode> = Vec::new();
-        for text in &texts {
+        let mut codes: Vec<CaseCode> = Vec::new();
+        for text in bank_credit::reference_texts(&observed.credit) {
             for code in bank_credit::case_codes_in(text, &scope) {
-                if looked_at.contains(&code) {
-                    continue;
+                if !codes.contains(&code) {
+                    codes.push(code);
                 }
-                looked_at.push(code.clone());
-                let record = self.ledger.load_case(&code).await?;
-                if record.exists() {
-                    existing.push(record);
-                }
+            }
+        }
+        codes
+    }
+
+    /// Reads what the case searches of `credits` need: one statement for their payment
+    /// references (if any), one for the events of every case they may name and, with
+    /// `credit_streams`, of the credits' own streams.
+    async fn read_named(
+        &self,
+        credits: &[(&BankCreditObserved, &[AgencyConfigured])],
+        credit_streams: bool,
+    ) -> Result<NamedStreams, IntakeError> {
+        let store = self.ledger.store();
+        let mut named = NamedStreams::default();
+        let references: Vec<String> =
+            credits.iter().flat_map(|(observed, _)| Self::references_in(&observed.credit)).collect();
+        for (reference, stream) in store.streams_with_qr_references(&references).await? {
+            named.references.entry(reference).or_default().push(stream);
+        }
+        let mut streams: Vec<String> = Vec::new();
+        for (observed, agencies) in credits {
+            if credit_streams {
+                streams.push(codec::bank_credit_stream(&observed.credit.credit_id()));
+            }
+            streams.extend(Self::codes_in(observed, agencies).iter().map(codec::case_stream));
+        }
+        // A reference issued by exactly one case: that case is read too.
+        streams.extend(named.references.values().filter(|s| s.len() == 1).flatten().cloned());
+        streams.sort_unstable();
+        streams.dedup();
+        for event in store.read_streams(&streams).await? {
+            named.events.entry(event.stream_id.clone()).or_default().push(event);
+        }
+        Ok(named)
+    }
+
+    /// The case `observed` names, from what [`PaymentIntake::read_named`] read (no IO): an
+    /// exact payment reference first, then exactly one existing case code in its texts.
+    fn find_case_in(
+        &self,
+        observed: &BankCreditObserved,
+        agencies: &[AgencyConfigured],
+        named: &NamedStreams,
+    ) -> Result<CaseSearch, IntakeError> {
+        let case = |code: &CaseCode| -> Result<CaseRecord, IntakeError> {
+            let events = named.events.get(&codec::case_stream(code)).cloned().unwrap_or_default();
+            Ok(fold_case(code.clone(), events)?)
+        };
+
+        // 1. A text that is exactly a QR's payment reference (as issued, or upper-cased).
+        for candidate in Self::references_in(&observed.credit) {
+            if let Some([stream]) = named.references.get(&candidate).map(Vec::as_slice)
+                && let Some(code) = stream.strip_prefix(CASE_STREAM_PREFIX).and_then(|c| CaseCode::parse(c).ok())
+            {
+                let record = Box::new(case(&code)?);
+                return Ok(self.check_agency(observed, code, MatchMethod::ExactReference, candidate, record));
+            }
+        }
+
+        // 2. A case code anywhere in the texts, of the receiving agency if known.
+        let mut existing: Vec<CaseRecord> = Vec::new();
+        for code in Self::codes_in(observed, agencies) {
+            let record = case(&code)?;
+            if record.exists() {
+                existing.push(record);
             }
         }
         if existing.len() == 1
@@ -478,8 +726,7 @@ impl PaymentIntake {
         {
             let reference = record.code.to_string();
             let code = record.code.clone();
-            let record = Some(Box::new(record));
-            return Ok(self.check_agency(observed, code, MatchMethod::CaseCodeInContent, reference, record));
+            return Ok(self.check_agency(observed, code, MatchMethod::CaseCodeInContent, reference, Box::new(record)));
         }
         let existing: Vec<CaseCode> = existing.into_iter().map(|r| r.code).collect();
         Ok(match existing.as_slice() {
@@ -499,7 +746,7 @@ impl PaymentIntake {
         code: CaseCode,
         method: MatchMethod,
         reference: String,
-        record: Option<Box<CaseRecord>>,
+        record: Box<CaseRecord>,
     ) -> CaseSearch {
         match &observed.agency_code {
             Some(agency) if code.agency() != *agency => CaseSearch::NotFound(format!(

@@ -164,7 +164,11 @@ async fn concurrent_appends_with_known_heads_each_get_their_own_answer_and_a_sta
                     at: chrono::Utc::now(),
                 };
                 barrier.wait().await;
-                (n, inbox_id, store.append_together_resolving(appends, &[head], Some(&resolution)).await)
+                (
+                    n,
+                    inbox_id,
+                    store.append_together_resolving(appends, &[head], std::slice::from_ref(&resolution)).await,
+                )
             })
         });
         let results = futures::future::join_all(writers).await;

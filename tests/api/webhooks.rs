@@ -847,3 +847,114 @@ async fn an_account_configured_after_the_agencies_were_cached_is_known_to_the_ne
         assert_eq!(stored.agency_configurations, 2, "[{backend}] two agencies configured, once each");
     }
 }
+
+/// Notifications that arrive together are recorded together (payment intake's group commit):
+/// each credit still exactly once, on its own case, with its own inbox outcome; a copy of a
+/// credit, a second credit of a case and money naming no case each get the answer they would
+/// get alone.
+#[tokio::test]
+async fn notifications_arriving_together_are_recorded_together_each_exactly_once_with_its_own_outcome() {
+    const CASES: u64 = 24;
+    let code = |n: u64| format!("H34.22.6-240426-{:04}", 100 + n);
+    for app in apps().await {
+        let backend = app.backend();
+        for n in 0..CASES {
+            assess(&app, &code(n), 1).await;
+        }
+        // One credit per case (1,000 đ, its fees); a copy of the first four; a second credit of
+        // 500 đ on the next four (an overpayment); three credits that name no case.
+        let mut bodies: Vec<(u64, String)> = (0..CASES)
+            .map(|n| (9000 + n, sepay_body(9000 + n, json!(1000), &format!("MBVCB.{}.CT", code(n)))))
+            .collect();
+        bodies.extend((0..4).map(|n| (9000 + n, sepay_body(9000 + n, json!(1000), &format!("MBVCB.{}.CT", code(n))))));
+        bodies.extend((4..8).map(|n| (9500 + n, sepay_body(9500 + n, json!(500), &format!("them {}", code(n))))));
+        bodies.extend((0..3).map(|n| (9900 + n, sepay_body(9900 + n, json!(700), "CHUYEN TIEN"))));
+        let sent = futures::future::join_all(bodies.iter().map(|(_, body)| post_sepay(&app, body))).await;
+        assert!(sent.iter().all(|(status, body)| *status == 200 && body["success"] == true), "[{backend}] {sent:?}");
+
+        for n in 0..CASES {
+            let paid = case(&app, &code(n)).await;
+            let expected = if (4..8).contains(&n) { "1500" } else { "1000" };
+            assert_eq!(paid["paid"], expected, "[{backend}] case {}: {paid}", code(n));
+        }
+        assert_eq!(payment_count(&app).await, usize::try_from(CASES).unwrap() + 4, "[{backend}]");
+
+        // Each request's row carries its own credit and outcome.
+        let entries = app.state.inbox.recent(Some("sepay"), 1_000).await.unwrap();
+        assert_eq!(entries.len(), bodies.len(), "[{backend}]");
+        let mut outcomes: std::collections::HashMap<u64, Vec<String>> = std::collections::HashMap::new();
+        for entry in &entries {
+            let body: Value = serde_json::from_slice(&entry.body).unwrap();
+            let id = body["id"].as_u64().unwrap();
+            assert_eq!(
+                entry.credit_id.as_deref(),
+                Some(format!("sepay:{id}").as_str()),
+                "[{backend}] row {}",
+                entry.id
+            );
+            assert_eq!(entry.http_status, Some(200), "[{backend}] row {}", entry.id);
+            outcomes.entry(id).or_default().push(entry.outcome.clone());
+        }
+        for (id, mut seen) in outcomes {
+            seen.sort();
+            let expected: &[&str] = match id {
+                9000..=9003 => &["duplicate", "recorded"],
+                9900.. => &["unmatched"],
+                _ => &["recorded"],
+            };
+            assert_eq!(seen, expected, "[{backend}] credit {id}");
+        }
+
+        // Together: the new credits' events share fewer commits than there are credits.
+        let observed = app.state.ledger.store().events_of_type("BankCreditObserved").await.unwrap();
+        assert_eq!(observed.len(), usize::try_from(CASES).unwrap() + 4 + 3, "[{backend}] each credit observed once");
+        let commits: std::collections::HashSet<i64> = observed.iter().map(|e| e.transaction_id).collect();
+        assert!(commits.len() < observed.len(), "[{backend}] {} credits in {} commits", observed.len(), commits.len());
+    }
+}
+
+/// Two nodes receive the same credits at the same moment (a provider that retries on another
+/// node, or sends to both): each node's groups race the other's, a group that loses fails as a
+/// whole and its credits go alone. Every credit is still recorded once, on one node, and every
+/// case paid once.
+#[tokio::test]
+async fn the_same_credits_racing_through_two_nodes_are_each_recorded_once() {
+    use feeledger_infrastructure::bank_feed::Notification;
+    use feeledger_infrastructure::payment_intake::{Intake, PaymentIntake};
+    const CASES: u64 = 20;
+    let code = |n: u64| format!("H34.22.6-240426-{:04}", 300 + n);
+    for app in apps().await {
+        let backend = app.backend();
+        for n in 0..CASES {
+            assess(&app, &code(n), 1).await;
+        }
+        let credits: Vec<_> = (0..CASES)
+            .map(|n| {
+                let body = sepay_body(7000 + n, json!(1000), &format!("CT {} le phi", code(n)));
+                match bank_feed::sepay::parse(body.as_bytes()).unwrap() {
+                    Notification::Credit(credit) => credit,
+                    other => panic!("not a credit: {other:?}"),
+                }
+            })
+            .collect();
+        // Node B: a second intake on the same database, with its own groups.
+        let nodes = [app.state.intake.clone(), PaymentIntake::new(app.state.ledger.clone())];
+        let now = chrono::Utc::now();
+        let sends = credits.iter().flat_map(|credit| nodes.iter().map(move |node| node.receive(credit.clone(), now)));
+        let answers = futures::future::join_all(sends).await;
+        let mut recorded = std::collections::HashMap::new();
+        for answer in answers {
+            match answer.unwrap_or_else(|e| panic!("[{backend}] {e}")) {
+                Intake::Recorded { credit_id, .. } => *recorded.entry(credit_id).or_insert(0) += 1,
+                Intake::Duplicate { .. } => {}
+                other => panic!("[{backend}] {other:?}"),
+            }
+        }
+        assert_eq!(recorded.len(), usize::try_from(CASES).unwrap(), "[{backend}] {recorded:?}");
+        assert!(recorded.values().all(|n| *n == 1), "[{backend}] recorded on both nodes: {recorded:?}");
+        for n in 0..CASES {
+            assert_eq!(case(&app, &code(n)).await["paid"], "1000", "[{backend}] case {}", code(n));
+        }
+        assert_eq!(payment_count(&app).await, usize::try_from(CASES).unwrap(), "[{backend}]");
+    }
+}

@@ -29,7 +29,7 @@
 pub(crate) mod dialect;
 pub mod documents;
 pub mod failover;
-mod group_commit;
+pub(crate) mod group_commit;
 pub mod hash_chain;
 pub mod inbox;
 pub mod lease;
@@ -641,21 +641,22 @@ impl Storage {
 
     /// Appends to several streams atomically (each at its expected version): all or nothing.
     pub async fn append_together(&self, appends: Vec<StreamAppend>) -> Result<Vec<Appended>, StoreError> {
-        self.append_together_resolving(appends, &[], None).await
+        self.append_together_resolving(appends, &[], &[]).await
     }
 
-    /// Like [`Storage::append_together`], and writes an inbox row's outcome in the same
-    /// transaction: the events a bank notification caused and what became of it, one commit.
+    /// Like [`Storage::append_together`], and writes inbox rows' outcomes in the same
+    /// transaction: the events bank notifications caused and what became of them, one commit
+    /// (one notification's, or a group's: `PaymentIntake`).
     /// `heads` are streams' heads the caller read (see [`KnownHead`]); on PostgreSQL, when
     /// every stream is new or known, the whole append is one statement (one round trip).
     pub async fn append_together_resolving(
         &self,
         appends: Vec<StreamAppend>,
         heads: &[KnownHead],
-        resolution: Option<&crate::inbox::InboxResolution>,
+        resolutions: &[crate::inbox::InboxResolution],
     ) -> Result<Vec<Appended>, StoreError> {
         let recorded_at = self.now();
-        let done = dispatch!(self, s => s.append_together(&appends, recorded_at, heads, resolution).await)?;
+        let done = dispatch!(self, s => s.append_together(&appends, recorded_at, heads, resolutions).await)?;
         self.count_appended(appends.iter().map(|a| a.events.len()).sum());
         for appended in &done {
             let _ = self.notices().send(StoreNotice {

@@ -328,7 +328,7 @@ impl PostgresStorage {
         appends: &[super::StreamAppend],
         recorded_at: DateTime<Utc>,
         heads: &[super::KnownHead],
-        then: Option<&crate::inbox::InboxResolution>,
+        then: &[crate::inbox::InboxResolution],
     ) -> Result<Vec<Appended>, StoreError> {
         let mut seen: Vec<&str> = Vec::new();
         let all_known = appends.iter().all(|append| {
@@ -378,7 +378,7 @@ impl PostgresStorage {
                 last_position: placed.last().map_or(0, |&(position, _)| position),
             });
         }
-        if let Some(resolution) = then {
+        for resolution in then {
             super::inbox::resolve_postgres(&mut tx, resolution)
                 .await
                 .map_err(StoreError::db("recording a notification's outcome"))?;
@@ -388,14 +388,14 @@ impl PostgresStorage {
     }
 
     /// A multi-stream append whose every head is known (new streams, `heads`, or written
-    /// earlier in the same append), and the inbox outcome if any: one statement, so one round
-    /// trip and one commit. The events are inserted in the order given.
+    /// earlier in the same append), and the inbox outcomes: one statement, so one round trip
+    /// and one commit. The events are inserted in the order given.
     async fn append_in_one_statement(
         &self,
         appends: &[super::StreamAppend],
         recorded_at: DateTime<Utc>,
         heads: &[super::KnownHead],
-        then: Option<&crate::inbox::InboxResolution>,
+        then: &[crate::inbox::InboxResolution],
     ) -> Result<Vec<Appended>, StoreError> {
         let mut written: Vec<(&str, i64, Vec<u8>)> =
             heads.iter().map(|h| (h.stream_id.as_str(), h.version, h.hash.clone())).collect();
@@ -440,9 +440,11 @@ impl PostgresStorage {
         }
         let inserted: Result<Vec<(i64, String)>, sqlx::Error> = sqlx::query_as(
             "WITH inbox AS ( \
-                 UPDATE bank_notifications SET outcome = $10, outcome_detail = $11, credit_id = $12, \
-                     http_status = $13, processed_at = $14 \
-                 WHERE id = $15 RETURNING 1 \
+                 UPDATE bank_notifications b SET outcome = r.outcome, outcome_detail = r.detail, \
+                     credit_id = r.credit_id, http_status = r.status, processed_at = r.at \
+                 FROM UNNEST($10::text[], $11::text[], $12::text[], $13::int[], $14::timestamptz[], $15::bigint[]) \
+                     AS r(outcome, detail, credit_id, status, at, id) \
+                 WHERE b.id = r.id RETURNING 1 \
              ) \
              INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash) \
              SELECT s, v, id, t, sv, p, m, $1, h \
@@ -459,12 +461,12 @@ impl PostgresStorage {
         .bind(&payloads)
         .bind(&metadata)
         .bind(&hashes)
-        .bind(then.map(|r| r.outcome.as_str()))
-        .bind(then.and_then(|r| r.detail.as_deref()))
-        .bind(then.and_then(|r| r.credit_id.as_deref()))
-        .bind(then.and_then(|r| r.http_status.map(i32::from)))
-        .bind(then.map(|r| r.at))
-        .bind(then.map(|r| r.id))
+        .bind(then.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
+        .bind(then.iter().map(|r| r.detail.as_deref()).collect::<Vec<_>>())
+        .bind(then.iter().map(|r| r.credit_id.as_deref()).collect::<Vec<_>>())
+        .bind(then.iter().map(|r| r.http_status.map(i32::from)).collect::<Vec<_>>())
+        .bind(then.iter().map(|r| r.at).collect::<Vec<_>>())
+        .bind(then.iter().map(|r| r.id).collect::<Vec<_>>())
         .fetch_all(&self.pool)
         .await;
         match inserted {

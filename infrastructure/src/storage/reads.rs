@@ -50,6 +50,27 @@ impl Storage {
         })
     }
 
+    /// The events of several streams in one statement, each stream's in version order (payment
+    /// intake reads the cases and credits of a group of notifications at once).
+    pub async fn read_streams(&self, stream_ids: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {
+        if stream_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_pool!(self, |pool, sql| {
+            let query = format!(
+                "SELECT {} FROM events WHERE {} ORDER BY stream_id, stream_version",
+                sql.event_columns(),
+                sql.in_list("stream_id", 1)
+            );
+            let rows = sqlx::query(&query)
+                .bind(sql.list(stream_ids))
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::db("reading streams"))?;
+            rows.iter().map(decode).collect()
+        })
+    }
+
     /// The last event of one stream, if it has any.
     pub async fn last_event(&self, stream_id: &str) -> Result<Option<RecordedEvent>, StoreError> {
         on_pool!(self, |pool, sql| {
@@ -402,17 +423,22 @@ impl Storage {
         .map_err(StoreError::db("looking up a counter's case"))
     }
 
-    /// The case streams that issued a QR with this payment reference.
-    pub async fn streams_with_qr_reference(&self, reference: &str) -> Result<Vec<String>, StoreError> {
+    /// The streams whose QR carries one of these payment references, in one statement:
+    /// (reference, stream) pairs, each once.
+    pub async fn streams_with_qr_references(&self, references: &[String]) -> Result<Vec<(String, String)>, StoreError> {
+        if references.is_empty() {
+            return Ok(Vec::new());
+        }
         on_pool!(self, |pool, sql| {
+            let reference = sql.field("payload", lookup::REFERENCE);
             let query = format!(
-                "SELECT DISTINCT stream_id FROM events WHERE event_type = '{}' AND {} = $1",
+                "SELECT DISTINCT {reference}, stream_id FROM events WHERE event_type = '{}' AND {}",
                 lookup::QR_ISSUED,
-                sql.field("payload", lookup::REFERENCE)
+                sql.in_list(&reference, 1)
             );
-            sqlx::query_scalar(&query).bind(reference).fetch_all(pool).await
+            sqlx::query_as(&query).bind(sql.list(references)).fetch_all(pool).await
         })
-        .map_err(StoreError::db("looking up a payment reference"))
+        .map_err(StoreError::db("looking up payment references"))
     }
 
     /// A named installation setting (e.g. the token signing key).

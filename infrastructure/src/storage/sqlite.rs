@@ -67,7 +67,7 @@ enum QueuedAppend {
     Together {
         appends: Vec<super::StreamAppend>,
         recorded_at: DateTime<Utc>,
-        then: Option<crate::inbox::InboxResolution>,
+        then: Vec<crate::inbox::InboxResolution>,
         answer: oneshot::Sender<Result<Vec<Appended>, StoreError>>,
     },
 }
@@ -96,7 +96,7 @@ impl QueuedAppend {
                 )
             }
             QueuedAppend::Together { appends, recorded_at, then, .. } => {
-                GroupResult::Together(write_together(tx, appends, *recorded_at, transaction_id, then.as_ref()).await)
+                GroupResult::Together(write_together(tx, appends, *recorded_at, transaction_id, then).await)
             }
         }
     }
@@ -245,7 +245,7 @@ impl SqliteStorage {
     }
 
     /// Appends to several streams in one transaction: all or nothing.
-    /// `then`, if given, is an inbox row's outcome, written in the same transaction.
+    /// `then`: inbox rows' outcomes, written in the same transaction.
     ///
     /// Group commit: SQLite has one writer, and a commit is a sync of the log to disk. Appends
     /// that arrive while the writer is busy wait, and the next transaction writes them
@@ -260,10 +260,10 @@ impl SqliteStorage {
         recorded_at: DateTime<Utc>,
         // One writer: the heads are read inside the write transaction, at no network cost.
         _heads: &[super::KnownHead],
-        then: Option<&crate::inbox::InboxResolution>,
+        then: &[crate::inbox::InboxResolution],
     ) -> Result<Vec<Appended>, StoreError> {
         let (answer, answered) = oneshot::channel();
-        self.queue(QueuedAppend::Together { appends: appends.to_vec(), recorded_at, then: then.cloned(), answer });
+        self.queue(QueuedAppend::Together { appends: appends.to_vec(), recorded_at, then: then.to_vec(), answer });
         answered.await.map_err(writer_stopped)?
     }
 
@@ -376,14 +376,14 @@ async fn write_one(
     Ok(Some((appended, recorded_rows(stream_id, events, rows, recorded_at, &placed))))
 }
 
-/// The streams of one multi-stream append, and its inbox row's outcome, inside the write
+/// The streams of one multi-stream append, and its inbox rows' outcomes, inside the write
 /// transaction.
 async fn write_together(
     tx: &mut Transaction<'static, Sqlite>,
     appends: &[super::StreamAppend],
     recorded_at: DateTime<Utc>,
     transaction_id: i64,
-    then: Option<&crate::inbox::InboxResolution>,
+    then: &[crate::inbox::InboxResolution],
 ) -> Result<Vec<Appended>, StoreError> {
     let mut done = Vec::with_capacity(appends.len());
     for append in appends {
@@ -391,7 +391,7 @@ async fn write_together(
         let (stream, expected, events) = (&append.stream_id, append.expected, &append.events);
         done.push(write_stream(tx, stream, expected, events, head, recorded_at, transaction_id).await?.0);
     }
-    if let Some(resolution) = then {
+    for resolution in then {
         super::inbox::resolve_sqlite(tx, resolution)
             .await
             .map_err(StoreError::db("recording a notification's outcome"))?;
