@@ -3,8 +3,9 @@
 //! Every request goes the same way: (1) the raw request is stored in the inbox, before anything
 //! reads it; (2) size, content type and the provider's key are checked; (3) the provider's own
 //! signature is verified, in constant time; (4) the body is parsed strictly into one credit
-//! shape; (5) payment intake records it on its case or in the unmatched queue, exactly once;
-//! (6) the inbox row gets its outcome; (7) the provider gets the answer in its own format.
+//! shape; (5) payment intake records it on its case or in the unmatched queue, exactly once,
+//! together with the other new credits that arrive meanwhile (`payment_intake`'s group commit);
+//! (6) the inbox row gets its outcome (in the same commit as the money, when there is money); (7) the provider gets the answer in its own format.
 //! Webhooks are authenticated by signatures, never by bearer tokens.
 
 use axum::Router;

@@ -192,13 +192,10 @@ struct NewCredit {
 
 impl PaymentIntake {
     pub fn new(ledger: Ledger) -> Self {
-        // Groups under way at once, as for the inbox's rows (`Inbox::new`): PostgreSQL flushes
-        // concurrent commits together, SQLite has one writer.
-        let writers = match ledger.store() {
-            crate::storage::Storage::Postgres(_) => 2,
-            crate::storage::Storage::Sqlite(_) => 1,
-        };
-        PaymentIntake { ledger, agencies: AgencyCache::default(), waiting: GroupQueue::new(writers, CREDITS_PER_GROUP) }
+        // One group under way at a time, on either backend: with two on PostgreSQL the groups
+        // were half as large and each notification cost more CPU (docs/BENCHMARKS.md).
+        let waiting = GroupQueue::new(1, CREDITS_PER_GROUP);
+        PaymentIntake { ledger, agencies: AgencyCache::default(), waiting }
     }
 
     /// The current configuration of every agency.
