@@ -1,6 +1,7 @@
 //! One command loop for every aggregate (`feeledger_domain::decider::Decider`):
 //!
-//! 1. the stream is read and folded;
+//! 1. the stream is read and folded (with the streams the command is made from, if any, in the
+//!    same statement: [`Ledger::handle_beside`]);
 //! 2. the decider decides (pure; no IO);
 //! 3. the events are appended with the version read as the expected version, in one transaction
 //!    with the idempotency key's claim (one statement on PostgreSQL);
@@ -161,6 +162,27 @@ impl Ledger {
         D: Stored,
         LedgerError: From<D::Error>,
     {
+        let command = |_: &[RecordedEvent]| Ok(command.clone());
+        Ok(self.handle_beside::<D>(stream, &[], command, metadata, idempotency).await?.0)
+    }
+
+    /// Like [`Ledger::handle`], reading `beside` — other streams the command is made from, or
+    /// that its caller needs next (the agency's fee schedule for an assessment, its
+    /// configuration after a payment) — in the same statement as `stream`, on every attempt:
+    /// `command` makes the command from their events. Returns the result and those events,
+    /// as of the attempt that decided.
+    pub async fn handle_beside<D>(
+        &self,
+        stream: &str,
+        beside: &[String],
+        command: impl Fn(&[RecordedEvent]) -> Result<D::Command, LedgerError>,
+        metadata: &EventMetadata,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<(Handled<D>, Vec<RecordedEvent>), LedgerError>
+    where
+        D: Stored,
+        LedgerError: From<D::Error>,
+    {
         // The first result of a request seen before under `idempotency`, if it was.
         let repeated = async || -> Result<Option<Handled<D>>, LedgerError> {
             let Some(key) = idempotency else { return Ok(None) };
@@ -169,14 +191,25 @@ impl Ledger {
             Ok(Some(Handled::Repeated { version }))
         };
         for attempt in 1..=MAX_ATTEMPTS {
-            let folded = self.fold_stream::<D>(stream).await?;
-            let decided = match D::decide(&folded.state, command.clone()) {
+            let (folded, besides) = if beside.is_empty() {
+                (self.fold_stream::<D>(stream).await?, Vec::new())
+            } else {
+                let mut wanted = Vec::with_capacity(beside.len() + 1);
+                wanted.push(stream.to_owned());
+                wanted.extend_from_slice(beside);
+                let (own, besides) =
+                    self.store().read_streams(&wanted).await?.into_iter().partition(|e| e.stream_id == stream);
+                (fold::<D>(own)?, besides)
+            };
+            let decided = match D::decide(&folded.state, command(&besides)?) {
                 Ok(decided) => decided,
-                Err(refused) => return repeated().await?.map_or_else(|| Err(refused.into()), Ok),
+                Err(refused) => {
+                    return repeated().await?.map_or_else(|| Err(refused.into()), |done| Ok((done, besides)));
+                }
             };
             if decided.is_empty() {
                 let unchanged = Handled::Unchanged { state: folded.state, version: folded.version };
-                return Ok(repeated().await?.unwrap_or(unchanged));
+                return Ok((repeated().await?.unwrap_or(unchanged), besides));
             }
             let rows = decided
                 .iter()
@@ -189,10 +222,11 @@ impl Ledger {
                     let state = decided.iter().fold(folded.state, D::evolve);
                     let mut stream = folded.events;
                     stream.extend(recorded);
-                    return Ok(Handled::Appended { state, events: decided, version: appended.last_version, stream });
+                    let version = appended.last_version;
+                    return Ok((Handled::Appended { state, events: decided, version, stream }, besides));
                 }
                 Ok(AppendOutcome::AlreadyDone { stream_version, .. }) => {
-                    return Ok(Handled::Repeated { version: stream_version });
+                    return Ok((Handled::Repeated { version: stream_version }, besides));
                 }
                 Err(StoreError::Conflict { .. }) => {
                     tracing::debug!(attempt, stream, "stream changed concurrently; deciding again");

@@ -281,28 +281,77 @@ impl Ledger {
         metadata: &EventMetadata,
         idempotency: Option<&IdempotencyKey>,
     ) -> Result<CaseRecord, LedgerError> {
+        // A payment may make a receipt due (an agency issuing one per payment); it is issued
+        // now by the store's clock, never before the payment. Whether it is due depends on the
+        // agency's configuration, read in the same statement as the case.
+        let paid_at = match &command {
+            Command::RecordPayment(payment) => Some(payment.received_at.max(self.store().clock().now())),
+            _ => None,
+        };
+        let beside = match paid_at {
+            Some(_) => vec![codec::agency_stream(&code.agency())],
+            None => Vec::new(),
+        };
+        let name = command_name(&command);
+        self.execute_beside(code, name, &beside, |_| Ok(command.clone()), metadata, idempotency, paid_at).await
+    }
+
+    /// Assesses a case's fees on `agency`'s fee schedule in force on the Vietnamese calendar
+    /// day of `at`, read in the same statement as the case (on every attempt, so a schedule
+    /// published meanwhile is the one used): `assess` makes the command from that version.
+    pub async fn assess(
+        &self,
+        code: &CaseCode,
+        agency: &AgencyCode,
+        at: DateTime<Utc>,
+        assess: impl Fn(FeeScheduleVersion) -> Command,
+        metadata: &EventMetadata,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<CaseRecord, LedgerError> {
+        let date = feeledger_domain::vietnam_time::date_of(at);
+        let command = |schedule: &[RecordedEvent]| {
+            let schedule = command::fold::<FeeScheduleDecider>(schedule.to_vec())?.state;
+            let version = schedule
+                .in_force_on(date)
+                .cloned()
+                .ok_or_else(|| LedgerError::NoScheduleInForce { agency: agency.clone(), date })?;
+            Ok(assess(version))
+        };
+        let beside = [codec::fee_schedule_stream(agency)];
+        self.execute_beside(code, "AssessFees", &beside, command, metadata, idempotency, None).await
+    }
+
+    /// A case command made from the streams `beside` (see `Ledger::handle_beside`); after a
+    /// payment at `paid_at`, the receipts it makes due, `beside` being the agency's stream.
+    #[allow(clippy::too_many_arguments)]
+    async fn execute_beside(
+        &self,
+        code: &CaseCode,
+        name: &'static str,
+        beside: &[String],
+        command: impl Fn(&[RecordedEvent]) -> Result<Command, LedgerError>,
+        metadata: &EventMetadata,
+        idempotency: Option<&IdempotencyKey>,
+        paid_at: Option<DateTime<Utc>>,
+    ) -> Result<CaseRecord, LedgerError> {
         let stream = codec::case_stream(code);
-        let span = tracing::info_span!("case_command", case.code = %code, command = command_name(&command));
+        let span = tracing::info_span!("case_command", case.code = %code, command = name);
         async {
-            // A payment may make a receipt due (an agency issuing one per payment); it is issued
-            // now by the store's clock, never before the payment.
-            let now = self.store().clock().now();
-            let paid_at = match &command {
-                Command::RecordPayment(payment) => Some(payment.received_at.max(now)),
-                _ => None,
-            };
-            match self.handle::<CaseDecider>(&stream, command, metadata, idempotency).await? {
+            match self.handle_beside::<CaseDecider>(&stream, beside, command, metadata, idempotency).await? {
                 // The stored events (positions, recording times) are what a caller is shown:
                 // the stream as read and as appended, without reading it again.
-                Handled::Appended { state, version, stream, .. } => {
+                (Handled::Appended { state, version, stream, .. }, besides) => {
                     let record = CaseRecord { code: code.clone(), state, events: stream, version };
                     match paid_at {
-                        Some(paid_at) => self.issue_receipts_due_on(record, metadata, paid_at).await,
+                        Some(paid_at) => {
+                            let agency = command::fold::<AgencyDecider>(besides)?.state;
+                            self.issue_receipts_due_with(record, &agency, metadata, paid_at).await
+                        }
                         None => Ok(record),
                     }
                 }
-                Handled::Unchanged { .. } => self.load_case(code).await,
-                Handled::Repeated { version } => self.load_case_at_version(code, version).await,
+                (Handled::Unchanged { .. }, _) => self.load_case(code).await,
+                (Handled::Repeated { version }, _) => self.load_case_at_version(code, version).await,
             }
         }
         .instrument(span)
@@ -361,9 +410,21 @@ impl Ledger {
         metadata: &EventMetadata,
         now: DateTime<Utc>,
     ) -> Result<CaseRecord, LedgerError> {
+        let agency = self.agency(&record.code.agency()).await?;
+        self.issue_receipts_due_with(record, &agency, metadata, now).await
+    }
+
+    /// Like [`Ledger::issue_receipts_due_on`], `agency` being the case's agency as read.
+    async fn issue_receipts_due_with(
+        &self,
+        record: CaseRecord,
+        agency: &Agency,
+        metadata: &EventMetadata,
+        now: DateTime<Utc>,
+    ) -> Result<CaseRecord, LedgerError> {
         let code = record.code.clone();
-        let agency = match self.agency(&code.agency()).await?.current {
-            Some(agency) if agency.receipt_per_payment => agency,
+        let agency = match &agency.current {
+            Some(agency) if agency.receipt_per_payment => agency.clone(),
             _ => return Ok(record),
         };
         let due = record.state.payments_without_receipt();

@@ -157,3 +157,60 @@ async fn a_syntax_error_or_an_unknown_field_is_a_validation_error() {
         assert_eq!(app.graphql_error_code(Some(&officer), "query { nope }", json!({})).await, "VALIDATION");
     }
 }
+
+/// The schedule an assessment uses is read with the case, every time: an agency without one
+/// gets a clear error and nothing is appended; a schedule published since the last assessment
+/// is the one the next assessment uses.
+#[tokio::test]
+async fn an_assessment_uses_the_schedule_in_force_as_read_with_the_case_and_without_one_records_nothing() {
+    const BARE: &str = "H34.22.7";
+    for app in spawn_each_backend().await {
+        let backend = app.backend();
+        app.configure_agency(AGENCY).await;
+        app.graphql_ok(
+            &app.admin(),
+            "mutation($input: ConfigureAgencyInput!) { configureAgency(input: $input) { code } }",
+            json!({ "input": {
+                "code": BARE, "name": "UBND H34.22.7", "bankBin": "970415", "accountNumber": "113366669999",
+                "accountName": "UBND PHUONG HOANG VAN THU", "retainsFees": true, "counters": ["quay-1"]
+            }}),
+        )
+        .await;
+        let before = event_count(&app).await;
+        let body = assess(
+            &app,
+            Some(&app.officer(BARE)),
+            "H34.22.7-240426-0001",
+            json!([{ "feeCode": "P-SAOY", "quantity": 1 }]),
+        )
+        .await;
+        assert_eq!(code(&body), "VALIDATION", "[{backend}] {body:#}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains(BARE), "[{backend}] {body:#}");
+        assert_eq!(event_count(&app).await, before, "[{backend}] nothing appended without a schedule");
+
+        let officer = app.officer(AGENCY);
+        let line = json!([{ "feeCode": "P-SAOY", "quantity": 2 }]);
+        assert!(assess(&app, Some(&officer), CASE, line.clone()).await["errors"].is_null());
+        app.graphql_ok(
+            &app.admin(),
+            "mutation($input: FeeScheduleInput!) { publishFeeSchedule(input: $input) { version } }",
+            json!({ "input": { "agencyCode": AGENCY, "effectiveFrom": "2024-06-01", "fees": [
+                { "feeCode": "P-SAOY", "name": "Phí chứng thực bản sao", "kind": "PHI", "unitAmount": "1500", "retentionPercent": "90" }
+            ]}}),
+        )
+        .await;
+        assert!(assess(&app, Some(&officer), "H34.22.6-240426-0003", line).await["errors"].is_null());
+        let totals = app
+            .graphql_ok(
+                &officer,
+                "query { a: case(code: \"H34.22.6-240426-0002\") { total } b: case(code: \"H34.22.6-240426-0003\") { total } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            (totals["a"]["total"].as_str(), totals["b"]["total"].as_str()),
+            (Some("2000"), Some("3000")),
+            "[{backend}]"
+        );
+    }
+}

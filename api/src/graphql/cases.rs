@@ -471,19 +471,22 @@ impl CaseMutations {
         };
         let idempotency = idempotency_key(&input, "assessFees", input.idempotency_key.as_deref())?;
         let at = now(ctx);
-        let schedule = ledger(ctx).schedule_in_force(&agency_code, at).await?;
-        let command = Command::AssessFees(AssessFees {
-            case_code: case_code.clone(),
-            agency_code,
-            procedure_name: input.procedure_name.clone(),
-            payer,
-            lines,
-            schedule,
-            counter_id: principal.counter.clone(),
-            now: at,
-            procedure_code,
-        });
-        let record = ledger(ctx).execute(&case_code, command, &metadata(ctx, &principal), idempotency.as_ref()).await?;
+        // The schedule in force is read with the case, in one statement.
+        let command = |schedule| {
+            Command::AssessFees(AssessFees {
+                case_code: case_code.clone(),
+                agency_code: agency_code.clone(),
+                procedure_name: input.procedure_name.clone(),
+                payer: payer.clone(),
+                lines: lines.clone(),
+                schedule,
+                counter_id: principal.counter.clone(),
+                now: at,
+                procedure_code: procedure_code.clone(),
+            })
+        };
+        let metadata = metadata(ctx, &principal);
+        let record = ledger(ctx).assess(&case_code, &agency_code, at, command, &metadata, idempotency.as_ref()).await?;
         Ok(CaseView::new(record, &principal))
     }
 
