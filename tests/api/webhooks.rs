@@ -848,6 +848,18 @@ async fn an_account_configured_after_the_agencies_were_cached_is_known_to_the_ne
     }
 }
 
+/// Case `n` of a numbered series, for tests that need many cases.
+fn numbered_case(n: u64) -> String {
+    format!("H34.22.6-240426-{n:04}")
+}
+
+/// Assesses 1,000 đ of fees on each numbered case of `numbers`.
+async fn assess_numbered(app: &TestApp, numbers: std::ops::Range<u64>) {
+    for n in numbers {
+        assess(app, &numbered_case(n), 1).await;
+    }
+}
+
 /// Notifications that arrive together are recorded together (payment intake's group commit):
 /// each credit still exactly once, on its own case, with its own inbox outcome; a copy of a
 /// credit, a second credit of a case and money naming no case each get the answer they would
@@ -855,12 +867,10 @@ async fn an_account_configured_after_the_agencies_were_cached_is_known_to_the_ne
 #[tokio::test]
 async fn notifications_arriving_together_are_recorded_together_each_exactly_once_with_its_own_outcome() {
     const CASES: u64 = 24;
-    let code = |n: u64| format!("H34.22.6-240426-{:04}", 100 + n);
+    let code = |n: u64| numbered_case(100 + n);
     for app in apps().await {
         let backend = app.backend();
-        for n in 0..CASES {
-            assess(&app, &code(n), 1).await;
-        }
+        assess_numbered(&app, 100..100 + CASES).await;
         // One credit per case (1,000 đ, its fees); a copy of the first four; a second credit of
         // 500 đ on the next four (an overpayment); three credits that name no case.
         let mut bodies: Vec<(u64, String)> = (0..CASES)
@@ -922,12 +932,10 @@ async fn the_same_credits_racing_through_two_nodes_are_each_recorded_once() {
     use feeledger_infrastructure::bank_feed::Notification;
     use feeledger_infrastructure::payment_intake::{Intake, PaymentIntake};
     const CASES: u64 = 20;
-    let code = |n: u64| format!("H34.22.6-240426-{:04}", 300 + n);
+    let code = |n: u64| numbered_case(300 + n);
     for app in apps().await {
         let backend = app.backend();
-        for n in 0..CASES {
-            assess(&app, &code(n), 1).await;
-        }
+        assess_numbered(&app, 300..300 + CASES).await;
         let credits: Vec<_> = (0..CASES)
             .map(|n| {
                 let body = sepay_body(7000 + n, json!(1000), &format!("CT {} le phi", code(n)));
