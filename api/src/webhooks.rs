@@ -5,8 +5,11 @@
 //! signature is verified, in constant time; (4) the body is parsed strictly into one credit
 //! shape; (5) payment intake records it on its case or in the unmatched queue, exactly once,
 //! together with the other new credits that arrive meanwhile (`payment_intake`'s group commit);
-//! (6) the inbox row gets its outcome (in the same commit as the money, when there is money); (7) the provider gets the answer in its own format.
+//! (6) the inbox row gets its outcome (in the same commit as the money, when there is money);
+//! (7) the provider gets the answer in its own format.
 //! Webhooks are authenticated by signatures, never by bearer tokens.
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -19,8 +22,6 @@ use feeledger_infrastructure::inbox::{InboxOutcome, InboxResolution, ReceivedReq
 use feeledger_infrastructure::ledger::LedgerError;
 use feeledger_infrastructure::payment_intake::{Intake, IntakeError, Resolver};
 use feeledger_infrastructure::settings::ProviderSecrets;
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
