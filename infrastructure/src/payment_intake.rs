@@ -117,6 +117,15 @@ struct NamedStreams {
     events: HashMap<String, Vec<RecordedEvent>>,
 }
 
+/// What a credit's texts may name, in the order its case search tries them: payment
+/// references (as written, or upper-cased), then case codes (of the receiving agency if known),
+/// each once. Found once per credit, for the read and for the search.
+#[derive(Debug)]
+struct Names {
+    references: Vec<String>,
+    codes: Vec<CaseCode>,
+}
+
 /// What to write on a notification's inbox row for an outcome of its credit (see
 /// [`PaymentIntake::receive_resolving`]).
 pub type Resolver = Arc<dyn Fn(&Intake) -> Option<InboxResolution> + Send + Sync>;
@@ -324,8 +333,9 @@ impl PaymentIntake {
     /// names in one statement, decides each credit on its own, and appends what the taken
     /// credits decided, with their inbox outcomes, in one statement. Answers each credit.
     async fn record_group(&self, group: Vec<Waiting>) {
+        let names: Vec<Names> = group.iter().map(|w| Self::names(&w.observed, &w.agencies)).collect();
         let named = {
-            let credits: Vec<_> = group.iter().map(|w| (&w.observed, w.agencies.as_slice())).collect();
+            let credits: Vec<_> = group.iter().zip(&names).map(|(w, names)| (&w.observed, names)).collect();
             self.read_named(&credits, true).await
         };
         let named = match named {
@@ -342,14 +352,14 @@ impl PaymentIntake {
         let (mut appends, mut heads, mut resolutions) = (Vec::new(), Vec::new(), Vec::new());
         let mut streams: HashSet<String> = HashSet::new();
         let mut after: Vec<Waiting> = Vec::new();
-        for waiting in group {
+        for (waiting, names) in group.into_iter().zip(&names) {
             let credit_stream = codec::bank_credit_stream(&waiting.observed.credit.credit_id());
             if named.events.contains_key(&credit_stream) {
                 let _ = waiting.answer.send(InGroup::Seen);
                 continue;
             }
             let decided = self
-                .find_case_in(&waiting.observed, &waiting.agencies, &named)
+                .find_case_in(&waiting.observed, names, &named)
                 .map(found_case)
                 .and_then(|case| self.decide_new(&waiting.observed, case, &waiting.metadata, waiting.now));
             let decided = match decided {
@@ -620,39 +630,34 @@ impl PaymentIntake {
         observed: &BankCreditObserved,
         agencies: &[AgencyConfigured],
     ) -> Result<CaseSearch, IntakeError> {
-        let named = self.read_named(&[(observed, agencies)], false).await?;
-        self.find_case_in(observed, agencies, &named)
+        let names = Self::names(observed, agencies);
+        let named = self.read_named(&[(observed, &names)], false).await?;
+        self.find_case_in(observed, &names, &named)
     }
 
-    /// The payment references each credit may carry (as written, or upper-cased), in the order
-    /// [`PaymentIntake::find_case_in`] tries them.
-    fn references_in(credit: &BankCredit) -> Vec<String> {
+    /// What `observed`'s texts may name (see [`Names`]).
+    fn names(observed: &BankCreditObserved, agencies: &[AgencyConfigured]) -> Names {
+        let texts = bank_credit::reference_texts(&observed.credit);
         let mut references = Vec::new();
-        for text in bank_credit::reference_texts(credit) {
+        for text in &texts {
             let text = text.trim();
             let upper = text.to_uppercase();
             let candidates = if upper == text { vec![upper] } else { vec![text.to_owned(), upper] };
             references.extend(candidates.into_iter().filter(|c| PaymentReference::parse(c).is_ok()));
         }
-        references
-    }
-
-    /// The case codes a credit's texts name, of the receiving agency if known, each once, in
-    /// the order found.
-    fn codes_in(observed: &BankCreditObserved, agencies: &[AgencyConfigured]) -> Vec<CaseCode> {
         let scope: Vec<AgencyCode> = match &observed.agency_code {
             Some(agency) => vec![agency.clone()],
             None => agencies.iter().map(|a| a.agency_code.clone()).collect(),
         };
         let mut codes: Vec<CaseCode> = Vec::new();
-        for text in bank_credit::reference_texts(&observed.credit) {
+        for text in &texts {
             for code in bank_credit::case_codes_in(text, &scope) {
                 if !codes.contains(&code) {
                     codes.push(code);
                 }
             }
         }
-        codes
+        Names { references, codes }
     }
 
     /// Reads what the case searches of `credits` need: one statement for their payment
@@ -660,22 +665,21 @@ impl PaymentIntake {
     /// `credit_streams`, of the credits' own streams.
     async fn read_named(
         &self,
-        credits: &[(&BankCreditObserved, &[AgencyConfigured])],
+        credits: &[(&BankCreditObserved, &Names)],
         credit_streams: bool,
     ) -> Result<NamedStreams, IntakeError> {
         let store = self.ledger.store();
         let mut named = NamedStreams::default();
-        let references: Vec<String> =
-            credits.iter().flat_map(|(observed, _)| Self::references_in(&observed.credit)).collect();
+        let references: Vec<String> = credits.iter().flat_map(|(_, names)| names.references.iter().cloned()).collect();
         for (reference, stream) in store.streams_with_qr_references(&references).await? {
             named.references.entry(reference).or_default().push(stream);
         }
         let mut streams: Vec<String> = Vec::new();
-        for (observed, agencies) in credits {
+        for (observed, names) in credits {
             if credit_streams {
                 streams.push(codec::bank_credit_stream(&observed.credit.credit_id()));
             }
-            streams.extend(Self::codes_in(observed, agencies).iter().map(codec::case_stream));
+            streams.extend(names.codes.iter().map(codec::case_stream));
         }
         // A reference issued by exactly one case: that case is read too.
         streams.extend(named.references.values().filter(|s| s.len() == 1).flatten().cloned());
@@ -692,7 +696,7 @@ impl PaymentIntake {
     fn find_case_in(
         &self,
         observed: &BankCreditObserved,
-        agencies: &[AgencyConfigured],
+        names: &Names,
         named: &NamedStreams,
     ) -> Result<CaseSearch, IntakeError> {
         let case = |code: &CaseCode| -> Result<CaseRecord, IntakeError> {
@@ -701,19 +705,19 @@ impl PaymentIntake {
         };
 
         // 1. A text that is exactly a QR's payment reference (as issued, or upper-cased).
-        for candidate in Self::references_in(&observed.credit) {
-            if let Some([stream]) = named.references.get(&candidate).map(Vec::as_slice)
+        for candidate in &names.references {
+            if let Some([stream]) = named.references.get(candidate).map(Vec::as_slice)
                 && let Some(code) = stream.strip_prefix(CASE_STREAM_PREFIX).and_then(|c| CaseCode::parse(c).ok())
             {
                 let record = Box::new(case(&code)?);
-                return Ok(self.check_agency(observed, code, MatchMethod::ExactReference, candidate, record));
+                return Ok(self.check_agency(observed, code, MatchMethod::ExactReference, candidate.clone(), record));
             }
         }
 
         // 2. A case code anywhere in the texts, of the receiving agency if known.
         let mut existing: Vec<CaseRecord> = Vec::new();
-        for code in Self::codes_in(observed, agencies) {
-            let record = case(&code)?;
+        for code in &names.codes {
+            let record = case(code)?;
             if record.exists() {
                 existing.push(record);
             }
