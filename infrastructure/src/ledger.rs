@@ -399,22 +399,18 @@ impl Ledger {
         metadata: &EventMetadata,
         now: DateTime<Utc>,
     ) -> Result<CaseRecord, LedgerError> {
-        let record = self.load_case(code).await?;
-        self.issue_receipts_due_on(record, metadata, now).await
-    }
-
-    /// Like [`Ledger::issue_receipts_due`], on the case as the caller holds it (just written).
-    async fn issue_receipts_due_on(
-        &self,
-        record: CaseRecord,
-        metadata: &EventMetadata,
-        now: DateTime<Utc>,
-    ) -> Result<CaseRecord, LedgerError> {
-        let agency = self.agency(&record.code.agency()).await?;
+        // The case and its agency's configuration, in one statement.
+        let case_stream = codec::case_stream(code);
+        let wanted = [case_stream.clone(), codec::agency_stream(&code.agency())];
+        let (case, agency): (Vec<_>, Vec<_>) =
+            self.store().read_streams(&wanted).await?.into_iter().partition(|e| e.stream_id == case_stream);
+        let record = fold_case(code.clone(), case)?;
+        let agency = command::fold::<AgencyDecider>(agency)?.state;
         self.issue_receipts_due_with(record, &agency, metadata, now).await
     }
 
-    /// Like [`Ledger::issue_receipts_due_on`], `agency` being the case's agency as read.
+    /// Like [`Ledger::issue_receipts_due`], on the case as the caller holds it (just written)
+    /// and its agency as read.
     async fn issue_receipts_due_with(
         &self,
         record: CaseRecord,
