@@ -1,12 +1,17 @@
 //! `/webhooks/*`: payment notifications from SePay, Casso, payOS and VNPAY.
 //!
-//! Every request goes the same way: (1) the raw request is stored in the inbox, before anything
-//! reads it; (2) size, content type and the provider's key are checked; (3) the provider's own
-//! signature is verified, in constant time; (4) the body is parsed strictly into one credit
-//! shape; (5) payment intake records it on its case or in the unmatched queue, exactly once,
-//! together with the other new credits that arrive meanwhile (`payment_intake`'s group commit);
-//! (6) the inbox row gets its outcome (in the same commit as the money, when there is money);
-//! (7) the provider gets the answer in its own format.
+//! A signed credit seen for the first time takes the short way: (1) size, content type and the
+//! provider's key are checked, (2) the provider's own signature is verified, in constant time,
+//! (3) the body is parsed strictly into one credit shape, (4) payment intake records it on its
+//! case or in the unmatched queue, together with the other new credits that arrive meanwhile
+//! (`payment_intake`'s group commit), and the same commit stores the raw request in the inbox
+//! with its outcome — one commit for the notification, shared with its group; (5) the provider
+//! gets the answer in its own format. Every other request (refused, not a credit, a credit or
+//! case seen before, a group that could not record it) goes the long way: the raw request is
+//! stored in the inbox first, then checked, verified, parsed and recorded as above, and its
+//! row gets its outcome (in the same commit as the money, when there is money).
+//! No sender is answered before its request is stored; a request cut off before that (a crash)
+//! was not answered, so its provider sends it again.
 //! Webhooks are authenticated by signatures, never by bearer tokens.
 
 use std::sync::Arc;
@@ -18,7 +23,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use feeledger_infrastructure::bank_feed::{self, FeedError, Notification, Outcome, Provider, Secret};
-use feeledger_infrastructure::inbox::{InboxOutcome, InboxResolution, ReceivedRequest, UnfinishedRequest};
+use feeledger_infrastructure::inbox::{
+    Arrival, InboxOutcome, InboxResolution, InboxWrite, ReceivedRequest, UnfinishedRequest,
+};
 use feeledger_infrastructure::ledger::LedgerError;
 use feeledger_infrastructure::payment_intake::{Intake, IntakeError, Resolver};
 use feeledger_infrastructure::settings::ProviderSecrets;
@@ -149,10 +156,14 @@ async fn handle(
         method: method.to_string(),
         uri: uri.to_string(),
         headers: kept_headers(&headers),
-        body: raw.clone(),
+        body: raw,
         body_truncated: truncated,
         received_at,
     };
+    let request = Arc::new(request);
+    if let Some(response) = recorded_with_its_row(&state, provider, &request, &headers, &uri).await {
+        return response;
+    }
     // Inbox first: if the request cannot be stored, it is not accepted (the provider retries).
     let stored = match state.inbox.record(&request).await {
         Ok(stored) => stored,
@@ -164,13 +175,58 @@ async fn handle(
     };
     let inbox_id = stored.id;
     let span = tracing::info_span!("webhook", provider = provider.as_str(), inbox.id = inbox_id);
-    let parts = RequestParts { headers: &headers, uri: &uri, raw: &raw, stored: false };
+    let parts = RequestParts { headers: &headers, uri: &uri, raw: &request.body, stored: false };
     let inbox = InboxTarget { id: inbox_id, answered: true, agency_configurations: Some(stored.agency_configurations) };
     let handled = handling(&state, provider, received_at, &parts, truncated, inbox).instrument(span.clone()).await;
     let response = answer(provider, &handled.outcome, handled.status_override);
     let status = response.status().as_u16();
-    finish(&state, provider, inbox_id, &handled, Some(status)).instrument(span).await;
+    finish(&state, provider, Some(inbox_id), &handled, Some(status)).instrument(span).await;
     response
+}
+
+/// The short way, for a signed credit seen for the first time: verified and parsed before it
+/// is stored, its inbox row written with its outcome by the commit that records its money
+/// (payment intake's group commit: one commit for the notification, shared with the others of
+/// its group). `None` for anything else, with nothing stored: the request goes the long way,
+/// stored first. The sender is answered only once the row and the money are stored, so a
+/// request cut off before that is retried by its provider.
+async fn recorded_with_its_row(
+    state: &AppState,
+    provider: Provider,
+    request: &Arc<ReceivedRequest>,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Option<Response> {
+    if request.body_truncated || (provider != Provider::Vnpay && !is_json(headers)) {
+        return None;
+    }
+    let parts = RequestParts { headers, uri, raw: &request.body, stored: false };
+    let Ok(Notification::Credit(credit)) = verify_and_parse(provider, &state.providers, &parts, request.received_at)
+    else {
+        return None;
+    };
+    let credit_id = credit.credit_id();
+    let row: Resolver = {
+        let (request, credit_id, clock) = (request.clone(), credit_id.clone(), state.clock.clone());
+        Arc::new(move |intake: &Intake| {
+            let handled = Handled::from_intake(provider, intake, credit_id.clone());
+            let status = answer(provider, &handled.outcome, handled.status_override).status().as_u16();
+            Some(InboxWrite::Arrival(Arrival {
+                request: request.clone(),
+                outcome: handled.inbox_outcome,
+                detail: handled.detail,
+                credit_id: handled.credit_id,
+                http_status: Some(status),
+                at: clock.now(),
+            }))
+        })
+    };
+    let span = tracing::info_span!("webhook", provider = provider.as_str(), credit.id = %credit_id);
+    let intake = state.intake.receive_with_row(credit, request.received_at, row).instrument(span.clone()).await?;
+    let handled = Handled { stored: true, ..Handled::from_intake(provider, &intake, credit_id) };
+    let response = answer(provider, &handled.outcome, handled.status_override);
+    finish(state, provider, None, &handled, Some(response.status().as_u16())).instrument(span).await;
+    Some(response)
 }
 
 /// What became of one request: the answer for its sender and the row for the inbox.
@@ -274,14 +330,14 @@ async fn handling(
             let handled = Handled::from_intake(provider, intake, credit_id.clone());
             let status =
                 inbox.answered.then(|| answer(provider, &handled.outcome, handled.status_override).status().as_u16());
-            Some(InboxResolution {
+            Some(InboxWrite::Outcome(InboxResolution {
                 id: inbox.id,
                 outcome: handled.inbox_outcome,
                 detail: handled.detail,
                 credit_id: handled.credit_id,
                 http_status: status,
                 at: clock.now(),
-            })
+            }))
         })
     };
     match state.intake.receive_resolving(credit, received_at, inbox.agency_configurations, resolution).await {
@@ -302,11 +358,20 @@ async fn handling(
     }
 }
 
-/// Stores the request's outcome (and what its sender was answered, if anyone was).
-async fn finish(state: &AppState, provider: Provider, inbox_id: i64, handled: &Handled, http_status: Option<u16>) {
+/// Stores the request's outcome (and what its sender was answered, if anyone was) on its row
+/// `inbox_id`, unless it was written with the money.
+async fn finish(
+    state: &AppState,
+    provider: Provider,
+    inbox_id: Option<i64>,
+    handled: &Handled,
+    http_status: Option<u16>,
+) {
     if handled.stored {
         // Written with the money, in one commit.
-    } else if let Err(error) = handled.store(state, inbox_id, http_status).await {
+    } else if let Some(inbox_id) = inbox_id
+        && let Err(error) = handled.store(state, inbox_id, http_status).await
+    {
         tracing::error!(%error, "cannot record a notification's outcome");
     }
     crate::metrics::notification(provider.as_str(), handled.inbox_outcome.as_str());

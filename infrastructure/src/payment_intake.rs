@@ -42,7 +42,7 @@ use uuid::Uuid;
 
 use crate::codec::{self, CASE_STREAM_PREFIX, LedgerEvent};
 use crate::command::Stored;
-use crate::inbox::InboxResolution;
+use crate::inbox::InboxWrite;
 use crate::ledger::{CaseRecord, Ledger, LedgerError, fold_case};
 use crate::storage::group_commit::GroupQueue;
 use crate::storage::{EventMetadata, ExpectedVersion, KnownHead, NewEvent, RecordedEvent, StoreError, StreamAppend};
@@ -126,9 +126,10 @@ struct Names {
     codes: Vec<CaseCode>,
 }
 
-/// What to write on a notification's inbox row for an outcome of its credit (see
-/// [`PaymentIntake::receive_resolving`]).
-pub type Resolver = Arc<dyn Fn(&Intake) -> Option<InboxResolution> + Send + Sync>;
+/// What to write in the inbox for an outcome of a notification's credit: the outcome of its
+/// row ([`PaymentIntake::receive_resolving`]), or its row with the outcome
+/// ([`PaymentIntake::receive_with_row`]).
+pub type Resolver = Arc<dyn Fn(&Intake) -> Option<InboxWrite> + Send + Sync>;
 
 /// A credit waiting for its group (see the module documentation).
 struct Waiting {
@@ -137,6 +138,9 @@ struct Waiting {
     metadata: EventMetadata,
     now: DateTime<Utc>,
     resolution: Resolver,
+    /// The agency configurations `agencies` are as of, when the group's append must check
+    /// that they still are (the agencies came from memory, unchecked).
+    agencies_as_of: Option<i64>,
     answer: oneshot::Sender<InGroup>,
 }
 
@@ -288,6 +292,42 @@ impl PaymentIntake {
         resolution: Resolver,
     ) -> Result<(Intake, bool), IntakeError> {
         let agencies = self.current_agencies(agency_configurations).await?;
+        let (observed, metadata) = Self::observe(credit, &agencies, now)?;
+        match self.in_group(&observed, &agencies, &metadata, now, resolution.clone(), None).await {
+            InGroup::Recorded(outcome) => return Ok((outcome, true)),
+            InGroup::Seen => {}
+            InGroup::Alone => {
+                if let Some(done) = self.in_one_commit(&observed, &agencies, &metadata, now, &resolution).await? {
+                    return Ok(done);
+                }
+            }
+        }
+        self.step_by_step(observed, &agencies, &metadata, now).await.map(|intake| (intake, false))
+    }
+
+    /// The shortest way, for a credit seen for the first time whose request is not stored yet:
+    /// recorded with its group, `row` (the request's inbox row with its outcome) written by the
+    /// same commit, with the agencies kept in memory (the group's append checks that their
+    /// count is still the log's). `None`, with nothing written, when the credit does not take
+    /// that way — the agencies are not in memory, the account is not among them, the credit or
+    /// its case was seen before, or the group could not record it — or for an error: the
+    /// caller stores the request and hands it to [`PaymentIntake::receive_resolving`].
+    pub async fn receive_with_row(&self, credit: BankCredit, now: DateTime<Utc>, row: Resolver) -> Option<Intake> {
+        let (count, agencies) = self.agencies.lock().ok()?.clone()?;
+        let (observed, metadata) = Self::observe(credit, &agencies, now).ok()?;
+        match self.in_group(&observed, &agencies, &metadata, now, row, Some(count)).await {
+            InGroup::Recorded(outcome) => Some(outcome),
+            InGroup::Seen | InGroup::Alone => None,
+        }
+    }
+
+    /// A credit as observed by the agency whose account received it (none named: no agency),
+    /// and the metadata of its events.
+    fn observe(
+        credit: BankCredit,
+        agencies: &[AgencyConfigured],
+        now: DateTime<Utc>,
+    ) -> Result<(BankCreditObserved, EventMetadata), IntakeError> {
         let agency = match credit.account_number.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
             Some(account) => Some(
                 agencies
@@ -299,14 +339,28 @@ impl PaymentIntake {
             None => None,
         };
         let metadata = EventMetadata { actor: Some(format!("bank:{}", credit.provider)), ..EventMetadata::default() };
-        let observed = BankCreditObserved { credit, agency_code: agency, observed_at: now };
+        Ok((BankCreditObserved { credit, agency_code: agency, observed_at: now }, metadata))
+    }
+
+    /// Queues a new credit for the next group and waits for what became of it; a credit the
+    /// group recorded gets its receipt, if its agency issues one per payment.
+    async fn in_group(
+        &self,
+        observed: &BankCreditObserved,
+        agencies: &Arc<Vec<AgencyConfigured>>,
+        metadata: &EventMetadata,
+        now: DateTime<Utc>,
+        resolution: Resolver,
+        agencies_as_of: Option<i64>,
+    ) -> InGroup {
         let (answer, answered) = oneshot::channel();
         let waiting = Waiting {
             observed: observed.clone(),
             agencies: agencies.clone(),
             metadata: metadata.clone(),
             now,
-            resolution: resolution.clone(),
+            resolution,
+            agencies_as_of,
             answer,
         };
         if let Some((writer, group)) = self.waiting.push(waiting) {
@@ -314,19 +368,11 @@ impl PaymentIntake {
             tokio::spawn(async move { writer.write_all(group, |group| intake.record_group(group)).await });
         }
         // A group task that is gone (it panicked) closed the channel: the credit goes alone.
-        match answered.await.unwrap_or(InGroup::Alone) {
-            InGroup::Recorded(outcome) => {
-                self.issue_receipt_if_per_payment(&outcome, &agencies, &metadata, now).await;
-                return Ok((outcome, true));
-            }
-            InGroup::Seen => {}
-            InGroup::Alone => {
-                if let Some(done) = self.in_one_commit(&observed, &agencies, &metadata, now, &resolution).await? {
-                    return Ok(done);
-                }
-            }
+        let in_group = answered.await.unwrap_or(InGroup::Alone);
+        if let InGroup::Recorded(outcome) = &in_group {
+            self.issue_receipt_if_per_payment(outcome, agencies, metadata, now).await;
         }
-        self.step_by_step(observed, &agencies, &metadata, now).await.map(|intake| (intake, false))
+        in_group
     }
 
     /// Records a group of new credits (see the module documentation): reads what every credit
@@ -349,10 +395,17 @@ impl PaymentIntake {
             }
         };
         let mut taken: Vec<(Waiting, Intake)> = Vec::with_capacity(group.len());
-        let (mut appends, mut heads, mut resolutions) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut appends, mut heads, mut writes) = (Vec::new(), Vec::new(), Vec::new());
         let mut streams: HashSet<String> = HashSet::new();
         let mut after: Vec<Waiting> = Vec::new();
+        // The agencies' count the append checks: the first credit's that asks for a check. A
+        // credit decided with agencies as of another count goes alone.
+        let agencies = group.iter().find_map(|w| w.agencies_as_of);
         for (waiting, names) in group.into_iter().zip(&names) {
+            if waiting.agencies_as_of.is_some_and(|count| Some(count) != agencies) {
+                let _ = waiting.answer.send(InGroup::Alone);
+                continue;
+            }
             let credit_stream = codec::bank_credit_stream(&waiting.observed.credit.credit_id());
             if named.events.contains_key(&credit_stream) {
                 let _ = waiting.answer.send(InGroup::Seen);
@@ -383,30 +436,32 @@ impl PaymentIntake {
             streams.extend(decided.appends.iter().map(|a| a.stream_id.clone()));
             appends.extend(decided.appends);
             heads.extend(decided.heads);
-            resolutions.extend((waiting.resolution)(&decided.outcome));
+            writes.extend((waiting.resolution)(&decided.outcome));
             taken.push((waiting, decided.outcome));
         }
         if !taken.is_empty() {
-            self.append_group(taken, appends, &heads, &resolutions).await;
+            self.append_group(taken, appends, &heads, &writes, agencies).await;
         }
         for waiting in after {
             let _ = waiting.answer.send(InGroup::Alone);
         }
     }
 
-    /// Appends what the credits `taken` decided, with their inbox outcomes, in one statement;
-    /// answers each.
+    /// Appends what the credits `taken` decided, with their inbox writes, in one statement;
+    /// answers each. `agencies`: the agencies' count to check (see `Waiting::agencies_as_of`).
     async fn append_group(
         &self,
         taken: Vec<(Waiting, Intake)>,
         appends: Vec<StreamAppend>,
         heads: &[KnownHead],
-        resolutions: &[InboxResolution],
+        writes: &[InboxWrite],
+        agencies: Option<i64>,
     ) {
-        match self.ledger.store().append_together_resolving(appends, heads, resolutions).await {
+        let credits = taken.len();
+        match self.ledger.store().append_together_resolving(appends, heads, writes, agencies).await {
             Ok(_) => {
                 for (waiting, outcome) in taken {
-                    tracing::info!(credit.id = %waiting.observed.credit.credit_id(), outcome = ?outcome, credits.in_group = resolutions.len(), "bank credit handled");
+                    tracing::info!(credit.id = %waiting.observed.credit.credit_id(), outcome = ?outcome, credits.in_group = credits, "bank credit handled");
                     let _ = waiting.answer.send(InGroup::Recorded(outcome));
                 }
             }
@@ -460,8 +515,8 @@ impl PaymentIntake {
             let Some(decided) = self.decide_new(observed, case, metadata, now)? else { return Ok(None) };
             // Append, with the inbox row's outcome.
             let inbox = resolution(&decided.outcome);
-            let resolutions = inbox.as_slice();
-            match self.ledger.store().append_together_resolving(decided.appends, &decided.heads, resolutions).await {
+            let writes = inbox.as_slice();
+            match self.ledger.store().append_together_resolving(decided.appends, &decided.heads, writes, None).await {
                 Ok(_) => {
                     let outcome = decided.outcome;
                     tracing::info!(credit.id = %observed.credit.credit_id(), outcome = ?outcome, "bank credit handled");

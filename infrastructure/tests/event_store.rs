@@ -115,7 +115,7 @@ async fn an_append_after_a_known_head_chains_to_it_and_a_stale_head_is_a_conflic
 /// refused with nothing of it stored, the others unharmed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_with_known_heads_each_get_their_own_answer_and_a_stale_one_fails_alone() {
-    use feeledger_infrastructure::inbox::{Inbox, InboxOutcome, InboxResolution, ReceivedRequest};
+    use feeledger_infrastructure::inbox::{Inbox, InboxOutcome, InboxResolution, InboxWrite, ReceivedRequest};
     use feeledger_infrastructure::storage::StreamAppend;
     const WRITERS: usize = 48;
     let stale = |n: usize| n % 6 == 5;
@@ -155,19 +155,19 @@ async fn concurrent_appends_with_known_heads_each_get_their_own_answer_and_a_sta
                     },
                     StreamAppend { stream_id: case, expected: ExpectedVersion::Exact(1), events: vec![event(12)] },
                 ];
-                let resolution = InboxResolution {
+                let resolution = InboxWrite::Outcome(InboxResolution {
                     id: inbox_id,
                     outcome: InboxOutcome::Recorded,
                     detail: Some(format!("writer {n}")),
                     credit_id: Some(format!("credit-{n}")),
                     http_status: Some(200),
                     at: chrono::Utc::now(),
-                };
+                });
                 barrier.wait().await;
                 (
                     n,
                     inbox_id,
-                    store.append_together_resolving(appends, &[head], std::slice::from_ref(&resolution)).await,
+                    store.append_together_resolving(appends, &[head], std::slice::from_ref(&resolution), None).await,
                 )
             })
         });
@@ -664,5 +664,81 @@ async fn an_append_answers_with_its_events_exactly_as_a_read_returns_them() {
         };
         let answered: Vec<_> = first.into_iter().chain(second).collect();
         assert_eq!(answered, store.read_stream("case-A").await.unwrap(), "[{backend}]");
+    }
+}
+
+/// A multi-stream append may store new inbox rows, each with its outcome, in its own commit
+/// (a bank notification's request with the money it brought), and checks the agencies' count
+/// its writer decided with: when an agency was configured since, nothing is stored — neither
+/// the events nor the rows. Both ways of appending on PostgreSQL (one statement when every
+/// head is known, a transaction otherwise) and SQLite's writer.
+#[tokio::test]
+async fn an_append_stores_new_inbox_rows_with_its_events_and_nothing_when_an_agency_was_configured_since() {
+    use std::sync::Arc;
+
+    use feeledger_infrastructure::inbox::{Arrival, Inbox, InboxOutcome, InboxWrite, ReceivedRequest};
+    use feeledger_infrastructure::storage::StreamAppend;
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        let name = db.backend_name;
+        let inbox = Inbox::new(store.clone());
+        let arrival = |n: i64| {
+            InboxWrite::Arrival(Arrival {
+                request: Arc::new(ReceivedRequest {
+                    provider: "sepay",
+                    method: "POST".into(),
+                    uri: "/webhooks/sepay".into(),
+                    headers: json!({ "content-type": "application/json" }),
+                    body: format!("{{\"id\":{n}}}").into_bytes(),
+                    body_truncated: false,
+                    received_at: chrono::Utc::now(),
+                }),
+                outcome: InboxOutcome::Recorded,
+                detail: Some(format!("case {n}")),
+                credit_id: Some(format!("sepay:{n}")),
+                http_status: Some(200),
+                at: chrono::Utc::now(),
+            })
+        };
+        store.append("arrival-known-later", ExpectedVersion::NoStream, vec![event(1)], None).await.unwrap();
+        // A new stream (one statement on PostgreSQL), and a stream whose head is read in the
+        // append's transaction.
+        let appends = |n: i64| match n {
+            1 => vec![StreamAppend {
+                stream_id: "arrival-new".into(),
+                expected: ExpectedVersion::NoStream,
+                events: vec![event(1), event(2)],
+            }],
+            _ => vec![StreamAppend {
+                stream_id: "arrival-known-later".into(),
+                expected: ExpectedVersion::Exact(1),
+                events: vec![event(2)],
+            }],
+        };
+        let configured = store.agency_configuration_count().await.unwrap();
+        for n in [1, 2] {
+            let stale = store.append_together_resolving(appends(n), &[], &[arrival(n)], Some(configured + 1)).await;
+            assert!(matches!(stale, Err(StoreError::AgenciesChanged { .. })), "{name}: {stale:?}");
+        }
+        assert!(store.read_stream("arrival-new").await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.read_stream("arrival-known-later").await.unwrap().len(), 1, "{name}");
+        assert!(inbox.recent(None, 10).await.unwrap().is_empty(), "{name}: no row without its events");
+
+        for n in [1, 2] {
+            store.append_together_resolving(appends(n), &[], &[arrival(n)], Some(configured)).await.unwrap();
+        }
+        assert_eq!(store.read_stream("arrival-new").await.unwrap().len(), 2, "{name}");
+        assert_eq!(store.read_stream("arrival-known-later").await.unwrap().len(), 2, "{name}");
+        let mut rows = inbox.recent(None, 10).await.unwrap();
+        rows.reverse();
+        assert_eq!(rows.len(), 2, "{name}");
+        for (n, row) in (1..).zip(&rows) {
+            assert_eq!(row.body, format!("{{\"id\":{n}}}").into_bytes(), "{name}");
+            assert_eq!(row.outcome, "recorded", "{name}");
+            assert_eq!(row.outcome_detail.as_deref(), Some(format!("case {n}").as_str()), "{name}");
+            assert_eq!(row.credit_id.as_deref(), Some(format!("sepay:{n}").as_str()), "{name}");
+            assert_eq!(row.http_status, Some(200), "{name}");
+        }
+        assert!(inbox.unfinished(chrono::Utc::now(), 10).await.unwrap().is_empty(), "{name}: rows are finished");
     }
 }

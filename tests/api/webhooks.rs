@@ -966,3 +966,96 @@ async fn the_same_credits_racing_through_two_nodes_are_each_recorded_once() {
         assert_eq!(payment_count(&app).await, usize::try_from(CASES).unwrap(), "[{backend}]");
     }
 }
+
+/// A new credit's request is stored with its money: the same commit writes its inbox row with
+/// the outcome (the inbox's own writer stores nothing for it). What that way cannot take — a
+/// copy of the credit, the first request after start-up (no agencies in memory yet) — is stored
+/// first, then handled, as before.
+#[tokio::test]
+async fn a_new_credits_request_is_stored_by_the_commit_that_records_its_money() {
+    for app in apps().await {
+        let backend = app.backend();
+        assess_numbered(&app, 400..403).await;
+        let body = |n: u64| sepay_body(6000 + n, json!(1000), &format!("CT {} le phi", numbered_case(n)));
+
+        // The first request after start-up: the agencies are read with its stored row.
+        let before = app.state.inbox.writes().rows;
+        assert_eq!(post_sepay(&app, &body(400)).await.0, 200, "[{backend}]");
+        assert_eq!(app.state.inbox.writes().rows, before + 1, "[{backend}] stored first");
+
+        // A new credit: stored with its money, not by the inbox's writer.
+        let (status, answer) = post_sepay(&app, &body(401)).await;
+        assert_eq!((status, answer["success"].clone()), (200, json!(true)), "[{backend}]");
+        assert_eq!(app.state.inbox.writes().rows, before + 1, "[{backend}] stored with its money");
+        let row = app.state.inbox.recent(Some("sepay"), 1).await.unwrap().remove(0);
+        assert_eq!(row.body, body(401).into_bytes(), "[{backend}] the raw bytes are kept");
+        assert_eq!(row.outcome, "recorded", "[{backend}]");
+        assert_eq!(row.outcome_detail.as_deref(), Some(format!("case {}", numbered_case(401)).as_str()));
+        assert_eq!(row.credit_id.as_deref(), Some("sepay:6401"), "[{backend}]");
+        assert_eq!(row.http_status, Some(200), "[{backend}]");
+        assert_eq!(case(&app, &numbered_case(401)).await["paid"], "1000", "[{backend}]");
+
+        // Its copy is stored first, and answered as a duplicate; nothing is paid twice.
+        assert_eq!(post_sepay(&app, &body(401)).await.0, 200, "[{backend}]");
+        assert_eq!(app.state.inbox.writes().rows, before + 2, "[{backend}] the copy is stored first");
+        let copy = app.state.inbox.recent(Some("sepay"), 1).await.unwrap().remove(0);
+        assert_eq!(copy.outcome, "duplicate", "[{backend}]");
+        assert_eq!(case(&app, &numbered_case(401)).await["paid"], "1000", "[{backend}]");
+
+        // A refused request is stored too, with nothing paid.
+        let forged = body(402).replace("1000", "9000");
+        let refused = app
+            .client
+            .post(format!("{}/webhooks/sepay", app.address))
+            .header("Content-Type", "application/json")
+            .header("Authorization", "Apikey wrong")
+            .body(forged)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 401, "[{backend}]");
+        assert_eq!(app.state.inbox.recent(Some("sepay"), 1).await.unwrap()[0].outcome, "rejected", "[{backend}]");
+        assert_eq!(case(&app, &numbered_case(402)).await["paid"], "0", "[{backend}]");
+    }
+}
+
+/// The agencies a new credit is decided with come from memory on the short way; the commit
+/// that records it checks that no agency was configured since. An agency that starts issuing a
+/// receipt per payment after they were kept in memory issues one for the next bank payment.
+#[tokio::test]
+async fn an_agency_configured_after_the_agencies_were_kept_in_memory_is_used_for_the_next_credit() {
+    for app in apps().await {
+        let backend = app.backend();
+        assess_numbered(&app, 500..502).await;
+        let body = |n: u64| sepay_body(5000 + n, json!(1000), &format!("CT {} le phi", numbered_case(n)));
+        assert_eq!(post_sepay(&app, &body(500)).await.0, 200, "[{backend}]");
+
+        app.graphql_ok(
+            &app.admin(),
+            "mutation($input: ConfigureAgencyInput!) { configureAgency(input: $input) { receiptPerPayment } }",
+            json!({ "input": {
+                "code": AGENCY, "name": format!("UBND {AGENCY}"), "bankBin": "970415",
+                "accountNumber": ACCOUNT, "accountName": "UBND PHUONG TRAN HUNG DAO",
+                "retainsFees": true, "counters": ["quay-1", "quay-2"], "receiptPerPayment": true
+            }}),
+        )
+        .await;
+        assert_eq!(post_sepay(&app, &body(501)).await.0, 200, "[{backend}]");
+
+        let app = &app;
+        let receipts = |code: String| async move {
+            app.graphql_ok(
+                &app.officer(AGENCY),
+                "query($code: String!) { case(code: $code) { paid receipts { amount } } }",
+                json!({ "code": code }),
+            )
+            .await["case"]
+                .clone()
+        };
+        let paid_before = receipts(numbered_case(500)).await;
+        assert_eq!(paid_before["receipts"], json!([]), "[{backend}] {paid_before}");
+        let paid_after = receipts(numbered_case(501)).await;
+        assert_eq!(paid_after["paid"], "1000", "[{backend}] {paid_after}");
+        assert_eq!(paid_after["receipts"], json!([{ "amount": "1000" }]), "[{backend}] {paid_after}");
+    }
+}

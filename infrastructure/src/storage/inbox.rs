@@ -47,7 +47,7 @@ impl InboxOutcome {
 }
 
 /// A request as it arrived.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedRequest {
     pub provider: &'static str,
     pub method: String,
@@ -105,32 +105,99 @@ pub struct InboxResolution {
     pub at: DateTime<Utc>,
 }
 
+/// A request verified before it was stored, and what became of it: its row is written with
+/// its outcome by the commit that records the money it brought (see
+/// `PaymentIntake::receive_with_row`), so the row and the money are stored together or not at
+/// all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arrival {
+    pub request: Arc<ReceivedRequest>,
+    pub outcome: InboxOutcome,
+    pub detail: Option<String>,
+    pub credit_id: Option<String>,
+    /// What the sender is answered.
+    pub http_status: Option<u16>,
+    pub at: DateTime<Utc>,
+}
+
+/// What a multi-stream append writes in the inbox, in its own transaction
+/// (`Storage::append_together_resolving`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum InboxWrite {
+    /// The outcome of a row stored before ([`Inbox::record`]).
+    Outcome(InboxResolution),
+    /// A request's row, stored with its outcome.
+    Arrival(Arrival),
+}
+
+impl InboxWrite {
+    /// The outcome of each write, and the request of each new row.
+    pub(crate) fn split(writes: &[InboxWrite]) -> (Vec<&InboxResolution>, Vec<&Arrival>) {
+        let mut outcomes = Vec::new();
+        let mut arrivals = Vec::new();
+        for write in writes {
+            match write {
+                InboxWrite::Outcome(resolution) => outcomes.push(resolution),
+                InboxWrite::Arrival(arrival) => arrivals.push(arrival),
+            }
+        }
+        (outcomes, arrivals)
+    }
+}
+
 const RESOLVE_SQL: &str = "UPDATE bank_notifications SET outcome = $1, outcome_detail = $2, credit_id = $3, \
                            http_status = $4, processed_at = $5 WHERE id = $6";
 
-/// Writes `resolution` inside an open transaction: the same statement on either backend,
-/// generated once per backend by `resolve_in!`.
-macro_rules! resolve_in {
+/// Stores a request with its outcome (an [`Arrival`]): one row, already finished.
+const ARRIVAL_SQL: &str = "INSERT INTO bank_notifications (provider, received_at, method, uri, headers, body, \
+                           body_truncated, outcome, outcome_detail, credit_id, http_status, processed_at) \
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// Writes `write` inside an open transaction: the same statements on either backend, generated
+/// once per backend by `write_in!`.
+macro_rules! write_in {
     ($name:ident, $db:ty, $sql:expr) => {
         pub(crate) async fn $name(
             tx: &mut sqlx::Transaction<'static, $db>,
-            resolution: &InboxResolution,
+            write: &InboxWrite,
         ) -> Result<(), sqlx::Error> {
-            sqlx::query(RESOLVE_SQL)
-                .bind(resolution.outcome.as_str())
-                .bind(resolution.detail.as_deref())
-                .bind(resolution.credit_id.as_deref())
-                .bind(resolution.http_status.map(i32::from))
-                .bind($sql.time(resolution.at))
-                .bind(resolution.id)
+            let arrival = match write {
+                InboxWrite::Outcome(resolution) => {
+                    return sqlx::query(RESOLVE_SQL)
+                        .bind(resolution.outcome.as_str())
+                        .bind(resolution.detail.as_deref())
+                        .bind(resolution.credit_id.as_deref())
+                        .bind(resolution.http_status.map(i32::from))
+                        .bind($sql.time(resolution.at))
+                        .bind(resolution.id)
+                        .execute(&mut **tx)
+                        .await
+                        .map(|_| ());
+                }
+                InboxWrite::Arrival(arrival) => arrival,
+            };
+            let request = &arrival.request;
+            sqlx::query(ARRIVAL_SQL)
+                .bind(request.provider)
+                .bind($sql.time(request.received_at))
+                .bind(&request.method)
+                .bind(&request.uri)
+                .bind($sql.json(&request.headers))
+                .bind(&request.body)
+                .bind(request.body_truncated)
+                .bind(arrival.outcome.as_str())
+                .bind(arrival.detail.as_deref())
+                .bind(arrival.credit_id.as_deref())
+                .bind(arrival.http_status.map(i32::from))
+                .bind($sql.time(arrival.at))
                 .execute(&mut **tx)
                 .await
                 .map(|_| ())
         }
     };
 }
-resolve_in!(resolve_postgres, sqlx::Postgres, super::dialect::Pg);
-resolve_in!(resolve_sqlite, sqlx::Sqlite, super::dialect::Lite);
+write_in!(write_postgres, sqlx::Postgres, super::dialect::Pg);
+write_in!(write_sqlite, sqlx::Sqlite, super::dialect::Lite);
 
 /// Stores one request: its row's id, and how many agency configurations the log holds.
 const RECORD_SQL: &str = "INSERT INTO bank_notifications (provider, received_at, method, uri, headers, body, body_truncated) \

@@ -69,6 +69,8 @@ pub const READ_BATCH_MAX: usize = 10_000;
 pub enum StoreError {
     #[error("stream {stream_id} was changed concurrently (expected version {expected})")]
     Conflict { stream_id: String, expected: ExpectedVersion },
+    #[error("an agency was configured since the agencies were read (expected {expected} configurations)")]
+    AgenciesChanged { expected: i64 },
     #[error("idempotency key {key:?} was already used for a different request")]
     IdempotencyKeyReused { key: String },
     #[error("event id {0} already exists")]
@@ -358,6 +360,10 @@ pub struct StreamAppend {
     pub events: Vec<NewEvent>,
 }
 
+/// How many agency configurations the log holds: payment intake keeps the agencies in memory
+/// under this count.
+pub(crate) const AGENCY_CONFIGURATIONS: &str = "SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured'";
+
 /// Announced after every commit. Carries no events: listeners re-read from their checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreNotice {
@@ -641,22 +647,26 @@ impl Storage {
 
     /// Appends to several streams atomically (each at its expected version): all or nothing.
     pub async fn append_together(&self, appends: Vec<StreamAppend>) -> Result<Vec<Appended>, StoreError> {
-        self.append_together_resolving(appends, &[], &[]).await
+        self.append_together_resolving(appends, &[], &[], None).await
     }
 
-    /// Like [`Storage::append_together`], and writes inbox rows' outcomes in the same
-    /// transaction: the events bank notifications caused and what became of them, one commit
-    /// (one notification's, or a group's: `PaymentIntake`).
+    /// Like [`Storage::append_together`], and writes the inbox in the same transaction: the
+    /// events bank notifications caused and what became of them (rows stored before, or new
+    /// rows stored with their outcome), one commit (one notification's, or a group's:
+    /// `PaymentIntake`).
     /// `heads` are streams' heads the caller read (see [`KnownHead`]); on PostgreSQL, when
     /// every stream is new or known, the whole append is one statement (one round trip).
+    /// `agencies`: how many agency configurations the caller decided with; if the log holds
+    /// another number, nothing is written ([`StoreError::AgenciesChanged`]).
     pub async fn append_together_resolving(
         &self,
         appends: Vec<StreamAppend>,
         heads: &[KnownHead],
-        resolutions: &[crate::inbox::InboxResolution],
+        inbox: &[crate::inbox::InboxWrite],
+        agencies: Option<i64>,
     ) -> Result<Vec<Appended>, StoreError> {
         let recorded_at = self.now();
-        let done = dispatch!(self, s => s.append_together(&appends, recorded_at, heads, resolutions).await)?;
+        let done = dispatch!(self, s => s.append_together(&appends, recorded_at, heads, inbox, agencies).await)?;
         self.count_appended(appends.iter().map(|a| a.events.len()).sum());
         for appended in &done {
             let _ = self.notices().send(StoreNotice {

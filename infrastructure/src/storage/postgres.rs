@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, watch};
 use super::failover::{self, HostRole, PgHosts, PrimaryWatch};
 
 use super::hash_chain::GENESIS;
+use super::inbox::{InboxWrite, ReceivedRequest};
 use super::{
     Appended, Checkpoint, ExpectedVersion, IdempotencyKey, NewEvent, StoreCounters, StoreError, StoreNotice,
     StoreOptions, StoredAppend, chain_rows, check_expected, map_append_error, recorded_rows,
@@ -322,13 +323,15 @@ impl PostgresStorage {
     }
 
     /// Appends to several streams in one transaction: all or nothing.
-    /// `then`, if given, is an inbox row's outcome, written in the same transaction.
+    /// `then`: inbox writes, in the same transaction; `agencies`: the agency configurations
+    /// the caller decided with (see `Storage::append_together_resolving`).
     pub(super) async fn append_together(
         &self,
         appends: &[super::StreamAppend],
         recorded_at: DateTime<Utc>,
         heads: &[super::KnownHead],
-        then: &[crate::inbox::InboxResolution],
+        then: &[InboxWrite],
+        agencies: Option<i64>,
     ) -> Result<Vec<Appended>, StoreError> {
         let mut seen: Vec<&str> = Vec::new();
         let all_known = appends.iter().all(|append| {
@@ -339,9 +342,18 @@ impl PostgresStorage {
             known
         });
         if all_known {
-            return self.append_in_one_statement(appends, recorded_at, heads, then).await;
+            return self.append_in_one_statement(appends, recorded_at, heads, then, agencies).await;
         }
         let mut tx = self.pool.begin().await.map_err(StoreError::db("starting a multi-stream append"))?;
+        if let Some(expected) = agencies {
+            let count: i64 = sqlx::query_scalar(super::AGENCY_CONFIGURATIONS)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::db("counting agency configurations"))?;
+            if count != expected {
+                return Err(StoreError::AgenciesChanged { expected });
+            }
+        }
         let mut done = Vec::with_capacity(appends.len());
         // The heads known or written by this transaction: those are not read.
         let mut written: Vec<(&str, i64, Vec<u8>)> =
@@ -378,24 +390,25 @@ impl PostgresStorage {
                 last_position: placed.last().map_or(0, |&(position, _)| position),
             });
         }
-        for resolution in then {
-            super::inbox::resolve_postgres(&mut tx, resolution)
-                .await
-                .map_err(StoreError::db("recording a notification's outcome"))?;
+        for write in then {
+            super::inbox::write_postgres(&mut tx, write).await.map_err(StoreError::db("writing the inbox"))?;
         }
         tx.commit().await.map_err(StoreError::db("committing a multi-stream append"))?;
         Ok(done)
     }
 
     /// A multi-stream append whose every head is known (new streams, `heads`, or written
-    /// earlier in the same append), and the inbox outcomes: one statement, so one round trip
-    /// and one commit. The events are inserted in the order given.
+    /// earlier in the same append), and the inbox's writes: one statement, so one round trip
+    /// and one commit. The events are inserted in the order given. With `agencies`, every
+    /// insert and update of the statement is joined to the check of their count, so that a
+    /// count moved on writes nothing.
     async fn append_in_one_statement(
         &self,
         appends: &[super::StreamAppend],
         recorded_at: DateTime<Utc>,
         heads: &[super::KnownHead],
-        then: &[crate::inbox::InboxResolution],
+        then: &[InboxWrite],
+        agencies: Option<i64>,
     ) -> Result<Vec<Appended>, StoreError> {
         let mut written: Vec<(&str, i64, Vec<u8>)> =
             heads.iter().map(|h| (h.stream_id.as_str(), h.version, h.hash.clone())).collect();
@@ -438,18 +451,32 @@ impl PostgresStorage {
                 last_position: 0,
             });
         }
+        let (outcomes, arrivals) = InboxWrite::split(then);
+        let arrived = |f: fn(&ReceivedRequest) -> &str| arrivals.iter().map(|a| f(&a.request)).collect::<Vec<_>>();
         let inserted: Result<Vec<(i64, String)>, sqlx::Error> = sqlx::query_as(
-            "WITH inbox AS ( \
+            "WITH agencies AS ( \
+                 SELECT $16::bigint IS NULL OR $16 = (SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured') AS ok \
+             ), inbox AS ( \
                  UPDATE bank_notifications b SET outcome = r.outcome, outcome_detail = r.detail, \
                      credit_id = r.credit_id, http_status = r.status, processed_at = r.at \
                  FROM UNNEST($10::text[], $11::text[], $12::text[], $13::int[], $14::timestamptz[], $15::bigint[]) \
-                     AS r(outcome, detail, credit_id, status, at, id) \
-                 WHERE b.id = r.id RETURNING 1 \
+                     AS r(outcome, detail, credit_id, status, at, id), agencies \
+                 WHERE agencies.ok AND b.id = r.id RETURNING 1 \
+             ), arrived AS ( \
+                 INSERT INTO bank_notifications (provider, received_at, method, uri, headers, body, body_truncated, \
+                     outcome, outcome_detail, credit_id, http_status, processed_at) \
+                 SELECT provider, received, method, uri, headers::jsonb, body, truncated, outcome, detail, credit_id, status, at \
+                 FROM UNNEST($17::text[], $18::timestamptz[], $19::text[], $20::text[], $21::text[], $22::bytea[], \
+                     $23::bool[], $24::text[], $25::text[], $26::text[], $27::int[], $28::timestamptz[]) WITH ORDINALITY \
+                     AS a(provider, received, method, uri, headers, body, truncated, outcome, detail, credit_id, status, at, n), \
+                     agencies \
+                 WHERE agencies.ok ORDER BY n RETURNING 1 \
              ) \
              INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash) \
              SELECT s, v, id, t, sv, p, m, $1, h \
              FROM UNNEST($2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[], $9::bytea[]) \
-                  AS x(s, v, id, t, sv, p, m, h) \
+                  WITH ORDINALITY AS x(s, v, id, t, sv, p, m, h, n), agencies \
+             WHERE agencies.ok ORDER BY n \
              RETURNING global_position, stream_id",
         )
         .bind(recorded_at)
@@ -461,15 +488,32 @@ impl PostgresStorage {
         .bind(&payloads)
         .bind(&metadata)
         .bind(&hashes)
-        .bind(then.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
-        .bind(then.iter().map(|r| r.detail.as_deref()).collect::<Vec<_>>())
-        .bind(then.iter().map(|r| r.credit_id.as_deref()).collect::<Vec<_>>())
-        .bind(then.iter().map(|r| r.http_status.map(i32::from)).collect::<Vec<_>>())
-        .bind(then.iter().map(|r| r.at).collect::<Vec<_>>())
-        .bind(then.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(outcomes.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
+        .bind(outcomes.iter().map(|r| r.detail.as_deref()).collect::<Vec<_>>())
+        .bind(outcomes.iter().map(|r| r.credit_id.as_deref()).collect::<Vec<_>>())
+        .bind(outcomes.iter().map(|r| r.http_status.map(i32::from)).collect::<Vec<_>>())
+        .bind(outcomes.iter().map(|r| r.at).collect::<Vec<_>>())
+        .bind(outcomes.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(agencies)
+        .bind(arrived(|r| r.provider))
+        .bind(arrivals.iter().map(|a| a.request.received_at).collect::<Vec<_>>())
+        .bind(arrived(|r| &r.method))
+        .bind(arrived(|r| &r.uri))
+        .bind(arrivals.iter().map(|a| a.request.headers.to_string()).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|a| a.request.body.as_slice()).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|a| a.request.body_truncated).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|a| a.detail.as_deref()).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|a| a.credit_id.as_deref()).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|a| a.http_status.map(i32::from)).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|a| a.at).collect::<Vec<_>>())
         .fetch_all(&self.pool)
         .await;
         match inserted {
+            Ok(positions) if positions.len() < count => {
+                // The check of the agencies' count joined nothing: nothing was written.
+                Err(StoreError::AgenciesChanged { expected: agencies.unwrap_or_default() })
+            }
             Ok(positions) => {
                 for appended in &mut done {
                     appended.last_position = positions

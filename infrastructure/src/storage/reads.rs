@@ -301,8 +301,7 @@ impl Storage {
     /// (migration 0010), so that a cache of the agencies can check it is current. A count, not
     /// the newest position: PostgreSQL may commit a lower position after a higher one.
     pub async fn agency_configuration_count(&self) -> Result<i64, StoreError> {
-        const SQL: &str = "SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured'";
-        on_pool!(self, |pool, sql| sqlx::query_scalar(SQL).fetch_one(pool).await)
+        on_pool!(self, |pool, sql| sqlx::query_scalar(super::AGENCY_CONFIGURATIONS).fetch_one(pool).await)
             .map_err(StoreError::db("reading the newest agency configuration"))
     }
 

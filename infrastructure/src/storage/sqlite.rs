@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::group_commit::GroupQueue;
 use super::hash_chain::{GENESIS, timestamp_text};
+use super::inbox::InboxWrite;
 use super::{
     Appended, ExpectedVersion, IdempotencyKey, NewEvent, StoreCounters, StoreError, StoreNotice, StoreOptions,
     StoredAppend, chain_rows, check_expected, map_append_error, recorded_rows,
@@ -67,7 +68,8 @@ enum QueuedAppend {
     Together {
         appends: Vec<super::StreamAppend>,
         recorded_at: DateTime<Utc>,
-        then: Vec<crate::inbox::InboxResolution>,
+        then: Vec<InboxWrite>,
+        agencies: Option<i64>,
         answer: oneshot::Sender<Result<Vec<Appended>, StoreError>>,
     },
 }
@@ -95,8 +97,8 @@ impl QueuedAppend {
                     write_one(tx, stream_id, *expected, events, idempotency, *recorded_at, transaction_id).await,
                 )
             }
-            QueuedAppend::Together { appends, recorded_at, then, .. } => {
-                GroupResult::Together(write_together(tx, appends, *recorded_at, transaction_id, then).await)
+            QueuedAppend::Together { appends, recorded_at, then, agencies, .. } => {
+                GroupResult::Together(write_together(tx, appends, *recorded_at, transaction_id, then, *agencies).await)
             }
         }
     }
@@ -260,10 +262,12 @@ impl SqliteStorage {
         recorded_at: DateTime<Utc>,
         // One writer: the heads are read inside the write transaction, at no network cost.
         _heads: &[super::KnownHead],
-        then: &[crate::inbox::InboxResolution],
+        then: &[InboxWrite],
+        agencies: Option<i64>,
     ) -> Result<Vec<Appended>, StoreError> {
         let (answer, answered) = oneshot::channel();
-        self.queue(QueuedAppend::Together { appends: appends.to_vec(), recorded_at, then: then.to_vec(), answer });
+        let then = then.to_vec();
+        self.queue(QueuedAppend::Together { appends: appends.to_vec(), recorded_at, then, agencies, answer });
         answered.await.map_err(writer_stopped)?
     }
 
@@ -376,25 +380,33 @@ async fn write_one(
     Ok(Some((appended, recorded_rows(stream_id, events, rows, recorded_at, &placed))))
 }
 
-/// The streams of one multi-stream append, and its inbox rows' outcomes, inside the write
-/// transaction.
+/// The streams of one multi-stream append, and its inbox writes, inside the write transaction;
+/// nothing when the agency configurations are no longer `agencies`.
 async fn write_together(
     tx: &mut Transaction<'static, Sqlite>,
     appends: &[super::StreamAppend],
     recorded_at: DateTime<Utc>,
     transaction_id: i64,
-    then: &[crate::inbox::InboxResolution],
+    then: &[InboxWrite],
+    agencies: Option<i64>,
 ) -> Result<Vec<Appended>, StoreError> {
+    if let Some(expected) = agencies {
+        let count: i64 = sqlx::query_scalar(super::AGENCY_CONFIGURATIONS)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(StoreError::db("counting agency configurations"))?;
+        if count != expected {
+            return Err(StoreError::AgenciesChanged { expected });
+        }
+    }
     let mut done = Vec::with_capacity(appends.len());
     for append in appends {
         let head = stream_head(tx, &append.stream_id).await?;
         let (stream, expected, events) = (&append.stream_id, append.expected, &append.events);
         done.push(write_stream(tx, stream, expected, events, head, recorded_at, transaction_id).await?.0);
     }
-    for resolution in then {
-        super::inbox::resolve_sqlite(tx, resolution)
-            .await
-            .map_err(StoreError::db("recording a notification's outcome"))?;
+    for write in then {
+        super::inbox::write_sqlite(tx, write).await.map_err(StoreError::db("writing the inbox"))?;
     }
     Ok(done)
 }
