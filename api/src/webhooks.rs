@@ -23,9 +23,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use feeledger_infrastructure::bank_feed::{self, FeedError, Notification, Outcome, Provider, Secret};
-use feeledger_infrastructure::inbox::{
-    Arrival, InboxOutcome, InboxResolution, InboxWrite, ReceivedRequest, UnfinishedRequest,
-};
+use feeledger_infrastructure::inbox::{InboxOutcome, InboxResolution, InboxRow, ReceivedRequest, UnfinishedRequest};
 use feeledger_infrastructure::ledger::LedgerError;
 use feeledger_infrastructure::payment_intake::{Intake, IntakeError, Resolver};
 use feeledger_infrastructure::settings::ProviderSecrets;
@@ -211,14 +209,14 @@ async fn recorded_with_its_row(
         Arc::new(move |intake: &Intake| {
             let handled = Handled::from_intake(provider, intake, credit_id.clone());
             let status = answer(provider, &handled.outcome, handled.status_override).status().as_u16();
-            Some(InboxWrite::Arrival(Arrival {
-                request: request.clone(),
+            Some(InboxResolution {
+                row: InboxRow::Arriving(request.clone()),
                 outcome: handled.inbox_outcome,
                 detail: handled.detail,
                 credit_id: handled.credit_id,
                 http_status: Some(status),
                 at: clock.now(),
-            }))
+            })
         })
     };
     let span = tracing::info_span!("webhook", provider = provider.as_str(), credit.id = %credit_id);
@@ -330,14 +328,14 @@ async fn handling(
             let handled = Handled::from_intake(provider, intake, credit_id.clone());
             let status =
                 inbox.answered.then(|| answer(provider, &handled.outcome, handled.status_override).status().as_u16());
-            Some(InboxWrite::Outcome(InboxResolution {
-                id: inbox.id,
+            Some(InboxResolution {
+                row: InboxRow::Stored(inbox.id),
                 outcome: handled.inbox_outcome,
                 detail: handled.detail,
                 credit_id: handled.credit_id,
                 http_status: status,
                 at: clock.now(),
-            }))
+            })
         })
     };
     match state.intake.receive_resolving(credit, received_at, inbox.agency_configurations, resolution).await {

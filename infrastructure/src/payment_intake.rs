@@ -42,7 +42,7 @@ use uuid::Uuid;
 
 use crate::codec::{self, CASE_STREAM_PREFIX, LedgerEvent};
 use crate::command::Stored;
-use crate::inbox::InboxWrite;
+use crate::inbox::InboxResolution;
 use crate::ledger::{CaseRecord, Ledger, LedgerError, fold_case};
 use crate::storage::group_commit::GroupQueue;
 use crate::storage::{EventMetadata, ExpectedVersion, KnownHead, NewEvent, RecordedEvent, StoreError, StreamAppend};
@@ -129,7 +129,7 @@ struct Names {
 /// What to write in the inbox for an outcome of a notification's credit: the outcome of its
 /// row ([`PaymentIntake::receive_resolving`]), or its row with the outcome
 /// ([`PaymentIntake::receive_with_row`]).
-pub type Resolver = Arc<dyn Fn(&Intake) -> Option<InboxWrite> + Send + Sync>;
+pub type Resolver = Arc<dyn Fn(&Intake) -> Option<InboxResolution> + Send + Sync>;
 
 /// A credit waiting for its group (see the module documentation).
 struct Waiting {
@@ -454,7 +454,7 @@ impl PaymentIntake {
         taken: Vec<(Waiting, Intake)>,
         appends: Vec<StreamAppend>,
         heads: &[KnownHead],
-        writes: &[InboxWrite],
+        writes: &[InboxResolution],
         agencies: Option<i64>,
     ) {
         let credits = taken.len();

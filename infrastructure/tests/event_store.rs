@@ -115,7 +115,7 @@ async fn an_append_after_a_known_head_chains_to_it_and_a_stale_head_is_a_conflic
 /// refused with nothing of it stored, the others unharmed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_with_known_heads_each_get_their_own_answer_and_a_stale_one_fails_alone() {
-    use feeledger_infrastructure::inbox::{Inbox, InboxOutcome, InboxResolution, InboxWrite, ReceivedRequest};
+    use feeledger_infrastructure::inbox::{Inbox, InboxOutcome, InboxResolution, InboxRow, ReceivedRequest};
     use feeledger_infrastructure::storage::StreamAppend;
     const WRITERS: usize = 48;
     let stale = |n: usize| n % 6 == 5;
@@ -155,14 +155,14 @@ async fn concurrent_appends_with_known_heads_each_get_their_own_answer_and_a_sta
                     },
                     StreamAppend { stream_id: case, expected: ExpectedVersion::Exact(1), events: vec![event(12)] },
                 ];
-                let resolution = InboxWrite::Outcome(InboxResolution {
-                    id: inbox_id,
+                let resolution = InboxResolution {
+                    row: InboxRow::Stored(inbox_id),
                     outcome: InboxOutcome::Recorded,
                     detail: Some(format!("writer {n}")),
                     credit_id: Some(format!("credit-{n}")),
                     http_status: Some(200),
                     at: chrono::Utc::now(),
-                });
+                };
                 barrier.wait().await;
                 (
                     n,
@@ -676,29 +676,27 @@ async fn an_append_answers_with_its_events_exactly_as_a_read_returns_them() {
 async fn an_append_stores_new_inbox_rows_with_its_events_and_nothing_when_an_agency_was_configured_since() {
     use std::sync::Arc;
 
-    use feeledger_infrastructure::inbox::{Arrival, Inbox, InboxOutcome, InboxWrite, ReceivedRequest};
+    use feeledger_infrastructure::inbox::{Inbox, InboxOutcome, InboxResolution, InboxRow, ReceivedRequest};
     use feeledger_infrastructure::storage::StreamAppend;
     for db in TestDatabase::each_backend().await {
         let store = db.store().await;
         let name = db.backend_name;
         let inbox = Inbox::new(store.clone());
-        let arrival = |n: i64| {
-            InboxWrite::Arrival(Arrival {
-                request: Arc::new(ReceivedRequest {
-                    provider: "sepay",
-                    method: "POST".into(),
-                    uri: "/webhooks/sepay".into(),
-                    headers: json!({ "content-type": "application/json" }),
-                    body: format!("{{\"id\":{n}}}").into_bytes(),
-                    body_truncated: false,
-                    received_at: chrono::Utc::now(),
-                }),
-                outcome: InboxOutcome::Recorded,
-                detail: Some(format!("case {n}")),
-                credit_id: Some(format!("sepay:{n}")),
-                http_status: Some(200),
-                at: chrono::Utc::now(),
-            })
+        let arrival = |n: i64| InboxResolution {
+            row: InboxRow::Arriving(Arc::new(ReceivedRequest {
+                provider: "sepay",
+                method: "POST".into(),
+                uri: "/webhooks/sepay".into(),
+                headers: json!({ "content-type": "application/json" }),
+                body: format!("{{\"id\":{n}}}").into_bytes(),
+                body_truncated: false,
+                received_at: chrono::Utc::now(),
+            })),
+            outcome: InboxOutcome::Recorded,
+            detail: Some(format!("case {n}")),
+            credit_id: Some(format!("sepay:{n}")),
+            http_status: Some(200),
+            at: chrono::Utc::now(),
         };
         store.append("arrival-known-later", ExpectedVersion::NoStream, vec![event(1)], None).await.unwrap();
         // A new stream (one statement on PostgreSQL), and a stream whose head is read in the

@@ -91,12 +91,12 @@ pub struct InboxEntry {
     pub http_status: Option<i32>,
 }
 
-/// What to write on inbox row `id` once its request is handled: written by
-/// [`Inbox::resolve`], or in the same transaction as the events the request caused (see
+/// What to write in the inbox once a request is handled: written by [`Inbox::resolve`], or in
+/// the same transaction as the events the request caused (see
 /// `PaymentIntake::receive_resolving`), so that a notification costs one durable commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InboxResolution {
-    pub id: i64,
+    pub row: InboxRow,
     pub outcome: InboxOutcome,
     pub detail: Option<String>,
     pub credit_id: Option<String>,
@@ -105,78 +105,48 @@ pub struct InboxResolution {
     pub at: DateTime<Utc>,
 }
 
-/// A request verified before it was stored, and what became of it: its row is written with
-/// its outcome by the commit that records the money it brought (see
-/// `PaymentIntake::receive_with_row`), so the row and the money are stored together or not at
-/// all.
+/// The inbox row an [`InboxResolution`] is written on.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Arrival {
-    pub request: Arc<ReceivedRequest>,
-    pub outcome: InboxOutcome,
-    pub detail: Option<String>,
-    pub credit_id: Option<String>,
-    /// What the sender is answered.
-    pub http_status: Option<u16>,
-    pub at: DateTime<Utc>,
-}
-
-/// What a multi-stream append writes in the inbox, in its own transaction
-/// (`Storage::append_together_resolving`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum InboxWrite {
-    /// The outcome of a row stored before ([`Inbox::record`]).
-    Outcome(InboxResolution),
-    /// A request's row, stored with its outcome.
-    Arrival(Arrival),
-}
-
-impl InboxWrite {
-    /// The outcome of each write, and the request of each new row.
-    pub(crate) fn split(writes: &[InboxWrite]) -> (Vec<&InboxResolution>, Vec<&Arrival>) {
-        let mut outcomes = Vec::new();
-        let mut arrivals = Vec::new();
-        for write in writes {
-            match write {
-                InboxWrite::Outcome(resolution) => outcomes.push(resolution),
-                InboxWrite::Arrival(arrival) => arrivals.push(arrival),
-            }
-        }
-        (outcomes, arrivals)
-    }
+pub enum InboxRow {
+    /// A row stored before ([`Inbox::record`]): its outcome is written on it.
+    Stored(i64),
+    /// A request verified before it was stored: its row is inserted with its outcome by the
+    /// commit that records the money it brought (`PaymentIntake::receive_with_row`), so the
+    /// row and the money are stored together or not at all.
+    Arriving(Arc<ReceivedRequest>),
 }
 
 const RESOLVE_SQL: &str = "UPDATE bank_notifications SET outcome = $1, outcome_detail = $2, credit_id = $3, \
                            http_status = $4, processed_at = $5 WHERE id = $6";
 
-/// Stores a request with its outcome (an [`Arrival`]): one row, already finished.
+/// Stores a request with its outcome (an [`InboxRow::Arriving`]): one row, already finished.
 const ARRIVAL_SQL: &str = "INSERT INTO bank_notifications (provider, received_at, method, uri, headers, body, \
                            body_truncated, outcome, outcome_detail, credit_id, http_status, processed_at) \
                            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
-/// Writes `write` inside an open transaction: the same statements on either backend, generated
-/// once per backend by `write_in!`.
+/// Writes `resolution` inside an open transaction: the same statements on either backend,
+/// generated once per backend by `write_in!`.
 macro_rules! write_in {
     ($name:ident, $db:ty, $sql:expr) => {
         pub(crate) async fn $name(
             tx: &mut sqlx::Transaction<'static, $db>,
-            write: &InboxWrite,
+            resolution: &InboxResolution,
         ) -> Result<(), sqlx::Error> {
-            let arrival = match write {
-                InboxWrite::Outcome(resolution) => {
+            let request = match &resolution.row {
+                InboxRow::Stored(id) => {
                     return sqlx::query(RESOLVE_SQL)
                         .bind(resolution.outcome.as_str())
                         .bind(resolution.detail.as_deref())
                         .bind(resolution.credit_id.as_deref())
                         .bind(resolution.http_status.map(i32::from))
                         .bind($sql.time(resolution.at))
-                        .bind(resolution.id)
+                        .bind(id)
                         .execute(&mut **tx)
                         .await
                         .map(|_| ());
                 }
-                InboxWrite::Arrival(arrival) => arrival,
+                InboxRow::Arriving(request) => request,
             };
-            let request = &arrival.request;
             sqlx::query(ARRIVAL_SQL)
                 .bind(request.provider)
                 .bind($sql.time(request.received_at))
@@ -185,11 +155,11 @@ macro_rules! write_in {
                 .bind($sql.json(&request.headers))
                 .bind(&request.body)
                 .bind(request.body_truncated)
-                .bind(arrival.outcome.as_str())
-                .bind(arrival.detail.as_deref())
-                .bind(arrival.credit_id.as_deref())
-                .bind(arrival.http_status.map(i32::from))
-                .bind($sql.time(arrival.at))
+                .bind(resolution.outcome.as_str())
+                .bind(resolution.detail.as_deref())
+                .bind(resolution.credit_id.as_deref())
+                .bind(resolution.http_status.map(i32::from))
+                .bind($sql.time(resolution.at))
                 .execute(&mut **tx)
                 .await
                 .map(|_| ())
@@ -381,27 +351,14 @@ impl Inbox {
         http_status: Option<u16>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let resolution = InboxResolution {
-            id,
-            outcome,
-            detail: detail.map(str::to_owned),
-            credit_id: credit_id.map(str::to_owned),
-            http_status,
-            at,
-        };
-        self.resolve_with(&resolution).await
-    }
-
-    /// Writes a resolution on its own (one statement, one commit).
-    pub async fn resolve_with(&self, resolution: &InboxResolution) -> Result<(), StoreError> {
         on_writer!(&self.store, |pool, sql| {
             sqlx::query(RESOLVE_SQL)
-                .bind(resolution.outcome.as_str())
-                .bind(resolution.detail.as_deref())
-                .bind(resolution.credit_id.as_deref())
-                .bind(resolution.http_status.map(i32::from))
-                .bind(sql.time(resolution.at))
-                .bind(resolution.id)
+                .bind(outcome.as_str())
+                .bind(detail)
+                .bind(credit_id)
+                .bind(http_status.map(i32::from))
+                .bind(sql.time(at))
+                .bind(id)
                 .execute(pool)
                 .await
                 .map(|_| ())

@@ -662,7 +662,7 @@ impl Storage {
         &self,
         appends: Vec<StreamAppend>,
         heads: &[KnownHead],
-        inbox: &[crate::inbox::InboxWrite],
+        inbox: &[crate::inbox::InboxResolution],
         agencies: Option<i64>,
     ) -> Result<Vec<Appended>, StoreError> {
         let recorded_at = self.now();

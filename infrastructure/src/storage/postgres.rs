@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, watch};
 use super::failover::{self, HostRole, PgHosts, PrimaryWatch};
 
 use super::hash_chain::GENESIS;
-use super::inbox::{InboxWrite, ReceivedRequest};
+use super::inbox::{InboxResolution, InboxRow, ReceivedRequest};
 use super::{
     Appended, Checkpoint, ExpectedVersion, IdempotencyKey, NewEvent, StoreCounters, StoreError, StoreNotice,
     StoreOptions, StoredAppend, chain_rows, check_expected, map_append_error, recorded_rows,
@@ -330,7 +330,7 @@ impl PostgresStorage {
         appends: &[super::StreamAppend],
         recorded_at: DateTime<Utc>,
         heads: &[super::KnownHead],
-        then: &[InboxWrite],
+        then: &[InboxResolution],
         agencies: Option<i64>,
     ) -> Result<Vec<Appended>, StoreError> {
         let mut seen: Vec<&str> = Vec::new();
@@ -407,7 +407,7 @@ impl PostgresStorage {
         appends: &[super::StreamAppend],
         recorded_at: DateTime<Utc>,
         heads: &[super::KnownHead],
-        then: &[InboxWrite],
+        then: &[InboxResolution],
         agencies: Option<i64>,
     ) -> Result<Vec<Appended>, StoreError> {
         let mut written: Vec<(&str, i64, Vec<u8>)> =
@@ -451,8 +451,15 @@ impl PostgresStorage {
                 last_position: 0,
             });
         }
-        let (outcomes, arrivals) = InboxWrite::split(then);
-        let arrived = |f: fn(&ReceivedRequest) -> &str| arrivals.iter().map(|a| f(&a.request)).collect::<Vec<_>>();
+        // Rows stored before get their outcome; arriving requests are inserted with theirs.
+        let (mut outcomes, mut arrivals) = (Vec::new(), Vec::new());
+        for resolution in then {
+            match &resolution.row {
+                InboxRow::Stored(id) => outcomes.push((*id, resolution)),
+                InboxRow::Arriving(request) => arrivals.push((request.as_ref(), resolution)),
+            }
+        }
+        let arrived = |f: fn(&ReceivedRequest) -> &str| arrivals.iter().map(|(r, _)| f(r)).collect::<Vec<_>>();
         let inserted: Result<Vec<(i64, String)>, sqlx::Error> = sqlx::query_as(
             "WITH agencies AS ( \
                  SELECT $16::bigint IS NULL OR $16 = (SELECT count(*) FROM events WHERE event_type = 'AgencyConfigured') AS ok \
@@ -488,25 +495,25 @@ impl PostgresStorage {
         .bind(&payloads)
         .bind(&metadata)
         .bind(&hashes)
-        .bind(outcomes.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
-        .bind(outcomes.iter().map(|r| r.detail.as_deref()).collect::<Vec<_>>())
-        .bind(outcomes.iter().map(|r| r.credit_id.as_deref()).collect::<Vec<_>>())
-        .bind(outcomes.iter().map(|r| r.http_status.map(i32::from)).collect::<Vec<_>>())
-        .bind(outcomes.iter().map(|r| r.at).collect::<Vec<_>>())
-        .bind(outcomes.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(outcomes.iter().map(|(_, r)| r.outcome.as_str()).collect::<Vec<_>>())
+        .bind(outcomes.iter().map(|(_, r)| r.detail.as_deref()).collect::<Vec<_>>())
+        .bind(outcomes.iter().map(|(_, r)| r.credit_id.as_deref()).collect::<Vec<_>>())
+        .bind(outcomes.iter().map(|(_, r)| r.http_status.map(i32::from)).collect::<Vec<_>>())
+        .bind(outcomes.iter().map(|(_, r)| r.at).collect::<Vec<_>>())
+        .bind(outcomes.iter().map(|(id, _)| *id).collect::<Vec<_>>())
         .bind(agencies)
         .bind(arrived(|r| r.provider))
-        .bind(arrivals.iter().map(|a| a.request.received_at).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|(r, _)| r.received_at).collect::<Vec<_>>())
         .bind(arrived(|r| &r.method))
         .bind(arrived(|r| &r.uri))
-        .bind(arrivals.iter().map(|a| a.request.headers.to_string()).collect::<Vec<_>>())
-        .bind(arrivals.iter().map(|a| a.request.body.as_slice()).collect::<Vec<_>>())
-        .bind(arrivals.iter().map(|a| a.request.body_truncated).collect::<Vec<_>>())
-        .bind(arrivals.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>())
-        .bind(arrivals.iter().map(|a| a.detail.as_deref()).collect::<Vec<_>>())
-        .bind(arrivals.iter().map(|a| a.credit_id.as_deref()).collect::<Vec<_>>())
-        .bind(arrivals.iter().map(|a| a.http_status.map(i32::from)).collect::<Vec<_>>())
-        .bind(arrivals.iter().map(|a| a.at).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|(r, _)| r.headers.to_string()).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|(r, _)| r.body.as_slice()).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|(r, _)| r.body_truncated).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|(_, a)| a.outcome.as_str()).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|(_, a)| a.detail.as_deref()).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|(_, a)| a.credit_id.as_deref()).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|(_, a)| a.http_status.map(i32::from)).collect::<Vec<_>>())
+        .bind(arrivals.iter().map(|(_, a)| a.at).collect::<Vec<_>>())
         .fetch_all(&self.pool)
         .await;
         match inserted {

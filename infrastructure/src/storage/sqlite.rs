@@ -13,7 +13,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::group_commit::GroupQueue;
 use super::hash_chain::{GENESIS, timestamp_text};
-use super::inbox::InboxWrite;
+use super::inbox::InboxResolution;
 use super::{
     Appended, ExpectedVersion, IdempotencyKey, NewEvent, StoreCounters, StoreError, StoreNotice, StoreOptions,
     StoredAppend, chain_rows, check_expected, map_append_error, recorded_rows,
@@ -68,7 +68,7 @@ enum QueuedAppend {
     Together {
         appends: Vec<super::StreamAppend>,
         recorded_at: DateTime<Utc>,
-        then: Vec<InboxWrite>,
+        then: Vec<InboxResolution>,
         agencies: Option<i64>,
         answer: oneshot::Sender<Result<Vec<Appended>, StoreError>>,
     },
@@ -262,7 +262,7 @@ impl SqliteStorage {
         recorded_at: DateTime<Utc>,
         // One writer: the heads are read inside the write transaction, at no network cost.
         _heads: &[super::KnownHead],
-        then: &[InboxWrite],
+        then: &[InboxResolution],
         agencies: Option<i64>,
     ) -> Result<Vec<Appended>, StoreError> {
         let (answer, answered) = oneshot::channel();
@@ -387,7 +387,7 @@ async fn write_together(
     appends: &[super::StreamAppend],
     recorded_at: DateTime<Utc>,
     transaction_id: i64,
-    then: &[InboxWrite],
+    then: &[InboxResolution],
     agencies: Option<i64>,
 ) -> Result<Vec<Appended>, StoreError> {
     if let Some(expected) = agencies {
