@@ -13,10 +13,12 @@
 //!
 //! A credit seen for the first time takes a shorter way to the same events: after the reads
 //! (the agencies, from memory while their count is unchanged; the case), steps 1, 3 and 4 and
-//! the inbox row's outcome are one transaction — on PostgreSQL one statement — so a
-//! notification costs one commit beside the inbox row's. If the credit's stream exists (a
-//! duplicate, a retry, a first copy interrupted half-way) or the case keeps moving, nothing of
-//! it is written and the steps above run instead.
+//! the inbox are one transaction — on PostgreSQL one statement. The inbox part is the outcome
+//! of the request's row stored before ([`PaymentIntake::receive_resolving`]), or the request's
+//! row itself with its outcome ([`PaymentIntake::receive_with_row`]: a notification costs one
+//! commit in all). If the credit's stream exists (a duplicate, a retry, a first copy
+//! interrupted half-way) or the case keeps moving, nothing of it is written and the steps
+//! above run instead.
 //!
 //! Group commit: new credits that arrive while others are being recorded wait, and the next
 //! group is recorded together — the cases and credit streams of all of them read by one
