@@ -194,11 +194,7 @@ impl Ledger {
             let (folded, besides) = if beside.is_empty() {
                 (self.fold_stream::<D>(stream).await?, Vec::new())
             } else {
-                let mut wanted = Vec::with_capacity(beside.len() + 1);
-                wanted.push(stream.to_owned());
-                wanted.extend_from_slice(beside);
-                let (own, besides) =
-                    self.store().read_streams(&wanted).await?.into_iter().partition(|e| e.stream_id == stream);
+                let (own, besides) = self.store().read_stream_beside(stream, beside).await?;
                 (fold::<D>(own)?, besides)
             };
             let decided = match D::decide(&folded.state, command(&besides)?) {

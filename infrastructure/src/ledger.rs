@@ -400,10 +400,8 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<CaseRecord, LedgerError> {
         // The case and its agency's configuration, in one statement.
-        let case_stream = codec::case_stream(code);
-        let wanted = [case_stream.clone(), codec::agency_stream(&code.agency())];
-        let (case, agency): (Vec<_>, Vec<_>) =
-            self.store().read_streams(&wanted).await?.into_iter().partition(|e| e.stream_id == case_stream);
+        let agency_stream = [codec::agency_stream(&code.agency())];
+        let (case, agency) = self.store().read_stream_beside(&codec::case_stream(code), &agency_stream).await?;
         let record = fold_case(code.clone(), case)?;
         let agency = command::fold::<AgencyDecider>(agency)?.state;
         self.issue_receipts_due_with(record, &agency, metadata, now).await

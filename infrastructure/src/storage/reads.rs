@@ -71,6 +71,19 @@ impl Storage {
         })
     }
 
+    /// The events of `stream` and, apart, those of the streams `beside` it, in one statement
+    /// (a command read with the streams it is made from).
+    pub async fn read_stream_beside(
+        &self,
+        stream: &str,
+        beside: &[String],
+    ) -> Result<(Vec<RecordedEvent>, Vec<RecordedEvent>), StoreError> {
+        let mut wanted = Vec::with_capacity(beside.len() + 1);
+        wanted.push(stream.to_owned());
+        wanted.extend_from_slice(beside);
+        Ok(self.read_streams(&wanted).await?.into_iter().partition(|e| e.stream_id == stream))
+    }
+
     /// The last event of one stream, if it has any.
     pub async fn last_event(&self, stream_id: &str) -> Result<Option<RecordedEvent>, StoreError> {
         on_pool!(self, |pool, sql| {
