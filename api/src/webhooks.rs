@@ -1,15 +1,16 @@
 //! `/webhooks/*`: payment notifications from SePay, Casso, payOS and VNPAY.
 //!
-//! A signed credit seen for the first time takes the short way: (1) size, content type and the
-//! provider's key are checked, (2) the provider's own signature is verified, in constant time,
-//! (3) the body is parsed strictly into one credit shape, (4) payment intake records it on its
-//! case or in the unmatched queue, together with the other new credits that arrive meanwhile
-//! (`payment_intake`'s group commit), and the same commit stores the raw request in the inbox
-//! with its outcome — one commit for the notification, shared with its group; (5) the provider
-//! gets the answer in its own format. Every other request (refused, not a credit, a credit or
-//! case seen before, a group that could not record it) goes the long way: the raw request is
-//! stored in the inbox first, then checked, verified, parsed and recorded as above, and its
-//! row gets its outcome (in the same commit as the money, when there is money).
+//! Every request is checked once, before anything is stored: (1) size, content type and the
+//! provider's key, (2) the provider's own signature, verified in constant time, (3) the body,
+//! parsed strictly into one credit shape. A signed credit seen for the first time then takes
+//! the short way: (4) payment intake records it on its case or in the unmatched queue, together
+//! with the other new credits that arrive meanwhile (`payment_intake`'s group commit), and the
+//! same commit stores the raw request in the inbox with its outcome — one commit for the
+//! notification, shared with its group; (5) the provider gets the answer in its own format.
+//! Every other request (refused, not a credit, a credit or case seen before, a group that
+//! could not record it) goes the long way: the raw request is stored in the inbox first, then
+//! its credit, if any, is recorded as above, and its row gets its outcome (in the same commit
+//! as the money, when there is money).
 //! No sender is answered before its request is stored; a request cut off before that (a crash)
 //! was not answered, so its provider sends it again.
 //! Webhooks are authenticated by signatures, never by bearer tokens.
@@ -22,7 +23,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use feeledger_infrastructure::bank_feed::{self, FeedError, Notification, Outcome, Provider, Secret};
+use feeledger_infrastructure::bank_feed::{self, BankCredit, FeedError, Notification, Outcome, Provider, Secret};
 use feeledger_infrastructure::inbox::{InboxOutcome, InboxResolution, InboxRow, ReceivedRequest, UnfinishedRequest};
 use feeledger_infrastructure::ledger::LedgerError;
 use feeledger_infrastructure::payment_intake::{Intake, IntakeError, Resolver};
@@ -159,9 +160,15 @@ async fn handle(
         received_at,
     };
     let request = Arc::new(request);
-    if let Some(response) = recorded_with_its_row(&state, provider, &request, &headers, &uri).await {
-        return response;
-    }
+    let parts = RequestParts { headers: &headers, uri: &uri, raw: &request.body, stored: false };
+    // Checked once, before anything is stored: a new credit takes the short way.
+    let checked = match checked(&state, provider, received_at, &parts, truncated) {
+        Ok(credit) => match recorded_with_its_row(&state, provider, &request, credit).await {
+            Ok(response) => return response,
+            Err(credit) => Ok(credit),
+        },
+        refused => refused,
+    };
     // Inbox first: if the request cannot be stored, it is not accepted (the provider retries).
     let stored = match state.inbox.record(&request).await {
         Ok(stored) => stored,
@@ -173,58 +180,55 @@ async fn handle(
     };
     let inbox_id = stored.id;
     let span = tracing::info_span!("webhook", provider = provider.as_str(), inbox.id = inbox_id);
-    let parts = RequestParts { headers: &headers, uri: &uri, raw: &request.body, stored: false };
     let inbox = InboxTarget { id: inbox_id, answered: true, agency_configurations: Some(stored.agency_configurations) };
-    let handled = handling(&state, provider, received_at, &parts, truncated, inbox).instrument(span.clone()).await;
+    let handled = match checked {
+        Ok(credit) => recording(&state, provider, received_at, credit, inbox).instrument(span.clone()).await,
+        Err(refused) => refused,
+    };
     let response = answer(provider, &handled.outcome, handled.status_override);
     let status = response.status().as_u16();
     finish(&state, provider, Some(inbox_id), &handled, Some(status)).instrument(span).await;
     response
 }
 
-/// The short way, for a signed credit seen for the first time: verified and parsed before it
-/// is stored, its inbox row written with its outcome by the commit that records its money
+/// The short way, for a signed credit seen for the first time (checked and parsed before it is
+/// stored): its inbox row written with its outcome by the commit that records its money
 /// (payment intake's group commit: one commit for the notification, shared with the others of
-/// its group). `None` for anything else, with nothing stored: the request goes the long way,
-/// stored first. The sender is answered only once the row and the money are stored, so a
-/// request cut off before that is retried by its provider.
+/// its group). The credit back, with nothing stored, when it does not take that way: the
+/// request goes the long way, stored first. The sender is answered only once the row and the
+/// money are stored, so a request cut off before that is retried by its provider.
 async fn recorded_with_its_row(
     state: &AppState,
     provider: Provider,
     request: &Arc<ReceivedRequest>,
-    headers: &HeaderMap,
-    uri: &Uri,
-) -> Option<Response> {
-    if request.body_truncated || (provider != Provider::Vnpay && !is_json(headers)) {
-        return None;
-    }
-    let parts = RequestParts { headers, uri, raw: &request.body, stored: false };
-    let Ok(Notification::Credit(credit)) = verify_and_parse(provider, &state.providers, &parts, request.received_at)
-    else {
-        return None;
-    };
+    credit: BankCredit,
+) -> Result<Response, BankCredit> {
     let credit_id = credit.credit_id();
-    let row: Resolver = {
-        let (request, credit_id, clock) = (request.clone(), credit_id.clone(), state.clock.clone());
-        Arc::new(move |intake: &Intake| {
-            let handled = Handled::from_intake(provider, intake, credit_id.clone());
-            let status = answer(provider, &handled.outcome, handled.status_override).status().as_u16();
-            Some(InboxResolution {
-                row: InboxRow::Arriving(request.clone()),
-                outcome: handled.inbox_outcome,
-                detail: handled.detail,
-                credit_id: handled.credit_id,
-                http_status: Some(status),
-                at: clock.now(),
-            })
-        })
-    };
+    let row = resolver(state, provider, &credit_id, InboxRow::Arriving(request.clone()), true);
     let span = tracing::info_span!("webhook", provider = provider.as_str(), credit.id = %credit_id);
     let intake = state.intake.receive_with_row(credit, request.received_at, row).instrument(span.clone()).await?;
     let handled = Handled { stored: true, ..Handled::from_intake(provider, &intake, credit_id) };
     let response = answer(provider, &handled.outcome, handled.status_override);
     finish(state, provider, None, &handled, Some(response.status().as_u16())).instrument(span).await;
-    Some(response)
+    Ok(response)
+}
+
+/// What to write in the inbox for each outcome of credit `credit_id`, on `row`; `answered`:
+/// whether its sender waits for the answer (not when the recovery finishes it).
+fn resolver(state: &AppState, provider: Provider, credit_id: &str, row: InboxRow, answered: bool) -> Resolver {
+    let (credit_id, clock) = (credit_id.to_owned(), state.clock.clone());
+    Arc::new(move |intake: &Intake| {
+        let handled = Handled::from_intake(provider, intake, credit_id.clone());
+        let status = answered.then(|| answer(provider, &handled.outcome, handled.status_override).status().as_u16());
+        Some(InboxResolution {
+            row: row.clone(),
+            outcome: handled.inbox_outcome,
+            detail: handled.detail,
+            credit_id: handled.credit_id,
+            http_status: status,
+            at: clock.now(),
+        })
+    })
 }
 
 /// What became of one request: the answer for its sender and the row for the inbox.
@@ -286,58 +290,56 @@ impl Handled {
     }
 }
 
-/// Checks, verifies, parses and records one stored request.
-async fn handling(
+/// Checks a request's size, content type and signature and parses it: its credit, or what it
+/// gets instead (refused, or verified but not a credit).
+fn checked(
     state: &AppState,
     provider: Provider,
     received_at: chrono::DateTime<chrono::Utc>,
     request: &RequestParts<'_>,
     truncated: bool,
-    inbox: InboxTarget,
-) -> Handled {
+) -> Result<BankCredit, Handled> {
     let refused = |why: String, status: StatusCode| Handled {
         status_override: Some(status),
         ..Handled::new(Outcome::Malformed(why.clone()), InboxOutcome::Rejected, Some(why), None)
     };
     if truncated {
-        return refused(format!("the body is larger than {BODY_LIMIT_BYTES} bytes"), StatusCode::PAYLOAD_TOO_LARGE);
+        return Err(refused(
+            format!("the body is larger than {BODY_LIMIT_BYTES} bytes"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ));
     }
     if provider != Provider::Vnpay && !is_json(request.headers) {
-        return refused("the body must be application/json".to_owned(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        return Err(refused("the body must be application/json".to_owned(), StatusCode::UNSUPPORTED_MEDIA_TYPE));
     }
-    let credit = match verify_and_parse(provider, &state.providers, request, received_at) {
+    match verify_and_parse(provider, &state.providers, request, received_at) {
         Err(error) => {
-            tracing::warn!(%error, "notification refused");
+            tracing::warn!(%error, provider = provider.as_str(), "notification refused");
             let outcome = vnpay_amount_outcome(provider, &error).unwrap_or_else(|| error.outcome());
             let status = matches!(error, FeedError::NotConfigured).then_some(StatusCode::SERVICE_UNAVAILABLE);
-            return Handled {
+            Err(Handled {
                 status_override: status,
                 ..Handled::new(outcome, InboxOutcome::Rejected, Some(error.to_string()), None)
-            };
+            })
         }
         Ok(Notification::Ignored { provider_transaction_id, reason }) => {
-            return Handled::new(Outcome::Accepted, InboxOutcome::Ignored, Some(reason), provider_transaction_id);
+            Err(Handled::new(Outcome::Accepted, InboxOutcome::Ignored, Some(reason), provider_transaction_id))
         }
-        Ok(Notification::Credit(credit)) => credit,
-    };
+        Ok(Notification::Credit(credit)) => Ok(credit),
+    }
+}
+
+/// Records a checked credit whose request is stored (row `inbox`); its outcome is written in
+/// the transaction that records the money, when there is one.
+async fn recording(
+    state: &AppState,
+    provider: Provider,
+    received_at: chrono::DateTime<chrono::Utc>,
+    credit: BankCredit,
+    inbox: InboxTarget,
+) -> Handled {
     let credit_id = credit.credit_id();
-    // The outcome is written in the transaction that records the money, when there is one.
-    let resolution: Resolver = {
-        let (credit_id, clock) = (credit_id.clone(), state.clock.clone());
-        Arc::new(move |intake: &Intake| {
-            let handled = Handled::from_intake(provider, intake, credit_id.clone());
-            let status =
-                inbox.answered.then(|| answer(provider, &handled.outcome, handled.status_override).status().as_u16());
-            Some(InboxResolution {
-                row: InboxRow::Stored(inbox.id),
-                outcome: handled.inbox_outcome,
-                detail: handled.detail,
-                credit_id: handled.credit_id,
-                http_status: status,
-                at: clock.now(),
-            })
-        })
-    };
+    let resolution = resolver(state, provider, &credit_id, InboxRow::Stored(inbox.id), inbox.answered);
     match state.intake.receive_resolving(credit, received_at, inbox.agency_configurations, resolution).await {
         Ok((intake, stored)) => Handled { stored, ..Handled::from_intake(provider, &intake, credit_id) },
         Err(IntakeError::UnknownAccount(account)) => {
@@ -510,7 +512,10 @@ async fn recover(state: &AppState, request: UnfinishedRequest) {
         }
     }
     let inbox = InboxTarget { id: request.id, answered: false, agency_configurations: None };
-    let mut handled = handling(state, provider, request.received_at, &parts, request.body_truncated, inbox).await;
+    let mut handled = match checked(state, provider, request.received_at, &parts, request.body_truncated) {
+        Ok(credit) => recording(state, provider, request.received_at, credit, inbox).await,
+        Err(refused) => refused,
+    };
     if handled.inbox_outcome == InboxOutcome::Failed {
         // Still failing: leave it for the next pass, as the provider's retry would be.
         return;

@@ -294,7 +294,8 @@ impl PaymentIntake {
         resolution: Resolver,
     ) -> Result<(Intake, bool), IntakeError> {
         let agencies = self.current_agencies(agency_configurations).await?;
-        let (observed, metadata) = Self::observe(credit, &agencies, now)?;
+        let agency = Self::receiving_agency(&credit, &agencies)?;
+        let (observed, metadata) = Self::observe(credit, agency, now);
         match self.in_group(&observed, &agencies, &metadata, now, resolution.clone(), None).await {
             InGroup::Recorded(outcome) => return Ok((outcome, true)),
             InGroup::Seen => {}
@@ -310,38 +311,46 @@ impl PaymentIntake {
     /// The shortest way, for a credit seen for the first time whose request is not stored yet:
     /// recorded with its group, `row` (the request's inbox row with its outcome) written by the
     /// same commit, with the agencies kept in memory (the group's append checks that their
-    /// count is still the log's). `None`, with nothing written, when the credit does not take
+    /// count is still the log's). The credit back, with nothing written, when it does not take
     /// that way — the agencies are not in memory, the account is not among them, the credit or
-    /// its case was seen before, or the group could not record it — or for an error: the
-    /// caller stores the request and hands it to [`PaymentIntake::receive_resolving`].
-    pub async fn receive_with_row(&self, credit: BankCredit, now: DateTime<Utc>, row: Resolver) -> Option<Intake> {
-        let (count, agencies) = self.agencies.lock().ok()?.clone()?;
-        let (observed, metadata) = Self::observe(credit, &agencies, now).ok()?;
+    /// its case was seen before, or the group could not record it: the caller stores the
+    /// request and hands the credit to [`PaymentIntake::receive_resolving`].
+    pub async fn receive_with_row(
+        &self,
+        credit: BankCredit,
+        now: DateTime<Utc>,
+        row: Resolver,
+    ) -> Result<Intake, BankCredit> {
+        let cached = self.agencies.lock().ok().and_then(|cache| cache.clone());
+        let Some((count, agencies)) = cached else { return Err(credit) };
+        let Ok(agency) = Self::receiving_agency(&credit, &agencies) else { return Err(credit) };
+        let (observed, metadata) = Self::observe(credit, agency, now);
         match self.in_group(&observed, &agencies, &metadata, now, row, Some(count)).await {
-            InGroup::Recorded(outcome) => Some(outcome),
-            InGroup::Seen | InGroup::Alone => None,
+            InGroup::Recorded(outcome) => Ok(outcome),
+            InGroup::Seen | InGroup::Alone => Err(observed.credit),
         }
     }
 
-    /// A credit as observed by the agency whose account received it (none named: no agency),
-    /// and the metadata of its events.
+    /// The agency whose account received `credit` (none named: no agency).
+    fn receiving_agency(credit: &BankCredit, agencies: &[AgencyConfigured]) -> Result<Option<AgencyCode>, IntakeError> {
+        match credit.account_number.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            Some(account) => agencies
+                .iter()
+                .find(|a| a.bank_account.number.as_str() == account)
+                .map(|a| Some(a.agency_code.clone()))
+                .ok_or_else(|| IntakeError::UnknownAccount(account.to_owned())),
+            None => Ok(None),
+        }
+    }
+
+    /// A credit as observed by `agency`, and the metadata of its events.
     fn observe(
         credit: BankCredit,
-        agencies: &[AgencyConfigured],
+        agency: Option<AgencyCode>,
         now: DateTime<Utc>,
-    ) -> Result<(BankCreditObserved, EventMetadata), IntakeError> {
-        let agency = match credit.account_number.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
-            Some(account) => Some(
-                agencies
-                    .iter()
-                    .find(|a| a.bank_account.number.as_str() == account)
-                    .map(|a| a.agency_code.clone())
-                    .ok_or_else(|| IntakeError::UnknownAccount(account.to_owned()))?,
-            ),
-            None => None,
-        };
+    ) -> (BankCreditObserved, EventMetadata) {
         let metadata = EventMetadata { actor: Some(format!("bank:{}", credit.provider)), ..EventMetadata::default() };
-        Ok((BankCreditObserved { credit, agency_code: agency, observed_at: now }, metadata))
+        (BankCreditObserved { credit, agency_code: agency, observed_at: now }, metadata)
     }
 
     /// Queues a new credit for the next group and waits for what became of it; a credit the

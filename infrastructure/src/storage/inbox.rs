@@ -1,6 +1,7 @@
 //! The raw inbox of bank notifications: every request to `/webhooks/*` is stored before it is
-//! parsed, then marked with what became of it. Nothing a bank sent is lost, even when it is
-//! malformed, forged or about money that matches no case.
+//! answered — a new credit's with its money and its outcome ([`InboxRow::Arriving`]), any
+//! other before its credit is recorded, then marked with what became of it. Nothing a bank
+//! sent is lost, even when it is malformed, forged or about money that matches no case.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -226,7 +227,7 @@ impl Inbox {
         Inbox { store, queue: GroupQueue::new(WRITES_IN_FLIGHT, ROWS_PER_WRITE), written: Arc::default() }
     }
 
-    /// Stores the request and returns its id. Call before anything else looks at it. The same
+    /// Stores the request and returns its id. Call before its credit is recorded. The same
     /// statement reads how many agency configurations the log holds: payment intake checks its
     /// agencies in memory against that count (`PaymentIntake::receive_resolving`), so a
     /// notification needs no round trip for it.
