@@ -32,6 +32,12 @@ use crate::lease::Lease;
 
 /// Events per batch while following the log.
 pub const LIVE_BATCH: usize = 500;
+/// While following the log, a projection starts a batch at most this often when commits keep
+/// coming: the commits of a busy moment are applied, and their documents written, in one
+/// transaction rather than one each (issue 17: each batch costs the database several round
+/// trips and a commit, whatever its size). A commit after a quiet spell is applied at once, and
+/// an explicit wake-up (`Runner::caught_up`) does not wait.
+pub const LIVE_GATHER: Duration = Duration::from_millis(25);
 /// Events per batch while rebuilding (fewer, larger transactions): a document touched by many
 /// events — a busy day's totals and the cases it still has to remit — is written once per
 /// batch, so larger batches write it fewer times (read in pages of `READ_BATCH_MAX`).
@@ -502,6 +508,9 @@ impl Runner {
         // batch commits only from the checkpoint it started at, so a stale one fails to commit
         // and is then read afresh).
         let mut live_from: Option<(i32, Checkpoint)> = None;
+        // When the live generation last started a batch (one that found no event of this
+        // projection's types still moves its checkpoint, in a transaction of its own).
+        let mut live_stepped_at: Option<Instant> = None;
         loop {
             let Some(state) = self.docs.state(P::NAME).await? else { return Ok(()) };
             if let Some(target) = until_switched
@@ -527,6 +536,7 @@ impl Runner {
                     }
                 }
                 let mut known = live_from.filter(|(g, _)| *g == state.active).map(|(_, c)| c);
+                live_stepped_at = Some(Instant::now());
                 let (applied, at_end) = self.step(projection, &mut live, LIVE_BATCH, &mut known, None).await?;
                 live_from = known.map(|c| (state.active, c));
                 applied == 0 || at_end
@@ -588,10 +598,16 @@ impl Runner {
                 }
             }
             if live_caught_up && rebuilt == 0 {
-                tokio::select! {
-                    _ = notices.recv() => {}
-                    () = self.wake.notified() => {}
-                    () = tokio::time::sleep(self.poll) => {}
+                let woken = tokio::select! {
+                    _ = notices.recv() => false,
+                    () = self.wake.notified() => true,
+                    () = tokio::time::sleep(self.poll) => false,
+                };
+                if let Some(gathered) = gather_until(live_stepped_at, Instant::now(), woken) {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(gathered.into()) => {}
+                        () = self.wake.notified() => {}
+                    }
                 }
                 // Commits announced so far are all readable now, and the next batch reads them
                 // all: one pass for any number of them, not one pass per announcement.
@@ -796,6 +812,15 @@ impl Runner {
     }
 }
 
+/// Until when a live projection, told of a commit, gathers the commits that follow before its
+/// next batch: `LIVE_GATHER` after its last batch started, if that is still to come. Nothing to
+/// wait for after a quiet spell (the last batch long ago, or none), nor when it was woken
+/// explicitly (a caller waiting for it to catch up).
+fn gather_until(last_batch: Option<Instant>, now: Instant, woken: bool) -> Option<Instant> {
+    let until = last_batch? + LIVE_GATHER;
+    (!woken && until > now).then_some(until)
+}
+
 fn progress(generation: i32, done: i64, total: i64, started: Instant, finished: bool) -> RebuildProgress {
     let elapsed_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX).max(1);
     let rate = done * 1000 / elapsed_ms;
@@ -825,5 +850,24 @@ async fn drop_replaced(docs: &DocumentStore, name: &'static str) {
         Err(error) => {
             tracing::warn!(projection = name, %error, "the replaced generation's documents are kept until the next drop")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_after_a_quiet_spell_is_applied_at_once_and_a_busy_moments_commits_are_gathered() {
+        let now = Instant::now();
+        // No batch yet, or the last one long ago: at once.
+        assert_eq!(gather_until(None, now, false), None);
+        assert_eq!(gather_until(Some(now - LIVE_GATHER * 4), now, false), None);
+        // The last batch started 5 ms ago: the commits that follow are gathered until
+        // `LIVE_GATHER` after it, into one batch.
+        let last = now - Duration::from_millis(5);
+        assert_eq!(gather_until(Some(last), now, false), Some(last + LIVE_GATHER));
+        // A caller waiting for the projection to catch up does not wait for the gathering.
+        assert_eq!(gather_until(Some(last), now, true), None);
     }
 }
