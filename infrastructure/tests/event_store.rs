@@ -234,6 +234,57 @@ async fn concurrent_appends_with_known_heads_each_get_their_own_answer_and_a_sta
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_of_streams_beside_others_each_get_exactly_their_own_streams() {
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        // A shared stream read beside every case (an agency's fee schedule), and cases of one
+        // to three events; a case read beside a stream that does not exist gets nothing of it.
+        store.append("fee-schedule-X", ExpectedVersion::NoStream, vec![event(1), event(2)], None).await.unwrap();
+        for n in 0..40u32 {
+            let events = (0..=n % 3).map(event).collect();
+            store.append(&format!("case-{n}"), ExpectedVersion::NoStream, events, None).await.unwrap();
+        }
+        // Many commands' reads at once (PostgreSQL reads them in groups), each beside the
+        // shared stream and, for some, a stream of another case or one that does not exist.
+        let reads = (0..40u32).map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut beside = vec!["fee-schedule-X".to_owned()];
+                match n % 4 {
+                    0 => beside.push(format!("case-{}", (n + 1) % 40)),
+                    1 => beside.push("case-none".to_owned()),
+                    _ => {}
+                }
+                let read = store.read_stream_beside(&format!("case-{n}"), &beside).await.unwrap();
+                (n, beside, read)
+            })
+        });
+        for read in reads.collect::<Vec<_>>() {
+            let (n, beside, (own, besides)) = read.await.unwrap();
+            let key = |e: &feeledger_infrastructure::storage::RecordedEvent| (e.stream_id.clone(), e.stream_version);
+            let expected_own = store.read_stream(&format!("case-{n}")).await.unwrap();
+            assert_eq!(own.iter().map(key).collect::<Vec<_>>(), expected_own.iter().map(key).collect::<Vec<_>>());
+            assert_eq!(own.len(), (n % 3 + 1) as usize, "{}: case-{n}", db.backend_name);
+            // As one caller reading alone gets them.
+            let alone = store.read_streams(&beside).await.unwrap();
+            assert_eq!(besides.iter().map(key).collect::<Vec<_>>(), alone.iter().map(key).collect::<Vec<_>>());
+            let schedule = besides.iter().filter(|e| e.stream_id == "fee-schedule-X").count();
+            assert_eq!(schedule, 2, "{}: case-{n}", db.backend_name);
+            let other = besides.len() - schedule;
+            assert_eq!(other, if n % 4 == 0 { ((n + 1) % 40 % 3 + 1) as usize } else { 0 }, "{}", db.backend_name);
+            assert_eq!(
+                besides.iter().map(|e| &e.payload).collect::<Vec<_>>(),
+                alone.iter().map(|e| &e.payload).collect::<Vec<_>>()
+            );
+        }
+        // A read after an append sees it, read with others or not.
+        store.append("case-0", ExpectedVersion::Exact(1), vec![event(9)], None).await.unwrap();
+        let (own, _) = store.read_stream_beside("case-0", &["fee-schedule-X".to_owned()]).await.unwrap();
+        assert_eq!(own.len(), 2, "{}", db.backend_name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_many_concurrent_writers_expecting_the_same_version_exactly_one_wins() {
     for db in TestDatabase::each_backend().await {
         let store = db.store().await;

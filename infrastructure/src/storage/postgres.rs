@@ -10,8 +10,10 @@ use tokio::sync::{broadcast, watch};
 
 use super::failover::{self, HostRole, PgHosts, PrimaryWatch};
 
+use super::group_commit::GroupQueue;
 use super::hash_chain::GENESIS;
 use super::inbox::{InboxResolution, InboxRow, ReceivedRequest};
+use super::reads::{StreamRead, stream_read_queue};
 use super::{
     Appended, Checkpoint, ExpectedVersion, IdempotencyKey, NewEvent, StoreCounters, StoreError, StoreNotice,
     StoreOptions, StoredAppend, chain_rows, check_expected, map_append_error, recorded_rows,
@@ -36,6 +38,8 @@ pub struct PostgresStorage {
     /// The store's own background tasks (telling other nodes of new events, following the
     /// primary), stopped when the last clone of the store is dropped or it is closed.
     tasks: Arc<StoreTasks>,
+    /// Commands' reads waiting to be read together (`Storage::read_stream_beside`).
+    pub(super) stream_reads: GroupQueue<StreamRead>,
 }
 
 /// Background tasks that live as long as the store: aborted when it goes.
@@ -142,6 +146,7 @@ impl PostgresStorage {
             primary,
             replica: None,
             tasks: Arc::new(StoreTasks(tasks)),
+            stream_reads: stream_read_queue(),
         })
     }
 
@@ -194,6 +199,8 @@ impl PostgresStorage {
                     tasks: self.tasks.clone(),
                     primary: self.primary.clone(),
                     replica: None,
+                    // Its own queue: a group is read on the pool of the store that reads it.
+                    stream_reads: stream_read_queue(),
                 };
                 (Some(view), ReadSource::Replica)
             }

@@ -1,10 +1,14 @@
 //! The reads of the event log and its settings, written once for both backends (see
 //! [`dialect`](super::dialect)).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::dialect::{AUDIT_COLUMNS, decode, decode_audit_entry, decode_lean, decode_stored, on_pool, on_writer};
+use super::group_commit::GroupQueue;
 use super::{
     AuditEntry, Checkpoint, IdempotencyKey, LeanEvent, READ_BATCH_MAX, RecordedEvent, Storage, StoreError, StoreHead,
     StoredEvent,
@@ -18,6 +22,23 @@ fn limit_of(limit: usize) -> i64 {
 
 fn checkpoint_of(row: Option<(i64, i64)>) -> Option<Checkpoint> {
     row.map(|(transaction_id, position)| Checkpoint { transaction_id, position })
+}
+
+/// At most this many groups of commands' stream reads under way at once.
+pub(super) const STREAM_READS_IN_FLIGHT: usize = 2;
+/// At most this many commands' reads in one group.
+const STREAM_READS_PER_GROUP: usize = 64;
+
+/// One command's streams, waiting to be read with others'; answered with their events, or
+/// `None` when the group's read failed.
+#[derive(Debug)]
+pub(crate) struct StreamRead {
+    streams: Vec<String>,
+    answer: oneshot::Sender<Option<Vec<RecordedEvent>>>,
+}
+
+pub(super) fn stream_read_queue() -> GroupQueue<StreamRead> {
+    GroupQueue::new(STREAM_READS_IN_FLIGHT, STREAM_READS_PER_GROUP)
 }
 
 impl Storage {
@@ -73,6 +94,12 @@ impl Storage {
 
     /// The events of `stream` and, apart, those of the streams `beside` it, in one statement
     /// (a command read with the streams it is made from).
+    ///
+    /// On PostgreSQL, the reads of commands that arrive while others are being read wait and
+    /// are read together, by one statement (at most [`STREAM_READS_IN_FLIGHT`] under way): a
+    /// busy counter's commands cost the database one read per group rather than one each. A
+    /// read pushed after another's commit is read after it, so a command still sees every
+    /// write committed before it asked.
     pub async fn read_stream_beside(
         &self,
         stream: &str,
@@ -81,7 +108,64 @@ impl Storage {
         let mut wanted = Vec::with_capacity(beside.len() + 1);
         wanted.push(stream.to_owned());
         wanted.extend_from_slice(beside);
-        Ok(self.read_streams(&wanted).await?.into_iter().partition(|e| e.stream_id == stream))
+        let events = match self {
+            Storage::Postgres(pg) => self.read_with_others(&pg.stream_reads, wanted).await?,
+            Storage::Sqlite(_) => self.read_streams(&wanted).await?,
+        };
+        Ok(events.into_iter().partition(|e| e.stream_id == stream))
+    }
+
+    /// Reads `streams` in a group with the reads waiting in `queue` (see
+    /// [`Storage::read_stream_beside`]); alone when the group's read failed, so that each caller
+    /// gets its own error.
+    async fn read_with_others(
+        &self,
+        queue: &GroupQueue<StreamRead>,
+        streams: Vec<String>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        if let Some((writer, group)) = queue.push(StreamRead { streams: streams.clone(), answer }) {
+            let store = self.clone();
+            tokio::spawn(async move { writer.write_all(group, |group| store.read_group(group)).await });
+        }
+        match answered.await {
+            Ok(Some(events)) => Ok(events),
+            // The group's read failed, or its task is gone.
+            Ok(None) | Err(_) => self.read_streams(&streams).await,
+        }
+    }
+
+    /// Reads every stream a group of callers asked for in one statement, and answers each with
+    /// the events of its own streams, in the order the statement gave them (as
+    /// [`Storage::read_streams`] alone would).
+    async fn read_group(&self, group: Vec<StreamRead>) {
+        let mut all: Vec<String> = group.iter().flat_map(|read| read.streams.iter().cloned()).collect();
+        all.sort_unstable();
+        all.dedup();
+        let events = match self.read_streams(&all).await {
+            Ok(events) => events,
+            Err(error) => {
+                tracing::debug!(%error, reads = group.len(), "a group of stream reads failed; each reads alone");
+                for read in group {
+                    let _ = read.answer.send(None);
+                }
+                return;
+            }
+        };
+        // Each stream's events, in one run (ordered by stream, then version).
+        let mut runs: HashMap<&str, std::ops::Range<usize>> = HashMap::new();
+        for (n, event) in events.iter().enumerate() {
+            runs.entry(event.stream_id.as_str()).and_modify(|run| run.end = n + 1).or_insert(n..n + 1);
+        }
+        for read in group {
+            // Its streams' runs in the statement's order, each once.
+            let mut mine: Vec<&std::ops::Range<usize>> =
+                read.streams.iter().filter_map(|stream| runs.get(stream.as_str())).collect();
+            mine.sort_unstable_by_key(|run| run.start);
+            mine.dedup();
+            let events = mine.into_iter().flat_map(|run| events[run.clone()].iter().cloned()).collect();
+            let _ = read.answer.send(Some(events));
+        }
     }
 
     /// The last event of one stream, if it has any.
