@@ -12,7 +12,9 @@
 #   scripts/bench-notification-cost.sh [postgres://postgres@127.0.0.1:5432] [seconds] [rounds] BIN_DIR...
 #
 # BIN_DIR: a directory with release builds of `feeledger` and `feeledger-bench`. Prints one
-# Markdown row per run.
+# Markdown row per run. BENCH_ANALYZE=1: `ANALYZE` the database once the setup is over (as
+# autovacuum would on a deployed database; a new database has no statistics, and plans
+# cached without them can scan the whole log: docs/BENCHMARKS.md, the p99 modes).
 set -euo pipefail
 server=${1:-postgres://postgres@127.0.0.1:5432}
 seconds=${2:-10}
@@ -55,6 +57,7 @@ run() { # build-dir
     sleep 0.05
   done
   local x0 c0 s0 x1 c1 s1 n
+  if [ "${BENCH_ANALYZE:-0}" = 1 ]; then psql -qc "ANALYZE" "$server/$db"; fi
   x0=$(commits); c0=$(busy); s0=$(server_cpu)
   wait "$load"
   x1=$(commits); c1=$(busy); s1=$(server_cpu)
