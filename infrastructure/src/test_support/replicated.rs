@@ -26,6 +26,12 @@ pub enum Replication {
     Asynchronous,
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Primary,
+    Replica,
+}
+
 /// One server of the pair.
 #[derive(Debug)]
 pub struct Server {
@@ -77,7 +83,7 @@ impl ReplicatedCluster {
             data: dir.path().join(name),
             log: dir.path().join(format!("{name}.log")),
         };
-        let cluster = ReplicatedCluster {
+        let mut cluster = ReplicatedCluster {
             primary: server("primary", primary_port),
             replica: server("replica", replica_port),
             bin,
@@ -102,7 +108,8 @@ impl ReplicatedCluster {
                  wal_retrieve_retry_interval = 200ms\n{synchronous}"
             ),
         );
-        cluster.start_server(&cluster.primary);
+        cluster.start_on_a_spare_port(Role::Primary);
+        let primary_port = cluster.primary.port;
         cluster.pg(
             "pg_basebackup",
             &[
@@ -122,7 +129,7 @@ impl ReplicatedCluster {
             ],
         );
         append(&cluster.replica.data.join("postgresql.conf"), &format!("port = {replica_port}\n"));
-        cluster.start_server(&cluster.replica);
+        cluster.start_on_a_spare_port(Role::Replica);
         cluster.wait_for_streaming(replication).await;
         Some(cluster)
     }
@@ -206,20 +213,41 @@ impl ReplicatedCluster {
         self.dir.as_ref().map_or(Path::new("/nonexistent"), |d| d.path())
     }
 
-    fn start_server(&self, server: &Server) {
-        self.pg(
-            "pg_ctl",
-            &[
-                "-D",
-                &server.data.display().to_string(),
-                "-l",
-                &server.log.display().to_string(),
-                "-w",
-                "-t",
-                "30",
-                "start",
-            ],
-        );
+    /// Starts one server. A port that was free when chosen can be taken before the server binds
+    /// it (by another test's server or connection); then the server is given another port and
+    /// started again, up to five times. Any other failure panics with the server's log.
+    fn start_on_a_spare_port(&mut self, role: Role) {
+        for attempt in 1..=5 {
+            let server = match role {
+                Role::Primary => &self.primary,
+                Role::Replica => &self.replica,
+            };
+            let (data, log) = (server.data.display().to_string(), server.log.display().to_string());
+            let output = self
+                .command("pg_ctl")
+                .args(["-D", &data, "-l", &log, "-w", "-t", "30", "start"])
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run pg_ctl: {e}"));
+            if output.status.success() {
+                return;
+            }
+            let log_text = std::fs::read_to_string(&server.log).unwrap_or_default();
+            let port_taken = log_text.contains("could not bind") || log_text.contains("could not create any TCP/IP");
+            assert!(
+                port_taken && attempt < 5,
+                "pg_ctl start of the {role:?} on port {} failed: {}\n--- {log} ---\n{log_text}",
+                server.port,
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let port = spare_port();
+            append(&server.data.join("postgresql.conf"), &format!("port = {port}\n"));
+            // A fresh log, so that the next attempt's failure is read from its own lines.
+            let _ = std::fs::remove_file(&server.log);
+            match role {
+                Role::Primary => self.primary.port = port,
+                Role::Replica => self.replica.port = port,
+            }
+        }
     }
 
     async fn wait_for_streaming(&self, replication: Replication) {
@@ -324,12 +352,25 @@ fn running_as_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// A port nobody listens on now (the kernel's choice, released at once).
+/// A port nobody listens on now. It is taken below the kernel's ephemeral range (32768–60999
+/// on Linux), where the client side of the tests' many connections never lands, and checked
+/// free by binding it; each call moves on from a start that differs between processes.
 fn spare_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .unwrap_or_else(|e| panic!("cannot find a spare port: {e}"))
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let seed = std::process::id().wrapping_mul(7_919)
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let _ = NEXT.compare_exchange(u32::MAX, seed % COUNT, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..COUNT {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % COUNT;
+        let port = u16::try_from(FIRST + offset).expect("the range is below 65536");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no spare port between {FIRST} and {}", FIRST + COUNT)
 }
 
 fn append(path: &Path, text: &str) {
