@@ -19,3 +19,31 @@ VALUES ('bench-' || gen_random_uuid(), 1, gen_random_uuid(), 'PaymentReceived', 
   '{"actor":"bench"}', now(), sha256('x'::bytea));
 SQL
 }
+
+# bench_history URL BIN_DIR: gives a new database what a deployed one has: a history
+# ($BENCH_HISTORY events, 100,000 by default, from `feeledger-bench generate`) and statistics
+# (`ANALYZE`, which autovacuum runs on a deployed PostgreSQL). Without statistics, plans cached
+# while the log is small can scan the whole log for ever (docs/BENCHMARKS.md, the p99 modes).
+# BENCH_HISTORY=0 measures the bare new database instead.
+bench_history() {
+  local events=${BENCH_HISTORY:-100000}
+  if [ "$events" -gt 0 ]; then
+    "$2/feeledger-bench" generate --database-url "$1" --events "$events" --clients 8 >/dev/null
+  fi
+  case $1 in
+    postgres*) psql -qc "ANALYZE" "$1" ;;
+    sqlite://*) "$2/feeledger" migrate --database-url "$1" >/dev/null 2>&1; sqlite3 "${1#sqlite://}" "ANALYZE" ;;
+  esac
+}
+
+# bench_caught_up URL FEELEDGER: waits until every projection has applied the whole log (the
+# history), so that a measurement starts with the server idle.
+bench_caught_up() {
+  for _ in $(seq 1 1200); do
+    "$2" projections status --database-url "$1" 2>/dev/null \
+      | awk 'NR > 1 && $5 != 0 { behind = 1 } END { exit (NR < 2 || behind) }' && return 0
+    sleep 0.5
+  done
+  echo "the projections of $1 never caught up" >&2
+  return 1
+}

@@ -10,6 +10,8 @@
 #
 # Each BUILD_DIR holds release builds of `feeledger` and `feeledger-bench`. Give two (before,
 # after) several times to alternate them: runs minutes apart differ more than builds do.
+# Each build runs on a database with a history and statistics, as a deployed one has
+# (BENCH_HISTORY events, 100,000 by default; scripts/bench-baseline.sh, bench_history).
 set -euo pipefail
 server=${1:-postgres://postgres@127.0.0.1:5432}
 officers=${2:-32}
@@ -39,10 +41,12 @@ echo "| build | assessFees/s (× pgbench), p99 | recordPayment/s (× pgbench), p
 echo "| --- | ---: | ---: | ---: | ---: |"
 for build in "$@"; do
   fresh_database "$build"
+  bench_history "$url" "$build"
   (cd "$work" && FEELEDGER_DATABASE_URL="$url" FEELEDGER_DATABASE_MAX_CONNECTIONS=$((officers + 4)) RUST_LOG=warn \
     exec "$build/feeledger" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1) &
   pid=$!
   for _ in $(seq 1 100); do curl -fs "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+  bench_caught_up "$url" "$build/feeledger"
   admin=$(cd "$work" && "$build/feeledger" tokens issue --role admin --database-url "$url")
   officer=$(cd "$work" && "$build/feeledger" tokens issue --role officer --agency C11.1 --database-url "$url")
   # The subshell execs the server: $pid is the server's own process.

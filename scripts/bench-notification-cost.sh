@@ -12,9 +12,8 @@
 #   scripts/bench-notification-cost.sh [postgres://postgres@127.0.0.1:5432] [seconds] [rounds] BIN_DIR...
 #
 # BIN_DIR: a directory with release builds of `feeledger` and `feeledger-bench`. Prints one
-# Markdown row per run. BENCH_ANALYZE=1: `ANALYZE` the database once the setup is over (as
-# autovacuum would on a deployed database; a new database has no statistics, and plans
-# cached without them can scan the whole log: docs/BENCHMARKS.md, the p99 modes).
+# Markdown row per run. Each run's database has a history and statistics, as a deployed one has
+# (BENCH_HISTORY events, 100,000 by default; scripts/bench-baseline.sh, bench_history).
 set -euo pipefail
 server=${1:-postgres://postgres@127.0.0.1:5432}
 seconds=${2:-10}
@@ -31,6 +30,7 @@ trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; ps
 export FEELEDGER_SEPAY_HMAC_SECRET=bench-sepay-hmac-secret-0123456789
 ulimit -n 65536 2>/dev/null || true
 hz=$(getconf CLK_TCK)
+. "$(dirname "$0")/bench-baseline.sh"
 
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }  # all cores, in ticks
 server_cpu() { awk '{print $14+$15}' "/proc/$server_pid/stat"; }  # the server, in ticks
@@ -40,10 +40,12 @@ run() { # build-dir
   local node=$1/feeledger
   psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" 2>/dev/null
   "$node" migrate --database-url "$server/$db" >/dev/null 2>&1
+  bench_history "$server/$db" "$1"
   (cd "$work" && FEELEDGER_DATABASE_URL="$server/$db" FEELEDGER_DATABASE_MAX_CONNECTIONS=$((senders + 4)) \
     RUST_LOG=warn exec "$node" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1) &
   server_pid=$!
   for _ in $(seq 1 100); do curl -fs "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+  bench_caught_up "$server/$db" "$node"
   local admin officer agency=N55.1
   admin=$(cd "$work" && "$node" tokens issue --role admin --database-url "$server/$db")
   officer=$(cd "$work" && "$node" tokens issue --role officer --agency "$agency" --database-url "$server/$db")
@@ -57,7 +59,6 @@ run() { # build-dir
     sleep 0.05
   done
   local x0 c0 s0 x1 c1 s1 n
-  if [ "${BENCH_ANALYZE:-0}" = 1 ]; then psql -qc "ANALYZE" "$server/$db"; fi
   x0=$(commits); c0=$(busy); s0=$(server_cpu)
   wait "$load"
   x1=$(commits); c1=$(busy); s1=$(server_cpu)

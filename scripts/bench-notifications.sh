@@ -15,6 +15,9 @@
 # fresh database each time, in the order baseline, this, this, baseline (a before/after in the
 # same run: the machine drifts within minutes, and the build run first came out ahead when
 # each ran once).
+#
+# Each build runs on a database with a history and statistics, as a deployed one has
+# (BENCH_HISTORY events, 100,000 by default; scripts/bench-baseline.sh, bench_history).
 set -euo pipefail
 server=${1:-postgres://postgres@127.0.0.1:5432}
 seconds=${2:-10}
@@ -49,6 +52,7 @@ stop_server() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/de
 notify() { # backend url port baseline_rows_per_sec server-binary
   local backend=$1 url=$2 port=$3 base=$4 node=${5:-$bin/feeledger} n=0
   start_server "$url" "$port" "$node"
+  bench_caught_up "$url" "$node"
   [ "$node" = "$bin/feeledger" ] || backend="$backend (baseline build)"
   admin=$(cd "$work" && "$node" tokens issue --role admin --database-url "$url")
   for provider in ${providers//,/ }; do
@@ -89,6 +93,7 @@ bench_insert_sql "$work/insert.sql"
 pg_base=$(pgbench -n -c "$senders" -j 2 -T "$seconds" -f "$work/insert.sql" "$server/$db" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1)
 pg_run() { # database port [server-binary]: one build on a fresh database
   psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
+  bench_history "$server/$1" "$bin"
   notify postgres "$server/$1" "$2" "$pg_base" "${3:-}"
   psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)"
 }
@@ -121,6 +126,7 @@ sqlite3 "$lite" "PRAGMA synchronous=FULL;" ".read $work/lite-inserts.sql" >/dev/
 lite_end=$(date +%s.%N)
 lite_base=$(python3 -c "print(round($rows / ($lite_end - $lite_start)))")
 lite_run() { # file port [server-binary]: one build on a fresh file
+  bench_history "sqlite://$work/$1" "$bin"
   notify sqlite "sqlite://$work/$1" "$2" "$lite_base" "${3:-}"
 }
 if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
