@@ -234,6 +234,122 @@ async fn concurrent_appends_with_known_heads_each_get_their_own_answer_and_a_sta
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commands_appends_share_commits_and_each_gets_its_own_answer() {
+    const WRITERS: usize = 48;
+    // What each writer does: 0 and 1 append after the head they read, without and with a key;
+    // 2 starts a new stream with a key; 3 repeats a request already done (its key claimed);
+    // 4 reuses a claimed key for another request; 5 read a head that moved on since.
+    let kind = |n: usize| n % 6;
+    for db in TestDatabase::each_backend().await {
+        let store = db.store().await;
+        let name = db.backend_name;
+        let key = |n: usize, request: &str| IdempotencyKey::new("recordPayment", &format!("key-{n}"), &json!(request));
+        let mut heads = Vec::new();
+        for n in 0..WRITERS {
+            let case = format!("case-cmd-{n}");
+            store.append(&case, ExpectedVersion::NoStream, vec![event(1)], None).await.unwrap();
+            if matches!(kind(n), 3 | 4) {
+                // The first request of key-n, done before.
+                store.append(&case, ExpectedVersion::Exact(1), vec![event(2)], Some(&key(n, "first"))).await.unwrap();
+            }
+            let read = store.read_stream(&case).await.unwrap();
+            heads.push(KnownHead::of(read.last().unwrap()));
+            if kind(n) == 5 {
+                store.append(&case, ExpectedVersion::Exact(1), vec![event(3)], None).await.unwrap();
+            }
+        }
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(WRITERS));
+        let writers = heads.into_iter().enumerate().map(|(n, head)| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let (stream, expected, head, key) = match kind(n) {
+                    0 => (head.stream_id.clone(), ExpectedVersion::Exact(head.version), Some(head), None),
+                    1 => {
+                        (head.stream_id.clone(), ExpectedVersion::Exact(head.version), Some(head), Some(key(n, "pay")))
+                    }
+                    2 => (format!("new-cmd-{n}"), ExpectedVersion::NoStream, None, Some(key(n, "new"))),
+                    3 => (
+                        head.stream_id.clone(),
+                        ExpectedVersion::Exact(head.version),
+                        Some(head),
+                        Some(key(n, "first")),
+                    ),
+                    4 => (
+                        head.stream_id.clone(),
+                        ExpectedVersion::Exact(head.version),
+                        Some(head),
+                        Some(key(n, "other")),
+                    ),
+                    _ => (head.stream_id.clone(), ExpectedVersion::Exact(head.version), Some(head), None),
+                };
+                barrier.wait().await;
+                let answer = store
+                    .append_after(&stream, expected, head.as_ref(), vec![event(20), event(21)], key.as_ref())
+                    .await;
+                (n, stream, answer)
+            })
+        });
+        let mut transactions = HashSet::new();
+        for result in futures::future::join_all(writers).await {
+            let (n, stream, answer) = result.unwrap();
+            let stored = store.read_stream(&stream).await.unwrap();
+            match kind(n) {
+                3 => {
+                    let first = AppendOutcome::AlreadyDone { stream_id: stream.clone(), stream_version: 2 };
+                    assert_eq!(answer.unwrap(), first, "{name}: writer {n} repeated a request");
+                    assert_eq!(stored.len(), 2, "{name}: nothing appended by writer {n}");
+                }
+                4 => {
+                    assert!(matches!(answer, Err(StoreError::IdempotencyKeyReused { .. })), "{name}: {n}: {answer:?}");
+                    assert_eq!(stored.len(), 2, "{name}: nothing appended by writer {n}");
+                }
+                5 => {
+                    assert!(matches!(&answer, Err(StoreError::Conflict { stream_id, .. }) if *stream_id == stream));
+                    assert_eq!(stored.len(), 2, "{name}: case {n} as the other writer left it");
+                }
+                _ => {
+                    let Ok(AppendOutcome::Appended(appended, recorded)) = answer else {
+                        panic!("{name}: writer {n}: {answer:?}")
+                    };
+                    // The answer is the writer's own events as stored: versions, positions,
+                    // transaction, hashes chained to the head it knew.
+                    let before = stored.len() - 2;
+                    assert_eq!((appended.first_version, appended.last_version), (before as i64 + 1, before as i64 + 2));
+                    assert_eq!(appended.last_position, stored[before + 1].position, "{name}: writer {n}");
+                    let key = |e: &feeledger_infrastructure::storage::RecordedEvent| {
+                        (
+                            e.stream_id.clone(),
+                            e.stream_version,
+                            e.position,
+                            e.transaction_id,
+                            e.hash.clone(),
+                            e.event_id,
+                        )
+                    };
+                    assert_eq!(
+                        recorded.iter().map(key).collect::<Vec<_>>(),
+                        stored[before..].iter().map(key).collect::<Vec<_>>()
+                    );
+                    let mut previous = if before == 0 { GENESIS.to_vec() } else { stored[before - 1].hash.clone() };
+                    for e in &stored[before..] {
+                        assert_eq!(e.hash, chained_hash(&previous, e), "{name}: writer {n}'s events chain");
+                        previous = e.hash.clone();
+                    }
+                    transactions.insert(stored[before].transaction_id);
+                }
+            }
+        }
+        // Written together: fewer commits than writers that appended.
+        let appended = (0..WRITERS).filter(|n| kind(*n) < 3).count();
+        assert!(transactions.len() < appended, "{name}: {} transactions for {appended} appends", transactions.len());
+        // A repeat of writer 1's request after the group finds its first result.
+        let again =
+            store.append("case-cmd-1", ExpectedVersion::Any, vec![event(30)], Some(&key(1, "pay"))).await.unwrap();
+        assert_eq!(again.stream_version(), 3, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_reads_of_streams_beside_others_each_get_exactly_their_own_streams() {
     for db in TestDatabase::each_backend().await {
         let store = db.store().await;

@@ -52,6 +52,13 @@ impl<T> GroupQueue<T> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether no writer is at work and nothing waits (a caller may then write on its own,
+    /// with nobody to share a commit with).
+    pub(crate) fn is_idle(&self) -> bool {
+        let state = self.lock();
+        state.writing == 0 && state.waiting.is_empty()
+    }
+
     /// Queues `item`. When a writer's place is free, returns it with the first group to write
     /// (which holds `item`); otherwise a writer at work takes `item` with its next group.
     pub(crate) fn push(&self, item: T) -> Option<(Writer<T>, Vec<T>)> {

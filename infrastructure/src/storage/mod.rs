@@ -618,7 +618,13 @@ impl Storage {
     ) -> Result<AppendOutcome, StoreError> {
         let recorded_at = self.now();
         let head = head.filter(|h| h.stream_id == stream_id && expected == ExpectedVersion::Exact(h.version));
+        let count = events.len();
         let appended = match self {
+            // A head known (a new stream, or the head the command read): written with the
+            // appends of other commands under way, if any (group commit).
+            Storage::Postgres(s) if head.is_some() || expected == ExpectedVersion::NoStream => {
+                s.append_known(stream_id, expected, head, events, idempotency, recorded_at).await
+            }
             Storage::Postgres(s) => s.append(stream_id, expected, head, &events, idempotency, recorded_at).await,
             Storage::Sqlite(s) => s.append(stream_id, expected, &events, idempotency, recorded_at).await,
         }?;
@@ -631,12 +637,12 @@ impl Storage {
                 None => Err(StoreError::IdempotencyKeyReused { key: key.key.clone() }),
             };
         };
-        self.count_appended(events.len());
+        self.count_appended(count);
         tracing::debug!(
             stream.id = stream_id,
             stream.version = appended.last_version,
             event.position = appended.last_position,
-            event.count = events.len(),
+            event.count = count,
             "appended events"
         );
         // No receiver is fine: nobody is listening yet.

@@ -1,12 +1,13 @@
 //! The PostgreSQL backend: many concurrent writers, readers on several nodes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 
 use super::failover::{self, HostRole, PgHosts, PrimaryWatch};
 
@@ -40,6 +41,59 @@ pub struct PostgresStorage {
     tasks: Arc<StoreTasks>,
     /// Commands' reads waiting to be read together (`Storage::read_stream_beside`).
     pub(super) stream_reads: GroupQueue<StreamRead>,
+    /// Commands' appends waiting to be written together (`Storage::append_after`).
+    appends: GroupQueue<PendingAppend>,
+    /// Appends under way on their own, outside the queue (see `PostgresStorage::append_known`).
+    appending_alone: Arc<AtomicUsize>,
+}
+
+/// Counts an append under way on its own for as long as it lives (dropped with a caller that
+/// gave up, too).
+struct AppendingAlone(Arc<AtomicUsize>);
+
+impl AppendingAlone {
+    /// Counts one more; whether it is the only one.
+    fn enter(count: &Arc<AtomicUsize>) -> (Self, bool) {
+        let before = count.fetch_add(1, Ordering::SeqCst);
+        (AppendingAlone(count.clone()), before == 0)
+    }
+}
+
+impl Drop for AppendingAlone {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// At most this many groups of commands' appends under way at once.
+const APPENDS_IN_FLIGHT: usize = 2;
+/// At most this many commands' appends in one group.
+const APPENDS_PER_GROUP: usize = 64;
+
+fn append_queue() -> GroupQueue<PendingAppend> {
+    GroupQueue::new(APPENDS_IN_FLIGHT, APPENDS_PER_GROUP)
+}
+
+/// One command's append to a stream whose head it knows, waiting to be written with others'.
+#[derive(Debug)]
+struct PendingAppend {
+    stream_id: String,
+    current_version: i64,
+    previous_hash: Vec<u8>,
+    events: Vec<NewEvent>,
+    idempotency: Option<IdempotencyKey>,
+    answer: oneshot::Sender<GroupAppend>,
+}
+
+/// What became of an append in its group.
+#[derive(Debug)]
+enum GroupAppend {
+    /// Written with the group.
+    Appended(StoredAppend),
+    /// Not written: its stream moved on since its head was read, its idempotency key was
+    /// claimed before, the group could not take it, or the group's statement failed. The
+    /// caller appends it alone, for its own answer (a conflict, the first result of its key).
+    Alone(Vec<NewEvent>),
 }
 
 /// Background tasks that live as long as the store: aborted when it goes.
@@ -147,6 +201,8 @@ impl PostgresStorage {
             replica: None,
             tasks: Arc::new(StoreTasks(tasks)),
             stream_reads: stream_read_queue(),
+            appends: append_queue(),
+            appending_alone: Arc::default(),
         })
     }
 
@@ -199,8 +255,10 @@ impl PostgresStorage {
                     tasks: self.tasks.clone(),
                     primary: self.primary.clone(),
                     replica: None,
-                    // Its own queue: a group is read on the pool of the store that reads it.
+                    // Its own queues: a group is read on the pool of the store that reads it.
                     stream_reads: stream_read_queue(),
+                    appends: append_queue(),
+                    appending_alone: Arc::default(),
                 };
                 (Some(view), ReadSource::Replica)
             }
@@ -327,6 +385,132 @@ impl PostgresStorage {
             last_position,
         };
         Ok(Some((appended, recorded_rows(stream_id, events, rows, recorded_at, &placed))))
+    }
+
+    /// Appends `events` to a stream whose head the caller knows (`head`, or a new stream):
+    /// on its own, in one statement, when no other append is under way (nobody to share a
+    /// commit with: no hop through a task); otherwise with the appends of other commands
+    /// waiting meanwhile (group commit, [`PostgresStorage::append_with_others`]), and on its
+    /// own after all if the group could not take it. `None`: nothing appended, its
+    /// idempotency key being claimed before.
+    pub(super) async fn append_known(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        head: Option<&super::KnownHead>,
+        events: Vec<NewEvent>,
+        idempotency: Option<&IdempotencyKey>,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Option<StoredAppend>, StoreError> {
+        let events = {
+            let (_alone, only) = AppendingAlone::enter(&self.appending_alone);
+            if only && self.appends.is_idle() {
+                return self.append(stream_id, expected, head, &events, idempotency, recorded_at).await;
+            }
+            let (version, hash) = head.map_or((0, GENESIS.to_vec()), |h| (h.version, h.hash.clone()));
+            match self.append_with_others(stream_id, version, hash, events, idempotency, recorded_at).await? {
+                GroupAppend::Appended(stored) => return Ok(Some(stored)),
+                GroupAppend::Alone(events) => events,
+            }
+        };
+        self.append(stream_id, expected, head, &events, idempotency, recorded_at).await
+    }
+
+    /// Appends `events` after a head the caller knows (`current_version`, `previous_hash`),
+    /// with the appends of other commands waiting meanwhile: one statement for the group
+    /// (group commit), each append's idempotency key claimed in it. All or nothing: when the
+    /// statement fails (a stream moved on, an event id repeated), nothing of the group is
+    /// written and each append is handed back to be appended alone, for its own answer.
+    async fn append_with_others(
+        &self,
+        stream_id: &str,
+        current_version: i64,
+        previous_hash: Vec<u8>,
+        events: Vec<NewEvent>,
+        idempotency: Option<&IdempotencyKey>,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<GroupAppend, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let pending = PendingAppend {
+            stream_id: stream_id.to_owned(),
+            current_version,
+            previous_hash,
+            events,
+            idempotency: idempotency.cloned(),
+            answer,
+        };
+        if let Some((writer, group)) = self.appends.push(pending) {
+            let store = self.clone();
+            tokio::spawn(async move { writer.write_all(group, |group| store.append_group(group, recorded_at)).await });
+        }
+        // A group task that is gone (it panicked) may or may not have written the group: the
+        // caller is told so, as for a connection lost during a commit.
+        answered.await.map_err(|_| StoreError::Database {
+            context: "appending events with others",
+            source: sqlx::Error::WorkerCrashed,
+        })
+    }
+
+    /// Writes a group of appends in one statement and answers each (see
+    /// [`PostgresStorage::append_with_others`]). A second append to a stream of the group, or
+    /// a second use of an idempotency key, is not taken: it goes alone.
+    async fn append_group(&self, group: Vec<PendingAppend>, first_recorded_at: DateTime<Utc>) {
+        // Never earlier than the first caller's clock reading, nor than the clock now.
+        let recorded_at = self.clock.now().max(first_recorded_at);
+        let mut taken: Vec<(PendingAppend, Vec<super::PreparedRow>)> = Vec::with_capacity(group.len());
+        for pending in group {
+            let repeated = taken.iter().any(|(t, _)| {
+                t.stream_id == pending.stream_id
+                    || (pending.idempotency.is_some()
+                        && t.idempotency.as_ref().map(|k| &k.key) == pending.idempotency.as_ref().map(|k| &k.key))
+            });
+            if repeated {
+                let _ = pending.answer.send(GroupAppend::Alone(pending.events));
+                continue;
+            }
+            let rows = chain_rows(
+                &pending.stream_id,
+                pending.current_version,
+                &pending.previous_hash,
+                &pending.events,
+                recorded_at,
+            );
+            taken.push((pending, rows));
+        }
+        let placed = match insert_group(&self.pool, &taken, recorded_at).await {
+            Ok(placed) => placed,
+            Err(error) => {
+                tracing::debug!(%error, appends = taken.len(), "a group of appends failed; each goes alone");
+                for (pending, _) in taken {
+                    let _ = pending.answer.send(GroupAppend::Alone(pending.events));
+                }
+                return;
+            }
+        };
+        for (pending, rows) in taken {
+            // Its rows, in version order: none when its key was claimed before.
+            let mut mine: Vec<(i64, i64, i64)> = placed
+                .iter()
+                .filter(|(stream, ..)| *stream == pending.stream_id)
+                .map(|(_, v, p, t)| (*v, *p, *t))
+                .collect();
+            if mine.is_empty() {
+                let _ = pending.answer.send(GroupAppend::Alone(pending.events));
+                continue;
+            }
+            mine.sort_unstable_by_key(|&(version, ..)| version);
+            let placed: Vec<(i64, i64)> =
+                mine.iter().map(|&(_, position, transaction)| (position, transaction)).collect();
+            let count = i64::try_from(pending.events.len()).unwrap_or(i64::MAX);
+            let appended = Appended {
+                stream_id: pending.stream_id.clone(),
+                first_version: pending.current_version + 1,
+                last_version: pending.current_version + count,
+                last_position: placed.last().map_or(0, |&(position, _)| position),
+            };
+            let recorded = recorded_rows(&pending.stream_id, &pending.events, rows, recorded_at, &placed);
+            let _ = pending.answer.send(GroupAppend::Appended((appended, recorded)));
+        }
     }
 
     /// Appends to several streams in one transaction: all or nothing.
@@ -646,6 +830,75 @@ async fn notify_other_nodes(pool: PgPool, mut notices: broadcast::Receiver<Store
         }
         tokio::time::sleep(NOTIFY_EVERY).await;
     }
+}
+
+/// The group's statement (`PostgresStorage::append_group`). An append whose stream holds an
+/// event past the head it read is left out (nothing of it written, its key not claimed), so
+/// that one stale command does not undo the group; of the others, every idempotency key is
+/// claimed, and the events of every append whose key was claimed now (or that has none) are
+/// inserted, in the group's order. A stream moved on by a transaction still under way is
+/// caught by the unique `(stream_id, stream_version)`: the statement fails as a whole. Returns
+/// `(stream, version, global position, transaction id)` of each row inserted.
+async fn insert_group(
+    pool: &PgPool,
+    taken: &[(PendingAppend, Vec<super::PreparedRow>)],
+    recorded_at: DateTime<Utc>,
+) -> Result<Vec<(String, i64, i64, i64)>, sqlx::Error> {
+    let keys: Vec<Option<&str>> = taken.iter().map(|(p, _)| p.idempotency.as_ref().map(|k| k.key.as_str())).collect();
+    let hashes: Vec<Option<Vec<u8>>> =
+        taken.iter().map(|(p, _)| p.idempotency.as_ref().map(|k| k.request_hash.to_vec())).collect();
+    let streams: Vec<&str> = taken.iter().map(|(p, _)| p.stream_id.as_str()).collect();
+    let reached: Vec<i64> =
+        taken.iter().map(|(p, _)| p.current_version + i64::try_from(p.events.len()).unwrap_or(i64::MAX)).collect();
+    let rows =
+        taken.iter().flat_map(|(p, rows)| p.events.iter().zip(rows).map(move |(e, r)| (p.stream_id.as_str(), e, r)));
+    let (mut s, mut v, mut id, mut t, mut sv, mut payload, mut m, mut h) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (stream, event, row) in rows {
+        s.push(stream);
+        v.push(row.stream_version);
+        id.push(event.event_id);
+        t.push(event.event_type.as_str());
+        sv.push(event.schema_version);
+        payload.push(&event.payload);
+        m.push(&row.metadata);
+        h.push(row.hash.as_slice());
+    }
+    sqlx::query_as(
+        "WITH input AS ( \
+             SELECT i.*, NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = i.stream AND e.stream_version > i.head) AS fresh \
+             FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::bigint[], $14::bigint[]) AS i(key, request_hash, stream, reached, head) \
+         ), claim AS ( \
+             INSERT INTO command_idempotency (idempotency_key, request_hash, stream_id, stream_version, recorded_at) \
+             SELECT key, request_hash, stream, reached, $5 FROM input WHERE fresh AND key IS NOT NULL \
+             ON CONFLICT (idempotency_key) DO NOTHING \
+             RETURNING idempotency_key \
+         ) \
+         INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash) \
+         SELECT x.s, x.v, x.id, x.t, x.sv, x.p, x.m, $5, x.h \
+         FROM UNNEST($6::text[], $7::bigint[], $8::uuid[], $9::text[], $10::int[], $11::jsonb[], $12::jsonb[], $13::bytea[]) \
+              WITH ORDINALITY AS x(s, v, id, t, sv, p, m, h, n) \
+         JOIN input ON input.stream = x.s \
+         WHERE input.fresh AND (input.key IS NULL OR EXISTS (SELECT 1 FROM claim WHERE claim.idempotency_key = input.key)) \
+         ORDER BY x.n \
+         RETURNING stream_id, stream_version, global_position, transaction_id::text::bigint",
+    )
+    .bind(keys)
+    .bind(hashes)
+    .bind(streams)
+    .bind(reached)
+    .bind(recorded_at)
+    .bind(s)
+    .bind(v)
+    .bind(id)
+    .bind(t)
+    .bind(sv)
+    .bind(payload)
+    .bind(m)
+    .bind(h)
+    .bind(taken.iter().map(|(p, _)| p.current_version).collect::<Vec<_>>())
+    .fetch_all(pool)
+    .await
 }
 
 /// One statement, one round trip: claims the idempotency key (if any) and inserts all the
