@@ -50,7 +50,7 @@ run() { # build-dir
   admin=$(cd "$work" && "$node" tokens issue --role admin --database-url "$server/$db")
   officer=$(cd "$work" && "$node" tokens issue --role officer --agency "$agency" --database-url "$server/$db")
   "$bench" notifications --url "http://127.0.0.1:$port" --provider sepay --senders "$senders" --seconds "$seconds" \
-    --cases $((seconds * 1500)) --admin-token "$admin" --officer-token "$officer" --agency "$agency" \
+    --cases $((seconds * 3000)) --admin-token "$admin" --officer-token "$officer" --agency "$agency" \
     >"$work/result" 2>"$work/progress" &
   local load=$!
   # The setup (assessing the cases) is over when the tool says it is sending.

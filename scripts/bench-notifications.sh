@@ -38,7 +38,7 @@ export FEELEDGER_CASSO_CHECKSUM_KEY=bench-casso-checksum-key-0123456789
 export FEELEDGER_PAYOS_CHECKSUM_KEY=bench-payos-checksum-key-0123456789
 export FEELEDGER_VNPAY_HASH_SECRET=BENCHVNPAYHASHSECRET0123456789AB
 # Enough cases that no sender runs out (senders wrap around, overpaying, if they do).
-cases=${BENCH_CASES:-$((seconds * 1500))}
+cases=${BENCH_CASES:-$((seconds * 3000))}
 
 start_server() { # url port server-binary
   (cd "$work" && FEELEDGER_DATABASE_URL="$1" FEELEDGER_DATABASE_MAX_CONNECTIONS=$((senders + 4)) RUST_LOG=warn \

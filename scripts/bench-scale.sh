@@ -97,7 +97,7 @@ print(" > ".join(walk(p)))')
   agency="S$((RANDOM % 90 + 10)).$port"
   officer=$(cd "$work" && "$bin/feeledger" tokens issue --role officer --agency "$agency" --database-url "$url")
   notes=$("$bin/feeledger-bench" notifications --url "http://127.0.0.1:$port" --provider sepay --senders 32 \
-    --seconds "$seconds" --cases $((seconds * 1500)) --admin-token "$admin" --officer-token "$officer" --agency "$agency")
+    --seconds "$seconds" --cases $((seconds * 3000)) --admin-token "$admin" --officer-token "$officer" --agency "$agency")
   kill "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
   server_pid=
