@@ -907,3 +907,37 @@ async fn an_append_stores_new_inbox_rows_with_its_events_and_nothing_when_an_age
         assert!(inbox.unfinished(chrono::Utc::now(), 10).await.unwrap().is_empty(), "{name}: rows are finished");
     }
 }
+
+/// A new database on a server whose autovacuum is off or has not come round yet: once the log
+/// has grown, the store gives it its first statistics, so that no plan cached while it was
+/// small keeps scanning it whole.
+#[tokio::test]
+async fn a_log_that_has_grown_without_statistics_is_given_them() {
+    let Some(db) = TestDatabase::postgres().await else { return };
+    let store = db.store().await;
+    let mut admin = feeledger_infrastructure::test_support::replicated::connect(&db.url).await;
+    let analysed = || async {
+        let reltuples: f32 = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'events'::regclass")
+            .fetch_one(&mut feeledger_infrastructure::test_support::replicated::connect(&db.url).await)
+            .await
+            .unwrap();
+        reltuples >= 0.0
+    };
+    // Turned off for this table, so that only the store can have analysed it.
+    sqlx::query("ALTER TABLE events SET (autovacuum_enabled = false)").execute(&mut admin).await.unwrap();
+    assert!(!analysed().await, "a new log has no statistics");
+    for n in 0..60u32 {
+        let events = (0..10).map(|i| event(n * 10 + i)).collect();
+        store.append(&format!("case-{n}"), ExpectedVersion::NoStream, events, None).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !analysed().await {
+        assert!(tokio::time::Instant::now() < deadline, "600 events and still no statistics");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let counted: f32 = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'events'::regclass")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(counted >= 600.0, "the statistics count the events appended: {counted}");
+}

@@ -187,7 +187,10 @@ impl PostgresStorage {
         let pool =
             pool_options.connect_with(connect_options).await.map_err(StoreError::db("connecting to PostgreSQL"))?;
         let (primary_sender, primary) = watch::channel(Some(primary_host.clone()));
-        let mut tasks = vec![tokio::spawn(notify_other_nodes(pool.clone(), notices.subscribe()))];
+        let mut tasks = vec![
+            tokio::spawn(notify_other_nodes(pool.clone(), notices.subscribe())),
+            tokio::spawn(first_statistics(pool.clone())),
+        ];
         if several {
             tracing::info!(db.primary = %primary_host, db.hosts = hosts.hosts().len(), "connected to the PostgreSQL primary");
             tasks.push(tokio::spawn(failover::follow_primary(pool.clone(), hosts, primary_host, primary_sender)));
@@ -794,6 +797,51 @@ async fn replica_has_replayed(primary: &PgPool, replica: &PgPool) -> Result<bool
             return Ok(false);
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// How often a node looks for tables that have grown without ever being analysed.
+const FIRST_STATISTICS_EVERY: Duration = Duration::from_secs(5);
+/// A table is given its first statistics once it holds this many pages (8 KiB each): a few
+/// hundred events.
+const FIRST_STATISTICS_PAGES: i64 = 16;
+
+/// Gives the schema's tables their first statistics (`ANALYZE`) once they have grown, when
+/// nothing else has: autovacuum turned off, or not yet come round (it looks once a minute).
+///
+/// A table never analysed is planned by its size at planning time, and a connection caches a
+/// generic plan after a few runs of a prepared statement. One cached while `events` was small
+/// reads a stream by scanning the whole log, and keeps doing so while the log grows, until
+/// statistics arrive and invalidate it (docs/BENCHMARKS.md, the p99 modes). Once analysed,
+/// a table is left to autovacuum: the planner scales its statistics to its current size. A
+/// node whose role may not analyse a table gets a warning from PostgreSQL and nothing else.
+/// Ends when the store is dropped.
+async fn first_statistics(pool: PgPool) {
+    loop {
+        let tables: Result<Vec<String>, sqlx::Error> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_class c \
+             WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
+               AND (c.reltuples < 0 OR (c.reltuples = 0 AND c.relpages = 0)) \
+               AND pg_relation_size(c.oid) >= $1 * current_setting('block_size')::bigint",
+        )
+        .bind(FIRST_STATISTICS_PAGES)
+        .fetch_all(&pool)
+        .await;
+        match tables {
+            Ok(tables) => {
+                for table in tables {
+                    let analyse = format!("ANALYZE \"{}\"", table.replace('"', "\"\""));
+                    match sqlx::query(&analyse).execute(&pool).await {
+                        Ok(_) => tracing::info!(db.table = %table, "gave a table its first statistics"),
+                        Err(error) => tracing::debug!(db.table = %table, %error, "could not analyse a table"),
+                    }
+                }
+            }
+            // A standby (after a failover, before the pool follows the primary), or a lost
+            // connection: the next look.
+            Err(error) => tracing::debug!(%error, "could not look for tables without statistics"),
+        }
+        tokio::time::sleep(FIRST_STATISTICS_EVERY).await;
     }
 }
 
