@@ -189,7 +189,7 @@ impl PostgresStorage {
         let (primary_sender, primary) = watch::channel(Some(primary_host.clone()));
         let mut tasks = vec![
             tokio::spawn(notify_other_nodes(pool.clone(), notices.subscribe())),
-            tokio::spawn(first_statistics(pool.clone())),
+            tokio::spawn(keep_statistics(pool.clone())),
         ];
         if several {
             tracing::info!(db.primary = %primary_host, db.hosts = hosts.hosts().len(), "connected to the PostgreSQL primary");
@@ -800,31 +800,35 @@ async fn replica_has_replayed(primary: &PgPool, replica: &PgPool) -> Result<bool
     }
 }
 
-/// How often a node looks for tables that have grown without ever being analysed.
-const FIRST_STATISTICS_EVERY: Duration = Duration::from_secs(5);
-/// A table is given its first statistics once it holds this many pages (8 KiB each): a few
-/// hundred events.
-const FIRST_STATISTICS_PAGES: i64 = 16;
+/// How often a node looks for tables whose statistics are out of date, on a server whose
+/// autovacuum is off.
+const STATISTICS_EVERY: Duration = Duration::from_secs(5);
+/// Tables smaller than this many pages (8 KiB each) are left alone: a few hundred events.
+const STATISTICS_MIN_PAGES: i64 = 16;
 
-/// Gives the schema's tables their first statistics (`ANALYZE`) once they have grown, when
-/// nothing else has: autovacuum turned off, or not yet come round (it looks once a minute).
+/// On a server with autovacuum off, does what its autoanalyze would: `ANALYZE`s each table of
+/// the schema (of 16 pages or more) once more rows changed since its last analysis than 50 and
+/// a tenth of the rows it had then (PostgreSQL's default thresholds). With autovacuum on, does
+/// nothing.
 ///
-/// A table never analysed is planned by its size at planning time, and a connection caches a
-/// generic plan after a few runs of a prepared statement. One cached while `events` was small
-/// reads a stream by scanning the whole log, and keeps doing so while the log grows, until
-/// statistics arrive and invalidate it (docs/BENCHMARKS.md, the p99 modes). Once analysed,
-/// a table is left to autovacuum: the planner scales its statistics to its current size. A
-/// node whose role may not analyse a table gets a warning from PostgreSQL and nothing else.
-/// Ends when the store is dropped.
-async fn first_statistics(pool: PgPool) {
+/// Without statistics, a table is planned by its size at planning time, and a connection
+/// caches a generic plan after a few runs of a prepared statement: one cached while `events`
+/// was small reads a stream by scanning the whole log, for as long as the connection lives
+/// (docs/BENCHMARKS.md, the p99 modes). Analysing once is not enough either: statistics taken
+/// from a small log (few distinct streams) make reads by stream look large as the log grows,
+/// and the plans turn to scans again. Each `ANALYZE` invalidates the plans cached on the table.
+/// A role that may not analyse a table gets a warning from PostgreSQL and nothing else. Ends
+/// when the store is dropped.
+async fn keep_statistics(pool: PgPool) {
     loop {
+        tokio::time::sleep(STATISTICS_EVERY).await;
         let tables: Result<Vec<String>, sqlx::Error> = sqlx::query_scalar(
-            "SELECT c.relname::text FROM pg_class c \
-             WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
-               AND (c.reltuples < 0 OR (c.reltuples = 0 AND c.relpages = 0)) \
-               AND pg_relation_size(c.oid) >= $1 * current_setting('block_size')::bigint",
+            "SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
+             WHERE current_setting('autovacuum') = 'off' AND s.schemaname = current_schema() \
+               AND pg_relation_size(c.oid) >= $1 * current_setting('block_size')::bigint \
+               AND s.n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0)",
         )
-        .bind(FIRST_STATISTICS_PAGES)
+        .bind(STATISTICS_MIN_PAGES)
         .fetch_all(&pool)
         .await;
         match tables {
@@ -832,16 +836,15 @@ async fn first_statistics(pool: PgPool) {
                 for table in tables {
                     let analyse = format!("ANALYZE \"{}\"", table.replace('"', "\"\""));
                     match sqlx::query(&analyse).execute(&pool).await {
-                        Ok(_) => tracing::info!(db.table = %table, "gave a table its first statistics"),
+                        Ok(_) => tracing::info!(db.table = %table, "analysed a table (autovacuum is off)"),
                         Err(error) => tracing::debug!(db.table = %table, %error, "could not analyse a table"),
                     }
                 }
             }
             // A standby (after a failover, before the pool follows the primary), or a lost
             // connection: the next look.
-            Err(error) => tracing::debug!(%error, "could not look for tables without statistics"),
+            Err(error) => tracing::debug!(%error, "could not look for tables to analyse"),
         }
-        tokio::time::sleep(FIRST_STATISTICS_EVERY).await;
     }
 }
 
