@@ -908,6 +908,14 @@ async fn an_append_stores_new_inbox_rows_with_its_events_and_nothing_when_an_age
     }
 }
 
+/// The rows the statistics of `events` count (negative before its first analysis).
+async fn statistics_rows(connection: &mut sqlx::PgConnection) -> f32 {
+    sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'events'::regclass")
+        .fetch_one(connection)
+        .await
+        .unwrap()
+}
+
 /// On a server with autovacuum off (as the test server is), the store analyses the log as it
 /// grows, as autoanalyze would: first once it has a few hundred events, then again once a tenth
 /// more were appended, so that no plan made from a small log's statistics (or none) keeps
@@ -923,14 +931,7 @@ async fn a_log_growing_on_a_server_without_autovacuum_is_analysed_as_it_grows() 
         return;
     }
     let store = db.store().await;
-    let analysed_rows = || async {
-        let reltuples: f32 = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'events'::regclass")
-            .fetch_one(&mut feeledger_infrastructure::test_support::replicated::connect(&db.url).await)
-            .await
-            .unwrap();
-        reltuples
-    };
-    assert!(analysed_rows().await < 0.0, "a new log has no statistics");
+    assert!(statistics_rows(&mut admin).await < 0.0, "a new log has no statistics");
     let mut appended = 0u32;
     for (from, to) in [(0u32, 60u32), (60, 120)] {
         for n in from..to {
@@ -940,7 +941,7 @@ async fn a_log_growing_on_a_server_without_autovacuum_is_analysed_as_it_grows() 
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let rows = analysed_rows().await;
+            let rows = statistics_rows(&mut admin).await;
             if rows >= appended as f32 {
                 break;
             }

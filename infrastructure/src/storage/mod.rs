@@ -607,7 +607,9 @@ impl Storage {
     /// Like [`Storage::append`]; `head` is the stream's head as the caller read it (see
     /// [`KnownHead`]), when `expected` is its version: PostgreSQL then does not read it again
     /// (a round trip fewer for a command on an existing stream). SQLite reads it inside its
-    /// write transaction anyway, at no network cost.
+    /// write transaction anyway, at no network cost. On PostgreSQL, an append with a known head
+    /// (or to a new stream) that arrives while others are under way is written with them, by
+    /// one statement (group commit; see `PostgresStorage::append_known`).
     pub async fn append_after(
         &self,
         stream_id: &str,
