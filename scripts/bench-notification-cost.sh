@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # What one bank notification costs the machine, build against build: PostgreSQL commits
-# (`pg_stat_database.xact_commit`, with the projections' and the live feed's), the server's CPU
-# and the whole machine's CPU (both cores: the server, PostgreSQL and the load client), per
-# notification acknowledged, read over the sending window only (the setup's assessments are not
-# counted). On a machine whose speed drifts within minutes, CPU per notification compares two
+# (`pg_stat_database.xact_commit`, with the projections' and the live feed's), the server's CPU,
+# the load tool's own CPU and the whole machine's CPU (both cores: the server, PostgreSQL and the
+# load tool), per notification acknowledged, read over the sending window only (the setup's
+# assessments are not counted). On a machine whose speed drifts within minutes, CPU per notification compares two
 # builds where acknowledged/s alone does not: throughput follows it while the cores are busy.
 #
 # Each round runs every build once, in the order given, each on a fresh database: 32 SePay
@@ -70,12 +70,12 @@ build, r = sys.argv[1], json.loads(sys.argv[2])
 x0, x1, c0, c1, s0, s1, n, hz = map(int, sys.argv[3:])
 us = lambda ticks: ticks / hz * 1e6 / n
 print(f"| {build} | {r['acked_per_sec']:.0f} | {r['p99_us'] / 1000:.1f} ms | {r['errors']} | {n} | "
-      f"{(x1 - x0) / n:.2f} | {us(c1 - c0):.0f} µs | {us(s1 - s0):.0f} µs |")
+      f"{(x1 - x0) / n:.2f} | {us(c1 - c0):.0f} µs | {us(s1 - s0):.0f} µs | {us(r.get('client_cpu_ticks') or 0):.0f} µs |")
 PY
 }
 
-echo "| build | acknowledged/s | p99 | errors | notifications | commits per notification | all CPU per notification | server CPU per notification |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| build | acknowledged/s | p99 | errors | notifications | commits per notification | all CPU per notification | server CPU per notification | load tool CPU per notification |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for _ in $(seq 1 "$rounds"); do
   for dir in "$@"; do run "$dir"; done
 done

@@ -484,6 +484,17 @@ fn open_files_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// This process's CPU time so far (user + system) in clock ticks (`/proc/self/stat`), Linux only.
+/// The load tool shares the machine with the server and the database; scripts subtract it.
+fn own_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces: the fields are counted after its closing parenthesis.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// The `version` in a `counterDisplay` payload.
 fn display_version(payload: &Value) -> i64 {
     payload["data"]["counterDisplay"]["version"].as_i64().unwrap_or(-1)
@@ -1235,6 +1246,7 @@ async fn notifications(run: NotificationRun) -> anyhow::Result<()> {
     let provider = Arc::new(run.provider.clone());
     let deadline = Instant::now() + Duration::from_secs(run.seconds);
     let started = Instant::now();
+    let cpu_before = own_cpu_ticks();
     let mut senders = Vec::new();
     let (duplicates, partial, senders_count) = (run.duplicates, run.partial, run.senders);
     for sender in 0..run.senders {
@@ -1283,6 +1295,7 @@ async fn notifications(run: NotificationRun) -> anyhow::Result<()> {
         all.wrapped |= tally.wrapped;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let client_cpu_ticks = own_cpu_ticks().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     let acked = all.latencies_us.len();
     let stats = percentiles(all.latencies_us);
     println!(
@@ -1292,7 +1305,7 @@ async fn notifications(run: NotificationRun) -> anyhow::Result<()> {
             "acked": acked, "acked_per_sec": (acked as f64 / elapsed).round(),
             "p50_us": stats["p50"], "p99_us": stats["p99"], "max_us": stats["max"], "errors": all.errors,
             "duplicates_sent": all.duplicates, "partial_cases": all.partial_cases, "cases_ran_out": all.wrapped,
-            "assess_fees": assess_fees,
+            "assess_fees": assess_fees, "client_cpu_ticks": client_cpu_ticks,
         })
     );
     Ok(())
