@@ -11,10 +11,10 @@
 #
 #   scripts/bench-notifications.sh [postgres://postgres@127.0.0.1:5432] [seconds] [senders] [providers]
 #
-# BENCH_BASELINE_BIN=/path/to/an/older/feeledger also runs that server, each build twice on a
-# fresh database each time, in the order baseline, this, this, baseline (a before/after in the
-# same run: the machine drifts within minutes, and the build run first came out ahead when
-# each ran once).
+# BENCH_BASELINE_BIN=/path/to/an/older/feeledger also runs that server (its history written by the
+# `feeledger-bench` beside it, if there is one), each build twice on a fresh database each time,
+# in the order baseline, this, this, baseline (a before/after in the same run: the machine drifts
+# within minutes, and the build run first came out ahead when each ran once).
 #
 # Each build runs on a database with a history and statistics, as a deployed one has
 # (BENCH_HISTORY events, 100,000 by default; scripts/bench-baseline.sh, bench_history).
@@ -46,6 +46,11 @@ start_server() { # url port server-binary
   server_pid=$!
   for _ in $(seq 1 100); do curl -fs "127.0.0.1:$2/readyz" >/dev/null && return; sleep 0.2; done
   echo "the server on port $2 did not start" >&2; cat "$work/server-$2.log" >&2; exit 1
+}
+# The build whose `feeledger-bench generate` writes a run's history: the baseline's own when it
+# has one beside it (its migrations, not this tree's newer ones), else this tree's.
+history_bin() { # [server-binary]
+  if [ -n "${1:-}" ] && [ -x "$(dirname "$1")/feeledger-bench" ]; then dirname "$1"; else echo "$bin"; fi
 }
 stop_server() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=; }
 
@@ -93,7 +98,7 @@ bench_insert_sql "$work/insert.sql"
 pg_base=$(pgbench -n -c "$senders" -j 2 -T "$seconds" -f "$work/insert.sql" "$server/$db" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1)
 pg_run() { # database port [server-binary]: one build on a fresh database
   psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
-  bench_history "$server/$1" "$bin"
+  bench_history "$server/$1" "$(history_bin "${3:-}")"
   notify postgres "$server/$1" "$2" "$pg_base" "${3:-}"
   psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)"
 }
@@ -126,7 +131,7 @@ sqlite3 "$lite" "PRAGMA synchronous=FULL;" ".read $work/lite-inserts.sql" >/dev/
 lite_end=$(date +%s.%N)
 lite_base=$(python3 -c "print(round($rows / ($lite_end - $lite_start)))")
 lite_run() { # file port [server-binary]: one build on a fresh file
-  bench_history "sqlite://$work/$1" "$bin"
+  bench_history "sqlite://$work/$1" "$(history_bin "${3:-}")"
   notify sqlite "sqlite://$work/$1" "$2" "$lite_base" "${3:-}"
 }
 if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
