@@ -91,8 +91,21 @@ impl Pg {
     }
 
     /// Events after the checkpoint bound at `$1` (see [`Pg::checkpoint_id`]) and `$2`.
+    ///
+    /// The bounds are read through sub-selects, which the planner does not look into. The log's
+    /// readers (the live feed, every projection) run this at every commit; with the values in
+    /// sight PostgreSQL planned it again at every call, since a plan for "a few rows near the
+    /// end" always looked cheaper than the generic one — the same index scan — and planning
+    /// cost more than the read itself (issue 17, docs/BENCHMARKS.md, "Where the database's time
+    /// goes…"). Hidden, the estimates are the generic ones, and after five calls each
+    /// connection keeps one plan. [`Pg::limit`] and [`Pg::in_list_planned_once`] do the same.
     pub(crate) fn after_checkpoint(self) -> &'static str {
-        "(events.transaction_id, events.global_position) > ($1::text::xid8, $2)"
+        "(events.transaction_id, events.global_position) > ((SELECT $1::text::xid8), (SELECT $2::bigint))"
+    }
+
+    /// `LIMIT` the number bound at `$n`, hidden from the planner (see [`Pg::after_checkpoint`]).
+    pub(crate) fn limit(self, n: u8) -> String {
+        format!("LIMIT (SELECT ${n}::bigint)")
     }
 
     /// A checkpoint's transaction id, bound as text and cast to `xid8`.
@@ -120,6 +133,13 @@ impl Pg {
     /// `column` is one of the values of the list bound at `$n` (see [`Pg::list`]).
     pub(crate) fn in_list(self, column: &str, n: u8) -> String {
         format!("{column} = ANY(${n})")
+    }
+
+    /// [`Pg::in_list`] with the list hidden from the planner, for statements run at every
+    /// commit whose plan does not depend on the list (see [`Pg::after_checkpoint`]). The cast
+    /// makes `ANY` take the sub-select's one value, an array, rather than its rows.
+    pub(crate) fn in_list_planned_once(self, column: &str, n: u8) -> String {
+        format!("{column} = ANY((SELECT ${n}::text[])::text[])")
     }
 
     /// A list of text bound as an array.
@@ -280,6 +300,10 @@ impl Lite {
         "(events.transaction_id, events.global_position) > ($1, $2)"
     }
 
+    pub(crate) fn limit(self, n: u8) -> String {
+        format!("LIMIT ${n}")
+    }
+
     pub(crate) fn checkpoint_id(self, transaction_id: i64) -> i64 {
         transaction_id
     }
@@ -303,6 +327,11 @@ impl Lite {
 
     pub(crate) fn in_list(self, column: &str, n: u8) -> String {
         format!("{column} IN (SELECT value FROM json_each(${n}))")
+    }
+
+    /// The same as [`Lite::in_list`]: SQLite plans each statement once.
+    pub(crate) fn in_list_planned_once(self, column: &str, n: u8) -> String {
+        self.in_list(column, n)
     }
 
     /// A list of text bound as a JSON array (SQLite has no arrays).

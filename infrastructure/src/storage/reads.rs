@@ -81,7 +81,7 @@ impl Storage {
             let query = format!(
                 "SELECT {} FROM events WHERE {} ORDER BY stream_id, stream_version",
                 sql.event_columns(),
-                sql.in_list("stream_id", 1)
+                sql.in_list_planned_once("stream_id", 1)
             );
             let rows = sqlx::query(&query)
                 .bind(sql.list(stream_ids))
@@ -190,10 +190,11 @@ impl Storage {
         let limit = limit.clamp(1, READ_BATCH_MAX);
         on_pool!(self, |pool, sql| {
             let query = format!(
-                "SELECT {} FROM events WHERE {}{} ORDER BY events.transaction_id, events.global_position LIMIT $3",
+                "SELECT {} FROM events WHERE {}{} ORDER BY events.transaction_id, events.global_position {}",
                 sql.event_columns(),
                 sql.after_checkpoint(),
-                sql.readable()
+                sql.readable(),
+                sql.limit(3)
             );
             let rows = sqlx::query(&query)
                 .bind(sql.checkpoint_id(after.transaction_id))
@@ -219,11 +220,12 @@ impl Storage {
         on_pool!(self, |pool, sql| {
             let query = format!(
                 "SELECT {} FROM events WHERE {}{} AND {} \
-                 ORDER BY events.transaction_id, events.global_position LIMIT $3",
+                 ORDER BY events.transaction_id, events.global_position {}",
                 sql.lean_columns(),
                 sql.after_checkpoint(),
                 sql.readable(),
-                sql.in_list("event_type", 4)
+                sql.in_list_planned_once("event_type", 4),
+                sql.limit(3)
             );
             let rows = sqlx::query(&query)
                 .bind(sql.checkpoint_id(after.transaction_id))
