@@ -3,8 +3,9 @@
 # (`pg_stat_database.xact_commit`, with the projections' and the live feed's), the server's CPU,
 # the load tool's own CPU and the whole machine's CPU (both cores: the server, PostgreSQL and the
 # load tool), per notification acknowledged, read over the sending window only (the setup's
-# assessments are not counted). On a machine whose speed drifts within minutes, CPU per notification compares two
-# builds where acknowledged/s alone does not: throughput follows it while the cores are busy.
+# assessments are not counted). On a machine whose speed drifts within minutes, CPU per
+# notification compares two builds where acknowledged/s alone does not: throughput follows it
+# while the cores are busy.
 #
 # Each round runs every build once, in the order given, each on a fresh database: 32 SePay
 # senders for `seconds` (`feeledger-bench notifications`, the first build's load tool for all).
@@ -69,8 +70,10 @@ import json, sys
 build, r = sys.argv[1], json.loads(sys.argv[2])
 x0, x1, c0, c1, s0, s1, n, hz = map(int, sys.argv[3:])
 us = lambda ticks: ticks / hz * 1e6 / n
+# An older load tool does not report its own CPU.
+client = "—" if r.get("client_cpu_ticks") is None else f"{us(r['client_cpu_ticks']):.0f} µs"
 print(f"| {build} | {r['acked_per_sec']:.0f} | {r['p99_us'] / 1000:.1f} ms | {r['errors']} | {n} | "
-      f"{(x1 - x0) / n:.2f} | {us(c1 - c0):.0f} µs | {us(s1 - s0):.0f} µs | {us(r.get('client_cpu_ticks') or 0):.0f} µs |")
+      f"{(x1 - x0) / n:.2f} | {us(c1 - c0):.0f} µs | {us(s1 - s0):.0f} µs | {client} |")
 PY
 }
 

@@ -96,9 +96,10 @@ impl Pg {
     /// readers (the live feed, every projection) run this at every commit; with the values in
     /// sight PostgreSQL planned it again at every call, since a plan for "a few rows near the
     /// end" always looked cheaper than the generic one — the same index scan — and planning
-    /// cost more than the read itself (issue 17, docs/BENCHMARKS.md, "Where the database's time
-    /// goes…"). Hidden, the estimates are the generic ones, and after five calls each
-    /// connection keeps one plan. [`Pg::limit`] and [`Pg::in_list_planned_once`] do the same.
+    /// cost more than the read itself. Hidden, the estimates are the generic ones, and after
+    /// five calls a connection keeps one plan, for as long as the log does not outgrow the
+    /// size its earlier plans were made at (docs/BENCHMARKS.md, "The log's readers planned
+    /// once"). [`Pg::limit`] and [`Pg::in_list_planned_once`] do the same.
     pub(crate) fn after_checkpoint(self) -> &'static str {
         "(events.transaction_id, events.global_position) > ((SELECT $1::text::xid8), (SELECT $2::bigint))"
     }

@@ -485,7 +485,8 @@ fn open_files_limit() -> Option<u64> {
 }
 
 /// This process's CPU time so far (user + system) in clock ticks (`/proc/self/stat`), Linux only.
-/// The load tool shares the machine with the server and the database; scripts subtract it.
+/// The load tool shares the machine with the server and the database; the cost script reports
+/// its share beside theirs.
 fn own_cpu_ticks() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The command name may hold spaces: the fields are counted after its closing parenthesis.
