@@ -964,3 +964,65 @@ async fn a_log_growing_on_a_server_without_autovacuum_is_analysed_as_it_grows() 
         assert!(!analysed.iter().any(|c| c == column), "{column} is not sampled: {analysed:?}");
     }
 }
+
+/// The statements PostgreSQL runs at every commit under load — payment intake's group append,
+/// the log's reads after a checkpoint (the live feed, every projection), the reads of streams
+/// by list — keep one plan per connection: their values reach the planner through sub-selects,
+/// so a plan for one call's exact values never looks cheaper than the generic one (with them
+/// in sight each call was planned again, at up to a fifth of its cost; docs/BENCHMARKS.md).
+/// One connection, so that every statement and the check share one session. (On a log this
+/// small the log's reads would keep one plan even with their values in sight: it is the group
+/// append, against an inbox with a history, and the read by list that catch a regression.)
+#[tokio::test]
+async fn the_statements_run_at_every_commit_keep_one_plan_per_connection() {
+    use feeledger_infrastructure::storage::StreamAppend;
+    let Some(db) = TestDatabase::postgres().await else { return };
+    let options = feeledger_infrastructure::storage::StoreOptions { max_connections: 1, ..Default::default() };
+    let store = Storage::connect(&db.url, options).await.unwrap();
+    store.migrate().await.unwrap();
+    let Storage::Postgres(pg) = &store else { panic!("a PostgreSQL store") };
+    // An inbox with a history, analysed, as a deployed one has: against it, a plan for a group
+    // with no stored rows to update looks far cheaper than the generic one.
+    sqlx::query(
+        "INSERT INTO bank_notifications (provider, received_at, method, uri, headers, body, body_truncated) \
+         SELECT 'sepay', now(), 'POST', '/webhooks/sepay', '{}', convert_to(n::text, 'UTF8'), false \
+         FROM generate_series(1, 20000) AS n",
+    )
+    .execute(pg.test_pool())
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE bank_notifications").execute(pg.test_pool()).await.unwrap();
+    let mut checkpoint = Checkpoint::START;
+    for n in 0..12 {
+        let appends = (0..=n % 3)
+            .map(|i| StreamAppend {
+                stream_id: format!("planned-{n}-{i}"),
+                expected: ExpectedVersion::NoStream,
+                events: (0..=i).map(|k| event(n * 10 + k)).collect(),
+            })
+            .collect();
+        store.append_together_resolving(appends, &[], &[], None).await.unwrap();
+        let streams: Vec<String> = (0..=n % 3).map(|i| format!("planned-{n}-{i}")).collect();
+        assert!(!store.read_streams(&streams).await.unwrap().is_empty());
+        store.read_all_of_types(checkpoint, 50, &["PaymentReceived", "FullyPaid"]).await.unwrap();
+        if let Some(last) = store.read_all(checkpoint, 50).await.unwrap().last() {
+            checkpoint = last.checkpoint();
+        }
+    }
+    let plans: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+            .fetch_all(pg.test_pool())
+            .await
+            .unwrap();
+    for (what, marker) in [
+        ("payment intake's group append", "WITH agencies AS"),
+        ("the log's read after a checkpoint", "metadata, recorded_at, hash FROM events WHERE (events.transaction_id"),
+        ("the log's read of some types", "event_type = ANY("),
+        ("the read of streams by list", "stream_id = ANY("),
+    ] {
+        let found: Vec<_> = plans.iter().filter(|(statement, _, _)| statement.contains(marker)).collect();
+        assert_eq!(found.len(), 1, "{what}: {found:?} among {plans:?}");
+        let (_, generic, custom) = found[0];
+        assert!(*generic >= 6 && *custom <= 5, "{what}: {generic} generic plans, {custom} custom plans");
+    }
+}
