@@ -1026,3 +1026,66 @@ async fn the_statements_run_at_every_commit_keep_one_plan_per_connection() {
         assert!(*generic >= 6 && *custom <= 5, "{what}: {generic} generic plans, {custom} custom plans");
     }
 }
+
+/// A live batch's commit (on PostgreSQL one statement: `dialect::Pg::advance_with_documents`)
+/// moves the checkpoint and writes its new, changed and deleted documents together; a batch
+/// committed from a checkpoint that moved on writes nothing; of two runners committing the same
+/// batch at once, exactly one does.
+#[tokio::test]
+async fn a_batch_commits_its_documents_only_with_its_checkpoint_and_only_once() {
+    use feeledger_infrastructure::storage::documents::{Advance, Changes, DocumentStore};
+    const NAME: &str = "live-batch";
+    let text = |n: u32| json!({ "n": n }).to_string();
+    for db in TestDatabase::each_backend().await {
+        let backend = db.backend_name;
+        let docs = DocumentStore::new(db.store().await);
+        let now = chrono::Utc::now();
+        let generation = docs.ensure(NAME, 1, now).await.unwrap().active;
+        let first = Checkpoint { transaction_id: 1, position: 1 };
+        let setup = Changes {
+            inserts: vec![("kept".into(), text(1)), ("changed".into(), text(1)), ("deleted".into(), text(1))],
+            ..Changes::default()
+        };
+        let advance = Advance { from: Checkpoint::START, to: first, events: 3, now };
+        assert!(docs.commit(NAME, generation, advance, &setup).await.unwrap(), "[{backend}] the first batch");
+
+        // The next batch: a new document, a changed one, a deleted one.
+        let second = Checkpoint { transaction_id: 2, position: 2 };
+        let batch = Changes {
+            inserts: vec![("new".into(), text(2))],
+            upserts: vec![("changed".into(), text(2))],
+            deletes: vec!["deleted".into()],
+        };
+        let advance = Advance { from: first, to: second, events: 3, now };
+        let (one, other) = tokio::join!(
+            docs.commit(NAME, generation, advance, &batch),
+            docs.commit(NAME, generation, advance, &batch)
+        );
+        let committed = [one.unwrap(), other.unwrap()];
+        assert_eq!(
+            committed.iter().filter(|c| **c).count(),
+            1,
+            "[{backend}] exactly one runner committed: {committed:?}"
+        );
+        let keys: Vec<String> = ["kept", "changed", "deleted", "new"].map(String::from).to_vec();
+        let stored = docs.load(NAME, generation, &keys).await.unwrap();
+        let expected: std::collections::HashMap<String, serde_json::Value> =
+            [("kept", 1), ("changed", 2), ("new", 2)].map(|(k, n)| (k.to_owned(), json!({ "n": n }))).into();
+        assert_eq!(stored, expected, "[{backend}]");
+        let checkpoint = docs.checkpoint(NAME, generation).await.unwrap().unwrap();
+        assert_eq!((checkpoint.checkpoint, checkpoint.events_seen), (second, 6), "[{backend}]");
+
+        // A runner still at the first checkpoint: nothing of its batch is written.
+        let stale = Changes {
+            inserts: vec![("stale".into(), text(3))],
+            upserts: vec![("kept".into(), text(3))],
+            deletes: vec!["changed".into()],
+        };
+        let advance = Advance { from: first, to: Checkpoint { transaction_id: 3, position: 3 }, events: 1, now };
+        assert!(!docs.commit(NAME, generation, advance, &stale).await.unwrap(), "[{backend}] a stale batch");
+        let keys: Vec<String> = ["kept", "changed", "deleted", "new", "stale"].map(String::from).to_vec();
+        assert_eq!(docs.load(NAME, generation, &keys).await.unwrap(), expected, "[{backend}] nothing written");
+        let checkpoint = docs.checkpoint(NAME, generation).await.unwrap().unwrap();
+        assert_eq!((checkpoint.checkpoint, checkpoint.events_seen), (second, 6), "[{backend}]");
+    }
+}

@@ -328,8 +328,9 @@ impl DocumentStore {
     }
 
     /// Writes a batch's changes and moves the checkpoint from `from` to `to`, in one
-    /// transaction. Returns `false`, writing nothing, when the checkpoint is no longer at `from`
-    /// (another runner applied this batch first).
+    /// transaction (on PostgreSQL one statement, unless the batch brings many new documents:
+    /// `dialect::Pg::advance_with_documents`). Returns `false`, writing nothing, when the
+    /// checkpoint is no longer at `from` (another runner applied this batch first).
     pub async fn commit(
         &self,
         name: &str,
@@ -337,11 +338,14 @@ impl DocumentStore {
         advance: Advance,
         changes: &Changes,
     ) -> Result<bool, StoreError> {
-        let Advance { from, to, events, now } = advance;
         const ADVANCE: &str = "UPDATE projection_checkpoints SET transaction_id = $3, position = $4, \
                                events_seen = events_seen + $5, updated_at = $6 \
                                WHERE name = $1 AND generation = $2 AND transaction_id = $7 AND position = $8";
         on_writer!(&self.store, |pool, sql| {
+            if let Some(advanced) = sql.advance_with_documents(pool, name, generation, &advance, changes).await? {
+                return Ok(advanced);
+            }
+            let Advance { from, to, events, now } = advance;
             let mut tx = sql.begin(pool).await?;
             let advanced = sqlx::query(ADVANCE)
                 .bind(name)
