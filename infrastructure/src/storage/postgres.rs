@@ -601,8 +601,8 @@ impl PostgresStorage {
     /// log's readers do, `dialect::Pg::after_checkpoint`): with the lists in sight PostgreSQL
     /// planned the statement again at every group, since a plan for this group's exact sizes —
     /// above all an empty list of stored rows to update — always looked cheaper than the
-    /// generic one, and planning cost a fifth to a quarter of running it. Hidden, a connection keeps
-    /// one plan.
+    /// generic one, and planning cost a fifth to a quarter of running it. Hidden, a connection
+    /// keeps one plan.
     async fn append_in_one_statement(
         &self,
         appends: &[super::StreamAppend],
