@@ -19,7 +19,7 @@ use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::documents::{Advance, Changes};
+use super::documents::{ADVANCE_CHECKPOINT, Advance, Changes};
 use super::hash_chain::timestamp_text;
 use super::{AuditEntry, LeanEvent, RecordedEvent, StoreError, StoredEvent};
 
@@ -199,24 +199,22 @@ impl Pg {
         if changes.inserts.len() >= COPY_FROM_ROWS {
             return Ok(None);
         }
-        const SQL: &str = "WITH advanced AS ( \
-                 UPDATE projection_checkpoints SET transaction_id = $3, position = $4, \
-                     events_seen = events_seen + $5, updated_at = $6 \
-                 WHERE name = $1 AND generation = $2 AND transaction_id = $7 AND position = $8 RETURNING 1 \
-             ), written AS ( \
+        let sql = format!(
+            "WITH advanced AS ({ADVANCE_CHECKPOINT} RETURNING 1), written AS ( \
                  INSERT INTO read_model_documents (projection, generation, key, doc) \
                  SELECT $1, $2, k, d::jsonb FROM UNNEST((SELECT $9::text[]), (SELECT $10::text[])) AS x(k, d) \
                  WHERE EXISTS (SELECT 1 FROM advanced) \
                  ON CONFLICT (projection, generation, key) DO UPDATE SET doc = excluded.doc RETURNING 1 \
              ), deleted AS ( \
                  DELETE FROM read_model_documents \
-                 WHERE projection = $1 AND generation = $2 AND key = ANY((SELECT $11::text[])::text[]) \
-                     AND EXISTS (SELECT 1 FROM advanced) RETURNING 1 \
+                 WHERE projection = $1 AND generation = $2 AND {} AND EXISTS (SELECT 1 FROM advanced) RETURNING 1 \
              ) \
-             SELECT count(*) FROM advanced";
+             SELECT count(*) FROM advanced",
+            self.in_list_planned_once("key", 11)
+        );
         let rows = changes.inserts.iter().chain(&changes.upserts);
         let (keys, docs): (Vec<&str>, Vec<&str>) = rows.map(|(k, d)| (k.as_str(), d.as_str())).unzip();
-        let advanced: i64 = sqlx::query_scalar(SQL)
+        let advanced: i64 = sqlx::query_scalar(&sql)
             .bind(name)
             .bind(generation)
             .bind(advance.to.transaction_id)

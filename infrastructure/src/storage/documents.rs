@@ -31,6 +31,13 @@ pub struct GenerationCheckpoint {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Moves a generation's checkpoint from where a batch started (`$7`, `$8`) to where it ends
+/// (`$3`, `$4`); touches no row when another runner moved it first.
+pub(super) const ADVANCE_CHECKPOINT: &str = "UPDATE projection_checkpoints SET transaction_id = $3, position = $4, \
+                                             events_seen = events_seen + $5, updated_at = $6 \
+                                             WHERE name = $1 AND generation = $2 \
+                                             AND transaction_id = $7 AND position = $8";
+
 /// How far a batch moves a generation's checkpoint.
 #[derive(Debug, Clone, Copy)]
 pub struct Advance {
@@ -338,16 +345,13 @@ impl DocumentStore {
         advance: Advance,
         changes: &Changes,
     ) -> Result<bool, StoreError> {
-        const ADVANCE: &str = "UPDATE projection_checkpoints SET transaction_id = $3, position = $4, \
-                               events_seen = events_seen + $5, updated_at = $6 \
-                               WHERE name = $1 AND generation = $2 AND transaction_id = $7 AND position = $8";
         on_writer!(&self.store, |pool, sql| {
             if let Some(advanced) = sql.advance_with_documents(pool, name, generation, &advance, changes).await? {
                 return Ok(advanced);
             }
             let Advance { from, to, events, now } = advance;
             let mut tx = sql.begin(pool).await?;
-            let advanced = sqlx::query(ADVANCE)
+            let advanced = sqlx::query(ADVANCE_CHECKPOINT)
                 .bind(name)
                 .bind(generation)
                 .bind(to.transaction_id)
